@@ -1,0 +1,21 @@
+// main.cpp: the `loraserve` command. Parses the command line with CLI11 and runs the chosen subcommand; the
+// subcommands themselves live in cmd_*.cpp (commands.h).
+#include <cstdio>
+
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"loraserve: multi-LoRA LLM inference server"};
+  app.require_subcommand(1);
+  ls::app::CommandRunner runner;
+  ls::app::register_model_commands(app, runner);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    // One clear line on stderr for bad usage.
+    std::fprintf(stderr, "loraserve: %s\n", e.what());
+    return 2;
+  }
+  return runner ? runner() : 2;
+}
