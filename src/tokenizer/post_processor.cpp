@@ -1,0 +1,170 @@
+// post_processor.cpp: the post-processors and their factory.
+#include "tokenizer/post_processor.h"
+
+#include <map>
+#include <string>
+
+namespace ls {
+namespace {
+
+// One item of a template: the sequence itself (ids empty) or special token ids.
+struct TemplateItem {
+  bool is_sequence = false;
+  std::vector<int32_t> ids;
+};
+
+class TemplateProcessor final : public PostProcessor {
+ public:
+  explicit TemplateProcessor(std::vector<TemplateItem> single) : single_(std::move(single)) {}
+  void process(std::vector<int32_t>& ids) const override {
+    std::vector<int32_t> out;
+    out.reserve(ids.size() + 4);
+    for (const TemplateItem& item : single_) {
+      if (item.is_sequence) {
+        out.insert(out.end(), ids.begin(), ids.end());
+      } else {
+        out.insert(out.end(), item.ids.begin(), item.ids.end());
+      }
+    }
+    ids = std::move(out);
+  }
+
+ private:
+  std::vector<TemplateItem> single_;
+};
+
+class NoOpProcessor final : public PostProcessor {
+ public:
+  void process(std::vector<int32_t>&) const override {}
+};
+
+class SequenceProcessor final : public PostProcessor {
+ public:
+  explicit SequenceProcessor(std::vector<std::unique_ptr<PostProcessor>> steps) : steps_(std::move(steps)) {}
+  void process(std::vector<int32_t>& ids) const override {
+    for (const auto& step : steps_) step->process(ids);
+  }
+
+ private:
+  std::vector<std::unique_ptr<PostProcessor>> steps_;
+};
+
+Result<int32_t> parse_u32(const Json& value, const char* what) {
+  if (!value.is_number_unsigned() && !value.is_number_integer()) {
+    return invalid_argument(std::string(what) + " must be an integer id");
+  }
+  const int64_t id = value.get<int64_t>();
+  if (id < 0 || id > INT32_MAX) return invalid_argument(std::string(what) + " is out of range");
+  return static_cast<int32_t>(id);
+}
+
+// special_tokens: {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}, ...}
+Result<std::map<std::string, std::vector<int32_t>>> parse_special_tokens(const Json& config) {
+  std::map<std::string, std::vector<int32_t>> result;
+  const Json* specials = find_field(config, "special_tokens");
+  if (!specials) return result;
+  if (!specials->is_object()) return invalid_argument("\"special_tokens\" must be an object");
+  for (auto it = specials->begin(); it != specials->end(); ++it) {
+    const Json* ids = find_field(it.value(), "ids");
+    if (!ids || !ids->is_array()) return invalid_argument("special token \"" + it.key() + "\" needs \"ids\"");
+    std::vector<int32_t> list;
+    for (const Json& id : *ids) {
+      LS_ASSIGN_OR_RETURN(const int32_t v, parse_u32(id, "special token id"));
+      list.push_back(v);
+    }
+    result[it.key()] = std::move(list);
+  }
+  return result;
+}
+
+// A template piece: {"SpecialToken": {"id": "<s>", ...}}, {"Sequence": {"id": "A", ...}} or the string
+// forms "$A", "$B", "$0", "$A:1", "<s>", "<s>:0".
+Result<TemplateItem> parse_template_item(const Json& item, const std::map<std::string, std::vector<int32_t>>& specials) {
+  std::string special;
+  if (item.is_string()) {
+    std::string s = item.get<std::string>();
+    if (const size_t colon = s.rfind(':'); colon != std::string::npos && colon > 0 &&
+        s.find_first_not_of("0123456789", colon + 1) == std::string::npos && colon + 1 < s.size()) {
+      s.resize(colon);
+    }
+    if (!s.empty() && s[0] == '$') return TemplateItem{true, {}};
+    special = s;
+  } else if (find_field(item, "Sequence")) {
+    return TemplateItem{true, {}};
+  } else if (const Json* tok = find_field(item, "SpecialToken")) {
+    LS_ASSIGN_OR_RETURN(special, required_string(*tok, "id"));
+  } else {
+    return invalid_argument("template piece must be \"SpecialToken\" or \"Sequence\"");
+  }
+  auto it = specials.find(special);
+  if (it == specials.end()) return invalid_argument("missing SpecialToken \"" + special + "\" in special_tokens");
+  return TemplateItem{false, it->second};
+}
+
+Result<std::unique_ptr<PostProcessor>> make_template(const Json& config) {
+  LS_ASSIGN_OR_RETURN(const auto specials, parse_special_tokens(config));
+  const Json* single = find_field(config, "single");
+  if (!single) return invalid_argument("TemplateProcessing needs \"single\"");
+  std::vector<TemplateItem> items;
+  if (single->is_string()) {  // "<s> $A </s>"
+    const std::string& s = single->get_ref<const std::string&>();
+    size_t pos = 0;
+    while (pos < s.size()) {
+      const size_t end = std::min(s.find(' ', pos), s.size());
+      if (end > pos) {
+        LS_ASSIGN_OR_RETURN(TemplateItem item, parse_template_item(Json(s.substr(pos, end - pos)), specials));
+        items.push_back(std::move(item));
+      }
+      pos = end + 1;
+    }
+  } else if (single->is_array()) {
+    for (const Json& piece : *single) {
+      LS_ASSIGN_OR_RETURN(TemplateItem item, parse_template_item(piece, specials));
+      items.push_back(std::move(item));
+    }
+  } else {
+    return invalid_argument("TemplateProcessing \"single\" must be a list or a string");
+  }
+  return std::unique_ptr<PostProcessor>(new TemplateProcessor(std::move(items)));
+}
+
+// BertProcessing / RobertaProcessing: {"sep": ["[SEP]", 102], "cls": ["[CLS]", 101]} -> cls A sep.
+Result<std::unique_ptr<PostProcessor>> make_cls_sep(const Json& config) {
+  int32_t ids[2];
+  const char* keys[2] = {"cls", "sep"};
+  for (int k = 0; k < 2; ++k) {
+    const Json* pair = find_field(config, keys[k]);
+    if (!pair || !pair->is_array() || pair->size() != 2) {
+      return invalid_argument(std::string("field \"") + keys[k] + "\" must be [token, id]");
+    }
+    LS_ASSIGN_OR_RETURN(ids[k], parse_u32((*pair)[1], keys[k]));
+  }
+  std::vector<TemplateItem> items = {{false, {ids[0]}}, {true, {}}, {false, {ids[1]}}};
+  return std::unique_ptr<PostProcessor>(new TemplateProcessor(std::move(items)));
+}
+
+Result<std::unique_ptr<PostProcessor>> make_at_depth(const Json& config, int depth) {
+  if (depth > 32) return invalid_argument("post_processor Sequence nested too deeply");
+  if (!config.is_object()) return invalid_argument("post_processor must be an object");
+  LS_ASSIGN_OR_RETURN(const std::string type, required_string(config, "type"));
+  if (type == "TemplateProcessing") return make_template(config);
+  if (type == "ByteLevel") return std::unique_ptr<PostProcessor>(new NoOpProcessor());
+  if (type == "BertProcessing" || type == "RobertaProcessing") return make_cls_sep(config);
+  if (type == "Sequence") {
+    const Json* list = find_field(config, "processors");
+    if (!list || !list->is_array()) return invalid_argument("Sequence needs a \"processors\" array");
+    std::vector<std::unique_ptr<PostProcessor>> steps;
+    for (const Json& item : *list) {
+      LS_ASSIGN_OR_RETURN(auto step, make_at_depth(item, depth + 1));
+      steps.push_back(std::move(step));
+    }
+    return std::unique_ptr<PostProcessor>(new SequenceProcessor(std::move(steps)));
+  }
+  return unsupported("unsupported post_processor type \"" + type + "\"");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PostProcessor>> make_post_processor(const Json& config) { return make_at_depth(config, 0); }
+
+}  // namespace ls

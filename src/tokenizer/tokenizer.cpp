@@ -1,0 +1,164 @@
+// tokenizer.cpp: loading tokenizer.json into the pipeline and running it: added-token split, normalizer,
+// pre-tokenizer, BPE model, post-processor; and decoding through the decoder chain.
+#include "tokenizer/tokenizer.h"
+
+#include <unordered_set>
+
+#include "tokenizer/added_vocabulary.h"
+#include "tokenizer/bpe_model.h"
+#include "tokenizer/decoder.h"
+#include "tokenizer/normalizer.h"
+#include "tokenizer/piece.h"
+#include "tokenizer/post_processor.h"
+#include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/unicode.h"
+
+namespace ls {
+namespace {
+
+// Builds an optional component: absent or null gives nullptr; errors are prefixed with the component key.
+template <typename T, typename MakeFn>
+Status load_component(const Json& root, const char* key, MakeFn make, std::unique_ptr<T>& out) {
+  const Json* config = find_field(root, key);
+  if (!config) return Status::ok();
+  auto result = make(*config);
+  if (!result.is_ok()) return result.status().with_context(key);
+  out = std::move(result).value();
+  return Status::ok();
+}
+
+}  // namespace
+
+Tokenizer::Tokenizer() = default;
+Tokenizer::~Tokenizer() = default;
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& path) {
+  auto json = read_json_file(path);
+  if (!json.is_ok()) return json.status();
+  auto tokenizer = from_json(json.value());
+  if (!tokenizer.is_ok()) return tokenizer.status().with_context(path);
+  return tokenizer;
+}
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::load_from_json(std::string_view json_text) {
+  LS_ASSIGN_OR_RETURN(const Json json, parse_json(json_text, "tokenizer.json"));
+  return from_json(json);
+}
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json(const Json& root) {
+  if (!root.is_object()) return invalid_argument("tokenizer.json must be a JSON object");
+  LS_ASSIGN_OR_RETURN(const std::string version, optional_string(root, "version", "1.0"));
+  if (version != "1.0") return unsupported("unknown tokenizer.json version \"" + version + "\"");
+  std::unique_ptr<Tokenizer> t(new Tokenizer());
+  const Json* model = find_field(root, "model");
+  if (!model) return invalid_argument("missing field \"model\"");
+  auto bpe = BpeModel::from_json(*model);
+  if (!bpe.is_ok()) return bpe.status().with_context("model");
+  t->model_ = std::move(bpe).value();
+  LS_RETURN_IF_ERROR(load_component(root, "normalizer", make_normalizer, t->normalizer_));
+  LS_RETURN_IF_ERROR(load_component(root, "pre_tokenizer", make_pre_tokenizer, t->pre_tokenizer_));
+  LS_RETURN_IF_ERROR(load_component(root, "post_processor", make_post_processor, t->post_processor_));
+  LS_RETURN_IF_ERROR(load_component(root, "decoder", make_decoder, t->decoder_));
+  if (t->pre_tokenizer_ && t->pre_tokenizer_->defer_byte_mapping()) t->model_->enable_raw_bytes();
+
+  t->added_ = std::make_unique<AddedVocabulary>();
+  if (const Json* list = find_field(root, "added_tokens")) {
+    auto tokens = parse_added_tokens(*list);
+    if (!tokens.is_ok()) return tokens.status().with_context("added_tokens");
+    Status s = t->added_->add_tokens(tokens.value(), *t->model_, t->normalizer_.get());
+    if (!s.is_ok()) return s.with_context("added_tokens");
+  }
+  return t;
+}
+
+Status Tokenizer::encode_piece_list(std::string_view text, std::vector<int32_t>& ids) const {
+  std::vector<Piece> pieces;
+  Piece whole;
+  whole.text.assign(text);
+  whole.at_origin = true;
+  if (added_->has_raw_tokens()) {
+    added_->split(whole, /*normalized=*/false, pieces);
+  } else if (!whole.text.empty()) {
+    pieces.push_back(std::move(whole));
+  }
+  if (normalizer_ || added_->has_normalized_tokens()) {
+    LS_RETURN_IF_ERROR(for_each_split(pieces, [&](Piece& piece, std::vector<Piece>& out) -> Status {
+      if (normalizer_) LS_RETURN_IF_ERROR(normalizer_->normalize(piece.text, piece.at_origin));
+      if (added_->has_normalized_tokens()) {
+        added_->split(piece, /*normalized=*/true, out);
+      } else {
+        out.push_back(std::move(piece));
+      }
+      return Status::ok();
+    }));
+  }
+  if (pre_tokenizer_) LS_RETURN_IF_ERROR(pre_tokenizer_->pre_tokenize(pieces));
+  for (const Piece& piece : pieces) {
+    if (piece.added_id >= 0) {
+      ids.push_back(piece.added_id);
+    } else {
+      LS_RETURN_IF_ERROR(model_->tokenize(piece.text, piece.raw_bytes, ids));
+    }
+  }
+  return Status::ok();
+}
+
+Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  std::vector<int32_t> ids;
+  if (unicode::is_valid_utf8(text)) {
+    LS_RETURN_IF_ERROR(encode_piece_list(text, ids));
+  } else {
+    LS_RETURN_IF_ERROR(encode_piece_list(unicode::to_valid_utf8_lossy(text), ids));
+  }
+  if (add_special_tokens && post_processor_) post_processor_->process(ids);
+  return ids;
+}
+
+Result<std::string> Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (const int32_t id : ids) {
+    const std::string* token = added_->id_to_token(id);
+    if (!token) token = model_->id_to_token(id);
+    if (!token) continue;
+    if (skip_special_tokens && added_->is_special(*token)) continue;
+    tokens.push_back(*token);
+  }
+  if (!decoder_) {
+    std::string joined;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (i > 0) joined.push_back(' ');
+      joined.append(tokens[i]);
+    }
+    return joined;
+  }
+  LS_RETURN_IF_ERROR(decoder_->decode_chain(tokens));
+  std::string joined;
+  for (const std::string& t : tokens) joined.append(t);
+  return joined;
+}
+
+int32_t Tokenizer::token_to_id(std::string_view token) const {
+  const int32_t id = added_->token_to_id(token);
+  return id >= 0 ? id : model_->token_to_id(token);
+}
+
+bool Tokenizer::id_to_token(int32_t id, std::string* token) const {
+  const std::string* t = added_->id_to_token(id);
+  if (!t) t = model_->id_to_token(id);
+  if (!t) return false;
+  if (token) *token = *t;
+  return true;
+}
+
+bool Tokenizer::is_special_id(int32_t id) const {
+  const std::string* t = added_->id_to_token(id);
+  if (!t) t = model_->id_to_token(id);
+  return t && added_->is_special(*t);
+}
+
+size_t Tokenizer::vocab_size() const {
+  return model_->vocab_size() + added_->count_not_in(*model_);
+}
+
+}  // namespace ls
