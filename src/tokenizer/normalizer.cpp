@@ -120,7 +120,8 @@ class StripAccentsNormalizer final : public Normalizer {
     for (size_t i = 0; i < text.size();) {
       size_t len;
       const char32_t c = unicode::decode(text, i, &len);
-      if (utf8proc_category(static_cast<utf8proc_int32_t>(c)) != UTF8PROC_CATEGORY_MN) {
+      const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+      if (cat < UTF8PROC_CATEGORY_MN || cat > UTF8PROC_CATEGORY_ME) {  // any mark (Mn, Mc, Me) goes
         out.append(text, i, len);
       } else if (i == 0) {
         at_origin = false;

@@ -77,19 +77,10 @@ Result<std::map<std::string, std::vector<int32_t>>> parse_special_tokens(const J
   return result;
 }
 
-// A template piece: {"SpecialToken": {"id": "<s>", ...}}, {"Sequence": {"id": "A", ...}} or the string
-// forms "$A", "$B", "$0", "$A:1", "<s>", "<s>:0".
+// A template piece: {"SpecialToken": {"id": "<s>", ...}} or {"Sequence": {"id": "A", ...}}.
 Result<TemplateItem> parse_template_item(const Json& item, const std::map<std::string, std::vector<int32_t>>& specials) {
   std::string special;
-  if (item.is_string()) {
-    std::string s = item.get<std::string>();
-    if (const size_t colon = s.rfind(':'); colon != std::string::npos && colon > 0 &&
-        s.find_first_not_of("0123456789", colon + 1) == std::string::npos && colon + 1 < s.size()) {
-      s.resize(colon);
-    }
-    if (!s.empty() && s[0] == '$') return TemplateItem{true, {}};
-    special = s;
-  } else if (find_field(item, "Sequence")) {
+  if (find_field(item, "Sequence")) {
     return TemplateItem{true, {}};
   } else if (const Json* tok = find_field(item, "SpecialToken")) {
     LS_ASSIGN_OR_RETURN(special, required_string(*tok, "id"));
@@ -106,24 +97,13 @@ Result<std::unique_ptr<PostProcessor>> make_template(const Json& config) {
   const Json* single = find_field(config, "single");
   if (!single) return invalid_argument("TemplateProcessing needs \"single\"");
   std::vector<TemplateItem> items;
-  if (single->is_string()) {  // "<s> $A </s>"
-    const std::string& s = single->get_ref<const std::string&>();
-    size_t pos = 0;
-    while (pos < s.size()) {
-      const size_t end = std::min(s.find(' ', pos), s.size());
-      if (end > pos) {
-        LS_ASSIGN_OR_RETURN(TemplateItem item, parse_template_item(Json(s.substr(pos, end - pos)), specials));
-        items.push_back(std::move(item));
-      }
-      pos = end + 1;
-    }
-  } else if (single->is_array()) {
+  if (single->is_array()) {
     for (const Json& piece : *single) {
       LS_ASSIGN_OR_RETURN(TemplateItem item, parse_template_item(piece, specials));
       items.push_back(std::move(item));
     }
   } else {
-    return invalid_argument("TemplateProcessing \"single\" must be a list or a string");
+    return invalid_argument("TemplateProcessing \"single\" must be a list");
   }
   return std::unique_ptr<PostProcessor>(new TemplateProcessor(std::move(items)));
 }
