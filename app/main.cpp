@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   ls::app::CommandRunner runner;
   ls::app::register_model_commands(app, runner);
   ls::app::register_tokenizer_commands(app, runner);
+  ls::app::register_chat_commands(app, runner);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

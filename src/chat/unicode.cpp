@@ -1,0 +1,269 @@
+// unicode.cpp: UTF-8 decoding/encoding and the Python str operations that depend on code points.
+#include "chat/unicode.h"
+
+#include <algorithm>
+
+namespace ls::chat {
+
+namespace {
+
+// Decodes one code point at s[i]; returns its length, or 0 when the sequence is malformed.
+size_t decode_one(std::string_view s, size_t i, char32_t* cp) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  if (b0 < 0x80) {
+    *cp = b0;
+    return 1;
+  }
+  size_t len = 0;
+  char32_t value = 0;
+  char32_t min = 0;
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2, value = b0 & 0x1F, min = 0x80;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3, value = b0 & 0x0F, min = 0x800;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4, value = b0 & 0x07, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) return 0;
+    value = (value << 6) | (b & 0x3F);
+  }
+  if (value < min || value > 0x10FFFF || (value >= 0xD800 && value <= 0xDFFF)) return 0;
+  *cp = value;
+  return len;
+}
+
+bool is_ascii_upper(char32_t c) { return c >= 'A' && c <= 'Z'; }
+bool is_ascii_lower(char32_t c) { return c >= 'a' && c <= 'z'; }
+// Non-ASCII code points count as cased letters: close to Python for the alphabetic scripts.
+bool is_cased(char32_t c) { return is_ascii_upper(c) || is_ascii_lower(c) || c >= 0xC0; }
+char32_t to_upper(char32_t c) { return is_ascii_lower(c) ? c - 32 : c; }
+char32_t to_lower(char32_t c) { return is_ascii_upper(c) ? c + 32 : c; }
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    char32_t cp;
+    const size_t n = decode_one(s, i, &cp);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::u32string utf8_to_u32(std::string_view s) {
+  std::u32string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    char32_t cp;
+    const size_t n = decode_one(s, i, &cp);
+    if (n == 0) {
+      out.push_back(0xFFFD);
+      ++i;
+    } else {
+      out.push_back(cp);
+      i += n;
+    }
+  }
+  return out;
+}
+
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+std::string u32_to_utf8(std::u32string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char32_t cp : s) append_utf8(out, cp);
+  return out;
+}
+
+size_t codepoint_count(std::string_view s) {
+  size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+bool py_isspace(char32_t c) {
+  if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) return true;
+  if (c < 0x80) return false;
+  return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+         c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+std::string py_strip(std::string_view s, const std::string* chars, bool left, bool right) {
+  const std::u32string cps = utf8_to_u32(s);
+  const std::u32string set = chars ? utf8_to_u32(*chars) : std::u32string();
+  auto strip_me = [&](char32_t c) { return chars ? set.find(c) != std::u32string::npos : py_isspace(c); };
+  size_t begin = 0, end = cps.size();
+  if (left)
+    while (begin < end && strip_me(cps[begin])) ++begin;
+  if (right)
+    while (end > begin && strip_me(cps[end - 1])) --end;
+  return u32_to_utf8(std::u32string_view(cps).substr(begin, end - begin));
+}
+
+std::vector<std::string> py_split(std::string_view s, const std::string* sep, long long maxsplit) {
+  std::vector<std::string> out;
+  if (sep) {
+    size_t pos = 0;
+    while (maxsplit < 0 || static_cast<long long>(out.size()) < maxsplit) {
+      const size_t hit = s.find(*sep, pos);
+      if (hit == std::string_view::npos) break;
+      out.emplace_back(s.substr(pos, hit - pos));
+      pos = hit + sep->size();
+    }
+    out.emplace_back(s.substr(pos));
+    return out;
+  }
+  const std::u32string cps = utf8_to_u32(s);
+  size_t i = 0;
+  while (i < cps.size()) {
+    while (i < cps.size() && py_isspace(cps[i])) ++i;
+    if (i == cps.size()) break;
+    if (maxsplit >= 0 && static_cast<long long>(out.size()) == maxsplit) {
+      size_t end = cps.size();
+      while (end > i && py_isspace(cps[end - 1])) --end;
+      out.push_back(u32_to_utf8(std::u32string_view(cps).substr(i, end - i)));
+      return out;
+    }
+    size_t j = i;
+    while (j < cps.size() && !py_isspace(cps[j])) ++j;
+    out.push_back(u32_to_utf8(std::u32string_view(cps).substr(i, j - i)));
+    i = j;
+  }
+  return out;
+}
+
+std::vector<std::string> py_rsplit(std::string_view s, const std::string* sep, long long maxsplit) {
+  if (maxsplit < 0) return py_split(s, sep, maxsplit);
+  std::vector<std::string> out;
+  if (sep) {
+    size_t end = s.size();
+    while (static_cast<long long>(out.size()) < maxsplit) {
+      if (end < sep->size()) break;
+      const size_t hit = s.rfind(*sep, end - sep->size());
+      if (hit == std::string_view::npos) break;
+      out.emplace_back(s.substr(hit + sep->size(), end - hit - sep->size()));
+      end = hit;
+    }
+    out.emplace_back(s.substr(0, end));
+    std::reverse(out.begin(), out.end());
+    return out;
+  }
+  const std::u32string cps = utf8_to_u32(s);
+  size_t end = cps.size();
+  while (true) {
+    while (end > 0 && py_isspace(cps[end - 1])) --end;
+    if (end == 0) break;
+    if (static_cast<long long>(out.size()) == maxsplit) {
+      size_t begin = 0;
+      while (begin < end && py_isspace(cps[begin])) ++begin;
+      out.push_back(u32_to_utf8(std::u32string_view(cps).substr(begin, end - begin)));
+      break;
+    }
+    size_t j = end;
+    while (j > 0 && !py_isspace(cps[j - 1])) --j;
+    out.push_back(u32_to_utf8(std::u32string_view(cps).substr(j, end - j)));
+    end = j;
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> py_splitlines(std::string_view s) {
+  const std::u32string cps = utf8_to_u32(s);
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t i = 0; i < cps.size(); ++i) {
+    const char32_t c = cps[i];
+    const bool brk = c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || (c >= 0x1C && c <= 0x1E) || c == 0x85 ||
+                     c == 0x2028 || c == 0x2029;
+    if (!brk) continue;
+    out.push_back(u32_to_utf8(std::u32string_view(cps).substr(start, i - start)));
+    if (c == '\r' && i + 1 < cps.size() && cps[i + 1] == '\n') ++i;
+    start = i + 1;
+  }
+  if (start < cps.size()) out.push_back(u32_to_utf8(std::u32string_view(cps).substr(start)));
+  return out;
+}
+
+std::string ascii_upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+  return out;
+}
+
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  return out;
+}
+
+std::string py_capitalize(std::string_view s) {
+  std::u32string cps = utf8_to_u32(s);
+  for (size_t i = 0; i < cps.size(); ++i) cps[i] = i == 0 ? to_upper(cps[i]) : to_lower(cps[i]);
+  return u32_to_utf8(cps);
+}
+
+std::string py_title(std::string_view s) {
+  std::u32string cps = utf8_to_u32(s);
+  bool prev_cased = false;
+  for (char32_t& c : cps) {
+    c = prev_cased ? to_lower(c) : to_upper(c);
+    prev_cased = is_cased(c);
+  }
+  return u32_to_utf8(cps);
+}
+
+std::string py_replace(std::string_view s, std::string_view old_sub, std::string_view new_sub, long long count) {
+  std::string out;
+  if (old_sub.empty()) {
+    const std::u32string cps = utf8_to_u32(s);
+    long long done = 0;
+    for (size_t i = 0; i <= cps.size(); ++i) {
+      if (count < 0 || done < count) {
+        out.append(new_sub);
+        ++done;
+      }
+      if (i < cps.size()) append_utf8(out, cps[i]);
+    }
+    return out;
+  }
+  size_t pos = 0;
+  long long done = 0;
+  while (count < 0 || done < count) {
+    const size_t hit = s.find(old_sub, pos);
+    if (hit == std::string_view::npos) break;
+    out.append(s.substr(pos, hit - pos));
+    out.append(new_sub);
+    pos = hit + old_sub.size();
+    ++done;
+  }
+  out.append(s.substr(pos));
+  return out;
+}
+
+}  // namespace ls::chat

@@ -1,0 +1,48 @@
+// unicode.h: the UTF-8 and code point helpers the template interpreter needs to give Python's str semantics
+// (length, indexing and slicing count code points; strip/split use Python's notion of whitespace).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ls::chat {
+
+// True when s is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
+bool is_valid_utf8(std::string_view s);
+
+// Decodes valid UTF-8 into code points (invalid bytes decode as U+FFFD; callers validate first).
+std::u32string utf8_to_u32(std::string_view s);
+
+// Appends the UTF-8 encoding of one code point.
+void append_utf8(std::string& out, char32_t cp);
+std::string u32_to_utf8(std::u32string_view s);
+
+// Number of code points in valid UTF-8.
+size_t codepoint_count(std::string_view s);
+
+// Python's str.isspace() for one code point.
+bool py_isspace(char32_t cp);
+
+// Python's str.strip/lstrip/rstrip. With chars == nullptr strips whitespace, else any code point in *chars.
+std::string py_strip(std::string_view s, const std::string* chars, bool left, bool right);
+
+// Python's str.split(): sep == nullptr splits on runs of whitespace; maxsplit < 0 means no limit.
+std::vector<std::string> py_split(std::string_view s, const std::string* sep, long long maxsplit);
+// Python's str.rsplit().
+std::vector<std::string> py_rsplit(std::string_view s, const std::string* sep, long long maxsplit);
+
+// Python's str.splitlines() (keepends = false).
+std::vector<std::string> py_splitlines(std::string_view s);
+
+// Case mapping (ASCII letters only; other code points are left as they are).
+std::string ascii_upper(std::string_view s);
+std::string ascii_lower(std::string_view s);
+std::string py_capitalize(std::string_view s);
+// Python's str.title(): a letter following a cased letter is lowered, any other letter is uppered.
+std::string py_title(std::string_view s);
+
+// Python's str.replace (count < 0: all).
+std::string py_replace(std::string_view s, std::string_view old_sub, std::string_view new_sub, long long count);
+
+}  // namespace ls::chat
