@@ -1,0 +1,91 @@
+// backend.h: the Backend interface, the small set of ops the transformer forward pass is written against.
+// Two implementations: cpu/ (float32, the reference, runs in CI) and cuda/ (bf16 storage, fp32 accumulation).
+// Every op reads and writes backend memory (Tensor / BatchMeta pointers). On an asynchronous backend ops are
+// queued in order on one stream; copy_to_host and synchronize wait for them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/batch_meta.h"
+#include "backend/lora_weights.h"
+#include "backend/tensor.h"
+#include "core/status.h"
+
+namespace ls {
+
+// One layer's paged KV cache: K and V each [num_blocks, block_size, num_kv_heads, head_dim] in compute dtype.
+struct KvLayer {
+  void* k = nullptr;
+  void* v = nullptr;
+  int64_t num_blocks = 0;
+  int64_t block_size = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+};
+
+struct AttentionParams {
+  float scale = 1.0f;           // softmax scale, 1/sqrt(head_dim)
+  int64_t num_heads = 0;
+  int64_t sliding_window = 0;   // 0: full causal attention; else a query at p sees keys in (p - window, p]
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  // The dtype weights and activations are stored in.
+  virtual DType compute_dtype() const = 0;
+
+  // ---- memory ----
+  virtual Result<Buffer> allocate(size_t bytes) = 0;
+  virtual void copy_to_device(void* dst, const void* src, size_t bytes) = 0;
+  // Waits for queued work, then copies.
+  virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
+  // Converts n float32 host values into compute dtype at dst (backend memory).
+  virtual void upload_f32(void* dst, const float* src, size_t n) = 0;
+  virtual void synchronize() = 0;
+  // t[r][c] = uniform_at(seed, r * cols + c, lo, hi) (backend/random_fill.h), rounded to t's dtype.
+  virtual void fill_uniform(Tensor t, uint64_t seed, float lo, float hi) = 0;
+
+  // Copies a ForwardBatch's index arrays into backend memory; the result stays valid until the next call.
+  // `host` is the same BatchMeta with host pointers.
+  virtual BatchMeta upload_batch(const BatchMeta& host) = 0;
+
+  // ---- ops ----
+  // out[t] = table[token_ids[t]]
+  virtual void embedding(const BatchMeta& batch, Tensor table, Tensor out) = 0;
+  // out = rmsnorm(x) * weight (weight: 1 x cols)
+  virtual void rms_norm(Tensor x, Tensor weight, float eps, Tensor out) = 0;
+  // residual += x; out = rmsnorm(residual) * weight
+  virtual void add_rms_norm(Tensor residual, Tensor x, Tensor weight, float eps, Tensor out) = 0;
+  // out = x weight^T (+ bias). weight [out_features, in_features]; bias (1 x out_features) may be null data.
+  // out may be float32 regardless of compute dtype (logits).
+  virtual void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) = 0;
+  // Rotates q [T, num_heads*head_dim] and k [T, num_kv_heads*head_dim] in place (rotate-half layout) by
+  // positions[t] * inv_freq (inv_freq: head_dim/2 float32 in backend memory).
+  virtual void rope(const BatchMeta& batch, Tensor q, Tensor k, const float* inv_freq, int64_t head_dim) = 0;
+  // Stores k, v rows [T, num_kv_heads*head_dim] at batch.kv_slots in the layer's cache.
+  virtual void kv_write(const BatchMeta& batch, Tensor k, Tensor v, const KvLayer& cache) = 0;
+  // Causal attention of each sequence's query tokens over its cached context (GQA), out [T, num_heads*head_dim].
+  virtual void attention(const BatchMeta& batch, Tensor q, const KvLayer& cache, const AttentionParams& params,
+                         Tensor out) = 0;
+  // out = silu(gate_up[:, :I]) * gate_up[:, I:]
+  virtual void silu_mul(Tensor gate_up, Tensor out) = 0;
+  // y += B_slot (A_slot x) per token, slot from the batch's LoRA segments (slot -1 or rank 0: nothing).
+  virtual void lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& weights, Tensor y) = 0;
+  // out[i] = src[batch.logit_rows[i]]
+  virtual void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) = 0;
+  // tokens[r] = argmax over logits row r (float32 logits); tokens in backend memory.
+  virtual void argmax(Tensor logits, int32_t* tokens) = 0;
+};
+
+// The CPU backend (float32, OpenBLAS GEMM, OpenMP threads).
+std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0);
+
+// Backends by name: "cpu", and "cuda" when built with LORASERVE_CUDA and a GPU is present.
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device);
+
+}  // namespace ls

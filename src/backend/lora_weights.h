@@ -1,0 +1,36 @@
+// lora_weights.h: how the LoRA ops see resident adapters. For one (layer, module) pair, LoraModuleWeights
+// holds per adapter slot a pointer to A [rank, in] and to B [out, rank] (scale already folded into B), and the
+// slot's rank for this module (0: the adapter does not target it). The arrays live in backend memory and are
+// indexed by slot; the device-slot manager (lora/) keeps them current.
+#pragma once
+
+#include <cstdint>
+
+namespace ls {
+
+// The seven adaptable projections of a Llama-family layer.
+enum class LoraModule : int { kQ = 0, kK, kV, kO, kGate, kUp, kDown };
+inline constexpr int kNumLoraModules = 7;
+const char* lora_module_name(LoraModule module);  // "q_proj", ...
+
+struct LoraModuleWeights {
+  const void* const* a = nullptr;  // [num_slots] -> A [rank, in_dim]
+  const void* const* b = nullptr;  // [num_slots] -> B [out_dim, rank]
+  const int32_t* ranks = nullptr;  // [num_slots]
+  int32_t num_slots = 0;
+  int32_t max_rank = 0;            // host scalar: the largest rank of any slot for this module
+  int64_t in_dim = 0;
+  int64_t out_dim = 0;
+};
+
+// The resident adapters as the forward pass sees them (implemented by lora/LoraSlots), so the model depends
+// only on the backend, not on how adapters are loaded or cached.
+class LoraTable {
+ public:
+  virtual ~LoraTable() = default;
+  virtual int32_t num_slots() const = 0;
+  virtual bool occupied(int32_t slot) const = 0;
+  virtual LoraModuleWeights module(int64_t layer, LoraModule m) const = 0;
+};
+
+}  // namespace ls

@@ -1,0 +1,150 @@
+// transformer.cpp: model loading and the forward pass. Per layer: RMSNorm (fused with the residual add), fused
+// QKV projection (+bias) plus per-module LoRA into its column slice, RoPE, KV write, paged attention, output
+// projection (+LoRA), RMSNorm, fused gate/up (+LoRA), SiLU-mul, down projection (+LoRA).
+#include "model/transformer.h"
+
+#include <cmath>
+
+namespace ls {
+
+struct Transformer::Workspace {
+  int64_t token_capacity = 0, row_capacity = 0;
+  Buffer residual, normed, qkv, attn, proj, gate_up, act;  // [tokens, ...]
+  Buffer final_rows, logits;                               // [logit rows, ...]
+  Tensor t_residual, t_normed, t_qkv, t_attn, t_proj, t_gate_up, t_act, t_final_rows, t_logits;
+};
+
+Result<std::unique_ptr<Transformer>> Transformer::load(const std::string& model_dir, Backend& backend,
+                                                       const LoadOptions& options) {
+  LS_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(model_dir));
+  auto weights = options.dummy_weights ? dummy_model_weights(config, backend, options.dummy_seed)
+                                       : load_model_weights(model_dir, config, backend);
+  if (!weights.is_ok()) return weights.status();
+  const std::vector<float> inv_freq = config.rope_inv_freq();
+  LS_ASSIGN_OR_RETURN(Buffer inv_buffer, backend.allocate(inv_freq.size() * sizeof(float)));
+  backend.copy_to_device(inv_buffer.data(), inv_freq.data(), inv_freq.size() * sizeof(float));
+  return std::make_unique<Transformer>(std::move(config), std::move(weights).value(), backend, std::move(inv_buffer));
+}
+
+Transformer::Transformer(ModelConfig config, ModelWeights weights, Backend& backend, Buffer inv_freq)
+    : config_(std::move(config)), weights_(std::move(weights)), backend_(&backend), inv_freq_(std::move(inv_freq)),
+      ws_(std::make_unique<Workspace>()) {}
+
+Transformer::~Transformer() = default;
+
+Status Transformer::ensure_workspace(int64_t num_tokens, int64_t num_rows) {
+  Workspace& w = *ws_;
+  const DType dt = backend_->compute_dtype();
+  auto make = [&](Buffer& buffer, Tensor& tensor, int64_t rows, int64_t cols, DType dtype) -> Status {
+    LS_ASSIGN_OR_RETURN(buffer, backend_->allocate(static_cast<size_t>(rows * cols) * dtype_size(dtype)));
+    tensor = buffer.as_tensor(dtype, rows, cols);
+    return Status::ok();
+  };
+  const ModelConfig& c = config_;
+  if (num_tokens > w.token_capacity) {
+    const int64_t n = std::max<int64_t>(num_tokens, 2 * w.token_capacity);
+    LS_RETURN_IF_ERROR(make(w.residual, w.t_residual, n, c.hidden_size, dt));
+    LS_RETURN_IF_ERROR(make(w.normed, w.t_normed, n, c.hidden_size, dt));
+    LS_RETURN_IF_ERROR(make(w.qkv, w.t_qkv, n, c.q_size() + 2 * c.kv_size(), dt));
+    LS_RETURN_IF_ERROR(make(w.attn, w.t_attn, n, c.q_size(), dt));
+    LS_RETURN_IF_ERROR(make(w.proj, w.t_proj, n, c.hidden_size, dt));
+    LS_RETURN_IF_ERROR(make(w.gate_up, w.t_gate_up, n, 2 * c.intermediate_size, dt));
+    LS_RETURN_IF_ERROR(make(w.act, w.t_act, n, c.intermediate_size, dt));
+    w.token_capacity = n;
+  }
+  if (num_rows > w.row_capacity) {
+    const int64_t n = std::max<int64_t>(num_rows, 2 * w.row_capacity);
+    LS_RETURN_IF_ERROR(make(w.final_rows, w.t_final_rows, n, c.hidden_size, dt));
+    LS_RETURN_IF_ERROR(make(w.logits, w.t_logits, n, c.vocab_size, DType::kF32));
+    w.row_capacity = n;
+  }
+  return Status::ok();
+}
+
+namespace {
+
+void apply_lora(Backend& b, const BatchMeta& meta, const LoraTable* lora, int64_t layer, LoraModule m, Tensor x,
+                Tensor y) {
+  if (!lora || !meta.has_lora) return;
+  const LoraModuleWeights w = lora->module(layer, m);
+  if (w.max_rank > 0) b.lora(meta, x, w, y);
+}
+
+}  // namespace
+
+void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv, const LoraTable* lora, bool first) {
+  Backend& b = *backend_;
+  const ModelConfig& c = config_;
+  const LayerWeights& w = weights_.layers[l];
+  const int64_t T = meta.num_tokens, q = c.q_size(), kvs = c.kv_size(), inter = c.intermediate_size;
+  Workspace& ws = *ws_;
+  Tensor residual = ws.t_residual.row_slice(0, T), x = ws.t_normed.row_slice(0, T);
+  Tensor qkv = ws.t_qkv.row_slice(0, T), attn = ws.t_attn.row_slice(0, T), proj = ws.t_proj.row_slice(0, T);
+  Tensor gate_up = ws.t_gate_up.row_slice(0, T), act = ws.t_act.row_slice(0, T);
+
+  // proj holds the previous layer's MLP output; the first layer normalizes the embeddings directly.
+  if (first) {
+    b.rms_norm(residual, w.input_norm, static_cast<float>(c.rms_norm_eps), x);
+  } else {
+    b.add_rms_norm(residual, proj, w.input_norm, static_cast<float>(c.rms_norm_eps), x);
+  }
+  b.linear(x, w.qkv, w.qkv_bias, qkv);
+  Tensor tq = qkv.col_slice(0, q), tk = qkv.col_slice(q, kvs), tv = qkv.col_slice(q + kvs, kvs);
+  apply_lora(b, meta, lora, l, LoraModule::kQ, x, tq);
+  apply_lora(b, meta, lora, l, LoraModule::kK, x, tk);
+  apply_lora(b, meta, lora, l, LoraModule::kV, x, tv);
+  b.rope(meta, tq, tk, static_cast<const float*>(inv_freq_.data()), c.head_dim);
+  b.kv_write(meta, tk, tv, kv.layer(l));
+  AttentionParams params;
+  params.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  params.num_heads = c.num_heads;
+  params.sliding_window = c.sliding_window;
+  b.attention(meta, tq, kv.layer(l), params, attn);
+  b.linear(attn, w.o, w.o_bias, proj);
+  apply_lora(b, meta, lora, l, LoraModule::kO, attn, proj);
+
+  b.add_rms_norm(residual, proj, w.post_attention_norm, static_cast<float>(c.rms_norm_eps), x);
+  b.linear(x, w.gate_up, w.gate_up_bias, gate_up);
+  apply_lora(b, meta, lora, l, LoraModule::kGate, x, gate_up.col_slice(0, inter));
+  apply_lora(b, meta, lora, l, LoraModule::kUp, x, gate_up.col_slice(inter, inter));
+  b.silu_mul(gate_up, act);
+  b.linear(act, w.down, w.down_bias, proj);
+  apply_lora(b, meta, lora, l, LoraModule::kDown, act, proj);
+}
+
+Result<Tensor> Transformer::forward_device(const ForwardBatch& batch, KvCache& kv, const LoraTable* lora,
+                                           PackedBatch* packed) {
+  const int32_t num_slots = lora ? lora->num_slots() : 0;
+  LS_ASSIGN_OR_RETURN(*packed, pack_batch(batch, kv.block_size(), kv.num_blocks(), config_.vocab_size, num_slots));
+  for (const SequenceStep& s : batch.seqs) {
+    if (s.lora_slot >= 0 && !lora->occupied(s.lora_slot))
+      return invalid_argument("lora slot " + std::to_string(s.lora_slot) + " holds no adapter");
+  }
+  Backend& b = *backend_;
+  const BatchMeta meta = b.upload_batch(packed->meta);
+  const int64_t T = meta.num_tokens, R = meta.num_logit_rows;
+  LS_RETURN_IF_ERROR(ensure_workspace(T, std::max<int64_t>(R, 1)));
+  Workspace& ws = *ws_;
+  b.embedding(meta, weights_.embed, ws.t_residual.row_slice(0, T));
+  for (int64_t l = 0; l < config_.num_layers; ++l) run_layer(l, meta, kv, lora, l == 0);
+  // Final residual add and norm, then logits only for the wanted rows.
+  Tensor x = ws.t_normed.row_slice(0, T);
+  b.add_rms_norm(ws.t_residual.row_slice(0, T), ws.t_proj.row_slice(0, T), weights_.final_norm,
+                 static_cast<float>(config_.rms_norm_eps), x);
+  Tensor logits = ws.t_logits.row_slice(0, R);
+  if (R == 0) return logits;
+  Tensor rows = ws.t_final_rows.row_slice(0, R);
+  b.gather_logit_rows(meta, x, rows);
+  b.linear(rows, weights_.lm_head, Tensor{}, logits);
+  return logits;
+}
+
+Result<std::vector<float>> Transformer::forward(const ForwardBatch& batch, KvCache& kv, const LoraTable* lora) {
+  PackedBatch packed;
+  LS_ASSIGN_OR_RETURN(Tensor logits, forward_device(batch, kv, lora, &packed));
+  std::vector<float> host(static_cast<size_t>(logits.rows * logits.cols));
+  backend_->copy_to_host(host.data(), logits.data, host.size() * sizeof(float));
+  return host;
+}
+
+}  // namespace ls
