@@ -50,6 +50,9 @@ Result<std::vector<Value>> iterable_items(const Value& v);
 // str(v) bounded by the interpreter's string limit.
 Result<std::string> value_str(Interpreter& in, const Value& v);
 
+// markupsafe's escape: & < > " ' as entities.
+std::string html_escape(const std::string& s);
+
 // jinja2's make_attrgetter: "a.b.0" looked up item by item.
 Result<Value> get_attribute_path(Interpreter& in, const Value& v, const Value& path);
 

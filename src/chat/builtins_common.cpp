@@ -63,6 +63,22 @@ Result<std::string> value_str(Interpreter& in, const Value& v) {
   return out;
 }
 
+std::string html_escape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
 Result<Value> get_attribute_path(Interpreter& in, const Value& v, const Value& path) {
   if (!path.is_string()) return in.get_item(v, path);
   Value cur = v;

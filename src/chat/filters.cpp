@@ -17,7 +17,7 @@ const FilterEntry kFilters[] = {
     {"indent", filters::indent},     {"center", filters::center},
     {"wordcount", filters::wordcount}, {"string", filters::string},
     {"safe", filters::safe},         {"e", filters::escape},
-    {"escape", filters::escape},     {"forceescape", filters::escape},
+    {"escape", filters::escape},     {"forceescape", filters::forceescape},
     {"format", filters::format},     {"tojson", filters::tojson},
     {"int", filters::to_int},        {"float", filters::to_float},
     {"abs", filters::abs},           {"round", filters::round},

@@ -22,6 +22,7 @@ Result<Value> wordcount(Interpreter&, const Value&, CallArgs&);
 Result<Value> string(Interpreter&, const Value&, CallArgs&);
 Result<Value> safe(Interpreter&, const Value&, CallArgs&);
 Result<Value> escape(Interpreter&, const Value&, CallArgs&);
+Result<Value> forceescape(Interpreter&, const Value&, CallArgs&);
 Result<Value> format(Interpreter&, const Value&, CallArgs&);
 Result<Value> tojson(Interpreter&, const Value&, CallArgs&);
 Result<Value> to_int(Interpreter&, const Value&, CallArgs&);

@@ -29,6 +29,7 @@ Result<Value> key_of(Interpreter& in, const Value& item, const Value& attribute,
 
 // Shared body of select/reject/selectattr/rejectattr.
 Result<Value> select_or_reject(Interpreter& in, const Value& v, CallArgs& args, bool keep_matches, bool lookup_attr) {
+  if (!truthy(v)) return iterator_of({});  // jinja2 iterates only a truthy value
   LS_ASSIGN_OR_RETURN(std::vector<Value> items, iterable_items(v));
   size_t off = 0;
   Value attr;
@@ -158,6 +159,7 @@ Result<Value> select(Interpreter& in, const Value& v, CallArgs& a) { return sele
 Result<Value> reject(Interpreter& in, const Value& v, CallArgs& a) { return select_or_reject(in, v, a, false, false); }
 
 Result<Value> map(Interpreter& in, const Value& v, CallArgs& args) {
+  if (!truthy(v)) return iterator_of({});  // jinja2 iterates only a truthy value
   LS_ASSIGN_OR_RETURN(std::vector<Value> items, iterable_items(v));
   std::vector<Value> out;
   if (args.positional.empty()) {

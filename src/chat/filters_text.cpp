@@ -141,7 +141,7 @@ Result<Value> indent(Interpreter& in, const Value& v, CallArgs& args) {
     LS_RETURN_IF_ERROR(in.check_string_size(out.size()));
   }
   if (truthy(b.get(1))) out = pad + out;
-  return Value::string(std::move(out));
+  return v.is_markup() ? Value::markup(std::move(out)) : Value::string(std::move(out));
 }
 
 Result<Value> center(Interpreter& in, const Value& v, CallArgs& args) {
@@ -181,27 +181,25 @@ Result<Value> string(Interpreter& in, const Value& v, CallArgs& args) {
 
 Result<Value> safe(Interpreter& in, const Value& v, CallArgs& args) {
   LS_RETURN_IF_ERROR(no_args(args, "safe"));
-  if (v.is_undefined()) return v;
   LS_ASSIGN_OR_RETURN(std::string s, str_of(in, v));
-  return Value::string(std::move(s));
+  return Value::markup(std::move(s));
 }
 
 Result<Value> escape(Interpreter& in, const Value& v, CallArgs& args) {
   LS_RETURN_IF_ERROR(no_args(args, "escape"));
+  if (v.is_markup()) return v;
   LS_ASSIGN_OR_RETURN(std::string s, str_of(in, v));
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
-    }
-  }
+  std::string out = html_escape(s);
   LS_RETURN_IF_ERROR(in.check_string_size(out.size()));
-  return Value::string(std::move(out));
+  return Value::markup(std::move(out));
+}
+
+Result<Value> forceescape(Interpreter& in, const Value& v, CallArgs& args) {
+  LS_RETURN_IF_ERROR(no_args(args, "forceescape"));
+  LS_ASSIGN_OR_RETURN(std::string s, str_of(in, v));
+  std::string out = html_escape(s);
+  LS_RETURN_IF_ERROR(in.check_string_size(out.size()));
+  return Value::markup(std::move(out));
 }
 
 Result<Value> format(Interpreter& in, const Value& v, CallArgs& args) {

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "chat/builtins.h"
 #include "chat/interpreter.h"
 
 namespace ls::chat {
@@ -166,6 +167,13 @@ Result<Value> binary_op(Interpreter& in, const std::string& op, const Value& a, 
   if (op == "+") {
     if (a.is_string() && b.is_string()) {
       LS_RETURN_IF_ERROR(in.check_string_size(a.as_string().size() + b.as_string().size()));
+      if (a.is_markup() || b.is_markup()) {
+        // markupsafe: the plain side is escaped, the result stays markup.
+        const std::string left = a.is_markup() ? a.as_string() : html_escape(a.as_string());
+        const std::string right = b.is_markup() ? b.as_string() : html_escape(b.as_string());
+        LS_RETURN_IF_ERROR(in.check_string_size(left.size() + right.size()));
+        return Value::markup(left + right);
+      }
       return Value::string(a.as_string() + b.as_string());
     }
     if (a.is_list() && b.is_list() && a.as_list().kind == b.as_list().kind && a.as_list().kind != ListKind::kIterator) {

@@ -49,6 +49,12 @@ class Value {
   static Value integer(int64_t i) { return Value(Data(std::in_place_index<3>, i)); }
   static Value number(double d) { return Value(Data(std::in_place_index<4>, d)); }
   static Value string(std::string s) { return Value(Data(std::in_place_index<5>, std::move(s))); }
+  // A markupsafe.Markup string (from the safe and escape filters): `Markup + str` HTML-escapes the str side.
+  static Value markup(std::string s) {
+    Value v = string(std::move(s));
+    v.markup_ = true;
+    return v;
+  }
   static Value list(std::vector<Value> items, ListKind kind = ListKind::kList);
   static Value dict(DictPtr d) { return Value(Data(std::in_place_index<7>, std::move(d))); }
   static Value empty_dict();
@@ -62,6 +68,7 @@ class Value {
   bool is_float() const { return kind() == Kind::kFloat; }
   bool is_number() const { return is_bool() || is_int() || is_float(); }  // Python's numbers.Number
   bool is_string() const { return kind() == Kind::kString; }
+  bool is_markup() const { return markup_; }
   bool is_list() const { return kind() == Kind::kList; }
   bool is_dict() const { return kind() == Kind::kDict; }
   bool is_callable() const { return kind() == Kind::kCallable; }
@@ -84,6 +91,7 @@ class Value {
                             CallablePtr>;
   explicit Value(Data d) : data_(std::move(d)) {}
   Data data_;
+  bool markup_ = false;
 };
 
 struct List {
