@@ -138,6 +138,7 @@ bool append_value(std::string& out, const Value& v, size_t max_bytes, bool repr,
   if (depth > kMaxDepth) return false;
   switch (v.kind()) {
     case Value::Kind::kUndefined:
+      if (repr) out += "Undefined";
       break;
     case Value::Kind::kNone:
       out += "None";

@@ -1,8 +1,9 @@
 """Reference renderer for chat templates: jinja2 set up the way transformers' apply_chat_template sets it up.
 
 Reads a JSON job {"templates": {name: {"source": str, "special_tokens": {...}}}, "cases": [{"name", "messages",
-"add_generation_prompt", "tools"?, "kwargs"?}], "now": "YYYY-MM-DD HH:MM:SS"} and writes
-{template: {case: {"ok": true, "text": str} | {"ok": false, "error": str}}}.
+"add_generation_prompt", "tools"?, "kwargs"?}], "snippets": [{"source", "variables"}], "now": "YYYY-MM-DD HH:MM:SS"}
+and writes {"templates": {template: {case: RESULT}}, "snippets": [RESULT]} where RESULT is {"ok": true, "text": str}
+or {"ok": false, "error": str}. Snippets render with just their variables (no chat preprocessing).
 
 What transformers does (utils/chat_template_utils.py and tokenization_utils_base.apply_chat_template), restated:
 - ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True) with the loopcontrols extension and a
@@ -96,15 +97,15 @@ def main():
     now = datetime.datetime.strptime(job["now"], "%Y-%m-%d %H:%M:%S")
     env = make_env(now)
     results = {}
-    for name, spec in job["templates"].items():
+    for name, spec in job.get("templates", {}).items():
         per_case = results.setdefault(name, {})
         try:
             template = env.from_string(spec["source"])
         except Exception as e:  # a template that does not compile fails every case
-            for case in job["cases"]:
+            for case in job.get("cases", []):
                 per_case[case["name"]] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
             continue
-        for case in job["cases"]:
+        for case in job.get("cases", []):
             variables = {
                 "messages": prepare_messages(case["messages"]),
                 "tools": case.get("tools"),
@@ -117,7 +118,14 @@ def main():
                 per_case[case["name"]] = {"ok": True, "text": template.render(**variables)}
             except Exception as e:
                 per_case[case["name"]] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-    json.dump(results, open(sys.argv[2], "w", encoding="utf-8"), ensure_ascii=False)
+    snippets = []
+    for snippet in job.get("snippets", []):
+        try:
+            snippets.append({"ok": True, "text": env.from_string(snippet["source"]).render(**snippet["variables"])})
+        except Exception as e:
+            snippets.append({"ok": False, "error": f"{type(e).__name__}: {e}"})
+    out = {"templates": results, "snippets": snippets}
+    json.dump(out, open(sys.argv[2], "w", encoding="utf-8"), ensure_ascii=False)
 
 
 if __name__ == "__main__":
