@@ -23,6 +23,7 @@ class CheckFailure {
 // Turns the streamed CheckFailure expression into void so it fits in a ternary.
 struct CheckVoidify {
   void operator&(CheckFailure&) {}
+  void operator&(CheckFailure&&) {}
 };
 
 }  // namespace ls::detail
