@@ -304,7 +304,7 @@ Result<Value> min(Interpreter& in, const Value& v, CallArgs& args) { return min_
 Result<Value> attr(Interpreter&, const Value& v, CallArgs& args) {
   LS_ASSIGN_OR_RETURN(BoundArgs b, BoundArgs::bind(args, {"name"}, "attr"));
   if (!b.get(0).is_string()) return Value::undefined();
-  const std::string& name = b.get(0).as_string();
+  const std::string name = b.get(0).as_string();
   if (std::optional<Value> m = bound_method(v, name)) return *m;
   if (v.is_dict() && v.as_dict().is_namespace) {
     if (const Value* x = v.as_dict().find(std::string_view(name))) return *x;

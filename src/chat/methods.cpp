@@ -165,7 +165,7 @@ Result<Value> str_method(Interpreter& in, const Value& self, const std::string& 
       name == "removeprefix" || name == "removesuffix") {
     LS_ASSIGN_OR_RETURN(BoundArgs b, BoundArgs::bind(args, {"sub"}, name.c_str()));
     if (!b.get(0).is_string()) return invalid_argument(name + "() argument must be str");
-    const std::string& sub = b.get(0).as_string();
+    const std::string sub = b.get(0).as_string();
     if (name == "removeprefix")
       return Value::string(s.compare(0, sub.size(), sub) == 0 ? s.substr(sub.size()) : s);
     if (name == "removesuffix")
