@@ -3,7 +3,9 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <span>
 #include <vector>
 
 #include "tokenizer/byte_level.h"
@@ -13,7 +15,40 @@
 namespace ls {
 namespace {
 
+#include "tokenizer/normalization_delta.inc"
+
 enum class Form { kNfc, kNfd, kNfkc, kNfkd };
+
+// Characters `tokenizers` leaves unchanged under a form (its Unicode tables are older than utf8proc's).
+std::span<const char32_t> unchanged_chars(Form form) {
+  switch (form) {
+    case Form::kNfc: return kNfcUnchanged;
+    case Form::kNfd: return kNfdUnchanged;
+    case Form::kNfkc: return kNfkcUnchanged;
+    case Form::kNfkd: return kNfkdUnchanged;
+  }
+  return {};
+}
+
+bool contains(std::span<const char32_t> sorted, char32_t c) {
+  return std::binary_search(sorted.begin(), sorted.end(), c);
+}
+
+// A mark by `tokenizers`' table (utf8proc's Mn/Mc/Me, corrected where the two Unicode versions differ).
+bool is_combining_mark(char32_t c) {
+  if (c < 0x300) return false;
+  const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+  const bool mark = cat >= UTF8PROC_CATEGORY_MN && cat <= UTF8PROC_CATEGORY_ME;
+  return mark ? !contains(kStripAccentsKeep, c) : contains(kStripAccentsDrop, c);
+}
+
+char32_t to_lowercase(char32_t c) {
+  const auto* end = std::end(kLowercaseExtra);
+  const auto* it = std::lower_bound(std::begin(kLowercaseExtra), end, c,
+                                    [](const char32_t (&pair)[2], char32_t v) { return pair[0] < v; });
+  if (it != end && (*it)[0] == c) return (*it)[1];
+  return static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c)));
+}
 
 // Largest code point of text, to skip the work when normalization cannot change anything.
 char32_t max_code_point(std::string_view text) {
@@ -35,6 +70,33 @@ class UnicodeNormalizer final : public Normalizer {
     // ASCII is invariant under every form; below U+0300 nothing composes, so NFC keeps it as it is.
     const char32_t max = max_code_point(text);
     if (max < 0x80 || (form_ == Form::kNfc && max < 0x300)) return Status::ok();
+    // Characters `tokenizers` does not know stay as they are and split the text into separate runs.
+    const std::span<const char32_t> unchanged = unchanged_chars(form_);
+    std::string out;
+    size_t run_start = 0;
+    for (size_t i = 0; i < text.size();) {
+      size_t len;
+      const char32_t c = unicode::decode(text, i, &len);
+      if (c >= 0x300 && contains(unchanged, c)) {
+        LS_RETURN_IF_ERROR(append_normalized(std::string_view(text).substr(run_start, i - run_start), out));
+        out.append(text, i, len);
+        run_start = i + len;
+      }
+      i += len;
+    }
+    if (run_start == 0) {
+      out.clear();
+      LS_RETURN_IF_ERROR(append_normalized(text, out));
+    } else {
+      LS_RETURN_IF_ERROR(append_normalized(std::string_view(text).substr(run_start), out));
+    }
+    text = std::move(out);
+    return Status::ok();
+  }
+
+ private:
+  Status append_normalized(std::string_view text, std::string& out) const {
+    if (text.empty()) return Status::ok();
     int options = UTF8PROC_STABLE;
     switch (form_) {
       case Form::kNfc: options |= UTF8PROC_COMPOSE; break;
@@ -42,16 +104,16 @@ class UnicodeNormalizer final : public Normalizer {
       case Form::kNfkc: options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
       case Form::kNfkd: options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
     }
-    utf8proc_uint8_t* out = nullptr;
+    utf8proc_uint8_t* mapped = nullptr;
     const utf8proc_ssize_t n =
         utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()),
-                     &out, static_cast<utf8proc_option_t>(options));
+                     &mapped, static_cast<utf8proc_option_t>(options));
     if (n < 0) {
-      std::free(out);
+      std::free(mapped);
       return invalid_argument(std::string("unicode normalization failed: ") + utf8proc_errmsg(n));
     }
-    text.assign(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
-    std::free(out);
+    out.append(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+    std::free(mapped);
     return Status::ok();
   }
 
@@ -73,7 +135,7 @@ class LowercaseNormalizer final : public Normalizer {
       } else if (c == 0x130) {  // the one unconditional multi-character lowercase mapping
         out.append("i\xCC\x87");
       } else {
-        unicode::append_utf8(out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
+        unicode::append_utf8(out, to_lowercase(c));
       }
     }
     text = std::move(out);
@@ -120,8 +182,7 @@ class StripAccentsNormalizer final : public Normalizer {
     for (size_t i = 0; i < text.size();) {
       size_t len;
       const char32_t c = unicode::decode(text, i, &len);
-      const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
-      if (cat < UTF8PROC_CATEGORY_MN || cat > UTF8PROC_CATEGORY_ME) {  // any mark (Mn, Mc, Me) goes
+      if (!is_combining_mark(c)) {
         out.append(text, i, len);
       } else if (i == 0) {
         at_origin = false;

@@ -12,7 +12,33 @@ namespace {
 // Oniguruma (Unicode): \s is Zs/Zl/Zp plus \t-\r and U+0085; \w is letters, marks, decimal numbers and
 // connector punctuation. PCRE2's UCP \s also takes U+180E and its \w skips marks and takes other numbers.
 constexpr std::string_view kSpaceBody = "\\t-\\r\\x{85}\\p{Zs}\\p{Zl}\\p{Zp}";
-constexpr std::string_view kWordBody = "\\p{L}\\p{M}\\p{Nd}\\p{Pc}";
+
+struct CategoryDelta {
+  std::string_view name;
+  std::string_view members;
+};
+
+// Characters Oniguruma (Unicode 16) puts in a category that PCRE2 10.42 (Unicode 14) does not know yet.
+constexpr CategoryDelta kCategoryDeltas[] = {
+#include "tokenizer/unicode_delta.inc"
+};
+
+std::string_view category_delta(std::string_view name) {
+  for (const CategoryDelta& d : kCategoryDeltas) {
+    if (d.name == name) return d.members;
+  }
+  return {};
+}
+
+// \p{name} as class members, with the newer characters added.
+std::string category_body(std::string_view name) {
+  return "\\p{" + std::string(name) + "}" + std::string(category_delta(name));
+}
+
+const std::string& word_body() {
+  static const std::string kBody = category_body("L") + category_body("M") + category_body("Nd") + category_body("Pc");
+  return kBody;
+}
 
 struct ThreadMatchState {
   pcre2_match_data* data = nullptr;
@@ -61,15 +87,30 @@ std::string translate_oniguruma(std::string_view p) {
       const char e = p[i + 1];
       ++i;
       const bool in_class = class_depth > 0;
+      if (e == 'p' && i + 1 < p.size() && p[i + 1] == '{') {
+        const size_t close = p.find('}', i + 2);
+        if (close != std::string_view::npos && p[i + 2] != '^') {
+          const std::string_view name = p.substr(i + 2, close - i - 2);
+          i = close;
+          if (category_delta(name).empty()) {
+            out.append("\\p{").append(name).append("}");
+          } else if (in_class) {
+            out.append(category_body(name));
+          } else {
+            out.append("[").append(category_body(name)).append("]");
+          }
+          continue;
+        }
+      }
       if (e == 's' || e == 'w') {
-        const auto body = e == 's' ? kSpaceBody : kWordBody;
+        const std::string_view body = e == 's' ? kSpaceBody : std::string_view(word_body());
         if (in_class) {
           out.append(body);
         } else {
           out.append("[").append(body).append("]");
         }
       } else if ((e == 'S' || e == 'W') && !in_class) {
-        out.append("[^").append(e == 'S' ? kSpaceBody : kWordBody).append("]");
+        out.append("[^").append(e == 'S' ? kSpaceBody : std::string_view(word_body())).append("]");
       } else {
         out.push_back('\\');
         out.push_back(e);

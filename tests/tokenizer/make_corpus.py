@@ -131,6 +131,24 @@ def multilingual_text(rng, target):
     return "\n".join(lines)
 
 
+def random_text(rng, lines):
+    """Random code points from the whole range (surrogates excepted), mixed with ASCII, spaces, apostrophes."""
+    out = []
+    for _ in range(lines):
+        chars = []
+        for _ in range(rng.randint(1, 40)):
+            r = rng.random()
+            if r < 0.3:
+                chars.append(chr(rng.randint(0x20, 0x7E)))
+            elif r < 0.5:
+                chars.append(rng.choice(" \t\r\u00a0\u3000\u2028\u0085\u180e\u200b'sStT\u0301"))
+            else:
+                cp = rng.randint(0x80, 0x2FFFF)
+                chars.append(chr(cp) if not 0xD800 <= cp <= 0xDFFF else "\ufffd")
+        out.append("".join(chars))
+    return "\n".join(out)
+
+
 def edge_text(rng):
     lines = [
         "",
@@ -168,6 +186,7 @@ def main():
         "code.txt": code_text(),
         "multilingual.txt": multilingual_text(rng, 700_000),
         "edge.txt": edge_text(rng),
+        "random.txt": random_text(rng, 5000),
     }
     total = 0
     for name, text in files.items():

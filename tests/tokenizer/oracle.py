@@ -82,7 +82,7 @@ def variants(real):
         v["model"]["byte_fallback"] = False
         v["post_processor"] = {"type": "BertProcessing", "sep": ["</s>", 2], "cls": ["<s>", 1]}
         v["decoder"] = {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"},
-                        "content": " "}, {"type": "Strip", "content": " ", "start": 2, "stop": 1}]}
+                        "content": " "}, {"type": "Strip", "content": " ", "start": 2, "stop": 0}]}
         out["llama2_whitespace_unk"] = v
     if q3:
         v = copy.deepcopy(q3)  # GPT-2 style: ByteLevel with its own regex and a prefix space, NFKD
@@ -155,7 +155,7 @@ def main():
         tok = Tokenizer.from_file(tok_path)
         entry = {"name": name, "tokenizer": tok_path, "files": []}
         # The variants only exist to exercise components: the multilingual and edge-case files suffice.
-        for cf in corpus if name in real else [c for c in corpus if c in ("multilingual.txt", "edge.txt")]:
+        for cf in corpus if name in real else [c for c in corpus if c in ("multilingual.txt", "edge.txt", "random.txt")]:
             with open(os.path.join(corpus_dir, cf), encoding="utf-8", newline="") as f:
                 text = f.read()
             expected = os.path.join(out_dir, f"{name}.{cf}.jsonl")
