@@ -53,6 +53,8 @@ class ChatOracle : public ::testing::Test {
       for (const auto& [prefix, over] : conversations_["special_token_overrides"].items())
         if (name.rfind(prefix, 0) == 0) tokens.update(over);
       job["templates"][name] = {{"source", read_text(entry.path())}, {"special_tokens", tokens}};
+      if (conversations_["extra_cases"].contains(name))
+        job["templates"][name]["extra_cases"] = conversations_["extra_cases"][name];
     }
     templates_ = job["templates"];
     snippets_ = read_json(kDataDir / "snippets.json");
@@ -131,13 +133,17 @@ TEST_F(ChatOracle, EveryTemplateMatchesJinja2OnEveryConversation) {
   options.clock = [now] { return now; };
   int identical = 0, both_failed = 0, total = 0;
   std::map<std::string, int> mismatches;
+  std::map<std::string, std::pair<int, int>> per_template;  // identical, rejected by both
   for (const auto& [name, spec] : templates_.items()) {
     std::vector<std::pair<std::string, std::string>> tokens;
     for (const auto& [k, v] : spec["special_tokens"].items()) tokens.emplace_back(k, v.get<std::string>());
     auto tmpl = ChatTemplate::from_source(spec["source"].get<std::string>(), tokens);
     ASSERT_TRUE(tmpl.is_ok()) << name << ": " << tmpl.status().to_string();
     tmpl.value().set_render_options(options);
-    for (const auto& c : conversations_["cases"]) {
+    OrderedJson cases = conversations_["cases"];
+    if (spec.contains("extra_cases"))
+      for (const auto& c : spec["extra_cases"]) cases.push_back(c);
+    for (const auto& c : cases) {
       const std::string case_name = c["name"].get<std::string>();
       SCOPED_TRACE(name + " / " + case_name);
       const OrderedJson& expected = results_[name][case_name];
@@ -152,16 +158,30 @@ TEST_F(ChatOracle, EveryTemplateMatchesJinja2OnEveryConversation) {
           continue;
         }
         EXPECT_EQ(got.value(), expected["text"].get<std::string>());
-        if (got.value() == expected["text"].get<std::string>()) ++identical; else ++mismatches[name];
+        if (got.value() == expected["text"].get<std::string>()) {
+          ++identical;
+          ++per_template[name].first;
+        } else {
+          ++mismatches[name];
+        }
       } else {
         EXPECT_FALSE(got.is_ok()) << "jinja2 failed (" << expected["error"].get<std::string>()
                                   << ") but we rendered:\n" << got.value();
-        if (!got.is_ok()) ++both_failed; else ++mismatches[name];
+        if (!got.is_ok()) {
+          ++both_failed;
+          ++per_template[name].second;
+        } else {
+          ++mismatches[name];
+        }
       }
     }
   }
-  std::printf("chat oracle: %zu templates x %zu conversations: %d byte-identical, %d rejected by both, %d differ\n",
-              templates_.size(), conversations_["cases"].size(), identical, both_failed, total - identical - both_failed);
+  std::printf("chat oracle: %zu templates x %zu conversations (+ template-specific ones), %d renders: %d byte-identical, "
+              "%d rejected by both, %d differ\n",
+              templates_.size(), conversations_["cases"].size(), total, identical, both_failed,
+              total - identical - both_failed);
+  for (const auto& [name, counts] : per_template)
+    std::printf("  %-40s %2d identical, %2d rejected by both\n", name.c_str(), counts.first, counts.second);
   for (const auto& [name, n] : mismatches) std::printf("  %s: %d differ\n", name.c_str(), n);
 }
 

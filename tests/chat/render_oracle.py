@@ -1,7 +1,7 @@
 """Reference renderer for chat templates: jinja2 set up the way transformers' apply_chat_template sets it up.
 
 Reads a JSON job {"templates": {name: {"source": str, "special_tokens": {...}}}, "cases": [{"name", "messages",
-"add_generation_prompt", "tools"?, "kwargs"?}], "snippets": [{"source", "variables"}], "now": "YYYY-MM-DD HH:MM:SS"}
+"add_generation_prompt", "tools"?, "kwargs"?}] (plus a template's own "extra_cases"), "snippets": [{"source", "variables"}], "now": "YYYY-MM-DD HH:MM:SS"}
 and writes {"templates": {template: {case: RESULT}}, "snippets": [RESULT]} where RESULT is {"ok": true, "text": str}
 or {"ok": false, "error": str}. Snippets render with just their variables (no chat preprocessing).
 
@@ -102,10 +102,10 @@ def main():
         try:
             template = env.from_string(spec["source"])
         except Exception as e:  # a template that does not compile fails every case
-            for case in job.get("cases", []):
+            for case in job.get("cases", []) + spec.get("extra_cases", []):
                 per_case[case["name"]] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
             continue
-        for case in job.get("cases", []):
+        for case in job.get("cases", []) + spec.get("extra_cases", []):
             variables = {
                 "messages": prepare_messages(case["messages"]),
                 "tools": case.get("tools"),
