@@ -114,6 +114,31 @@ Result<Value> str_format(Interpreter& in, const Value& self, CallArgs& args) {
   return Value::string(std::move(out));
 }
 
+// The argument-less str methods: case mapping, splitlines and the is*() predicates.
+Result<Value> str_case_method(const std::string& s, const std::string& name, CallArgs& args) {
+  if (!args.positional.empty() || !args.keyword.empty()) return invalid_argument(name + "() takes no arguments");
+  if (name == "upper") return Value::string(ascii_upper(s));
+  if (name == "lower" || name == "casefold") return Value::string(ascii_lower(s));
+  if (name == "title") return Value::string(py_title(s));
+  if (name == "capitalize") return Value::string(py_capitalize(s));
+  if (name == "splitlines") {
+    std::vector<Value> out;
+    for (auto& line : py_splitlines(s)) out.push_back(Value::string(std::move(line)));
+    return Value::list(std::move(out));
+  }
+  const std::u32string cps = utf8_to_u32(s);
+  auto all = [&](auto pred) { return !cps.empty() && std::all_of(cps.begin(), cps.end(), pred); };
+  if (name == "isspace") return Value::boolean(all(py_isspace));
+  if (name == "isdigit") return Value::boolean(all([](char32_t c) { return c >= '0' && c <= '9'; }));
+  if (name == "isalpha")
+    return Value::boolean(all([](char32_t c) { return (c | 32) >= 'a' && (c | 32) <= 'z'; }));
+  if (name == "isalnum")
+    return Value::boolean(all([](char32_t c) { return ((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9'); }));
+  if (name == "islower") return Value::boolean(s != ascii_upper(s) && s == ascii_lower(s));
+  if (name == "isupper") return Value::boolean(s != ascii_lower(s) && s == ascii_upper(s));
+  return unsupported("str." + name + "() is not supported");
+}
+
 Result<Value> str_method(Interpreter& in, const Value& self, const std::string& name, CallArgs& args) {
   const std::string& s = self.as_string();
   if (name == "strip") return str_strip_impl(self, args, true, true, "strip");
@@ -126,29 +151,8 @@ Result<Value> str_method(Interpreter& in, const Value& self, const std::string& 
   if (name == "replace") return str_replace(in, self, args);
   if (name == "format") return str_format(in, self, args);
   if (name == "upper" || name == "lower" || name == "title" || name == "capitalize" || name == "casefold" ||
-      name == "splitlines" || name.rfind("is", 0) == 0) {
-    if (!args.positional.empty() || !args.keyword.empty()) return invalid_argument(name + "() takes no arguments");
-    if (name == "upper") return Value::string(ascii_upper(s));
-    if (name == "lower" || name == "casefold") return Value::string(ascii_lower(s));
-    if (name == "title") return Value::string(py_title(s));
-    if (name == "capitalize") return Value::string(py_capitalize(s));
-    if (name == "splitlines") {
-      std::vector<Value> out;
-      for (auto& line : py_splitlines(s)) out.push_back(Value::string(std::move(line)));
-      return Value::list(std::move(out));
-    }
-    const std::u32string cps = utf8_to_u32(s);
-    auto all = [&](auto pred) { return !cps.empty() && std::all_of(cps.begin(), cps.end(), pred); };
-    if (name == "isspace") return Value::boolean(all(py_isspace));
-    if (name == "isdigit") return Value::boolean(all([](char32_t c) { return c >= '0' && c <= '9'; }));
-    if (name == "isalpha")
-      return Value::boolean(all([](char32_t c) { return (c | 32) >= 'a' && (c | 32) <= 'z'; }));
-    if (name == "isalnum")
-      return Value::boolean(all([](char32_t c) { return ((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9'); }));
-    if (name == "islower") return Value::boolean(s != ascii_upper(s) && s == ascii_lower(s));
-    if (name == "isupper") return Value::boolean(s != ascii_lower(s) && s == ascii_upper(s));
-    return unsupported("str." + name + "() is not supported");
-  }
+      name == "splitlines" || name.rfind("is", 0) == 0)
+    return str_case_method(s, name, args);
   if (name == "join") {
     LS_ASSIGN_OR_RETURN(BoundArgs b, BoundArgs::bind(args, {"iterable"}, "join"));
     LS_ASSIGN_OR_RETURN(std::vector<Value> items, iterable_items(b.get(0)));

@@ -8,6 +8,23 @@ namespace ls::chat {
 
 namespace {
 
+// An integer token's value: decimal, or 0x/0o/0b with the prefix kept by the lexer.
+bool parse_integer_literal(const std::string& text, int64_t* out) {
+  std::string digits = text;
+  int base = 10;
+  if (digits.size() > 2 && digits[0] == '0') {
+    const char b = static_cast<char>(digits[1] | 0x20);
+    base = b == 'x' ? 16 : b == 'o' ? 8 : b == 'b' ? 2 : 10;
+    if (base != 10) digits = digits.substr(2);
+  }
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(digits.c_str(), &end, base);
+  if (errno == ERANGE) return false;
+  *out = v;
+  return true;
+}
+
 bool is_compare_op(const Token& t) {
   if (t.type != TokenType::kOperator) return false;
   return t.text == "==" || t.text == "!=" || t.text == "<" || t.text == "<=" || t.text == ">" || t.text == ">=";
@@ -259,17 +276,8 @@ Result<ExprPtr> Parser::parse_primary() {
       return lit;
     }
     case TokenType::kInteger: {
-      std::string digits = t.text;
-      int base = 10;
-      if (digits.size() > 2 && digits[0] == '0' && digits[1] != '.') {
-        const char b = static_cast<char>(digits[1] | 0x20);
-        base = b == 'x' ? 16 : b == 'o' ? 8 : b == 'b' ? 2 : 10;
-        if (base != 10) digits = digits.substr(2);
-      }
-      errno = 0;
-      char* end = nullptr;
-      const long long v = std::strtoll(digits.c_str(), &end, base);
-      if (errno == ERANGE) return fail("integer literal out of range: " + t.text);
+      int64_t v = 0;
+      if (!parse_integer_literal(t.text, &v)) return fail("integer literal out of range: " + t.text);
       lit->literal = Value::integer(v);
       next();
       return lit;
