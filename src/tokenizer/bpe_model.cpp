@@ -46,7 +46,8 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const Json& config) {
   if (!config.is_object()) return invalid_argument("model must be an object");
   LS_ASSIGN_OR_RETURN(const std::string type, optional_string(config, "type", "BPE"));
   if (type != "BPE") return unsupported("unsupported model type \"" + type + "\"");
-  if (const Json* dropout = find_field(config, "dropout")) {
+  // Dropout is for training; 0 behaves like null (no merge is ever skipped), anything else is refused.
+  if (const Json* dropout = find_field(config, "dropout"); dropout && !(dropout->is_number() && dropout->get<double>() == 0.0)) {
     return unsupported("BPE dropout must be null (got " + dropout->dump() + ")");
   }
   std::unique_ptr<BpeModel> model(new BpeModel());

@@ -143,12 +143,11 @@ int32_t Tokenizer::token_to_id(std::string_view token) const {
   return id >= 0 ? id : model_->token_to_id(token);
 }
 
-bool Tokenizer::id_to_token(int32_t id, std::string* token) const {
+std::optional<std::string> Tokenizer::id_to_token(int32_t id) const {
   const std::string* t = added_->id_to_token(id);
   if (!t) t = model_->id_to_token(id);
-  if (!t) return false;
-  if (token) *token = *t;
-  return true;
+  if (!t) return std::nullopt;
+  return *t;
 }
 
 bool Tokenizer::is_special_id(int32_t id) const {

@@ -3,11 +3,15 @@
 //
 // Input text that is not valid UTF-8 is repaired first: each invalid sequence becomes U+FFFD, as Rust's
 // String::from_utf8_lossy does (Python callers of `tokenizers` can only pass valid text). Truncation and
-// padding settings in the file are ignored: callers get every id.
+// padding settings in the file are ignored: callers get every id. Unicode data: regexes run on PCRE2 10.42
+// (Unicode 14) and normalizers on utf8proc; where `tokenizers`' own tables differ (newer for regex classes
+// and lowercase, older for normalization), generated delta tables (regex.cpp, normalizer.cpp) make the
+// results agree; regenerate them with tests/tokenizer/gen_*_delta.py if those libraries change.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,8 +49,8 @@ class Tokenizer {
 
   // -1 when absent. Added tokens first, then the model's vocab.
   int32_t token_to_id(std::string_view token) const;
-  // The token text, or an empty optional-like false return.
-  bool id_to_token(int32_t id, std::string* token) const;
+  // The token's text (an added token's, else the vocab's), or nullopt for an unknown id.
+  std::optional<std::string> id_to_token(int32_t id) const;
   // Whether id is an added token marked special (dropped by skip_special_tokens).
   bool is_special_id(int32_t id) const;
   // Model vocab plus added tokens that are not in it (Hugging Face get_vocab_size(with_added_tokens=true)).

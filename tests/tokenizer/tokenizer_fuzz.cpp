@@ -52,8 +52,7 @@ void exercise(const ls::Tokenizer& tok, std::string_view text, std::string_view 
   }
   (void)tok.decode(raw, false);
   (void)tok.token_to_id(text);
-  std::string token;
-  for (int32_t id : raw) (void)tok.id_to_token(id, &token);
+  for (int32_t id : raw) (void)tok.id_to_token(id);
 }
 
 }  // namespace

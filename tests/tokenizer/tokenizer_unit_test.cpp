@@ -158,6 +158,25 @@ TEST(TokenizerBpe, IgnoreMergesTakesWholeWords) {
   EXPECT_NE(encode(*make(c), "abcabc"), (std::vector<int32_t>{1000}));
 }
 
+TEST(TokenizerBpe, SubwordPrefixAndWordSuffix) {
+  // continuing_subword_prefix: non-first characters are looked up as "##x"; a merge drops b's prefix.
+  Json prefix = {{"model", {{"type", "BPE"}, {"continuing_subword_prefix", "##"},
+                            {"vocab", {{"a", 0}, {"##b", 1}, {"ab", 2}, {"##c", 3}}}, {"merges", {"a ##b"}}}}};
+  auto p = make(prefix);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(encode(*p, "abc"), (std::vector<int32_t>{2, 3}));
+  // end_of_word_suffix: the last character is looked up as "x</w>".
+  Json suffix = {{"model", {{"type", "BPE"}, {"end_of_word_suffix", "</w>"},
+                            {"vocab", {{"a", 0}, {"b</w>", 1}, {"ab</w>", 2}, {"b", 3}}}, {"merges", {"a b</w>"}}}}};
+  auto w = make(suffix);
+  ASSERT_TRUE(w);
+  EXPECT_EQ(encode(*w, "ab"), (std::vector<int32_t>{2}));
+  EXPECT_EQ(encode(*w, "abb"), (std::vector<int32_t>{0, 3, 1}));
+  // dropout 0 never skips a merge, so it is accepted like null.
+  suffix["model"]["dropout"] = 0.0;
+  EXPECT_TRUE(Tokenizer::from_json(suffix).is_ok());
+}
+
 TEST(TokenizerAdded, SpecialTokensSplitAndSkip) {
   auto t = make(sp_config());
   const auto ids = encode(*t, "ab</s>ab");
@@ -165,6 +184,10 @@ TEST(TokenizerAdded, SpecialTokensSplitAndSkip) {
   EXPECT_EQ(t->decode(ids, false).value(), "ab</s> ab");
   EXPECT_EQ(t->decode(ids, true).value(), "ab ab");
   EXPECT_TRUE(t->is_special_id(2));
+  EXPECT_EQ(t->id_to_token(2).value_or(""), "</s>");
+  EXPECT_EQ(t->id_to_token(t->token_to_id("▁ab")).value_or(""), "▁ab");
+  EXPECT_FALSE(t->id_to_token(123456).has_value());
+  EXPECT_EQ(t->vocab_size(), 259u + 9u);
   EXPECT_FALSE(t->is_special_id(t->token_to_id("a")));
   // Unknown ids are skipped, as in `tokenizers`.
   EXPECT_EQ(t->decode(std::vector<int32_t>{t->token_to_id("▁ab"), 999999, -3}, false).value(), "ab");
