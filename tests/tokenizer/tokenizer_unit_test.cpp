@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
+#include <thread>
 
 #include "core/json.h"
 #include "tokenizer/tokenizer.h"
@@ -227,6 +228,28 @@ TEST(TokenizerInput, LongWordIsFast) {
   EXPECT_FALSE(ids.empty());
   EXPECT_LT(seconds, 2.0) << "100 kB without spaces took " << seconds << " s";
   EXPECT_EQ(t->decode(ids, false).value(), text);
+}
+
+TEST(TokenizerInput, ConcurrentEncodeAgrees) {
+  auto t = make(sp_config());
+  std::vector<std::string> texts;
+  for (int i = 0; i < 200; ++i) texts.push_back(std::string(i % 7, 'a') + " abc " + std::to_string(i) + " é" + std::string(i % 5, 'c'));
+  std::vector<std::vector<int32_t>> want;
+  for (const std::string& s : texts) want.push_back(encode(*t, s));
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int k = 0; k < 4; ++k) {
+    threads.emplace_back([&, k] {
+      for (int round = 0; round < 20; ++round) {
+        for (size_t i = 0; i < texts.size(); ++i) {
+          auto ids = t->encode(texts[(i + k) % texts.size()], false);
+          if (!ids.is_ok() || ids.value() != want[(i + k) % texts.size()]) ++mismatches[k];
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 std::string stream(const Tokenizer& t, const std::vector<int32_t>& ids, bool skip, std::vector<std::string>* chunks) {
