@@ -77,6 +77,43 @@ struct Regex::Impl {
 
 Regex::~Regex() = default;
 
+namespace {
+
+// Appends the translation of the escape at p[i] == '\\' and leaves i on its last character.
+void append_escape(std::string_view p, size_t& i, bool in_class, std::string& out) {
+  const char e = p[++i];
+  if (e == 'p' && i + 1 < p.size() && p[i + 1] == '{') {
+    const size_t close = p.find('}', i + 2);
+    if (close != std::string_view::npos && p[i + 2] != '^') {
+      const std::string_view name = p.substr(i + 2, close - i - 2);
+      i = close;
+      if (category_delta(name).empty()) {
+        out.append("\\p{").append(name).append("}");
+      } else if (in_class) {
+        out.append(category_body(name));
+      } else {
+        out.append("[").append(category_body(name)).append("]");
+      }
+      return;
+    }
+  }
+  if (e == 's' || e == 'w') {
+    const std::string_view body = e == 's' ? kSpaceBody : std::string_view(word_body());
+    if (in_class) {
+      out.append(body);
+    } else {
+      out.append("[").append(body).append("]");
+    }
+  } else if ((e == 'S' || e == 'W') && !in_class) {
+    out.append("[^").append(e == 'S' ? kSpaceBody : std::string_view(word_body())).append("]");
+  } else {
+    out.push_back('\\');
+    out.push_back(e);
+  }
+}
+
+}  // namespace
+
 std::string translate_oniguruma(std::string_view p) {
   std::string out;
   out.reserve(p.size() + 32);
@@ -84,37 +121,7 @@ std::string translate_oniguruma(std::string_view p) {
   for (size_t i = 0; i < p.size(); ++i) {
     const char c = p[i];
     if (c == '\\' && i + 1 < p.size()) {
-      const char e = p[i + 1];
-      ++i;
-      const bool in_class = class_depth > 0;
-      if (e == 'p' && i + 1 < p.size() && p[i + 1] == '{') {
-        const size_t close = p.find('}', i + 2);
-        if (close != std::string_view::npos && p[i + 2] != '^') {
-          const std::string_view name = p.substr(i + 2, close - i - 2);
-          i = close;
-          if (category_delta(name).empty()) {
-            out.append("\\p{").append(name).append("}");
-          } else if (in_class) {
-            out.append(category_body(name));
-          } else {
-            out.append("[").append(category_body(name)).append("]");
-          }
-          continue;
-        }
-      }
-      if (e == 's' || e == 'w') {
-        const std::string_view body = e == 's' ? kSpaceBody : std::string_view(word_body());
-        if (in_class) {
-          out.append(body);
-        } else {
-          out.append("[").append(body).append("]");
-        }
-      } else if ((e == 'S' || e == 'W') && !in_class) {
-        out.append("[^").append(e == 'S' ? kSpaceBody : std::string_view(word_body())).append("]");
-      } else {
-        out.push_back('\\');
-        out.push_back(e);
-      }
+      append_escape(p, i, class_depth > 0, out);
       continue;
     }
     if (c == '[') {
