@@ -10,7 +10,7 @@ out=${2:-build-fuzz-chat}
 mkdir -p "$out/objs"
 cxx=${CXX_FUZZ:-clang++}
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
-  -fno-omit-frame-pointer -Isrc)
+  -fno-omit-frame-pointer -Isrc $(pkg-config --cflags libutf8proc))
 objs=()
 for src in src/core/*.cpp src/chat/*.cpp tests/chat/chat_template_fuzz.cpp; do
   obj=$out/objs/$(echo "$src" | tr / _).o
@@ -19,7 +19,7 @@ for src in src/core/*.cpp src/chat/*.cpp tests/chat/chat_template_fuzz.cpp; do
   fi
   objs+=("$obj")
 done
-"$cxx" -fsanitize=fuzzer,address,undefined "${objs[@]}" -o "$out/chat_template_fuzz"
+"$cxx" -fsanitize=fuzzer,address,undefined "${objs[@]}" $(pkg-config --libs libutf8proc) -o "$out/chat_template_fuzz"
 
 # Seeds: every real template, and every snippet followed by NUL and its variables.
 seeds=$out/seeds

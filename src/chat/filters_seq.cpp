@@ -15,7 +15,7 @@ Value iterator_of(std::vector<Value> items) { return Value::list(std::move(items
 
 // Key for case-insensitive comparisons (jinja2's ignore_case).
 Value fold_case(const Value& v, bool case_sensitive) {
-  if (!case_sensitive && v.is_string()) return Value::string(ascii_lower(v.as_string()));
+  if (!case_sensitive && v.is_string()) return Value::string(py_lower(v.as_string()));
   return v;
 }
 

@@ -70,13 +70,13 @@ Result<Value> trim(Interpreter& in, const Value& v, CallArgs& args) {
 Result<Value> upper(Interpreter& in, const Value& v, CallArgs& args) {
   LS_RETURN_IF_ERROR(no_args(args, "upper"));
   LS_ASSIGN_OR_RETURN(std::string s, str_of(in, v));
-  return Value::string(ascii_upper(s));
+  return Value::string(py_upper(s));
 }
 
 Result<Value> lower(Interpreter& in, const Value& v, CallArgs& args) {
   LS_RETURN_IF_ERROR(no_args(args, "lower"));
   LS_ASSIGN_OR_RETURN(std::string s, str_of(in, v));
-  return Value::string(ascii_lower(s));
+  return Value::string(py_lower(s));
 }
 
 Result<Value> capitalize(Interpreter& in, const Value& v, CallArgs& args) {
@@ -85,22 +85,28 @@ Result<Value> capitalize(Interpreter& in, const Value& v, CallArgs& args) {
   return Value::string(py_capitalize(s));
 }
 
-// jinja2's do_title: every run between separators ([-\s({[<]) gets an upper first letter, the rest lowered.
+// jinja2's do_title: every run between separators ([-\s({[<]) gets its first character uppered, the rest lowered.
 Result<Value> title(Interpreter& in, const Value& v, CallArgs& args) {
   LS_RETURN_IF_ERROR(no_args(args, "title"));
   LS_ASSIGN_OR_RETURN(std::string s, str_of(in, v));
-  std::u32string cps = utf8_to_u32(s);
-  bool at_start = true;
-  for (char32_t& c : cps) {
-    if (is_title_separator(c)) {
-      at_start = true;
-      continue;
+  const std::u32string cps = utf8_to_u32(s);
+  std::string out;
+  size_t i = 0;
+  while (i < cps.size()) {
+    size_t j = i;
+    const bool sep = is_title_separator(cps[i]);
+    while (j < cps.size() && is_title_separator(cps[j]) == sep) ++j;
+    const std::string run = u32_to_utf8(std::u32string_view(cps).substr(i, j - i));
+    if (sep) {
+      out += run;
+    } else {
+      std::string first;
+      append_utf8(first, cps[i]);
+      out += py_upper(first) + py_lower(u32_to_utf8(std::u32string_view(cps).substr(i + 1, j - i - 1)));
     }
-    if (at_start && c >= 'a' && c <= 'z') c -= 32;
-    if (!at_start && c >= 'A' && c <= 'Z') c += 32;
-    at_start = false;
+    i = j;
   }
-  return Value::string(u32_to_utf8(cps));
+  return Value::string(std::move(out));
 }
 
 Result<Value> replace(Interpreter& in, const Value& v, CallArgs& args) {

@@ -117,8 +117,8 @@ Result<Value> str_format(Interpreter& in, const Value& self, CallArgs& args) {
 // The argument-less str methods: case mapping, splitlines and the is*() predicates.
 Result<Value> str_case_method(const std::string& s, const std::string& name, CallArgs& args) {
   if (!args.positional.empty() || !args.keyword.empty()) return invalid_argument(name + "() takes no arguments");
-  if (name == "upper") return Value::string(ascii_upper(s));
-  if (name == "lower" || name == "casefold") return Value::string(ascii_lower(s));
+  if (name == "upper") return Value::string(py_upper(s));
+  if (name == "lower" || name == "casefold") return Value::string(py_lower(s));
   if (name == "title") return Value::string(py_title(s));
   if (name == "capitalize") return Value::string(py_capitalize(s));
   if (name == "splitlines") {
@@ -134,8 +134,8 @@ Result<Value> str_case_method(const std::string& s, const std::string& name, Cal
     return Value::boolean(all([](char32_t c) { return (c | 32) >= 'a' && (c | 32) <= 'z'; }));
   if (name == "isalnum")
     return Value::boolean(all([](char32_t c) { return ((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9'); }));
-  if (name == "islower") return Value::boolean(s != ascii_upper(s) && s == ascii_lower(s));
-  if (name == "isupper") return Value::boolean(s != ascii_lower(s) && s == ascii_upper(s));
+  if (name == "islower") return Value::boolean(s != py_upper(s) && s == py_lower(s));
+  if (name == "isupper") return Value::boolean(s != py_lower(s) && s == py_upper(s));
   return unsupported("str." + name + "() is not supported");
 }
 

@@ -62,11 +62,11 @@ const TestEntry kTests[] = {
                                 (v.is_dict() && !v.as_dict().is_namespace))},
     {"callable", LS_SIMPLE_TEST(v.is_callable())},
     {"escaped", LS_SIMPLE_TEST(false)},
-    {"lower", LS_SIMPLE_TEST(v.is_string() ? (v.as_string() != ascii_upper(v.as_string()) &&
-                                              v.as_string() == ascii_lower(v.as_string()))
+    {"lower", LS_SIMPLE_TEST(v.is_string() ? (v.as_string() != py_upper(v.as_string()) &&
+                                              v.as_string() == py_lower(v.as_string()))
                                            : false)},
-    {"upper", LS_SIMPLE_TEST(v.is_string() ? (v.as_string() != ascii_lower(v.as_string()) &&
-                                              v.as_string() == ascii_upper(v.as_string()))
+    {"upper", LS_SIMPLE_TEST(v.is_string() ? (v.as_string() != py_lower(v.as_string()) &&
+                                              v.as_string() == py_upper(v.as_string()))
                                            : false)},
     {"odd",
      [](Interpreter& in, const Value& v, CallArgs& args) -> Result<bool> {

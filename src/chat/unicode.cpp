@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <utf8proc.h>
+
 namespace ls::chat {
 
 namespace {
@@ -37,12 +39,54 @@ size_t decode_one(std::string_view s, size_t i, char32_t* cp) {
   return len;
 }
 
-bool is_ascii_upper(char32_t c) { return c >= 'A' && c <= 'Z'; }
-bool is_ascii_lower(char32_t c) { return c >= 'a' && c <= 'z'; }
-// Non-ASCII code points count as cased letters: close to Python for the alphabetic scripts.
-bool is_cased(char32_t c) { return is_ascii_upper(c) || is_ascii_lower(c) || c >= 0xC0; }
-char32_t to_upper(char32_t c) { return is_ascii_lower(c) ? c - 32 : c; }
-char32_t to_lower(char32_t c) { return is_ascii_upper(c) ? c + 32 : c; }
+bool is_cased(char32_t c) {
+  if (c < 0x80) return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+  const utf8proc_category_t cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+  return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT;
+}
+
+// Python's full case mappings: utf8proc's simple mappings plus the SpecialCasing entries that expand.
+void append_upper(std::u32string& out, char32_t c) {
+  if (c < 0x80) {
+    out.push_back(c >= 'a' && c <= 'z' ? c - 32 : c);
+  } else if (c == 0xDF) {
+    out += U"SS";
+  } else if (c >= 0xFB00 && c <= 0xFB06) {
+    static const char32_t* const kLigatures[] = {U"FF", U"FI", U"FL", U"FFI", U"FFL", U"ST", U"ST"};
+    out += kLigatures[c - 0xFB00];
+  } else {
+    out.push_back(static_cast<char32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(c))));
+  }
+}
+
+void append_title(std::u32string& out, char32_t c) {
+  if (c == 0xDF) {
+    out += U"Ss";
+  } else if (c >= 0xFB00 && c <= 0xFB06) {
+    static const char32_t* const kLigatures[] = {U"Ff", U"Fi", U"Fl", U"Ffi", U"Ffl", U"St", U"St"};
+    out += kLigatures[c - 0xFB00];
+  } else if (c < 0x80) {
+    out.push_back(c >= 'a' && c <= 'z' ? c - 32 : c);
+  } else {
+    out.push_back(static_cast<char32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(c))));
+  }
+}
+
+// Lowercases cps[i]; a capital sigma at the end of a word becomes the final form, as Python does.
+void append_lower(std::u32string& out, const std::u32string& cps, size_t i) {
+  const char32_t c = cps[i];
+  if (c < 0x80) {
+    out.push_back(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  } else if (c == 0x130) {
+    out += U"i\u0307";
+  } else if (c == 0x3A3) {
+    const bool after_cased = i > 0 && is_cased(cps[i - 1]);
+    const bool before_cased = i + 1 < cps.size() && is_cased(cps[i + 1]);
+    out.push_back(after_cased && !before_cased ? 0x3C2 : 0x3C3);
+  } else {
+    out.push_back(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
+  }
+}
 
 }  // namespace
 
@@ -208,35 +252,47 @@ std::vector<std::string> py_splitlines(std::string_view s) {
   return out;
 }
 
-std::string ascii_upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
-  return out;
+std::string py_upper(std::string_view s) {
+  const std::u32string cps = utf8_to_u32(s);
+  std::u32string out;
+  for (char32_t c : cps) append_upper(out, c);
+  return u32_to_utf8(out);
 }
 
-std::string ascii_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  return out;
+std::string py_lower(std::string_view s) {
+  const std::u32string cps = utf8_to_u32(s);
+  std::u32string out;
+  for (size_t i = 0; i < cps.size(); ++i) append_lower(out, cps, i);
+  return u32_to_utf8(out);
 }
 
 std::string py_capitalize(std::string_view s) {
-  std::u32string cps = utf8_to_u32(s);
-  for (size_t i = 0; i < cps.size(); ++i) cps[i] = i == 0 ? to_upper(cps[i]) : to_lower(cps[i]);
-  return u32_to_utf8(cps);
+  const std::u32string cps = utf8_to_u32(s);
+  std::u32string out;
+  for (size_t i = 0; i < cps.size(); ++i) {
+    if (i == 0)
+      append_title(out, cps[i]);
+    else
+      append_lower(out, cps, i);
+  }
+  return u32_to_utf8(out);
 }
 
 std::string py_title(std::string_view s) {
-  std::u32string cps = utf8_to_u32(s);
+  const std::u32string cps = utf8_to_u32(s);
+  std::u32string out;
   bool prev_cased = false;
-  for (char32_t& c : cps) {
-    c = prev_cased ? to_lower(c) : to_upper(c);
-    prev_cased = is_cased(c);
+  for (size_t i = 0; i < cps.size(); ++i) {
+    if (prev_cased)
+      append_lower(out, cps, i);
+    else
+      append_title(out, cps[i]);
+    prev_cased = is_cased(cps[i]);
   }
-  return u32_to_utf8(cps);
+  return u32_to_utf8(out);
 }
+
+bool py_is_cased(char32_t c) { return is_cased(c); }
 
 std::string py_replace(std::string_view s, std::string_view old_sub, std::string_view new_sub, long long count) {
   std::string out;

@@ -35,11 +35,14 @@ std::vector<std::string> py_rsplit(std::string_view s, const std::string* sep, l
 // Python's str.splitlines() (keepends = false).
 std::vector<std::string> py_splitlines(std::string_view s);
 
-// Case mapping (ASCII letters only; other code points are left as they are).
-std::string ascii_upper(std::string_view s);
-std::string ascii_lower(std::string_view s);
+// Python's str.upper()/lower(): Unicode case mapping (utf8proc's simple mappings plus the expanding special
+// cases ß, ligatures, İ and the final sigma).
+std::string py_upper(std::string_view s);
+std::string py_lower(std::string_view s);
+// Whether a code point is cased (Lu, Ll or Lt).
+bool py_is_cased(char32_t c);
 std::string py_capitalize(std::string_view s);
-// Python's str.title(): a letter following a cased letter is lowered, any other letter is uppered.
+// Python's str.title(): a letter following a cased letter is lowered, any other letter is title-cased.
 std::string py_title(std::string_view s);
 
 // Python's str.replace (count < 0: all).
