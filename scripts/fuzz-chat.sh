@@ -12,13 +12,21 @@ cxx=${CXX_FUZZ:-clang++}
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
   -fno-omit-frame-pointer -Isrc $(pkg-config --cflags libutf8proc))
 objs=()
+stale=()
 for src in src/core/*.cpp src/chat/*.cpp tests/chat/chat_template_fuzz.cpp; do
   obj=$out/objs/$(echo "$src" | tr / _).o
   if [[ ! -f $obj || $src -nt $obj || -n $(find src/core src/chat -name '*.h' -newer "$obj" -print -quit) ]]; then
-    "$cxx" "${flags[@]}" -c "$src" -o "$obj"
+    stale+=("$src")
   fi
   objs+=("$obj")
 done
+# Compile what changed, one job per core.
+if ((${#stale[@]} > 0)); then
+  export out cxx
+  export flags_str="${flags[*]}"
+  printf '%s\n' "${stale[@]}" | xargs -P "$(nproc)" -I{} bash -c \
+    'src={}; "$cxx" $flags_str -c "$src" -o "$out/objs/$(echo "$src" | tr / _).o"'
+fi
 "$cxx" -fsanitize=fuzzer,address,undefined "${objs[@]}" $(pkg-config --libs libutf8proc) -o "$out/chat_template_fuzz"
 
 # Seeds: every real template, and every snippet followed by NUL and its variables.
