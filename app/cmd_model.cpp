@@ -6,11 +6,13 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "commands.h"
 #include "core/json.h"
+#include "engine/prompt_codec.h"
 #include "io/hub_cache.h"
 #include "lora/lora_slots.h"
 #include "model/single_sequence.h"
@@ -22,6 +24,9 @@ struct ModelArgs {
   std::string model;
   std::string adapter;
   std::string tokens;
+  std::string prompt;
+  bool chat = false;
+  bool ignore_eos = false;
   std::string device = "cpu";
   std::string load_format = "safetensors";
   int32_t max_new_tokens = 16;
@@ -50,6 +55,7 @@ struct LoadedModel {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Transformer> model;
   std::unique_ptr<LoraSlots> lora;
+  std::string dir;
   std::vector<int64_t> eos_ids;
   SequenceOptions options() const {
     SequenceOptions o;
@@ -85,6 +91,7 @@ Result<LoadedModel> load(const ModelArgs& args) {
     return invalid_argument("--load-format must be safetensors, auto or dummy");
   }
   LS_ASSIGN_OR_RETURN(m.model, Transformer::load(dir, *m.backend, options));
+  m.dir = dir;
   m.eos_ids = stop_ids_of(dir, m.model->config());
   if (!args.adapter.empty()) {
     LS_ASSIGN_OR_RETURN(std::string adapter_dir, resolve_model_dir(args.adapter));
@@ -102,6 +109,7 @@ int fail(const Status& status) {
 }
 
 int run_logits(const ModelArgs& args) {
+  if (args.tokens.empty()) return fail(invalid_argument("--tokens is required"));
   auto tokens = parse_token_list(args.tokens);
   if (!tokens.is_ok()) return fail(tokens.status());
   auto loaded = load(args);
@@ -113,25 +121,45 @@ int run_logits(const ModelArgs& args) {
   return 0;
 }
 
+// Token ids from --tokens, or from --prompt through the model's tokenizer (and chat template with --chat).
+Result<std::vector<int32_t>> input_tokens(const ModelArgs& args, const std::optional<PromptCodec>& codec) {
+  if (args.prompt.empty() == args.tokens.empty()) return invalid_argument("give exactly one of --tokens and --prompt");
+  if (!codec) return parse_token_list(args.tokens);
+  return codec->encode(args.prompt, args.chat);
+}
+
 int run_generate(const ModelArgs& args) {
-  auto tokens = parse_token_list(args.tokens);
-  if (!tokens.is_ok()) return fail(tokens.status());
+  if (args.chat && args.prompt.empty()) return fail(invalid_argument("--chat needs --prompt"));
   auto loaded = load(args);
   if (!loaded.is_ok()) return fail(loaded.status());
-  // Token-id mode continues for exactly --max-new-tokens tokens (the oracle's paths run through end-of-sequence);
-  // --stop-at-eos ends at the first end-of-sequence token of config.json / generation_config.json instead.
-  const std::vector<int64_t> stops = args.stop_at_eos ? loaded->eos_ids : std::vector<int64_t>{};
+  std::optional<PromptCodec> codec;
+  if (!args.prompt.empty()) {
+    auto c = PromptCodec::load(loaded->dir);
+    if (!c.is_ok()) return fail(c.status());
+    codec = std::move(c).value();
+  }
+  auto tokens = input_tokens(args, codec);
+  if (!tokens.is_ok()) return fail(tokens.status());
+  // Token-id mode continues for exactly --max-new-tokens tokens (the oracle's paths run through end-of-sequence)
+  // unless --stop-at-eos; prompt mode stops at end-of-sequence as text generation does, unless --ignore-eos.
+  const bool stop = codec ? !args.ignore_eos : args.stop_at_eos;
+  const std::vector<int64_t> stops = !stop ? std::vector<int64_t>{} : codec ? codec->stop_ids() : loaded->eos_ids;
   auto generated = greedy_generate(*loaded->model, tokens.value(), args.max_new_tokens, stops, loaded->options());
   if (!generated.is_ok()) return fail(generated.status());
   Json out = {{"tokens", generated.value()}};
-  std::cout << out.dump() << "\n";
+  if (codec) {
+    auto text = codec->decode(generated.value());
+    if (!text.is_ok()) return fail(text.status());
+    out["text"] = text.value();
+  }
+  std::cout << out.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
   return 0;
 }
 
 void add_common_options(CLI::App* cmd, ModelArgs& args) {
   cmd->add_option("--model", args.model, "model directory or Hub repo id in the local Hub cache")->required();
   cmd->add_option("--adapter", args.adapter, "PEFT LoRA adapter directory");
-  cmd->add_option("--tokens", args.tokens, "comma-separated token ids")->required();
+  cmd->add_option("--tokens", args.tokens, "comma-separated token ids");
   cmd->add_option("--device", args.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--load-format", args.load_format, "safetensors (default) or dummy (random weights)");
 }
@@ -147,7 +175,10 @@ void register_model_commands(CLI::App& app, CommandRunner& runner) {
   CLI::App* generate = app.add_subcommand("generate", "print the greedy continuation as JSON");
   add_common_options(generate, args);
   generate->add_option("--max-new-tokens", args.max_new_tokens, "tokens to generate")->check(CLI::Range(0, 1 << 20));
-  generate->add_flag("--stop-at-eos", args.stop_at_eos, "stop after the model's end-of-sequence token");
+  generate->add_option("--prompt", args.prompt, "text prompt, tokenized with the model's tokenizer.json");
+  generate->add_flag("--chat", args.chat, "wrap --prompt as a user message in the model's chat template");
+  generate->add_flag("--stop-at-eos", args.stop_at_eos, "with --tokens: stop after an end-of-sequence token");
+  generate->add_flag("--ignore-eos", args.ignore_eos, "with --prompt: do not stop at end-of-sequence tokens");
   generate->callback([&runner] { runner = [] { return run_generate(args); }; });
 }
 
