@@ -41,5 +41,5 @@ for i, s in enumerate(json.load(open("tests/data/chat_templates/snippets.json", 
         f.write(s["source"].encode("utf-8") + b"\0" + json.dumps(s["variables"]).encode("utf-8"))
 PY
 echo "fuzz-chat: running for ${seconds}s"
-"$out/chat_template_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
+"$out/chat_template_fuzz" -artifact_prefix="$out/" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
   -print_final_stats=1 "$out/corpus" "$seeds" 2>&1 | tail -n 25

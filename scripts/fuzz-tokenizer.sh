@@ -54,5 +54,5 @@ with open(os.path.join(seeds, "bytes"), "wb") as f:
     f.write(b"\x01\xff\xfe\xc3\x28\xe2\x82\x00 a\xf0\x9f\x98")
 PY
 echo "fuzz-tokenizer: running for ${seconds}s"
-"$out/tokenizer_fuzz" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=4096 -max_len=4096 \
+"$out/tokenizer_fuzz" -artifact_prefix="$out/" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=4096 -max_len=4096 \
   -print_final_stats=1 "$out/corpus" "$seeds" 2>&1 | tail -n 25
