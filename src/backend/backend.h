@@ -11,6 +11,7 @@
 
 #include "backend/batch_meta.h"
 #include "backend/lora_weights.h"
+#include "backend/sampling_params.h"
 #include "backend/tensor.h"
 #include "core/status.h"
 
@@ -30,6 +31,14 @@ struct AttentionParams {
   float scale = 1.0f;           // softmax scale, 1/sqrt(head_dim)
   int64_t num_heads = 0;
   int64_t sliding_window = 0;   // 0: full causal attention; else a query at p sees keys in (p - window, p]
+};
+
+// A recorded sequence of ops that replays with the same device addresses (a CUDA graph).
+class OpGraph {
+ public:
+  virtual ~OpGraph() = default;
+  // Enqueues the recorded ops again; what they read must be at the addresses they were recorded with.
+  virtual void replay() = 0;
 };
 
 class Backend {
@@ -69,6 +78,12 @@ class Backend {
   virtual void rope(const BatchMeta& batch, Tensor q, Tensor k, const float* inv_freq, int64_t head_dim) = 0;
   // Stores k, v rows [T, num_kv_heads*head_dim] at batch.kv_slots in the layer's cache.
   virtual void kv_write(const BatchMeta& batch, Tensor k, Tensor v, const KvLayer& cache) = 0;
+  // rope, then kv_write of the rotated k and v: one pass over the rows where a backend fuses them.
+  virtual void rope_kv_write(const BatchMeta& batch, Tensor q, Tensor k, Tensor v, const float* inv_freq,
+                             int64_t head_dim, const KvLayer& cache) {
+    rope(batch, q, k, inv_freq, head_dim);
+    kv_write(batch, k, v, cache);
+  }
   // Causal attention of each sequence's query tokens over its cached context (GQA), out [T, num_heads*head_dim].
   virtual void attention(const BatchMeta& batch, Tensor q, const KvLayer& cache, const AttentionParams& params,
                          Tensor out) = 0;
@@ -80,6 +95,16 @@ class Backend {
   virtual void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) = 0;
   // tokens[r] = argmax over logits row r (float32 logits); tokens in backend memory.
   virtual void argmax(Tensor logits, int32_t* tokens) = 0;
+  // tokens[r] = the token drawn from float32 logits row r under params[r] (host array of logits.rows), by the
+  // arithmetic of backend/sampling_math.h, so every backend draws the same token; tokens in backend memory.
+  virtual void sample(Tensor logits, const SamplingParams* params, int32_t* tokens) = 0;
+
+  // ---- graphs ----
+  // Ops enqueued between begin_capture and end_capture are recorded instead of run (backends without graphs
+  // return kUnsupported from begin_capture). Nothing may allocate backend memory while capturing.
+  virtual bool supports_graphs() const { return false; }
+  virtual Status begin_capture() { return unsupported(name() + " backend has no graphs"); }
+  virtual Result<std::unique_ptr<OpGraph>> end_capture() { return unsupported(name() + " backend has no graphs"); }
 };
 
 // The CPU backend (float32, OpenBLAS GEMM, OpenMP threads).

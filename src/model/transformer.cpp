@@ -7,13 +7,6 @@
 
 namespace ls {
 
-struct Transformer::Workspace {
-  int64_t token_capacity = 0, row_capacity = 0;
-  Buffer residual, normed, qkv, attn, proj, gate_up, act;  // [tokens, ...]
-  Buffer final_rows, logits;                               // [logit rows, ...]
-  Tensor t_residual, t_normed, t_qkv, t_attn, t_proj, t_gate_up, t_act, t_final_rows, t_logits;
-};
-
 Result<std::unique_ptr<Transformer>> Transformer::load(const std::string& model_dir, Backend& backend,
                                                        const LoadOptions& options) {
   LS_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(model_dir));
@@ -28,12 +21,11 @@ Result<std::unique_ptr<Transformer>> Transformer::load(const std::string& model_
 
 Transformer::Transformer(ModelConfig config, ModelWeights weights, Backend& backend, Buffer inv_freq)
     : config_(std::move(config)), weights_(std::move(weights)), backend_(&backend), inv_freq_(std::move(inv_freq)),
-      ws_(std::make_unique<Workspace>()) {}
+      ws_(std::make_unique<ForwardWorkspace>()) {}
 
 Transformer::~Transformer() = default;
 
-Status Transformer::ensure_workspace(int64_t num_tokens, int64_t num_rows) {
-  Workspace& w = *ws_;
+Status Transformer::reserve_workspace(ForwardWorkspace& w, int64_t num_tokens, int64_t num_rows) const {
   const DType dt = backend_->compute_dtype();
   auto make = [&](Buffer& buffer, Tensor& tensor, int64_t rows, int64_t cols, DType dtype) -> Status {
     LS_ASSIGN_OR_RETURN(buffer, backend_->allocate(static_cast<size_t>(rows * cols) * dtype_size(dtype)));
@@ -72,12 +64,12 @@ void apply_lora(Backend& b, const BatchMeta& meta, const LoraTable* lora, int64_
 
 }  // namespace
 
-void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv, const LoraTable* lora, bool first) {
+void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv, const LoraTable* lora, bool first,
+                            ForwardWorkspace& ws) const {
   Backend& b = *backend_;
   const ModelConfig& c = config_;
   const LayerWeights& w = weights_.layers[l];
   const int64_t T = meta.num_tokens, q = c.q_size(), kvs = c.kv_size(), inter = c.intermediate_size;
-  Workspace& ws = *ws_;
   Tensor residual = ws.t_residual.row_slice(0, T), x = ws.t_normed.row_slice(0, T);
   Tensor qkv = ws.t_qkv.row_slice(0, T), attn = ws.t_attn.row_slice(0, T), proj = ws.t_proj.row_slice(0, T);
   Tensor gate_up = ws.t_gate_up.row_slice(0, T), act = ws.t_act.row_slice(0, T);
@@ -93,8 +85,7 @@ void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv,
   apply_lora(b, meta, lora, l, LoraModule::kQ, x, tq);
   apply_lora(b, meta, lora, l, LoraModule::kK, x, tk);
   apply_lora(b, meta, lora, l, LoraModule::kV, x, tv);
-  b.rope(meta, tq, tk, static_cast<const float*>(inv_freq_.data()), c.head_dim);
-  b.kv_write(meta, tk, tv, kv.layer(l));
+  b.rope_kv_write(meta, tq, tk, tv, static_cast<const float*>(inv_freq_.data()), c.head_dim, kv.layer(l));
   AttentionParams params;
   params.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   params.num_heads = c.num_heads;
@@ -120,13 +111,18 @@ Result<Tensor> Transformer::forward_device(const ForwardBatch& batch, KvCache& k
     if (s.lora_slot >= 0 && !lora->occupied(s.lora_slot))
       return invalid_argument("lora slot " + std::to_string(s.lora_slot) + " holds no adapter");
   }
+  LS_RETURN_IF_ERROR(reserve_workspace(*ws_, packed->meta.num_tokens, std::max<int32_t>(packed->meta.num_logit_rows, 1)));
+  const BatchMeta meta = backend_->upload_batch(packed->meta);
+  return run_uploaded(meta, kv, lora, *ws_);
+}
+
+Tensor Transformer::run_uploaded(const BatchMeta& meta, const KvCache& kv, const LoraTable* lora,
+                                 ForwardWorkspace& ws) const {
   Backend& b = *backend_;
-  const BatchMeta meta = b.upload_batch(packed->meta);
   const int64_t T = meta.num_tokens, R = meta.num_logit_rows;
-  LS_RETURN_IF_ERROR(ensure_workspace(T, std::max<int64_t>(R, 1)));
-  Workspace& ws = *ws_;
+  LS_CHECK(T <= ws.token_capacity && R <= ws.row_capacity) << "forward workspace smaller than the batch";
   b.embedding(meta, weights_.embed, ws.t_residual.row_slice(0, T));
-  for (int64_t l = 0; l < config_.num_layers; ++l) run_layer(l, meta, kv, lora, l == 0);
+  for (int64_t l = 0; l < config_.num_layers; ++l) run_layer(l, meta, kv, lora, l == 0, ws);
   // Final residual add and norm, then logits only for the wanted rows.
   Tensor x = ws.t_normed.row_slice(0, T);
   b.add_rms_norm(ws.t_residual.row_slice(0, T), ws.t_proj.row_slice(0, T), weights_.final_norm,

@@ -15,6 +15,16 @@
 
 namespace ls {
 
+// The activation buffers of a forward pass, sized for a number of tokens and of logits rows. The Transformer
+// grows its own on demand; a decode graph (model/decode_graphs.h) reserves one of its own once, so the
+// addresses it recorded never move.
+struct ForwardWorkspace {
+  int64_t token_capacity = 0, row_capacity = 0;
+  Buffer residual, normed, qkv, attn, proj, gate_up, act;  // [tokens, ...]
+  Buffer final_rows, logits;                               // [logit rows, ...]
+  Tensor t_residual, t_normed, t_qkv, t_attn, t_proj, t_gate_up, t_act, t_final_rows, t_logits;
+};
+
 struct LoadOptions {
   bool dummy_weights = false;  // --load-format dummy: seeded random weights with the config's shapes
   uint64_t dummy_seed = 0;
@@ -39,16 +49,22 @@ class Transformer {
   // call); `packed` receives the flattened batch.
   Result<Tensor> forward_device(const ForwardBatch& batch, KvCache& kv, const LoraTable* lora, PackedBatch* packed);
 
+  // Grows `ws` to hold at least num_tokens tokens and num_logit_rows logits rows (never shrinks).
+  Status reserve_workspace(ForwardWorkspace& ws, int64_t num_tokens, int64_t num_logit_rows) const;
+  // Enqueues the ops of a forward pass over a batch already uploaded (Backend::upload_batch) into a workspace
+  // that holds it; returns the logits [num_logit_rows, vocab] float32 in ws. Allocates nothing, so a backend
+  // may record it as a graph.
+  Tensor run_uploaded(const BatchMeta& meta, const KvCache& kv, const LoraTable* lora, ForwardWorkspace& ws) const;
+
  private:
-  struct Workspace;
-  Status ensure_workspace(int64_t num_tokens, int64_t num_logit_rows);
-  void run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv, const LoraTable* lora, bool first);
+  void run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv, const LoraTable* lora, bool first,
+                 ForwardWorkspace& ws) const;
 
   ModelConfig config_;
   ModelWeights weights_;
   Backend* backend_;
   Buffer inv_freq_;
-  std::unique_ptr<Workspace> ws_;
+  std::unique_ptr<ForwardWorkspace> ws_;
 };
 
 }  // namespace ls

@@ -33,6 +33,7 @@ class CpuBackend final : public Backend {
   void lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& weights, Tensor y) override;
   void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) override;
   void argmax(Tensor logits, int32_t* tokens) override;
+  void sample(Tensor logits, const SamplingParams* params, int32_t* tokens) override;
 
  private:
   int num_threads_;

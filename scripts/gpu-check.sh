@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# gpu-check.sh: everything the GPU machine checks, in one call, from the repository root: the gpu-labelled
+# tests (every CUDA op against its CPU twin, GPU oracle parity, decode graphs), the CLI oracle check
+# (`loraserve generate --device cuda` reproduces the shared oracle's greedy paths), and `loraserve bench-engine`
+# on the Llama-3-8B-shaped dummy model. Logs go under $OUT (or /tmp/gpu-check); a summary table prints last.
+# The build is made elsewhere (cmake -DLORASERVE_CUDA=ON) and carried, as BUILD_DIR or as the bundle
+# carry/gpu-build.tar.xz that scripts/gpu-pack.sh makes.
+# Usage: scripts/gpu-check.sh [BUILD_DIR]   (default build-cuda)
+set -uo pipefail
+build=${1:-build-cuda}
+logs=${OUT:-/tmp/gpu-check}
+mkdir -p "$logs"
+if [ ! -d "$build" ] && [ -f carry/gpu-build.tar.xz ]; then tar -xJf carry/gpu-build.tar.xz; fi
+[ -f "$build/CMakeCache.txt" ] || { echo "gpu-check: no build in $build" >&2; exit 1; }
+
+# CTest files name the build's source tree by absolute path; make that path lead here.
+src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
+if [ -n "$src" ] && [ "$src" != "$PWD" ] && [ ! -e "$src" ]; then
+  mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"
+fi
+bin="$PWD/$build/app/loraserve"
+# cuBLASLt is the one CUDA library linked dynamically: find it if the loader does not.
+if ldd "$bin" | grep -q "not found"; then
+  lib=$(find / -name 'libcublasLt.so.13*' -not -path '*/proc/*' 2>/dev/null | head -1)
+  [ -n "$lib" ] && export LD_LIBRARY_PATH="$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv; ldd "$bin"; } \
+  > "$logs/device.txt" 2>&1
+
+echo "== ctest -L gpu"
+(cd "$build" && ctest -L gpu --output-on-failure) 2>&1 | tee "$logs/ctest.log"
+ctest_rc=${PIPESTATUS[0]}
+
+echo "== CLI oracle check (loraserve generate --device cuda)"
+python3 - "$bin" 2>&1 <<'PY' | tee "$logs/cli_oracle.log"
+import json, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+bin_ = sys.argv[1]
+jobs = []
+for arch in ("llama", "mistral"):
+    root = f"tests/data/oracle/{arch}"
+    case = json.load(open(f"{root}/case.json"))
+    runs = [("base", None, case["base_paths"])] + [(a["name"], f"{root}/adapters/{a['name']}", a["paths"]) for a in case["adapters"]]
+    for name, adapter, paths in runs:
+        for prompt, path in zip(case["prompts"], paths):
+            jobs.append((arch, name, adapter, prompt, path, root))
+def run(job):
+    arch, name, adapter, prompt, path, root = job
+    cmd = [bin_, "generate", "--model", f"{root}/base", "--device", "cuda", "--tokens", ",".join(map(str, prompt)),
+           "--max-new-tokens", str(len(path) - len(prompt))] + (["--adapter", adapter] if adapter else [])
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        return job, None, p.stderr.strip()
+    return job, json.loads(p.stdout)["tokens"], ""
+equal = total = failed = 0
+with ThreadPoolExecutor(8) as pool:
+    for (arch, name, adapter, prompt, path, root), got, err in pool.map(run, jobs):
+        total += 1
+        want = path[len(prompt):]
+        if got is None:
+            failed += 1
+            print(f"FAIL {arch}/{name} prompt len {len(prompt)}: {err}")
+        elif got == want:
+            equal += 1
+        else:
+            k = next(i for i in range(len(want)) if got[i] != want[i])
+            print(f"diverges {arch}/{name} prompt len {len(prompt)} at step {k} of {len(want)}")
+print(f"CLI oracle: {equal} of {total} greedy paths equal, {failed} failed to run")
+sys.exit(1 if failed else 0)
+PY
+cli_rc=${PIPESTATUS[0]}
+
+echo "== bench-engine"
+"$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda 2>&1 | tee "$logs/bench.log"
+bench_rc=${PIPESTATUS[0]}
+# The same decode steps without programmatic dependent launch, to see what the launch overlap buys.
+LS_CUDA_PDL=0 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda \
+  --batches 1,128 --replays 30 --prefill 128 --no-breakdown > "$logs/bench_no_pdl.log" 2>&1
+
+echo
+echo "== summary ($(head -2 "$logs/device.txt" | tail -1))"
+printf '%-22s %s\n' "ctest -L gpu" "$( [ $ctest_rc -eq 0 ] && echo pass || echo "FAIL (rc $ctest_rc)") $(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -1)"
+printf '%-22s %s\n' "CLI oracle" "$(tail -1 "$logs/cli_oracle.log")"
+printf '%-22s %s\n' "bench-engine" "$( [ $bench_rc -eq 0 ] && echo ok || echo "FAIL (rc $bench_rc)")"
+grep -E "^device:|^  +(1|32|128) |^prefill|GEMM floor" "$logs/bench.log" | head -12
+echo "without PDL:"
+grep -E "^  +(1|128) " "$logs/bench_no_pdl.log" | head -2
+exit $(( ctest_rc != 0 || cli_rc != 0 || bench_rc != 0 ))

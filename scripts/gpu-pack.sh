@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# gpu-pack.sh: packs what scripts/gpu-check.sh needs from a CUDA build directory into carry/gpu-build.tar.xz
+# (stripped loraserve and GPU test binaries, the CTest files, the CMake cache), small enough to travel to the
+# GPU machine (the device tool's carry limit is 64 MiB with the working tree; each binary holds OpenBLAS).
+# Run here, from the repository root, after building: scripts/gpu-pack.sh [BUILD_DIR]
+set -euo pipefail
+build=${1:-build-cuda}
+[ -f "$build/CMakeCache.txt" ] || { echo "gpu-pack: no CMake build in $build" >&2; exit 1; }
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/$build"
+(cd "$build" && find . -name CTestTestfile.cmake -o -name CMakeCache.txt) | while read -r f; do
+  mkdir -p "$stage/$build/$(dirname "$f")"
+  cp "$build/$f" "$stage/$build/$f"
+done
+for bin in app/loraserve tests/kernels/cuda_kernels_test tests/kernels/cuda_oracle_test; do
+  [ -f "$build/$bin" ] || { echo "gpu-pack: $build/$bin is not built" >&2; exit 1; }
+  mkdir -p "$stage/$build/$(dirname "$bin")"
+  strip -o "$stage/$build/$bin" "$build/$bin"
+done
+mkdir -p carry
+tar -C "$stage" -cJf carry/gpu-build.tar.xz "$build"
+ls -l carry/gpu-build.tar.xz

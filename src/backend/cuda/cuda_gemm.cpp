@@ -1,0 +1,154 @@
+// cuda_gemm.cpp: cuBLASLt plans. Row-major out[m, n] = x[m, k] W[n, k]^T is, in cuBLASLt's column-major
+// terms, D[n, m] = op(A) B with A = W seen as a [k, n] column-major matrix (transposed) and B = x seen as
+// [k, m]; so W is operand A, x operand B, and out's rows are D's columns.
+#include "backend/cuda/cuda_gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+
+namespace ls::cuda {
+namespace {
+
+int alignment_of(const void* p, int64_t ld, size_t elem) {
+  const uint64_t addr = reinterpret_cast<uint64_t>(p) | static_cast<uint64_t>(ld * static_cast<int64_t>(elem));
+  for (int a : {16, 8, 4}) {
+    if (addr % a == 0) return a;
+  }
+  return 2;
+}
+
+constexpr int kCandidates = 8;
+
+}  // namespace
+
+struct CudaGemm::Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool tuned = false;
+  ~Plan() {
+    if (d) cublasLtMatrixLayoutDestroy(d);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (desc) cublasLtMatmulDescDestroy(desc);
+  }
+};
+
+Result<std::unique_ptr<CudaGemm>> CudaGemm::create(cudaStream_t stream, size_t workspace_bytes) {
+  cublasLtHandle_t handle = nullptr;
+  if (cublasLtCreate(&handle) != CUBLAS_STATUS_SUCCESS) return unavailable("cublasLtCreate failed");
+  void* workspace = nullptr;
+  if (cudaMalloc(&workspace, workspace_bytes) != cudaSuccess) {
+    cublasLtDestroy(handle);
+    return resource_exhausted("cannot allocate the cuBLASLt workspace");
+  }
+  return std::unique_ptr<CudaGemm>(new CudaGemm(stream, handle, workspace, workspace_bytes));
+}
+
+CudaGemm::CudaGemm(cudaStream_t stream, cublasLtHandle_t handle, void* workspace, size_t workspace_bytes)
+    : stream_(stream), handle_(handle), workspace_(workspace), workspace_bytes_(workspace_bytes) {
+  const char* e = std::getenv("LS_CUBLASLT_TUNE");
+  tune_ = !(e && e[0] == '0');
+}
+
+CudaGemm::~CudaGemm() {
+  plans_.clear();
+  cudaFree(workspace_);
+  cublasLtDestroy(handle_);
+}
+
+CudaGemm::Plan& CudaGemm::plan_for(const GemmArgs& g, bool capturing) {
+  const int ax = alignment_of(g.x, g.ldx, 2), aw = alignment_of(g.w, g.ldw, 2);
+  const int ao = alignment_of(g.out, g.ldo, g.out_f32 ? 4 : 2);
+  const Key key{g.m, g.n, g.k, g.ldx, g.ldw, g.ldo, (g.out_f32 ? 1 : 0) | (g.bias ? 2 : 0), ax, aw, ao};
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return *it->second;
+
+  auto plan = std::make_unique<Plan>();
+  LS_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t trans = CUBLAS_OP_T, no_trans = CUBLAS_OP_N;
+  LS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans)));
+  LS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &no_trans, sizeof(no_trans)));
+  if (g.bias) {
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    const cudaDataType_t bias_type = CUDA_R_16BF;
+    LS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    LS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                                   sizeof(bias_type)));
+  }
+  const cudaDataType_t out_type = g.out_f32 ? CUDA_R_32F : CUDA_R_16BF;
+  LS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->a, CUDA_R_16BF, g.k, g.n, g.ldw));
+  LS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->b, CUDA_R_16BF, g.k, g.m, g.ldx));
+  LS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->d, out_type, g.n, g.m, g.ldo));
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  LS_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t ws = workspace_bytes_;
+  const uint32_t a32 = static_cast<uint32_t>(aw), b32 = static_cast<uint32_t>(ax), d32 = static_cast<uint32_t>(ao);
+  LS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  LS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a32, sizeof(a32)));
+  LS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &b32, sizeof(b32)));
+  LS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &d32, sizeof(d32)));
+  LS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &d32, sizeof(d32)));
+  cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
+  int count = 0;
+  LS_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, plan->desc, plan->a, plan->b, plan->d, plan->d, pref,
+                                                 kCandidates, results, &count));
+  cublasLtMatmulPreferenceDestroy(pref);
+  LS_CHECK(count > 0) << "cuBLASLt has no algorithm for m=" << g.m << " n=" << g.n << " k=" << g.k
+                      << (g.out_f32 ? " (f32 out)" : "") << (g.bias ? " with bias" : "");
+  plan->algo = results[0].algo;
+  if (tune_ && !capturing && count > 1) tune(*plan, g, results, count);
+  return *plans_.emplace(key, std::move(plan)).first->second;
+}
+
+// Times each candidate on the real operands (they are only written to `out`, which the caller overwrites).
+void CudaGemm::tune(Plan& plan, const GemmArgs& g, const cublasLtMatmulHeuristicResult_t* results, int count) {
+  cudaEvent_t start, stop;
+  LS_CUDA_CHECK(cudaEventCreate(&start));
+  LS_CUDA_CHECK(cudaEventCreate(&stop));
+  float best = -1.0f;
+  for (int i = 0; i < count; ++i) {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    enqueue(plan, g, results[i].algo);  // warm-up
+    std::vector<float> times;
+    for (int rep = 0; rep < 3; ++rep) {
+      LS_CUDA_CHECK(cudaEventRecord(start, stream_));
+      enqueue(plan, g, results[i].algo);
+      LS_CUDA_CHECK(cudaEventRecord(stop, stream_));
+      LS_CUDA_CHECK(cudaEventSynchronize(stop));
+      float ms = 0;
+      LS_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      times.push_back(ms);
+    }
+    std::sort(times.begin(), times.end());
+    if (best < 0 || times[1] < best) {
+      best = times[1];
+      plan.algo = results[i].algo;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  plan.tuned = true;
+}
+
+void CudaGemm::enqueue(const Plan& plan, const GemmArgs& g, const cublasLtMatmulAlgo_t& algo) {
+  if (g.bias) {
+    LS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
+                                                   sizeof(g.bias)));
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  LS_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, g.w, plan.a, g.x, plan.b, &beta, g.out, plan.d, g.out,
+                                 plan.d, &algo, workspace_, workspace_bytes_, stream_));
+}
+
+void CudaGemm::run(const GemmArgs& g, bool capturing) {
+  if (g.m == 0 || g.n == 0) return;
+  const Plan& plan = plan_for(g, capturing);
+  enqueue(plan, g, plan.algo);
+}
+
+}  // namespace ls::cuda

@@ -1,0 +1,56 @@
+// cuda_gemm.h: CudaGemm, the projections out = x W^T (+ bias) through cuBLASLt (bf16 inputs, fp32 compute,
+// bf16 or fp32 output, bias in the epilogue). One plan per shape: the heuristic's candidates are timed once on
+// the real operands (outside graph capture) and the fastest is kept; LS_CUBLASLT_TUNE=0 keeps the first.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "core/status.h"
+
+namespace ls::cuda {
+
+struct GemmArgs {
+  const void* x = nullptr;  // [m, k] bf16, row stride ldx
+  int64_t ldx = 0;
+  const void* w = nullptr;  // [n, k] bf16
+  int64_t ldw = 0;
+  const void* bias = nullptr;  // [n] bf16 or null
+  void* out = nullptr;      // [m, n] bf16 or float32
+  int64_t ldo = 0;
+  bool out_f32 = false;
+  int64_t m = 0, n = 0, k = 0;
+};
+
+class CudaGemm {
+ public:
+  static Result<std::unique_ptr<CudaGemm>> create(cudaStream_t stream, size_t workspace_bytes);
+  ~CudaGemm();
+  CudaGemm(const CudaGemm&) = delete;
+  CudaGemm& operator=(const CudaGemm&) = delete;
+
+  // Enqueues the product on the stream; `capturing` forbids tuning (no synchronization inside a graph).
+  void run(const GemmArgs& args, bool capturing);
+
+ private:
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int, int>;
+  struct Plan;
+  CudaGemm(cudaStream_t stream, cublasLtHandle_t handle, void* workspace, size_t workspace_bytes);
+  Plan& plan_for(const GemmArgs& args, bool capturing);
+  void tune(Plan& plan, const GemmArgs& args, const cublasLtMatmulHeuristicResult_t* results, int count);
+  void enqueue(const Plan& plan, const GemmArgs& args, const cublasLtMatmulAlgo_t& algo);
+
+  cudaStream_t stream_;
+  cublasLtHandle_t handle_;
+  void* workspace_;
+  size_t workspace_bytes_;
+  bool tune_;
+  std::map<Key, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace ls::cuda

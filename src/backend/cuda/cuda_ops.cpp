@@ -1,0 +1,240 @@
+// cuda_ops.cpp: CudaBackend's ops: Tensor-level shape and dtype checks, then one launcher call each (kernels/)
+// or cuBLASLt (cuda_gemm.h). A launch error is fatal.
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels/attention.h"
+#include "backend/cuda/kernels/embedding.h"
+#include "backend/cuda/kernels/gather_rows.h"
+#include "backend/cuda/kernels/gemv.h"
+#include "backend/cuda/kernels/kv_write.h"
+#include "backend/cuda/kernels/lora.h"
+#include "backend/cuda/kernels/rms_norm.h"
+#include "backend/cuda/kernels/rope.h"
+#include "backend/cuda/kernels/sample.h"
+#include "backend/cuda/kernels/silu_mul.h"
+
+namespace ls {
+namespace {
+
+void check_bf16(const Tensor& t, const char* what) {
+  LS_CHECK(t.dtype == DType::kBF16) << "cuda backend: " << what << " must be bf16";
+}
+
+void check_cache(const KvLayer& c) {
+  LS_CHECK(c.k && c.v && c.block_size > 0 && c.num_kv_heads > 0 && c.head_dim > 0) << "cuda backend: bad KV layer";
+}
+
+}  // namespace
+
+void CudaBackend::embedding(const BatchMeta& batch, Tensor table, Tensor out) {
+  check_bf16(table, "embedding table");
+  check_bf16(out, "embedding output");
+  LS_CHECK(out.rows == batch.num_tokens && out.cols == table.cols) << "embedding shape mismatch";
+  LS_CUDA_CHECK(cuda::launch_embedding(batch.token_ids, batch.num_tokens, table.data, table.ld, table.rows, table.cols,
+                                       out.data, out.ld, stream_));
+}
+
+void CudaBackend::rms_norm(Tensor x, Tensor weight, float eps, Tensor out) {
+  check_bf16(x, "rms_norm input");
+  LS_CHECK(weight.cols == x.cols && out.rows == x.rows && out.cols == x.cols) << "rms_norm shape mismatch";
+  LS_CUDA_CHECK(cuda::launch_rms_norm(nullptr, 0, x.data, x.ld, weight.data, out.data, out.ld, x.rows, x.cols, eps,
+                                      stream_));
+}
+
+void CudaBackend::add_rms_norm(Tensor residual, Tensor x, Tensor weight, float eps, Tensor out) {
+  check_bf16(residual, "add_rms_norm residual");
+  check_bf16(x, "add_rms_norm input");
+  LS_CHECK(residual.rows == x.rows && residual.cols == x.cols && weight.cols == x.cols && out.rows == x.rows &&
+           out.cols == x.cols)
+      << "add_rms_norm shape mismatch";
+  LS_CUDA_CHECK(cuda::launch_rms_norm(residual.data, residual.ld, x.data, x.ld, weight.data, out.data, out.ld, x.rows,
+                                      x.cols, eps, stream_));
+}
+
+void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
+  check_bf16(x, "linear input");
+  check_bf16(weight, "linear weight");
+  LS_CHECK(out.dtype == DType::kBF16 || out.dtype == DType::kF32) << "cuda backend: linear output bf16 or f32";
+  LS_CHECK(x.cols == weight.cols && out.rows == x.rows && out.cols == weight.rows)
+      << "linear shape mismatch: x " << x.rows << "x" << x.cols << " w " << weight.rows << "x" << weight.cols
+      << " out " << out.rows << "x" << out.cols;
+  if (x.rows == 0) return;
+  const bool out_f32 = out.dtype == DType::kF32;
+  if (gemv_enabled_ && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
+    LS_CUDA_CHECK(cuda::launch_gemv(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, out_f32, x.rows,
+                                    weight.rows, x.cols, stream_));
+    return;
+  }
+  LS_CHECK(!(bias.data && out_f32)) << "cuda backend: linear with bias into float32 output is not supported";
+  cuda::GemmArgs g;
+  g.x = x.data;
+  g.ldx = x.ld;
+  g.w = weight.data;
+  g.ldw = weight.ld;
+  g.bias = bias.data;
+  g.out = out.data;
+  g.ldo = out.ld;
+  g.out_f32 = out_f32;
+  g.m = x.rows;
+  g.n = weight.rows;
+  g.k = x.cols;
+  gemm_->run(g, capturing_);
+}
+
+void CudaBackend::rope(const BatchMeta& batch, Tensor q, Tensor k, const float* inv_freq, int64_t head_dim) {
+  check_bf16(q, "rope q");
+  check_bf16(k, "rope k");
+  LS_CHECK(q.cols % head_dim == 0 && k.cols % head_dim == 0) << "rope: columns not a multiple of head_dim";
+  cuda::RopeArgs a;
+  a.positions = batch.positions;
+  a.num_tokens = batch.num_tokens;
+  a.q = q.data;
+  a.q_ld = q.ld;
+  a.q_heads = q.cols / head_dim;
+  a.k = k.data;
+  a.k_ld = k.ld;
+  a.kv_heads = k.cols / head_dim;
+  a.inv_freq = inv_freq;
+  a.head_dim = head_dim;
+  LS_CUDA_CHECK(cuda::launch_rope(a, stream_));
+}
+
+void CudaBackend::kv_write(const BatchMeta& batch, Tensor k, Tensor v, const KvLayer& cache) {
+  check_cache(cache);
+  const int64_t width = cache.num_kv_heads * cache.head_dim;
+  LS_CHECK(k.cols == width && v.cols == width) << "kv_write width mismatch";
+  LS_CUDA_CHECK(cuda::launch_kv_write(batch.kv_slots, batch.num_tokens, k.data, k.ld, v.data, v.ld, width, cache.k,
+                                      cache.v, cache.num_blocks * cache.block_size, stream_));
+}
+
+void CudaBackend::rope_kv_write(const BatchMeta& batch, Tensor q, Tensor k, Tensor v, const float* inv_freq,
+                                int64_t head_dim, const KvLayer& cache) {
+  check_bf16(q, "rope q");
+  check_bf16(k, "rope k");
+  check_cache(cache);
+  LS_CHECK(head_dim == cache.head_dim && k.cols == cache.num_kv_heads * head_dim && v.cols == k.cols &&
+           q.cols % head_dim == 0)
+      << "rope_kv_write shape mismatch";
+  cuda::RopeArgs a;
+  a.positions = batch.positions;
+  a.num_tokens = batch.num_tokens;
+  a.q = q.data;
+  a.q_ld = q.ld;
+  a.q_heads = q.cols / head_dim;
+  a.k = k.data;
+  a.k_ld = k.ld;
+  a.kv_heads = cache.num_kv_heads;
+  a.inv_freq = inv_freq;
+  a.head_dim = head_dim;
+  a.kv_slots = batch.kv_slots;
+  a.v = v.data;
+  a.v_ld = v.ld;
+  a.k_cache = cache.k;
+  a.v_cache = cache.v;
+  a.cache_slots = cache.num_blocks * cache.block_size;
+  LS_CUDA_CHECK(cuda::launch_rope(a, stream_));
+}
+
+void CudaBackend::attention(const BatchMeta& batch, Tensor q, const KvLayer& cache, const AttentionParams& params,
+                            Tensor out) {
+  check_bf16(q, "attention q");
+  check_bf16(out, "attention output");
+  check_cache(cache);
+  LS_CHECK(params.num_heads % cache.num_kv_heads == 0) << "heads not a multiple of kv heads";
+  LS_CHECK(q.cols == params.num_heads * cache.head_dim && out.cols == q.cols && q.rows == batch.num_tokens &&
+           out.rows == q.rows)
+      << "attention shape mismatch";
+  cuda::AttentionArgs a;
+  a.query_start = batch.query_start;
+  a.positions = batch.positions;
+  a.context_lens = batch.context_lens;
+  a.block_tables = batch.block_tables;
+  a.num_tokens = batch.num_tokens;
+  a.num_seqs = batch.num_seqs;
+  a.max_blocks_per_seq = batch.max_blocks_per_seq;
+  a.max_query_len = batch.max_query_len;
+  a.max_context_len = batch.max_context_len;
+  a.q = q.data;
+  a.q_ld = q.ld;
+  a.out = out.data;
+  a.out_ld = out.ld;
+  a.k_cache = cache.k;
+  a.v_cache = cache.v;
+  a.block_size = cache.block_size;
+  a.num_kv_heads = cache.num_kv_heads;
+  a.head_dim = cache.head_dim;
+  a.num_heads = params.num_heads;
+  a.scale = params.scale;
+  a.sliding_window = params.sliding_window;
+  if (a.num_tokens == 0) return;
+  if (cuda::attention_decode_supported(a) && a.num_tokens == a.num_seqs) {
+    const int64_t floats = cuda::attention_decode_scratch_floats(a, num_sms_);
+    float* partials = floats > 0 ? scratch(attention_scratch_, static_cast<size_t>(floats)) : nullptr;
+    LS_CUDA_CHECK(cuda::launch_attention_decode(a, partials, num_sms_, stream_));
+  } else if (cuda::attention_prefill_supported(a)) {
+    LS_CUDA_CHECK(cuda::launch_attention_prefill(a, stream_));
+  } else {
+    LS_CUDA_CHECK(cuda::launch_attention_generic(a, stream_));
+  }
+}
+
+void CudaBackend::silu_mul(Tensor gate_up, Tensor out) {
+  check_bf16(gate_up, "silu_mul input");
+  LS_CHECK(gate_up.cols == 2 * out.cols && gate_up.rows == out.rows) << "silu_mul shape mismatch";
+  LS_CUDA_CHECK(cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, stream_));
+}
+
+void CudaBackend::lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& w, Tensor y) {
+  if (!batch.has_lora || w.num_slots == 0 || w.max_rank == 0) return;
+  check_bf16(x, "lora input");
+  check_bf16(y, "lora output");
+  LS_CHECK(x.cols == w.in_dim && y.cols == w.out_dim && x.rows == y.rows) << "lora shape mismatch";
+  cuda::LoraArgs a;
+  a.seg_start = batch.lora_seg_start;
+  a.seg_slot = batch.lora_seg_slot;
+  a.num_segments = batch.num_lora_segments;
+  a.num_tokens = static_cast<int32_t>(x.rows);
+  a.a = w.a;
+  a.b = w.b;
+  a.ranks = w.ranks;
+  a.num_slots = w.num_slots;
+  a.max_rank = w.max_rank;
+  a.in_dim = w.in_dim;
+  a.out_dim = w.out_dim;
+  a.x = x.data;
+  a.x_ld = x.ld;
+  a.y = y.data;
+  a.y_ld = y.ld;
+  float* shrunk = scratch(lora_scratch_, static_cast<size_t>(x.rows) * w.max_rank);
+  LS_CUDA_CHECK(cuda::launch_lora(a, shrunk, stream_));
+}
+
+void CudaBackend::gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) {
+  LS_CHECK(out.rows == batch.num_logit_rows && out.cols == src.cols && out.dtype == src.dtype)
+      << "gather shape mismatch";
+  const auto elem = static_cast<int64_t>(src.element_size());
+  LS_CUDA_CHECK(cuda::launch_gather_rows(batch.logit_rows, batch.num_logit_rows, src.data, src.ld * elem, src.rows,
+                                         out.data, out.ld * elem, src.cols * elem, stream_));
+}
+
+void CudaBackend::argmax(Tensor logits, int32_t* tokens) {
+  LS_CHECK(logits.dtype == DType::kF32) << "cuda backend: argmax input must be float32";
+  LS_CUDA_CHECK(cuda::launch_argmax(logits.ptr<float>(), logits.ld, logits.rows, logits.cols, tokens, stream_));
+}
+
+void CudaBackend::sample(Tensor logits, const SamplingParams* params, int32_t* tokens) {
+  LS_CHECK(logits.dtype == DType::kF32) << "cuda backend: sample input must be float32";
+  LS_CHECK(!capturing_) << "cuda backend: sample uploads its params and cannot be captured";
+  if (logits.rows == 0) return;
+  const size_t bytes = static_cast<size_t>(logits.rows) * sizeof(SamplingParams);
+  LS_CHECK(bytes <= params_upload_.capacity()) << "too many rows to sample at once: " << logits.rows;
+  std::memcpy(params_upload_.begin(), params, bytes);
+  params_upload_.commit(bytes, stream_);
+  LS_CUDA_CHECK(cuda::launch_sample(logits.ptr<float>(), logits.ld, logits.rows, logits.cols,
+                                    static_cast<const SamplingParams*>(params_upload_.device()), tokens, stream_));
+}
+
+}  // namespace ls

@@ -1,0 +1,41 @@
+// attention_common.cuh: what the attention kernels share: asynchronous 16-byte copies into shared memory
+// (cp.async, zero-filled past the context), the paged-cache address of a key, and each query's key range.
+#pragma once
+
+#include "backend/cuda/kernels/attention.h"
+#include "backend/cuda/kernels/common.cuh"
+
+namespace ls::cuda {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// Element offset of (key position, kv head) in a layer's K or V cache.
+__device__ __forceinline__ int64_t cache_offset(const AttentionArgs& a, const int32_t* table, int64_t key,
+                                                int64_t kv_head) {
+  const int64_t block = table[key / a.block_size];
+  return ((block * a.block_size + key % a.block_size) * a.num_kv_heads + kv_head) * a.head_dim;
+}
+
+// The keys a query at `pos` of a sequence with `ctx` cached positions sees: [begin, end).
+struct KeyRange {
+  int64_t begin, end;
+};
+__device__ __forceinline__ KeyRange key_range(const AttentionArgs& a, int64_t pos, int64_t ctx) {
+  const int64_t end = pos + 1 < ctx ? pos + 1 : ctx;
+  int64_t begin = a.sliding_window > 0 ? pos - a.sliding_window + 1 : 0;
+  if (begin < 0) begin = 0;
+  return {begin, end > begin ? end : begin};
+}
+
+}  // namespace ls::cuda

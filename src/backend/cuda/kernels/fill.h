@@ -1,0 +1,17 @@
+// fill.h: launchers of the f32 -> bf16 conversion and the seeded uniform fill (fill.cu).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace ls::cuda {
+
+// dst[i] = bf16(src[i]) for n contiguous values.
+cudaError_t launch_f32_to_bf16(const float* src, void* dst, int64_t n, cudaStream_t stream);
+
+// t[r][c] = uniform_at(seed, r * cols + c, lo, hi) in bf16 (out_f32 false) or float32.
+cudaError_t launch_fill_uniform(void* t, int64_t ld, int64_t rows, int64_t cols, bool out_f32, uint64_t seed,
+                                float lo, float hi, cudaStream_t stream);
+
+}  // namespace ls::cuda

@@ -1,0 +1,14 @@
+// rms_norm.h: launcher of RMSNorm, optionally fused with the residual add (rms_norm.cu).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace ls::cuda {
+
+// out = rmsnorm(x) * weight; with `residual` non-null first residual += x and normalize the new residual.
+cudaError_t launch_rms_norm(void* residual, int64_t residual_ld, const void* x, int64_t x_ld, const void* weight,
+                            void* out, int64_t out_ld, int64_t rows, int64_t cols, float eps, cudaStream_t stream);
+
+}  // namespace ls::cuda

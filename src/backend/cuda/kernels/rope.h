@@ -1,0 +1,31 @@
+// rope.h: launcher of rotary position embedding (rope.cu), optionally fused with the paged KV write of the
+// rotated k and of v.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace ls::cuda {
+
+struct RopeArgs {
+  const int32_t* positions = nullptr;  // [num_tokens]
+  int64_t num_tokens = 0;
+  void* q = nullptr;                   // [T, q_heads * head_dim] bf16, rotated in place
+  int64_t q_ld = 0, q_heads = 0;
+  void* k = nullptr;                   // [T, kv_heads * head_dim] bf16, rotated in place
+  int64_t k_ld = 0, kv_heads = 0;
+  const float* inv_freq = nullptr;     // [head_dim / 2]
+  int64_t head_dim = 0;
+  // The fused KV write (kv_slots null: none): rows of kv_heads * head_dim at slot kv_slots[t] (< 0: skipped).
+  const int32_t* kv_slots = nullptr;
+  const void* v = nullptr;
+  int64_t v_ld = 0;
+  void* k_cache = nullptr;
+  void* v_cache = nullptr;
+  int64_t cache_slots = 0;             // num_blocks * block_size
+};
+
+cudaError_t launch_rope(const RopeArgs& args, cudaStream_t stream);
+
+}  // namespace ls::cuda

@@ -1,0 +1,50 @@
+// silu_mul.cu: the gated MLP activation, out = silu(gate) * up over the fused gate/up projection's halves.
+#include "backend/cuda/kernels/common.cuh"
+#include "backend/cuda/kernels/silu_mul.h"
+
+namespace ls::cuda {
+namespace {
+
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
+
+template <bool kVec>
+__global__ void silu_mul_kernel(const bf16* __restrict__ gate_up, int64_t gu_ld, bf16* __restrict__ out,
+                                int64_t out_ld, int64_t inter) {
+  pdl_wait();
+  pdl_launch_dependents();
+  const int64_t r = blockIdx.y;
+  const bf16* g = gate_up + r * gu_ld;
+  const bf16* u = g + inter;
+  bf16* o = out + r * out_ld;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if constexpr (kVec) {
+    if (i >= inter / 8) return;
+    float gv[8], uv[8];
+    load8(g + i * 8, gv);
+    load8(u + i * 8, uv);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) gv[j] = silu(gv[j]) * uv[j];
+    store8(o + i * 8, gv);
+  } else {
+    if (i >= inter) return;
+    o[i] = __float2bfloat16_rn(silu(__bfloat162float(g[i])) * __bfloat162float(u[i]));
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_silu_mul(const void* gate_up, int64_t gate_up_ld, void* out, int64_t out_ld, int64_t rows,
+                            int64_t inter, cudaStream_t stream) {
+  if (rows == 0) return cudaSuccess;
+  if (!gate_up || !out || inter <= 0 || gate_up_ld < 2 * inter || out_ld < inter || rows > 65535)
+    return cudaErrorInvalidValue;
+  const bool vec = inter % 8 == 0 && gate_up_ld % 8 == 0 && out_ld % 8 == 0 && aligned16(gate_up) && aligned16(out);
+  const auto* gu = static_cast<const bf16*>(gate_up);
+  auto* o = static_cast<bf16*>(out);
+  const int threads = 256;
+  const dim3 grid(ceil_div(vec ? inter / 8 : inter, threads), static_cast<unsigned>(rows));
+  if (vec) return launch(silu_mul_kernel<true>, grid, dim3(threads), 0, stream, gu, gate_up_ld, o, out_ld, inter);
+  return launch(silu_mul_kernel<false>, grid, dim3(threads), 0, stream, gu, gate_up_ld, o, out_ld, inter);
+}
+
+}  // namespace ls::cuda
