@@ -28,11 +28,11 @@ fi
   > "$logs/device.txt" 2>&1
 
 echo "== ctest -L gpu"
-(cd "$build" && ctest -L gpu --output-on-failure) 2>&1 | tee "$logs/ctest.log"
+(cd "$build" && ctest -L gpu -j2 --timeout 240 --output-on-failure) 2>&1 | tee "$logs/ctest.log"
 ctest_rc=${PIPESTATUS[0]}
 
 echo "== CLI oracle check (loraserve generate --device cuda)"
-python3 - "$bin" 2>&1 <<'PY' | tee "$logs/cli_oracle.log"
+timeout 150 python3 - "$bin" 2>&1 <<'PY' | tee "$logs/cli_oracle.log"
 import json, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
 bin_ = sys.argv[1]
@@ -71,10 +71,11 @@ PY
 cli_rc=${PIPESTATUS[0]}
 
 echo "== bench-engine"
-"$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda 2>&1 | tee "$logs/bench.log"
+timeout 200 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda 2>&1 |
+  tee "$logs/bench.log"
 bench_rc=${PIPESTATUS[0]}
 # The same decode steps without programmatic dependent launch, to see what the launch overlap buys.
-LS_CUDA_PDL=0 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda \
+LS_CUDA_PDL=0 timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda \
   --batches 1,128 --replays 30 --prefill 128 --no-breakdown > "$logs/bench_no_pdl.log" 2>&1
 
 echo
