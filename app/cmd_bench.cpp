@@ -98,7 +98,7 @@ struct Bench {
   }
 
   void decode(const std::vector<int32_t>& batches);
-  void breakdown(int32_t batch);
+  void breakdown(const ForwardBatch& fb, const std::string& label);
   void prefill();
 };
 
@@ -134,72 +134,85 @@ void Bench::decode(const std::vector<int32_t>& batches) {
   }
 }
 
-// One layer's ops at a decode batch, timed one by one (each includes its launch), scaled by the layer count.
-void Bench::breakdown(int32_t batch) {
+// One layer's ops on a batch (decode steps or a prefill), timed one by one (each includes its launch).
+void Bench::breakdown(const ForwardBatch& fb, const std::string& label) {
   const ModelConfig& c = model.config();
   const LayerWeights& w = model.weights().layers[0];
-  const ForwardBatch fb = decode_batch(batch, args.context, blocks_per_seq, c.vocab_size);
   auto packed = pack_batch(fb, kv.block_size(), kv.num_blocks(), c.vocab_size, 0);
   LS_CHECK(packed.is_ok()) << packed.status().to_string();
   const BatchMeta meta = backend.upload_batch(packed->meta);
+  const int64_t T = packed->meta.num_tokens, R = packed->meta.num_logit_rows;
   ForwardWorkspace ws;
-  LS_CHECK(model.reserve_workspace(ws, batch, batch).is_ok());
-  const int64_t B = batch, q = c.q_size(), kvs = c.kv_size(), inter = c.intermediate_size;
-  Tensor x = ws.t_normed.row_slice(0, B), res = ws.t_residual.row_slice(0, B), qkv = ws.t_qkv.row_slice(0, B);
-  Tensor attn = ws.t_attn.row_slice(0, B), proj = ws.t_proj.row_slice(0, B), gu = ws.t_gate_up.row_slice(0, B);
-  Tensor act = ws.t_act.row_slice(0, B), rows = ws.t_final_rows.row_slice(0, B), logits = ws.t_logits.row_slice(0, B);
+  LS_CHECK(model.reserve_workspace(ws, T, std::max<int64_t>(R, 1)).is_ok());
+  const int64_t q = c.q_size(), kvs = c.kv_size(), inter = c.intermediate_size, hd = c.hidden_size;
+  Tensor x = ws.t_normed.row_slice(0, T), res = ws.t_residual.row_slice(0, T), qkv = ws.t_qkv.row_slice(0, T);
+  Tensor attn = ws.t_attn.row_slice(0, T), proj = ws.t_proj.row_slice(0, T), gu = ws.t_gate_up.row_slice(0, T);
+  Tensor act = ws.t_act.row_slice(0, T), rows = ws.t_final_rows.row_slice(0, R), logits = ws.t_logits.row_slice(0, R);
   uint64_t seed = 77;
   for (Tensor* t : {&x, &res, &qkv, &attn, &proj, &gu, &act, &rows}) backend.fill_uniform(*t, seed++, -1.0f, 1.0f);
-  const float* inv_freq = nullptr;  // rope's angles do not change its cost; a zero table is fine
   Buffer zeros = backend.allocate(static_cast<size_t>(c.head_dim) * sizeof(float)).value();
   backend.fill_uniform(Tensor::make(zeros.data(), DType::kF32, 1, c.head_dim / 2), 5, 0.0f, 0.0f);
-  inv_freq = static_cast<const float*>(zeros.data());
+  const auto* inv_freq = static_cast<const float*>(zeros.data());  // rope's cost does not depend on the angles
   AttentionParams params;
   params.scale = 0.088f;
   params.num_heads = c.num_heads;
   const float eps = 1e-5f;
+  double keys = 0;  // query-key pairs the attention visits
+  for (int32_t s = 0; s < packed->meta.num_seqs; ++s)
+    for (int32_t t = packed->meta.query_start[s]; t < packed->meta.query_start[s + 1]; ++t)
+      keys += packed->meta.positions[t] + 1;
   struct Row {
     const char* name;
-    double us, bytes;
+    double us, bytes, flops;
   };
+  auto lin = [&](const Tensor& wt) { return std::pair{static_cast<double>(wt.num_bytes()), 2.0 * T * wt.rows * wt.cols}; };
   const double e = 2.0;
-  std::vector<Row> r = {
-      {"add_rms_norm x2", 2 * op_us([&] { backend.add_rms_norm(res, proj, w.input_norm, eps, x); }), 2 * 3 * B * c.hidden_size * e},
-      {"qkv linear", op_us([&] { backend.linear(x, w.qkv, w.qkv_bias, qkv); }), static_cast<double>(w.qkv.num_bytes())},
-      {"rope+kv_write", op_us([&] {
-         backend.rope_kv_write(meta, qkv.col_slice(0, q), qkv.col_slice(q, kvs), qkv.col_slice(q + kvs, kvs), inv_freq,
-                               c.head_dim, kv.layer(0));
-       }), 3.0 * B * (q + 2 * kvs) * e},
-      {"attention", op_us([&] { backend.attention(meta, qkv.col_slice(0, q), kv.layer(0), params, attn); }),
-       kv_bytes(c, B, args.context) / c.num_layers},
-      {"o linear", op_us([&] { backend.linear(attn, w.o, w.o_bias, proj); }), static_cast<double>(w.o.num_bytes())},
-      {"gate_up linear", op_us([&] { backend.linear(x, w.gate_up, w.gate_up_bias, gu); }),
-       static_cast<double>(w.gate_up.num_bytes())},
-      {"silu_mul", op_us([&] { backend.silu_mul(gu, act); }), 3.0 * B * inter * e},
-      {"down linear", op_us([&] { backend.linear(act, w.down, w.down_bias, proj); }), static_cast<double>(w.down.num_bytes())},
-  };
+  std::vector<Row> r;
+  r.push_back({"add_rms_norm x2", 2 * op_us([&] { backend.add_rms_norm(res, proj, w.input_norm, eps, x); }),
+               2 * 3.0 * T * hd * e, 0});
+  r.push_back({"qkv linear", op_us([&] { backend.linear(x, w.qkv, w.qkv_bias, qkv); }), lin(w.qkv).first,
+               lin(w.qkv).second});
+  r.push_back({"rope+kv_write", op_us([&] {
+                  backend.rope_kv_write(meta, qkv.col_slice(0, q), qkv.col_slice(q, kvs), qkv.col_slice(q + kvs, kvs),
+                                        inv_freq, c.head_dim, kv.layer(0));
+                }), 3.0 * T * (q + 2 * kvs) * e, 0});
+  r.push_back({"attention", op_us([&] { backend.attention(meta, qkv.col_slice(0, q), kv.layer(0), params, attn); }),
+               keys * 2.0 * kvs * e, 4.0 * keys * c.num_heads * c.head_dim});
+  r.push_back({"o linear", op_us([&] { backend.linear(attn, w.o, w.o_bias, proj); }), lin(w.o).first, lin(w.o).second});
+  r.push_back({"gate_up linear", op_us([&] { backend.linear(x, w.gate_up, w.gate_up_bias, gu); }),
+               lin(w.gate_up).first, lin(w.gate_up).second});
+  r.push_back({"silu_mul", op_us([&] { backend.silu_mul(gu, act); }), 3.0 * T * inter * e, 0});
+  r.push_back({"down linear", op_us([&] { backend.linear(act, w.down, w.down_bias, proj); }), lin(w.down).first,
+               lin(w.down).second});
   double layer_us = 0;
-  std::printf("\nper-op breakdown at batch %d (one layer's ops timed alone, median of 20, launch included):\n", batch);
-  std::printf("  %-16s %9s %9s %8s\n", "op", "us", "GB/s", "x layers");
+  std::printf("\nper-op breakdown, %s (one layer's ops timed alone, median of 20, launch included):\n", label.c_str());
+  std::printf("  %-16s %9s %9s %9s %9s\n", "op", "us", "GB/s", "TFLOP/s", "x layers");
   for (const Row& row : r) {
     layer_us += row.us;
-    std::printf("  %-16s %9.1f %9.0f %8.0f\n", row.name, row.us, row.bytes / (row.us * 1e-6) / 1e9, row.us * c.num_layers);
+    std::printf("  %-16s %9.1f %9.0f %9.1f %9.0f\n", row.name, row.us, row.bytes / (row.us * 1e-6) / 1e9,
+                row.flops / (row.us * 1e-6) / 1e12, row.us * c.num_layers);
   }
-  const double head_us = op_us([&] { backend.linear(rows, model.weights().lm_head, Tensor{}, logits); });
-  std::printf("  %-16s %9.1f %9.0f\n", "lm_head", head_us,
-              static_cast<double>(model.weights().lm_head.num_bytes()) / (head_us * 1e-6) / 1e9);
+  const Tensor& head = model.weights().lm_head;
+  const double head_us = op_us([&] { backend.linear(rows, head, Tensor{}, logits); });
+  std::printf("  %-16s %9.1f %9.0f %9.1f\n", "lm_head", head_us, static_cast<double>(head.num_bytes()) / (head_us * 1e-6) / 1e9,
+              2.0 * R * head.rows * head.cols / (head_us * 1e-6) / 1e12);
   std::printf("  sum: %.3f ms (layers %.3f + lm_head %.3f)\n", (layer_us * c.num_layers + head_us) * 1e-3,
               layer_us * c.num_layers * 1e-3, head_us * 1e-3);
+}
+
+ForwardBatch prefill_batch(int32_t tokens, int32_t block_size, int64_t vocab) {
+  ForwardBatch fb;
+  SequenceStep s;
+  for (int32_t i = 0; i < tokens; ++i) s.tokens.push_back(static_cast<int32_t>((7 * i + 11) % vocab));
+  for (int32_t b = 0; b < (tokens + block_size - 1) / block_size; ++b) s.block_table.push_back(b);
+  fb.seqs.push_back(std::move(s));
+  return fb;
 }
 
 void Bench::prefill() {
   const ModelConfig& c = model.config();
   const int32_t T = args.prefill;
-  ForwardBatch fb;
-  SequenceStep s;
-  for (int32_t i = 0; i < T; ++i) s.tokens.push_back(static_cast<int32_t>((7 * i + 11) % c.vocab_size));
-  for (int32_t b = 0; b < (T + args.block_size - 1) / args.block_size; ++b) s.block_table.push_back(b);
-  fb.seqs.push_back(std::move(s));
+  const ForwardBatch fb = prefill_batch(T, args.block_size, c.vocab_size);
   auto once = [&] {
     PackedBatch packed;
     auto logits = model.forward_device(fb, kv, nullptr, &packed);
@@ -270,15 +283,32 @@ int run_bench(const BenchArgs& a) {
   }
   Bench run{a, b, **model, *kv, blocks_per_seq, bandwidth, gemm_flops};
   run.decode(*batches);
-  if (CudaBackend* cb = as_cuda_backend(b); cb && batches->front() <= 4 && cb->gemv_enabled()) {
-    cb->set_gemv_enabled(false);
-    std::printf("\nthe same with cuBLASLt instead of the GEMV kernel for batch %d:", batches->front());
-    run.decode({batches->front()});
-    cb->set_gemv_enabled(true);
+  if (CudaBackend* cb = as_cuda_backend(b)) {  // the projection paths not taken, for comparison
+    const bool gemv = cb->gemv_enabled(), skinny = cb->skinny_enabled();
+    std::vector<int32_t> small, large;
+    for (int32_t batch : *batches) (batch <= 4 ? small : large).push_back(batch);
+    if (!small.empty()) {
+      cb->set_gemv_enabled(!gemv);
+      std::printf("\nthe same with the GEMV kernel %s (cuBLASLt %s) for 1-4 rows:", gemv ? "off" : "on",
+                  gemv ? "instead" : "replaced");
+      run.decode(small);
+      cb->set_gemv_enabled(gemv);
+    }
+    if (!large.empty()) {
+      cb->set_skinny_enabled(!skinny);
+      std::printf("\nthe same with the skinny tensor-core GEMM %s (instead of %s) for 5-128 rows:",
+                  skinny ? "off" : "on", skinny ? "it" : "cuBLASLt");
+      run.decode(large);
+      cb->set_skinny_enabled(skinny);
+    }
   }
   run.prefill();
-  if (a.breakdown)
-    for (int32_t batch : *batches) run.breakdown(batch);
+  if (a.breakdown) {
+    for (int32_t batch : *batches)
+      run.breakdown(decode_batch(batch, a.context, blocks_per_seq, c.vocab_size),
+                    "decode batch " + std::to_string(batch) + " at context " + std::to_string(a.context));
+    run.breakdown(prefill_batch(a.prefill, a.block_size, c.vocab_size), "prefill of " + std::to_string(a.prefill) + " tokens");
+  }
   return 0;
 }
 

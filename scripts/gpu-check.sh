@@ -83,7 +83,8 @@ echo "== summary ($(head -2 "$logs/device.txt" | tail -1))"
 printf '%-22s %s\n' "ctest -L gpu" "$( [ $ctest_rc -eq 0 ] && echo pass || echo "FAIL (rc $ctest_rc)") $(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -1)"
 printf '%-22s %s\n' "CLI oracle" "$(tail -1 "$logs/cli_oracle.log")"
 printf '%-22s %s\n' "bench-engine" "$( [ $bench_rc -eq 0 ] && echo ok || echo "FAIL (rc $bench_rc)")"
-grep -E "^device:|^  +(1|32|128) |^prefill|GEMM floor" "$logs/bench.log" | head -12
+echo "decode steps (rows: default paths; batch 1 without the GEMV; 32 and 128 with the skinny GEMM), prefill:"
+grep -E "^device:|^ +(1|32|128) +[0-9]|^prefill|GEMM floor" "$logs/bench.log" | head -12
 echo "without PDL:"
-grep -E "^  +(1|128) " "$logs/bench_no_pdl.log" | head -2
+grep -E "^ +(1|128) +[0-9]" "$logs/bench_no_pdl.log" | head -2
 exit $(( ctest_rc != 0 || cli_rc != 0 || bench_rc != 0 ))

@@ -17,6 +17,7 @@ constexpr size_t kBatchArenaBytes = 32u << 20;      // every index array of one 
 constexpr size_t kParamsArenaBytes = 256u << 10;    // sampling params of one step
 constexpr size_t kGemmWorkspaceBytes = 32u << 20;
 constexpr size_t kConvertChunkFloats = 16u << 20;   // upload_f32 converts 64 MB at a time
+constexpr size_t kArrivalCounters = 1u << 16;       // decode attention: sequences x KV heads per step
 
 class CudaGraph final : public OpGraph {
  public:
@@ -54,8 +55,12 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create() {
   LS_ASSIGN_OR_RETURN(b->gemm_, cuda::CudaGemm::create(b->stream_, kGemmWorkspaceBytes));
   LS_ASSIGN_OR_RETURN(b->batch_upload_, cuda::StagedUpload::create(kBatchArenaBytes));
   LS_ASSIGN_OR_RETURN(b->params_upload_, cuda::StagedUpload::create(kParamsArenaBytes));
+  LS_ASSIGN_OR_RETURN(b->arrivals_, b->allocate(kArrivalCounters * sizeof(int32_t)));
+  LS_CUDA_CHECK(cudaMemsetAsync(b->arrivals_.data(), 0, b->arrivals_.bytes(), b->stream_));
   const char* gemv = std::getenv("LS_CUDA_GEMV");
   b->gemv_enabled_ = !(gemv && gemv[0] == '0');
+  const char* skinny = std::getenv("LS_CUDA_SKINNY");
+  b->skinny_enabled_ = skinny && skinny[0] == '1';
   return b;
 }
 
@@ -64,6 +69,8 @@ CudaBackend::~CudaBackend() {
   gemm_.reset();
   convert_staging_ = Buffer();
   attention_scratch_ = Buffer();
+  arrivals_ = Buffer();
+  skinny_accumulator_ = Buffer();
   lora_scratch_ = Buffer();
   batch_upload_ = cuda::StagedUpload();
   params_upload_ = cuda::StagedUpload();
@@ -160,6 +167,17 @@ float* CudaBackend::scratch(Buffer& buffer, size_t n) {
     LS_CHECK(!capturing_) << "cuda backend: scratch must grow while capturing a graph (warm up before capture)";
     if (buffer.data()) retired_scratch_.push_back(std::move(buffer));
     buffer = allocate(std::max<size_t>(bytes, 4u << 20)).value();
+  }
+  return static_cast<float*>(buffer.data());
+}
+
+float* CudaBackend::zeroed_scratch(Buffer& buffer, size_t n) {
+  const size_t bytes = n * sizeof(float);
+  if (buffer.bytes() < bytes) {
+    LS_CHECK(!capturing_) << "cuda backend: scratch must grow while capturing a graph (warm up before capture)";
+    if (buffer.data()) retired_scratch_.push_back(std::move(buffer));
+    buffer = allocate(std::max<size_t>(bytes, 4u << 20)).value();
+    LS_CUDA_CHECK(cudaMemsetAsync(buffer.data(), 0, buffer.bytes(), stream_));
   }
   return static_cast<float*>(buffer.data());
 }

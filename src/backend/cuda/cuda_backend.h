@@ -59,22 +59,31 @@ class CudaBackend final : public Backend {
   // Whether linear() takes the weight-streaming GEMV for 1-4 rows (default on; LS_CUDA_GEMV=0 turns it off).
   void set_gemv_enabled(bool on) { gemv_enabled_ = on; }
   bool gemv_enabled() const { return gemv_enabled_; }
+  // Whether linear() takes the tensor-core skinny GEMM for 5-128 rows instead of cuBLASLt. Off by default
+  // (LS_CUDA_SKINNY=1 turns it on): on the H100 it streams weights slower than cuBLASLt's tuned kernels so far.
+  void set_skinny_enabled(bool on) { skinny_enabled_ = on; }
+  bool skinny_enabled() const { return skinny_enabled_; }
 
  private:
   CudaBackend() = default;
   // Float32 scratch of at least n values that stays put while a graph is being captured.
   float* scratch(Buffer& buffer, size_t n);
+  // The same, zero-filled when (re)allocated; kernels that use it leave it zero.
+  float* zeroed_scratch(Buffer& buffer, size_t n);
 
   int device_ = 0;
   int num_sms_ = 0;
   cudaStream_t stream_ = nullptr;
   bool capturing_ = false;
   bool gemv_enabled_ = true;
+  bool skinny_enabled_ = false;
   std::unique_ptr<cuda::CudaGemm> gemm_;
   cuda::StagedUpload batch_upload_;
   cuda::StagedUpload params_upload_;
   Buffer convert_staging_;    // float32 chunk of upload_f32
   Buffer attention_scratch_;  // decode split partials
+  Buffer arrivals_;           // split arrival counters (attention, skinny GEMM), zero between launches
+  Buffer skinny_accumulator_; // skinny GEMM split-K sums, zero between launches
   Buffer lora_scratch_;       // shrunk LoRA activations
   std::vector<Buffer> retired_scratch_;  // outgrown scratch, kept: graphs recorded earlier still point at it
 };

@@ -44,7 +44,7 @@ std::string cuda_device_description(Backend& backend) {
   CudaBackend& b = cuda_of(backend);
   cudaDeviceProp prop{};
   LS_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  char text[256];
+  char text[640];
   std::snprintf(text, sizeof(text), "%s, %d SMs, %.1f GiB", prop.name, b.num_sms(),
                 static_cast<double>(prop.totalGlobalMem) / (1u << 30));
   return text;

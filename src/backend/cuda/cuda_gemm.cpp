@@ -20,7 +20,7 @@ int alignment_of(const void* p, int64_t ld, size_t elem) {
   return 2;
 }
 
-constexpr int kCandidates = 8;
+constexpr int kCandidates = 16;
 
 }  // namespace
 

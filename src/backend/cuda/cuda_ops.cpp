@@ -15,6 +15,7 @@
 #include "backend/cuda/kernels/rope.h"
 #include "backend/cuda/kernels/sample.h"
 #include "backend/cuda/kernels/silu_mul.h"
+#include "backend/cuda/kernels/skinny_gemm.h"
 
 namespace ls {
 namespace {
@@ -66,6 +67,14 @@ void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
   if (gemv_enabled_ && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
     LS_CUDA_CHECK(cuda::launch_gemv(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, out_f32, x.rows,
                                     weight.rows, x.cols, stream_));
+    return;
+  }
+  if (skinny_enabled_ && cuda::skinny_gemm_supported(x.rows, weight.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
+    const int64_t floats = cuda::skinny_gemm_accumulator_floats(x.rows, weight.rows, x.cols, num_sms_);
+    float* acc = floats > 0 ? zeroed_scratch(skinny_accumulator_, static_cast<size_t>(floats)) : nullptr;
+    LS_CUDA_CHECK(cuda::launch_skinny_gemm(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, out_f32,
+                                           x.rows, weight.rows, x.cols, acc, static_cast<int32_t*>(arrivals_.data()),
+                                           num_sms_, stream_));
     return;
   }
   LS_CHECK(!(bias.data && out_f32)) << "cuda backend: linear with bias into float32 output is not supported";

@@ -26,6 +26,7 @@ struct AttentionArgs {
   const void* k_cache = nullptr;
   const void* v_cache = nullptr;
   int64_t block_size = 0, num_kv_heads = 0, head_dim = 0, num_heads = 0;
+  int32_t block_shift = -1;  // log2(block_size) when a power of two, else -1 (set by the launchers)
   float scale = 1.0f;
   int64_t sliding_window = 0;
 };

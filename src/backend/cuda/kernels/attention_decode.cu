@@ -4,7 +4,7 @@
 // across head dims (8 per lane); scores go through shared memory, where one warp per head does the online
 // softmax. The grid is fixed by host scalars alone (splits from the capacity max_context_len), and each
 // sequence splits its real context in-kernel, so CUDA graphs replay it for any context lengths; a combine
-// kernel merges the splits of sequences that used more than one.
+// kernel (one block per sequence and head, all in parallel) merges the splits of sequences that used several.
 #include "backend/cuda/kernels/attention_common.cuh"
 #include "backend/cuda/kernels/dispatch.h"
 
@@ -152,8 +152,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(DecodeParams p) 
       const float s = sm.p[g][lane];
       const float m_new = fmaxf(m_run[i], warp_max(s));
       const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-      const float alpha = exp2f(m_run[i] - m_use);
-      const float pr = exp2f(s - m_use);
+      const float alpha = fast_exp2(m_run[i] - m_use);
+      const float pr = fast_exp2(s - m_use);
       l_run[i] = l_run[i] * alpha + warp_sum(pr);
       m_run[i] = m_new;
       sm.p[g][lane] = pr;
@@ -240,7 +240,7 @@ __global__ void __launch_bounds__(D) decode_combine_kernel(DecodeParams p) {
   for (int s = 0; s < first.used; ++s) m = fmaxf(m, p.partial_ml[(row0 + s) * 2]);
   float l = 0.0f, o = 0.0f;
   for (int s = 0; s < first.used; ++s) {
-    const float w = exp2f(p.partial_ml[(row0 + s) * 2] - m);
+    const float w = fast_exp2(p.partial_ml[(row0 + s) * 2] - m);
     l += w * p.partial_ml[(row0 + s) * 2 + 1];
     o += w * p.partial_o[(row0 + s) * D + d];
   }
@@ -248,9 +248,11 @@ __global__ void __launch_bounds__(D) decode_combine_kernel(DecodeParams p) {
   static_cast<bf16*>(p.a.out)[tok * p.a.out_ld + h * D + d] = __float2bfloat16_rn(l > 0.0f ? o / l : 0.0f);
 }
 
+// Splits per sequence: as many as fill one wave of resident blocks (about 4 per SM), never a second, partial
+// wave of splits (whole waves of blocks are what finish together), and at least 64 keys each.
 int decode_splits(const AttentionArgs& a, int num_sms) {
   const int64_t blocks = static_cast<int64_t>(a.num_seqs) * a.num_kv_heads;
-  int64_t splits = (4 * static_cast<int64_t>(num_sms) + blocks - 1) / blocks;
+  int64_t splits = 4 * static_cast<int64_t>(num_sms) / blocks;
   const int64_t by_context = (a.max_context_len + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
   if (splits > by_context) splits = by_context;
   if (splits > kMaxSplits) splits = kMaxSplits;
@@ -289,7 +291,7 @@ cudaError_t launch_attention_decode(const AttentionArgs& a, float* scratch, int 
   if (a.num_seqs == 0) return cudaSuccess;
   if (!attention_decode_supported(a) || a.num_tokens != a.num_seqs) return cudaErrorInvalidValue;
   DecodeParams p;
-  p.a = a;
+  p.a = with_block_shift(a);
   p.num_splits = decode_splits(a, num_sms);
   if (p.num_splits > 1 && !scratch) return cudaErrorInvalidValue;
   p.partial_o = scratch;

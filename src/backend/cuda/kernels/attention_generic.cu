@@ -75,7 +75,7 @@ cudaError_t launch_attention_generic(const AttentionArgs& a, cudaStream_t stream
       a.num_heads > 65535 || a.num_seqs <= 0)
     return cudaErrorInvalidValue;
   return launch(generic_kernel, dim3(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads)),
-                dim3(32), 0, stream, a);
+                dim3(32), 0, stream, with_block_shift(a));
 }
 
 }  // namespace ls::cuda

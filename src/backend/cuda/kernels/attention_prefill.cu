@@ -52,8 +52,10 @@ __device__ __forceinline__ bf16* swizzled(bf16 (*tile)[D], int row, int chunk) {
   return &tile[row][((chunk ^ (row & 7)) * 8)];
 }
 
+// Rows of a block are (query, head) pairs: hg heads that share one KV head (hg = the GQA group when it
+// divides 16, else 1) times kBlockM / hg queries, so the block loads each K/V tile once for all of them.
 template <int D>
-__global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a) {
+__global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, int hg) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   constexpr int kSteps = D / 16;  // k-steps of Q K^T
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -61,12 +63,15 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a) {
   pdl_wait();
   pdl_launch_dependents();
 
-  const int seq = blockIdx.z, h = blockIdx.y;
+  const int seq = blockIdx.z;
+  const int64_t head0 = static_cast<int64_t>(blockIdx.y) * hg;
   const int64_t q_begin = a.query_start[seq], qlen = a.query_start[seq + 1] - q_begin;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kBlockM;
+  const int64_t per_block = kBlockM / hg;  // queries
+  // The last query tiles see the most keys: launch them first so short tiles fill the tail.
+  const int64_t row0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * per_block;
   if (row0 >= qlen) return;
-  const int64_t rows = qlen - row0 < kBlockM ? qlen - row0 : kBlockM;
-  const int64_t group = a.num_heads / a.num_kv_heads, kvh = h / group;
+  const int64_t rows = qlen - row0 < per_block ? qlen - row0 : per_block;
+  const int64_t group = a.num_heads / a.num_kv_heads, kvh = head0 / group;
   const int64_t ctx = a.context_lens[seq];
   const KeyRange first = key_range(a, a.positions[q_begin + row0], ctx);
   const KeyRange last = key_range(a, a.positions[q_begin + row0 + rows - 1], ctx);
@@ -77,27 +82,29 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a) {
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t4 = lane & 3;
-  // This thread's two query rows (g and g + 8 of the warp's 16) and the key ranges they see.
-  int64_t r_idx[2];
+  // This thread's two rows (g and g + 8 of the warp's 16): their query token, head and visible keys.
+  int64_t r_idx[2], r_head[2];
   bool r_valid[2];
   KeyRange r_keys[2];
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
-    r_idx[i] = row0 + warp * 16 + g + i * 8;
+    const int r = warp * 16 + g + i * 8;
+    r_idx[i] = row0 + r / hg;
+    r_head[i] = head0 + r % hg;
     r_valid[i] = r_idx[i] < qlen;
     r_keys[i] = r_valid[i] ? key_range(a, a.positions[q_begin + r_idx[i]], ctx) : KeyRange{0, 0};
   }
   // Q fragments (A operand), straight from global memory.
   uint32_t qf[kSteps][4];
-  const bf16* qbase = static_cast<const bf16*>(a.q) + h * D;
+  const bf16* qbase = static_cast<const bf16*>(a.q);
 #pragma unroll
   for (int kk = 0; kk < kSteps; ++kk) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int ri = i & 1, col = kk * 16 + t4 * 2 + (i >> 1) * 8;
-      qf[kk][i] = r_valid[ri]
-                      ? *reinterpret_cast<const uint32_t*>(qbase + (q_begin + r_idx[ri]) * a.q_ld + col)
-                      : 0u;
+      qf[kk][i] = r_valid[ri] ? *reinterpret_cast<const uint32_t*>(qbase + (q_begin + r_idx[ri]) * a.q_ld +
+                                                                   r_head[ri] * D + col)
+                              : 0u;
     }
   }
 
@@ -163,7 +170,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a) {
       mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
       const float m_new = fmaxf(m[i], mx[i]);
       m_use[i] = m_new == -INFINITY ? 0.0f : m_new;
-      alpha[i] = exp2f(m[i] - m_use[i]);
+      alpha[i] = fast_exp2(m[i] - m_use[i]);
       m[i] = m_new;
       l[i] *= alpha[i];
     }
@@ -171,7 +178,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a) {
     for (int j = 0; j < kBlockN / 8; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        s[j][e] = exp2f(s[j][e] - m_use[e >> 1]);
+        s[j][e] = fast_exp2(s[j][e] - m_use[e >> 1]);
         l[e >> 1] += s[j][e];
       }
 #pragma unroll
@@ -205,12 +212,12 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a) {
     l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
     l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
   }
-  bf16* obase = static_cast<bf16*>(a.out) + h * D;
+  bf16* obase = static_cast<bf16*>(a.out);
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     if (!r_valid[i]) continue;
     const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
-    bf16* orow = obase + (q_begin + r_idx[i]) * a.out_ld;
+    bf16* orow = obase + (q_begin + r_idx[i]) * a.out_ld + r_head[i] * D;
 #pragma unroll
     for (int n = 0; n < kChunks; ++n)
       *reinterpret_cast<uint32_t*>(orow + n * 8 + t4 * 2) = pack_bf16(o[n][2 * i] * inv, o[n][2 * i + 1] * inv);
@@ -223,9 +230,11 @@ cudaError_t launch_typed(const AttentionArgs& a, cudaStream_t stream) {
   static const cudaError_t attr = cudaFuncSetAttribute(prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                        static_cast<int>(smem));
   if (attr != cudaSuccess) return attr;
-  const dim3 grid(ceil_div(a.max_query_len, kBlockM), static_cast<unsigned>(a.num_heads),
+  const int64_t group = a.num_heads / a.num_kv_heads;
+  const int hg = 16 % group == 0 ? static_cast<int>(group) : 1;
+  const dim3 grid(ceil_div(a.max_query_len, kBlockM / hg), static_cast<unsigned>(a.num_heads / hg),
                   static_cast<unsigned>(a.num_seqs));
-  return launch(prefill_kernel<D>, grid, dim3(kThreads), smem, stream, a);
+  return launch(prefill_kernel<D>, grid, dim3(kThreads), smem, stream, with_block_shift(a), hg);
 }
 
 }  // namespace

@@ -76,6 +76,13 @@ __device__ __forceinline__ uint4 load_stream16(const void* p) {
   return v;
 }
 
+// 2^x on the special-function unit (about 2 ulp; 2^-inf = 0), for softmax weights.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -1,42 +1,45 @@
-// gemv.cu: the weight-streaming projection for decode steps of 1 to 4 tokens. Each warp owns kRows output
-// features and walks their weight rows with 16-byte loads that bypass L1 (kUnroll x kRows loads in flight
-// per thread), while the few activation rows come through L1; fp32 accumulation, one warp reduction at the end.
+// gemv.cu: the weight-streaming projection for decode steps of 1 to 4 tokens. A block owns kRows output
+// features; its threads split their weight rows and read them with 16-byte loads that bypass L1 (kUnroll x
+// kRows loads in flight per thread), while the few activation rows come through L1; fp32 accumulation, warp
+// then block reduction.
 #include "backend/cuda/kernels/common.cuh"
 #include "backend/cuda/kernels/gemv.h"
 
 namespace ls::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kRows = 2;     // output features per warp
-constexpr int kUnroll = 4;   // 16-byte chunks per row in flight per thread
+constexpr int kThreads = 256;
+constexpr int kRows = 4;     // output features per block
+constexpr int kUnroll = 2;   // 16-byte chunks per row in flight per thread, per iteration
 
+// Block = kRows features; its 256 threads split the reduction dimension (thread t takes chunks t, t + 256, ...)
+// so that even K = 14336 needs only a few dependent rounds of loads, then reduce through shared memory.
 template <int M>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const bf16* __restrict__ x, int64_t ldx,
-                                                           const bf16* __restrict__ w, int64_t ldw,
-                                                           const bf16* __restrict__ bias, void* __restrict__ out,
-                                                           int64_t ldo, bool out_f32, int64_t n, int64_t k) {
+__global__ void __launch_bounds__(kThreads) gemv_kernel(const bf16* __restrict__ x, int64_t ldx,
+                                                         const bf16* __restrict__ w, int64_t ldw,
+                                                         const bf16* __restrict__ bias, void* __restrict__ out,
+                                                         int64_t ldo, bool out_f32, int64_t n, int64_t k) {
+  __shared__ float partial[kThreads / 32][M * kRows];
   pdl_wait();
   pdl_launch_dependents();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * kRows;
-  if (row0 >= n) return;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows;
   const int64_t chunks = k / 8;
   const bf16* wr[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) wr[r] = w + (row0 + r < n ? row0 + r : row0) * ldw;
   float acc[M][kRows] = {};
-  for (int64_t c0 = lane; c0 < chunks; c0 += 32 * kUnroll) {
+  for (int64_t c0 = threadIdx.x; c0 < chunks; c0 += kThreads * kUnroll) {
     uint4 wv[kUnroll][kRows];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const int64_t c = c0 + 32 * u;
+      const int64_t c = c0 + kThreads * u;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) wv[u][r] = c < chunks ? load_stream16(wr[r] + c * 8) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const int64_t c = c0 + 32 * u;
+      const int64_t c = c0 + kThreads * u;
       if (c >= chunks) break;
       float wf[kRows][8];
 #pragma unroll
@@ -55,22 +58,22 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const bf16* __restric
 #pragma unroll
   for (int mi = 0; mi < M; ++mi)
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) acc[mi][r] = warp_sum(acc[mi][r]);
-  if (lane != 0) return;
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int64_t row = row0 + r;
-    if (row >= n) break;
-    const float b = bias ? __bfloat162float(bias[row]) : 0.0f;
-#pragma unroll
-    for (int mi = 0; mi < M; ++mi) {
-      const float v = acc[mi][r] + b;
-      if (out_f32) {
-        static_cast<float*>(out)[mi * ldo + row] = v;
-      } else {
-        static_cast<bf16*>(out)[mi * ldo + row] = __float2bfloat16_rn(v);
-      }
+    for (int r = 0; r < kRows; ++r) {
+      const float v = warp_sum(acc[mi][r]);
+      if (lane == 0) partial[warp][mi * kRows + r] = v;
     }
+  __syncthreads();
+  if (threadIdx.x >= M * kRows) return;
+  const int mi = threadIdx.x / kRows, r = threadIdx.x % kRows;
+  const int64_t row = row0 + r;
+  if (row >= n) return;
+  float v = bias ? __bfloat162float(bias[row]) : 0.0f;
+#pragma unroll
+  for (int i = 0; i < kThreads / 32; ++i) v += partial[i][threadIdx.x];
+  if (out_f32) {
+    static_cast<float*>(out)[mi * ldo + row] = v;
+  } else {
+    static_cast<bf16*>(out)[mi * ldo + row] = __float2bfloat16_rn(v);
   }
 }
 
@@ -84,7 +87,7 @@ cudaError_t launch_gemv(const void* x, int64_t ldx, const void* w, int64_t ldw, 
                         int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
   if (m == 0 || n == 0) return cudaSuccess;
   if (!out || !gemv_supported(m, k, x, ldx, w, ldw) || ldo < n) return cudaErrorInvalidValue;
-  const dim3 grid(ceil_div(n, kWarps * kRows)), block(kWarps * 32);
+  const dim3 grid(ceil_div(n, kRows)), block(kThreads);
   const auto* xs = static_cast<const bf16*>(x);
   const auto* ws = static_cast<const bf16*>(w);
   const auto* bs = static_cast<const bf16*>(bias);
