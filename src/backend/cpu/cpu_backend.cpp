@@ -58,6 +58,11 @@ float rms_scale(const float* x, int64_t n, float eps) {
 void cpu_gemm_nt(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int64_t rows,
                  int64_t n, int64_t k, float beta) {
   if (rows == 0 || n == 0) return;
+  if (rows == 1) {  // decode at batch 1: a matrix-vector product streams the weights once, without GEMM packing
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), 1.0f, w, static_cast<int>(ldw),
+                x, 1, beta, y, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
               static_cast<int>(k), 1.0f, x, static_cast<int>(ldx), w, static_cast<int>(ldw), beta, y,
               static_cast<int>(ldy));
