@@ -90,7 +90,7 @@ Result<Value> length(Interpreter&, const Value& v, CallArgs& args) {
     case Value::Kind::kUndefined:
       return Value::integer(0);
     case Value::Kind::kString:
-      return Value::integer(static_cast<int64_t>(codepoint_count(v.as_string())));
+      return Value::integer(static_cast<int64_t>(unicode::count_chars(v.as_string())));
     case Value::Kind::kList:
       if (v.as_list().kind == ListKind::kIterator) break;
       return Value::integer(static_cast<int64_t>(v.as_list().items.size()));

@@ -155,7 +155,7 @@ Result<Value> center(Interpreter& in, const Value& v, CallArgs& args) {
   LS_ASSIGN_OR_RETURN(std::string s, str_of(in, v));
   const Value w = b.get_or(0, Value::integer(80));
   if (!w.is_int()) return invalid_argument("center width must be an integer");
-  const auto len = static_cast<int64_t>(codepoint_count(s));
+  const auto len = static_cast<int64_t>(unicode::count_chars(s));
   const int64_t width = w.as_int();
   if (width <= len) return Value::string(s);
   LS_RETURN_IF_ERROR(in.check_string_size(static_cast<size_t>(width)));

@@ -177,7 +177,7 @@ Result<Value> str_method(Interpreter& in, const Value& self, const std::string& 
                                ? s.substr(0, s.size() - sub.size())
                                : s);
     if (name == "count") {
-      if (sub.empty()) return Value::integer(static_cast<int64_t>(codepoint_count(s)) + 1);
+      if (sub.empty()) return Value::integer(static_cast<int64_t>(unicode::count_chars(s)) + 1);
       int64_t n = 0;
       for (size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
       return Value::integer(n);
@@ -187,7 +187,7 @@ Result<Value> str_method(Interpreter& in, const Value& self, const std::string& 
       if (name == "index" || name == "rindex") return invalid_argument("substring not found");
       return Value::integer(-1);
     }
-    return Value::integer(static_cast<int64_t>(codepoint_count(std::string_view(s).substr(0, p))));
+    return Value::integer(static_cast<int64_t>(unicode::count_chars(std::string_view(s).substr(0, p))));
   }
   return unsupported("str." + name + "() is not supported");
 }

@@ -9,36 +9,6 @@ namespace ls::chat {
 
 namespace {
 
-// Decodes one code point at s[i]; returns its length, or 0 when the sequence is malformed.
-size_t decode_one(std::string_view s, size_t i, char32_t* cp) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) {
-    *cp = b0;
-    return 1;
-  }
-  size_t len = 0;
-  char32_t value = 0;
-  char32_t min = 0;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2, value = b0 & 0x1F, min = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3, value = b0 & 0x0F, min = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4, value = b0 & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    value = (value << 6) | (b & 0x3F);
-  }
-  if (value < min || value > 0x10FFFF || (value >= 0xD800 && value <= 0xDFFF)) return 0;
-  *cp = value;
-  return len;
-}
-
 bool is_cased(char32_t c) {
   if (c < 0x80) return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
   const utf8proc_category_t cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
@@ -90,49 +60,20 @@ void append_lower(std::u32string& out, const std::u32string& cps, size_t i) {
 
 }  // namespace
 
-bool is_valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    char32_t cp;
-    const size_t n = decode_one(s, i, &cp);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
 std::u32string utf8_to_u32(std::string_view s) {
   std::u32string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    char32_t cp;
-    const size_t n = decode_one(s, i, &cp);
-    if (n == 0) {
-      out.push_back(0xFFFD);
+    if (unicode::valid_sequence_length(s, i) == 0) {
+      out.push_back(unicode::kReplacementChar);
       ++i;
     } else {
-      out.push_back(cp);
+      size_t n = 0;
+      out.push_back(unicode::decode(s, i, &n));
       i += n;
     }
   }
   return out;
-}
-
-void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
 }
 
 std::string u32_to_utf8(std::u32string_view s) {
@@ -140,12 +81,6 @@ std::string u32_to_utf8(std::u32string_view s) {
   out.reserve(s.size());
   for (char32_t cp : s) append_utf8(out, cp);
   return out;
-}
-
-size_t codepoint_count(std::string_view s) {
-  size_t n = 0;
-  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return n;
 }
 
 bool py_isspace(char32_t c) {

@@ -6,20 +6,18 @@
 #include <string_view>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace ls::chat {
 
-// True when s is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
-bool is_valid_utf8(std::string_view s);
+// UTF-8 validation, encoding and code point counts are core's (core/utf8.h).
+using unicode::append_utf8;
+using unicode::is_valid_utf8;
 
 // Decodes valid UTF-8 into code points (invalid bytes decode as U+FFFD; callers validate first).
 std::u32string utf8_to_u32(std::string_view s);
 
-// Appends the UTF-8 encoding of one code point.
-void append_utf8(std::string& out, char32_t cp);
 std::string u32_to_utf8(std::u32string_view s);
-
-// Number of code points in valid UTF-8.
-size_t codepoint_count(std::string_view s);
 
 // Python's str.isspace() for one code point.
 bool py_isspace(char32_t cp);
