@@ -15,8 +15,6 @@
 #include <cmath>
 #include <memory>
 
-#include "lora/lora_slots.h"
-#include "model/single_sequence.h"
 #include "oracle_cases.h"
 
 namespace ls {
@@ -26,53 +24,18 @@ constexpr double kBaseRowTol = 3e-2;
 constexpr double kAdapterRowTol = 3e-1;
 constexpr double kNearTie = 5e-2;
 
-struct Engine {
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Transformer> model;
-  std::unique_ptr<LoraSlots> slots;
-
-  SequenceOptions use(const std::string& adapter_dir) {
-    SequenceOptions o;
-    if (adapter_dir.empty()) return o;
-    auto adapter = load_lora_adapter(adapter_dir, model->config());
-    LS_CHECK(adapter.is_ok()) << adapter.status().to_string();
-    slots = std::make_unique<LoraSlots>(LoraSlots::create(*backend, model->config(), 1).value());
-    LS_CHECK(slots->load(0, adapter.value()).is_ok());
-    o.lora = slots.get();
-    o.lora_slot = 0;
-    return o;
-  }
-};
+using Engine = testing::OracleEngine;
+using testing::row_error;
+using testing::top2_margin;
 
 bool make_engine(const std::string& base_dir, Engine* e, std::string* why) {
-  auto b = make_backend("cuda");
-  if (!b.is_ok()) {
-    *why = b.status().to_string();
+  auto loaded = Engine::load("cuda", base_dir);
+  if (!loaded.is_ok()) {
+    *why = loaded.status().to_string();
     return false;
   }
-  e->backend = std::move(b).value();
-  auto m = Transformer::load(base_dir, *e->backend);
-  LS_CHECK(m.is_ok()) << m.status().to_string();
-  e->model = std::move(m).value();
+  *e = std::move(loaded).value();
   return true;
-}
-
-double row_error(const float* a, const float* b, int64_t n) {
-  double diff = 0, scale = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (std::isnan(a[i])) return INFINITY;
-    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
-    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
-  }
-  return diff / scale;
-}
-
-double top2_margin(const float* row, int64_t n) {
-  std::vector<float> v(row, row + n);
-  std::partial_sort(v.begin(), v.begin() + 2, v.end(), std::greater<>());
-  double scale = 0;
-  for (float x : v) scale = std::max(scale, static_cast<double>(std::fabs(x)));
-  return (v[0] - v[1]) / scale;
 }
 
 // Checks one run's paths against reference logits `ref_of(path)`; returns the worst row error.

@@ -1,6 +1,8 @@
 // oracle_cases.cpp: reading case.json and the reference logits of an oracle case.
 #include "oracle_cases.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "core/json.h"
@@ -44,6 +46,43 @@ std::vector<OracleCase> cpu_reference_cases() {
 OracleCase shared_oracle_case(const std::string& arch) {
   const std::string dir = std::string(LS_TEST_DATA) + "/oracle/" + arch;
   return load_oracle_case("shared/" + arch, dir, dir);
+}
+
+Result<OracleEngine> OracleEngine::load(const std::string& device, const std::string& base_dir) {
+  OracleEngine e;
+  LS_ASSIGN_OR_RETURN(e.backend, make_backend(device));
+  LS_ASSIGN_OR_RETURN(e.model, Transformer::load(base_dir, *e.backend));
+  return e;
+}
+
+SequenceOptions OracleEngine::use(const std::string& adapter_dir) {
+  SequenceOptions o;
+  if (adapter_dir.empty()) return o;
+  auto adapter = load_lora_adapter(adapter_dir, model->config());
+  LS_CHECK(adapter.is_ok()) << adapter.status().to_string();
+  slots = std::make_unique<LoraSlots>(LoraSlots::create(*backend, model->config(), 1).value());
+  LS_CHECK(slots->load(0, adapter.value()).is_ok());
+  o.lora = slots.get();
+  o.lora_slot = 0;
+  return o;
+}
+
+double row_error(const float* a, const float* b, int64_t n) {
+  double diff = 0, scale = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(a[i])) return INFINITY;
+    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
+  }
+  return diff / scale;
+}
+
+double top2_margin(const float* row, int64_t n) {
+  std::vector<float> v(row, row + n);
+  std::partial_sort(v.begin(), v.begin() + 2, v.end(), std::greater<>());
+  double scale = 0;
+  for (float x : v) scale = std::max(scale, static_cast<double>(std::fabs(x)));
+  return (v[0] - v[1]) / scale;
 }
 
 }  // namespace ls::testing

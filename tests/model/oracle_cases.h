@@ -3,10 +3,13 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "io/safetensors.h"
+#include "lora/lora_slots.h"
+#include "model/single_sequence.h"
 
 namespace ls::testing {
 
@@ -33,5 +36,22 @@ OracleCase load_oracle_case(const std::string& label, const std::string& case_di
 // same cases (tests/data/oracle_cpu) and the extra cases (tests/data/oracle_extra).
 std::vector<OracleCase> cpu_reference_cases();
 OracleCase shared_oracle_case(const std::string& arch);
+
+// A model on a backend with at most one adapter resident, as the parity tests use it.
+struct OracleEngine {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Transformer> model;
+  std::unique_ptr<LoraSlots> slots;
+
+  // Loads base_dir on the named backend; kUnavailable and friends when the backend cannot be made.
+  static Result<OracleEngine> load(const std::string& device, const std::string& base_dir);
+  // Puts the adapter (none when empty) in slot 0 and returns the options that run with it.
+  SequenceOptions use(const std::string& adapter_dir);
+};
+
+// max|a - b| / max|b| over one row (infinite when a holds a NaN).
+double row_error(const float* a, const float* b, int64_t n);
+// (top1 - top2) / max|row|: how close a row is to a greedy tie.
+double top2_margin(const float* row, int64_t n);
 
 }  // namespace ls::testing

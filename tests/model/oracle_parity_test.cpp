@@ -12,52 +12,18 @@
 #include <cmath>
 #include <memory>
 
-#include "lora/lora_slots.h"
-#include "model/single_sequence.h"
 #include "oracle_cases.h"
 
 namespace ls {
 namespace {
 
-struct Engine {
-  std::unique_ptr<Backend> backend = make_cpu_backend();
-  std::unique_ptr<Transformer> model;
-  std::unique_ptr<LoraSlots> slots;
+using testing::row_error;
+using testing::top2_margin;
 
-  explicit Engine(const std::string& base_dir) {
-    auto m = Transformer::load(base_dir, *backend);
-    LS_CHECK(m.is_ok()) << m.status().to_string();
-    model = std::move(m).value();
-  }
-  SequenceOptions use(const std::string& adapter_dir) {
-    SequenceOptions o;
-    if (adapter_dir.empty()) return o;
-    auto adapter = load_lora_adapter(adapter_dir, model->config());
-    LS_CHECK(adapter.is_ok()) << adapter.status().to_string();
-    slots = std::make_unique<LoraSlots>(LoraSlots::create(*backend, model->config(), 1).value());
-    LS_CHECK(slots->load(0, adapter.value()).is_ok());
-    o.lora = slots.get();
-    o.lora_slot = 0;
-    return o;
-  }
-};
-
-// max|a - b| / max|b| of one row.
-double row_error(const float* a, const float* b, int64_t n) {
-  double diff = 0, scale = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
-    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
-  }
-  return diff / scale;
-}
-
-double top2_margin(const float* row, int64_t n) {
-  std::vector<float> v(row, row + n);
-  std::partial_sort(v.begin(), v.begin() + 2, v.end(), std::greater<>());
-  double scale = 0;
-  for (float x : v) scale = std::max(scale, static_cast<double>(std::fabs(x)));
-  return (v[0] - v[1]) / scale;
+testing::OracleEngine cpu_engine(const std::string& base_dir) {
+  auto e = testing::OracleEngine::load("cpu", base_dir);
+  LS_CHECK(e.is_ok()) << e.status().to_string();
+  return std::move(e).value();
 }
 
 std::vector<int32_t> continuation(const std::vector<int32_t>& path, size_t prompt_len) {
@@ -66,7 +32,7 @@ std::vector<int32_t> continuation(const std::vector<int32_t>& path, size_t promp
 
 TEST(OracleParity, MatchesFloat32TransformersPeftOnCpu) {
   for (const testing::OracleCase& c : testing::cpu_reference_cases()) {
-    Engine engine(c.base_dir);
+    testing::OracleEngine engine = cpu_engine(c.base_dir);
     const int64_t vocab = engine.model->config().vocab_size;
     for (const testing::OracleRun& run : c.runs) {
       const SequenceOptions o = engine.use(run.adapter_dir);
@@ -93,7 +59,7 @@ TEST(OracleParity, AsCloseToSharedOracleAsTransformersItself) {
     const testing::OracleCase shared = testing::shared_oracle_case(arch);
     const testing::OracleCase cpu = testing::load_oracle_case("cpu", std::string(LS_TEST_DATA) + "/oracle_cpu/" + arch,
                                                               std::string(LS_TEST_DATA) + "/oracle/" + arch);
-    Engine engine(shared.base_dir);
+    testing::OracleEngine engine = cpu_engine(shared.base_dir);
     const int64_t vocab = engine.model->config().vocab_size;
     for (const testing::OracleRun& run : shared.runs) {
       const SequenceOptions o = engine.use(run.adapter_dir);
