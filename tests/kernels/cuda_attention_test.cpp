@@ -1,12 +1,14 @@
 // cuda_attention_test.cpp: RoPE, the KV write (alone and fused with RoPE) and paged attention of the CUDA
 // backend against the CPU twins: decode batches (1, 7, 99 sequences; contexts 1, 17 and over 1000), prefill
 // chunks on cached context, mixed batches, sliding windows, head dims 64 and 128 (the tensor-core and split-K
-// paths) and 8, 16, 32 (the generic path), GQA ratios 1, 4 and 8, odd block sizes and scattered blocks, and
-// the decode path with a capacity max_context_len larger than any real context (as CUDA graphs run it).
+// paths) and 8, 16, 32 (the generic path), GQA ratios 1, 2, 4 and 8, odd block sizes and scattered blocks,
+// and the decode path with a capacity max_context_len larger than any real context (as CUDA graphs run it).
+// The decode cases run on both decode kernels (tensor-core and CUDA-core).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
+#include "backend/cuda/kernels/attention.h"
 #include "cuda_test_fixture.h"
 
 namespace ls::testing {
@@ -111,25 +113,45 @@ std::vector<std::pair<int32_t, int32_t>> decode_seqs(std::mt19937& rng, int n, s
   return seqs;
 }
 
+// Selects a decode kernel for one scope, restoring the default after.
+struct DecodeKernelScope {
+  explicit DecodeKernelScope(cuda::DecodeKernel k) : saved(cuda::decode_kernel()) { cuda::set_decode_kernel(k); }
+  ~DecodeKernelScope() { cuda::set_decode_kernel(saved); }
+  cuda::DecodeKernel saved;
+};
+const char* kernel_name(cuda::DecodeKernel k) { return k == cuda::DecodeKernel::kSimt ? "simt" : "tensor-core"; }
+
 TEST_F(CudaAttention, DecodeFastPath) {
   SCOPED_TRACE(trace());
-  for (int64_t d : {64, 128}) {
-    for (int64_t group : {1, 4, 8}) {
-      const Shape s{8 * group / (group == 1 ? 4 : 1), 8 / (group == 1 ? 4 : 1), d, 16};
-      check_attention(this, s, decode_seqs(rng_, 1, {1}));
-      check_attention(this, s, decode_seqs(rng_, 1, {1030}));
-      check_attention(this, s, decode_seqs(rng_, 7, {1, 17, 1030, 64, 65, 200, 3}));
-      check_attention(this, s, decode_seqs(rng_, 99, {17, 1, 1024, 300, 33}));
-      check_attention(this, s, decode_seqs(rng_, 7, {1, 17, 1030, 64, 65, 200, 3}), 4096);  // graph capacity
+  for (cuda::DecodeKernel k : {cuda::DecodeKernel::kTensorCore, cuda::DecodeKernel::kSimt}) {
+    DecodeKernelScope scope(k);
+    SCOPED_TRACE(kernel_name(k));
+    for (int64_t d : {64, 128}) {
+      for (int64_t group : {1, 2, 4, 8}) {
+        const Shape s{8 * group / (group == 1 ? 4 : 1), 8 / (group == 1 ? 4 : 1), d, 16};
+        check_attention(this, s, decode_seqs(rng_, 1, {1}));
+        check_attention(this, s, decode_seqs(rng_, 1, {1030}));
+        check_attention(this, s, decode_seqs(rng_, 7, {1, 17, 1030, 64, 65, 200, 3}));
+        check_attention(this, s, decode_seqs(rng_, 99, {17, 1, 1024, 300, 33}));
+        check_attention(this, s, decode_seqs(rng_, 7, {1, 17, 1030, 64, 65, 200, 3}), 4096);  // graph capacity
+      }
     }
   }
 }
 
 TEST_F(CudaAttention, DecodeOddBlocksAndWindows) {
   SCOPED_TRACE(trace());
-  check_attention(this, {8, 2, 128, 5}, decode_seqs(rng_, 7, {1, 17, 1030, 6, 5}));
-  check_attention(this, {8, 2, 128, 16, 8}, decode_seqs(rng_, 7, {1, 17, 1030, 6, 5}));
-  check_attention(this, {8, 2, 64, 16, 300}, decode_seqs(rng_, 7, {1, 17, 1030, 301, 299}), 2048);
+  for (cuda::DecodeKernel k : {cuda::DecodeKernel::kTensorCore, cuda::DecodeKernel::kSimt}) {
+    DecodeKernelScope scope(k);
+    SCOPED_TRACE(kernel_name(k));
+    check_attention(this, {8, 2, 128, 5}, decode_seqs(rng_, 7, {1, 17, 1030, 6, 5}));
+    check_attention(this, {8, 2, 128, 16, 8}, decode_seqs(rng_, 7, {1, 17, 1030, 6, 5}));
+    check_attention(this, {8, 2, 64, 16, 300}, decode_seqs(rng_, 7, {1, 17, 1030, 301, 299}), 2048);
+    check_attention(this, {8, 2, 128, 32}, decode_seqs(rng_, 7, {1, 33, 1030, 31, 64}));         // 2 tiles a page
+    check_attention(this, {16, 2, 64, 32, 100}, decode_seqs(rng_, 7, {1, 33, 1030, 131, 99}));  // window
+    check_attention(this, {8, 1, 128, 24}, decode_seqs(rng_, 7, {1, 25, 1030, 47, 48}), 3000);  // 24: not pow2
+    check_attention(this, {8, 8, 64, 48}, decode_seqs(rng_, 3, {2000, 49, 97}));  // 48: pages of 3 tiles
+  }
 }
 
 TEST_F(CudaAttention, PrefillFastPath) {

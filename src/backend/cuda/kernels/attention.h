@@ -1,5 +1,6 @@
 // attention.h: launchers of paged causal attention (GQA, optional sliding window) over the KV cache:
-// decode (one query token per sequence; split-K over the context, then a combine; attention_decode.cu),
+// decode (one query token per sequence; split-K over the context on the tensor cores, then a combine;
+// attention_decode.cu),
 // prefill chunks (flash-attention tiles on the tensor cores; attention_prefill.cu), and a plain kernel for
 // head dims or group sizes the fast paths do not instantiate (attention_generic.cu).
 #pragma once
@@ -30,6 +31,12 @@ struct AttentionArgs {
   float scale = 1.0f;
   int64_t sliding_window = 0;
 };
+
+// Which decode kernel runs: the tensor-core one (default), or the older CUDA-core one that tests and benchmarks
+// compare it with (LS_CUDA_DECODE=simt selects it at start). Set it before capturing graphs.
+enum class DecodeKernel { kTensorCore, kSimt };
+void set_decode_kernel(DecodeKernel k);
+DecodeKernel decode_kernel();
 
 // Decode: every sequence has exactly one query token (max_query_len == 1).
 bool attention_decode_supported(const AttentionArgs& a);
