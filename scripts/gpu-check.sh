@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # gpu-check.sh: everything the GPU machine checks, in one call, from the repository root: the gpu-labelled
 # tests (every CUDA op against its CPU twin, GPU oracle parity, decode graphs), the CLI oracle check
-# (`loraserve generate --device cuda` reproduces the shared oracle's greedy paths), a focused decode-attention
-# timing (tensor-core against CUDA-core kernel), and `loraserve bench-engine` on the Llama-3-8B-shaped dummy model. Logs go under $OUT (or /tmp/gpu-check); a summary table prints last.
+# (`loraserve generate --device cuda` reproduces the shared oracle's greedy paths), focused decode-kernel timings
+# (attention: tensor-core against CUDA-core kernel; projections: skinny GEMM against cuBLASLt), and
+# `loraserve bench-engine` on the Llama-3-8B-shaped dummy model. Logs go under $OUT (or /tmp/gpu-check); a summary table prints last.
 # The build is made elsewhere (cmake -DLORASERVE_CUDA=ON) and carried, as BUILD_DIR or as the bundle
 # carry/gpu-build.tar.xz that scripts/gpu-pack.sh makes.
 # Usage: scripts/gpu-check.sh [BUILD_DIR]   (default build-cuda)
@@ -31,9 +32,9 @@ echo "== ctest -L gpu"
 (cd "$build" && ctest -L gpu -j2 --timeout 240 --output-on-failure) 2>&1 | tee "$logs/ctest.log"
 ctest_rc=${PIPESTATUS[0]}
 
-echo "== decode attention microbenchmark"
-timeout 120 "$build/tests/kernels/cuda_kernels_test" --gtest_also_run_disabled_tests --gtest_filter='*AttentionBench*' \
-  2>&1 | tee "$logs/attention_bench.log"
+echo "== decode kernel microbenchmarks"
+timeout 120 "$build/tests/kernels/cuda_kernels_test" --gtest_also_run_disabled_tests --gtest_filter='*KernelBench*' \
+  2>&1 | tee "$logs/kernel_bench.log"
 attn_rc=${PIPESTATUS[0]}
 
 echo "== CLI oracle check (loraserve generate --device cuda)"
@@ -82,16 +83,22 @@ bench_rc=${PIPESTATUS[0]}
 # The same decode steps without programmatic dependent launch, to see what the launch overlap buys.
 LS_CUDA_PDL=0 timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda \
   --batches 1,128 --replays 30 --prefill 128 --no-breakdown > "$logs/bench_no_pdl.log" 2>&1
+# The same steps with cuBLASLt plans tuned on L2-warm weights (the first tuner), to see what cold tuning buys.
+LS_CUBLASLT_TUNE=warm timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy \
+  --device cuda --batches 1,32,128 --replays 50 --no-breakdown > "$logs/bench_warm_tune.log" 2>&1
 
 echo
 echo "== summary ($(head -2 "$logs/device.txt" | tail -1))"
 printf '%-22s %s\n' "ctest -L gpu" "$( [ $ctest_rc -eq 0 ] && echo pass || echo "FAIL (rc $ctest_rc)") $(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -1)"
 printf '%-22s %s\n' "CLI oracle" "$(tail -1 "$logs/cli_oracle.log")"
-printf '%-22s %s\n' "attention bench" "$( [ $attn_rc -eq 0 ] && echo ok || echo "FAIL (rc $attn_rc)")"
-grep -E "^ +(batch|[0-9]+) +[0-9a-z]+ +[0-9KV]" "$logs/attention_bench.log" | head -7
+printf '%-22s %s\n' "kernel bench" "$( [ $attn_rc -eq 0 ] && echo ok || echo "FAIL (rc $attn_rc)")"
+grep -E "^ +(batch|[0-9]+) +[0-9a-z]+ +[0-9KV]" "$logs/kernel_bench.log" | head -7
+grep -E "^ +(proj|qkv|o|gate_up|down) +(rows|32) " "$logs/kernel_bench.log"
 printf '%-22s %s\n' "bench-engine" "$( [ $bench_rc -eq 0 ] && echo ok || echo "FAIL (rc $bench_rc)")"
 echo "decode steps (rows: default paths; batch 1 without the GEMV; 32 and 128 with the skinny GEMM), prefill:"
 grep -E "^device:|^ +(1|32|128) +[0-9]|^prefill|GEMM floor" "$logs/bench.log" | head -12
 echo "without PDL:"
 grep -E "^ +(1|128) +[0-9]" "$logs/bench_no_pdl.log" | head -2
+echo "cuBLASLt plans tuned on L2-warm weights:"
+grep -E "^ +(1|32|128) +[0-9]|^prefill" "$logs/bench_warm_tune.log" | head -4
 exit $(( ctest_rc != 0 || cli_rc != 0 || bench_rc != 0 || attn_rc != 0 ))

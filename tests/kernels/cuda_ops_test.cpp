@@ -83,14 +83,14 @@ void check_linear(BackendPair& p, std::mt19937& rng, int64_t m, int64_t n, int64
       << k + x_pad;
 }
 
-// Shapes reach every path: GEMV (1-4 rows), the skinny tensor-core GEMM (5-128 rows, n % 128 == 0 and
-// k % 64 == 0; narrow n splits K), and cuBLASLt (everything else, and with both fast paths off).
+// Shapes reach every path: GEMV (1-4 rows), the skinny tensor-core GEMM (5-64 rows, n % 64 == 0 and
+// k % 32 == 0; narrow n splits K), and cuBLASLt (everything else, and with both fast paths off).
 TEST_F(CudaOps, Linear) {
   SCOPED_TRACE(trace());
   CudaBackend* cuda = as_cuda_backend(*p_.gpu);
   ASSERT_NE(cuda, nullptr);
   cuda->set_skinny_enabled(true);
-  for (int64_t m : {1, 2, 3, 4, 7, 20, 50, 99, 128, 200}) {
+  for (int64_t m : {1, 2, 3, 4, 7, 8, 20, 32, 50, 64, 65, 99, 128, 200}) {
     for (auto [n, k] : {std::pair<int64_t, int64_t>{96, 64}, {1000, 4096}, {4096, 1024}, {77, 40}, {384, 14336},
                         {6144, 512}}) {
       check_linear(p_, rng_, m, n, k, false, false, 0);

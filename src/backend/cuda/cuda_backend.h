@@ -59,8 +59,9 @@ class CudaBackend final : public Backend {
   // Whether linear() takes the weight-streaming GEMV for 1-4 rows (default on; LS_CUDA_GEMV=0 turns it off).
   void set_gemv_enabled(bool on) { gemv_enabled_ = on; }
   bool gemv_enabled() const { return gemv_enabled_; }
-  // Whether linear() takes the tensor-core skinny GEMM for 5-128 rows instead of cuBLASLt. Off by default
-  // (LS_CUDA_SKINNY=1 turns it on): on the H100 it streams weights slower than cuBLASLt's tuned kernels so far.
+  // Whether linear() takes the tensor-core skinny GEMM (skinny_gemm.cu) for 5-64 rows instead of cuBLASLt. Off
+  // by default (LS_CUDA_SKINNY=1 turns it on): on the H100 it streams weights 1-20% slower than cuBLASLt at 8-32
+  // rows (bench/cuda_engine_notes.md).
   void set_skinny_enabled(bool on) { skinny_enabled_ = on; }
   bool skinny_enabled() const { return skinny_enabled_; }
 
@@ -83,7 +84,7 @@ class CudaBackend final : public Backend {
   Buffer convert_staging_;    // float32 chunk of upload_f32
   Buffer attention_scratch_;  // decode split partials
   Buffer arrivals_;           // split arrival counters (attention, skinny GEMM), zero between launches
-  Buffer skinny_accumulator_; // skinny GEMM split-K sums, zero between launches
+  Buffer skinny_accumulator_; // skinny GEMM split-K partial sums
   Buffer lora_scratch_;       // shrunk LoRA activations
   std::vector<Buffer> retired_scratch_;  // outgrown scratch, kept: graphs recorded earlier still point at it
 };

@@ -1,6 +1,7 @@
 // cuda_gemm.h: CudaGemm, the projections out = x W^T (+ bias) through cuBLASLt (bf16 inputs, fp32 compute,
-// bf16 or fp32 output, bias in the epilogue). One plan per shape: the heuristic's candidates are timed once on
-// the real operands (outside graph capture) and the fastest is kept; LS_CUBLASLT_TUNE=0 keeps the first.
+// bf16 or fp32 output, bias in the epilogue). One plan per shape: the heuristic's candidates (up to 32) are
+// timed once on the real operands with cold L2 (outside graph capture) and the fastest is kept;
+// LS_CUBLASLT_TUNE=0 keeps the first, LS_CUBLASLT_TUNE=warm times them with warm L2.
 #pragma once
 
 #include <cublasLt.h>
@@ -50,6 +51,9 @@ class CudaGemm {
   void* workspace_;
   size_t workspace_bytes_;
   bool tune_;
+  bool cold_;              // tune with L2 swept before each timed launch (LS_CUBLASLT_TUNE=warm: not)
+  void* flush_ = nullptr;  // evicts L2 between tuning launches (allocated at the first tuning)
+  size_t flush_bytes_ = 0;
   std::map<Key, std::unique_ptr<Plan>> plans_;
 };
 

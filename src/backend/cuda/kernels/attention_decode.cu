@@ -113,11 +113,12 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(DecodeParams p) {
   constexpr int kK = D / 16;                        // k-steps of S, m-tiles of O
   static_assert(sizeof(float) * kWarps * G * (D + 2) <= mma_smem_bytes<D, G>(), "merge buffer");
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  pdl_wait();
-  pdl_launch_dependents();
-
   const int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
   const AttentionArgs& a = p.a;
+  // The batch metadata (query starts, positions, context lengths, block tables) is uploaded before the step and
+  // no kernel writes it, so the split range and the first page-table entries are read before waiting on the
+  // previous kernel (the RoPE + KV write, whose q and cache rows are read only after pdl_wait): the chain of
+  // dependent metadata loads overlaps that kernel's tail instead of adding to this one's ramp.
   const SplitRange r = split_range(p, seq, split);
   if (split >= r.used) return;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -127,6 +128,16 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(DecodeParams p) {
   const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks_per_seq;
   const bf16* kc = static_cast<const bf16*>(a.k_cache);
   const bf16* vc = static_cast<const bf16*>(a.v_cache);
+  const int n_tiles = r.tile_end - r.tile_begin;
+  const int my_tiles = n_tiles > warp ? (n_tiles - warp + kWarps - 1) / kWarps : 0;
+  const uint32_t bs = static_cast<uint32_t>(a.block_size);
+  auto tile_key0 = [&](int j) { return static_cast<uint32_t>((r.tile_begin + warp + j * kWarps) * kTileKeys); };
+  auto page_of = [&](uint32_t key) { return a.block_shift >= 0 ? key >> a.block_shift : key / bs; };
+  // Page-table entries of this warp's next 32 tiles, one per lane (paged16 only), read ahead so that the
+  // copies of a tile never wait on a dependent table load.
+  int32_t pages = p.paged16 && lane < my_tiles ? table[page_of(tile_key0(lane))] : 0;
+  pdl_wait();
+  pdl_launch_dependents();
 
   // Q^T as the B operand: lane (g, t4) holds head g's dims 16 kk + 2 t4 (+1) and + 8; heads >= G are zero.
   uint32_t qb[kK][2];
@@ -139,24 +150,16 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(DecodeParams p) {
     }
   }
 
-  const int n_tiles = r.tile_end - r.tile_begin;
-  const int my_tiles = n_tiles > warp ? (n_tiles - warp + kWarps - 1) / kWarps : 0;
-  const uint32_t bs = static_cast<uint32_t>(a.block_size);
   const int64_t row_stride = a.num_kv_heads * D;  // elements between consecutive slots
   const int crow = lane / kChunks, cch = lane % kChunks;
   // This lane's chunk of KV head kvh, slot 0; a row's address is one 32x32->64-bit multiply-add away.
   const bf16* kbase = kc + static_cast<int64_t>(kvh) * D + cch * 8;
   const bf16* vbase = vc + static_cast<int64_t>(kvh) * D + cch * 8;
-  auto tile_key0 = [&](int j) { return static_cast<uint32_t>((r.tile_begin + warp + j * kWarps) * kTileKeys); };
-  auto page_of = [&](uint32_t key) { return a.block_shift >= 0 ? key >> a.block_shift : key / bs; };
-  // Page-table entries of this warp's next 32 tiles, one per lane (paged16 only), read ahead so that the
-  // copies of a tile never wait on a dependent table load.
-  int32_t pages = 0;
   auto load_tile = [&](int j, MmaStage<D>& st) {
     const uint32_t key0 = tile_key0(j);
     const uint32_t n_valid = static_cast<uint32_t>(r.key_end - r.key_begin);
     if (p.paged16) {
-      if ((j & 31) == 0) pages = j + lane < my_tiles ? table[page_of(tile_key0(j + lane))] : 0;
+      if ((j & 31) == 0 && j > 0) pages = j + lane < my_tiles ? table[page_of(tile_key0(j + lane))] : 0;
       const uint32_t page = __shfl_sync(0xffffffffu, pages, j & 31);
       const uint32_t slot0 = page * bs + (key0 - page_of(key0) * bs);
 #pragma unroll
@@ -174,11 +177,8 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(DecodeParams p) {
         const int row = i * kRowsPerCopy + crow;
         const uint32_t key = key0 + row;
         const bool valid = key - static_cast<uint32_t>(r.key_begin) < n_valid;
-        uint32_t slot = 0;
-        if (valid) {
-          const uint32_t pg = page_of(key);
-          slot = static_cast<uint32_t>(table[pg]) * bs + (key - pg * bs);
-        }
+        const uint32_t pg = page_of(key);
+        const uint32_t slot = valid ? static_cast<uint32_t>(table[pg]) * bs + (key - pg * bs) : 0;
         const int sc = (cch ^ (row & 7)) * 8;
         cp_async16(&st.k[row][sc], valid ? kbase + slot * row_stride : kc, valid);
         cp_async16(&st.v[row][sc], valid ? vbase + slot * row_stride : vc, valid);
@@ -186,9 +186,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_kernel(DecodeParams p) {
     }
   };
 
-  float o[kK][4];
-#pragma unroll
-  for (int mt = 0; mt < kK; ++mt) o[mt][0] = o[mt][1] = o[mt][2] = o[mt][3] = 0.0f;
+  float o[kK][4] = {};
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};  // heads 2 t4 and 2 t4 + 1
   const float sl2 = a.scale * kLog2e;
   const int arow = (lane & 7) + ((lane >> 3) & 1) * 8, achunk = lane >> 4;         // K tile as A
@@ -511,7 +509,6 @@ template <int D, int G>
 size_t decode_smem(DecodeKernel k) {
   return k == DecodeKernel::kSimt ? sizeof(SimtSmem<D, G>) : mma_smem_bytes<D, G>();
 }
-
 template <int D, int G>
 auto decode_kernel_fn(DecodeKernel k) {
   return k == DecodeKernel::kSimt ? decode_simt_kernel<D, G> : decode_mma_kernel<D, G>;

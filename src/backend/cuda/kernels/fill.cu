@@ -1,5 +1,5 @@
-// fill.cu: float32 -> bf16 conversion of uploaded weights, and the seeded uniform fill of dummy weights (the
-// same uniform_at values as the CPU backend, rounded to bf16 once).
+// fill.cu: float32 -> bf16 conversion of uploaded weights, the seeded uniform fill of dummy weights (the
+// same uniform_at values as the CPU backend, rounded to bf16 once), and a read sweep that evicts L2.
 #include "backend/cuda/kernels/common.cuh"
 #include "backend/cuda/kernels/fill.h"
 #include "backend/random_fill.h"
@@ -38,6 +38,18 @@ unsigned grid_for(int64_t n) {
   return static_cast<unsigned>(blocks < 132 * 32 ? blocks : 132 * 32);
 }
 
+__global__ void read_sweep_kernel(const uint4* p, int64_t n) {
+  pdl_wait();
+  pdl_launch_dependents();
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    uint4 v;  // volatile: the loads are the point, their values are not used
+    asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p + i));
+  }
+}
+
 }  // namespace
 
 cudaError_t launch_f32_to_bf16(const float* src, void* dst, int64_t n, cudaStream_t stream) {
@@ -52,6 +64,12 @@ cudaError_t launch_fill_uniform(void* t, int64_t ld, int64_t rows, int64_t cols,
   if (!t || ld < cols) return cudaErrorInvalidValue;
   return launch(fill_uniform_kernel, dim3(grid_for(rows * cols)), dim3(256), 0, stream, t, ld, rows, cols, out_f32,
                 seed, lo, hi);
+}
+
+cudaError_t launch_read_sweep(const void* p, int64_t bytes, cudaStream_t stream) {
+  if (bytes <= 0) return cudaSuccess;
+  if (!p || bytes % 16 != 0 || !aligned16(p)) return cudaErrorInvalidValue;
+  return launch(read_sweep_kernel, dim3(1024), dim3(256), 0, stream, static_cast<const uint4*>(p), bytes / 16);
 }
 
 }  // namespace ls::cuda

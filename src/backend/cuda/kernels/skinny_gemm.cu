@@ -1,9 +1,15 @@
-// skinny_gemm.cu: out = x W^T for decode batches (5..128 rows), where the product is a stream over the weights.
-// Block = 128 output features x a slice of K, 8 warps of 16 features each, all of x's rows (MT m-tiles of 16);
-// W and x tiles of 64 k stream through a cp.async pipeline into XOR-swizzled shared memory and feed
-// mma.sync m16n8k16 (bf16 in, fp32 accumulate) through ldmatrix. Narrow outputs split K so that every SM
-// streams (about two blocks per SM); split partial sums meet in an fp32 accumulator with atomics, and the last
-// block of a feature tile to arrive writes the output (+ bias) and zeroes the accumulator for the next launch.
+// skinny_gemm.cu: out = x W^T for decode batches of 5..64 rows of x, where the product is a stream over the
+// weights. The weights go straight from DRAM into mma.sync A fragments, with no shared memory: lane (g, t4) of a
+// warp loads 16 contiguous bytes of weight rows g and g + 8 (k = 8 t4 .. 8 t4 + 7 of a 32-k chunk) and uses them
+// as its A elements of two m16n8k16 k-steps. That assigns the k slots of the mma a permutation of the real k
+// indices; the x fragments (B, 16-byte loads of x rows through L1, which the block's warps share) use the same
+// permutation, so the dot products are unchanged. A warp's 16 weight rows are read whole, in 64-byte pieces per
+// row per chunk, several chunks in flight (the earlier version tiled K by 64 through shared memory, and its
+// 128-byte row segments spread over 128 rows read DRAM poorly).
+// Block = 64 output features (4 m-tiles) x a slice of K, 8 warps: warp w takes m-tile w % 4 and half w / 4 of
+// the slice; the halves meet in shared memory. Narrow outputs split K over blocks so the grid fills the GPU:
+// each split writes fp32 partials, and the last split of a feature tile to arrive (arrival counter) sums them,
+// adds the bias, writes the output and zeroes its counter for the next launch. No atomics on the data.
 #include "backend/cuda/kernels/attention_common.cuh"
 #include "backend/cuda/kernels/skinny_gemm.h"
 
@@ -12,39 +18,10 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kBN = 128;  // features per block
-constexpr int kBK = 64;   // k per stage: rows of 128 bytes, 8 chunks of 16
+constexpr int kRows = 64;          // output features per block
+constexpr int kChunk = 32;         // k per chunk: one 16-byte load per lane and weight row
 constexpr int kBlocksPerSm = 2;
-
-template <int MT>
-constexpr int stages() {
-  return MT >= 8 ? 3 : 4;  // keeps two blocks per SM in shared memory
-}
-
-template <int MT>
-struct SkinnyStage {
-  bf16 x[MT * 16][kBK];
-  bf16 w[kBN][kBK];
-};
-
-__device__ __forceinline__ bf16* swz(bf16* tile_row0, int row, int chunk) {
-  return tile_row0 + row * kBK + ((chunk ^ (row & 7)) * 8);
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
-
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+constexpr int kMinChunksPerSplit = 8;
 
 struct SkinnyArgs {
   const bf16* x;
@@ -56,10 +33,17 @@ struct SkinnyArgs {
   int64_t ldo;
   bool out_f32;
   int m, n, k;
-  int chunks_per_split;  // k chunks of kBK per split
-  float* acc;            // [m, n] fp32, zero between launches (split > 1 only)
-  int32_t* arrivals;     // [n / kBN]
+  int chunks_per_split;
+  float* partials;    // [splits][m][n] fp32 (splits > 1 only)
+  int32_t* arrivals;  // [n / kRows], zero between launches
 };
+
+__device__ __forceinline__ uint4 load_x16(const bf16* p) {
+  uint4 v;
+  // Not volatile: x does not change during the kernel, so the compiler may schedule these freely.
+  asm("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
 
 __device__ __forceinline__ void store_out(const SkinnyArgs& p, int row, int col, float v) {
   if (p.bias) v += __bfloat162float(p.bias[col]);
@@ -70,146 +54,144 @@ __device__ __forceinline__ void store_out(const SkinnyArgs& p, int row, int col,
   }
 }
 
-template <int MT>
+// NT n-tiles of 8 rows of x (m <= 8 NT); U chunks of weights in flight per lane and row.
+template <int NT>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm) skinny_gemm_kernel(SkinnyArgs p) {
-  constexpr int kStages = stages<MT>();
-  extern __shared__ __align__(128) unsigned char smem_raw[];
-  auto* st = reinterpret_cast<SkinnyStage<MT>*>(smem_raw);
+  constexpr int U = NT <= 4 ? 8 : 4;
+  constexpr int kLd = 8 * NT + 1;  // floats per row of the block's result tile (padded)
+  __shared__ float tile[kRows][kLd];
+  __shared__ bool last;
   pdl_wait();
   pdl_launch_dependents();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int n0 = blockIdx.x * kBN, split = blockIdx.y;
-  const int total_chunks = p.k / kBK;
-  const int c_begin = split * p.chunks_per_split;
-  const int c_end = min(total_chunks, c_begin + p.chunks_per_split);
-  const int n_chunks = max(0, c_end - c_begin);
+  const int g = lane >> 2, t4 = lane & 3, mt = warp & 3, half = warp >> 2;
+  const int n0 = blockIdx.x * kRows, split = blockIdx.y;
+  const int total = p.k / kChunk;
+  const int c_begin = min(total, split * p.chunks_per_split);
+  const int c_end = min(total, c_begin + p.chunks_per_split);
+  const int c_mid = c_begin + (c_end - c_begin + 1) / 2;
+  const int my_begin = half ? c_mid : c_begin, my_end = half ? c_end : c_mid;
 
-  auto load = [&](int i) {
-    SkinnyStage<MT>& s = st[i % kStages];
-    const int64_t k0 = static_cast<int64_t>(c_begin + i) * kBK;
+  const bf16* w0 = p.w + static_cast<int64_t>(n0 + mt * 16 + g) * p.ldw + t4 * 8;
+  const bf16* w1 = w0 + 8 * p.ldw;
+  const bf16* xr[NT];
 #pragma unroll
-    for (int j = 0; j < kBN * 8 / kThreads; ++j) {
-      const int ci = threadIdx.x + j * kThreads, r = ci >> 3, c = ci & 7;
-      cp_async16(swz(&s.w[0][0], r, c), p.w + static_cast<int64_t>(n0 + r) * p.ldw + k0 + c * 8, true);
-    }
-    for (int ci = threadIdx.x; ci < MT * 16 * 8; ci += kThreads) {
-      const int r = ci >> 3, c = ci & 7;
-      const bool valid = r < p.m;
-      cp_async16(swz(&s.x[0][0], r, c), p.x + (valid ? static_cast<int64_t>(r) * p.ldx + k0 + c * 8 : 0), valid);
+  for (int nt = 0; nt < NT; ++nt) {
+    const int row = min(nt * 8 + g, p.m - 1);  // rows past m repeat the last; their results are never stored
+    xr[nt] = p.x + static_cast<int64_t>(row) * p.ldx + t4 * 8;
+  }
+  float acc[NT][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+
+  auto step = [&](const uint4& wa, const uint4& wb, int c) {
+    const uint32_t a0[4] = {wa.x, wb.x, wa.y, wb.y}, a1[4] = {wa.z, wb.z, wa.w, wb.w};
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const uint4 xv = load_x16(xr[nt] + c * kChunk);
+      mma_bf16(acc[nt], a0, xv.x, xv.y);
+      mma_bf16(acc[nt], a1, xv.z, xv.w);
     }
   };
+  int c = my_begin;
+  for (; c + U <= my_end; c += U) {
+    uint4 wa[U], wb[U];
 #pragma unroll
-  for (int i = 0; i < kStages - 1; ++i) {
-    if (i < n_chunks) load(i);
-    cp_async_commit();
-  }
-
-  float acc[MT][2][4] = {};
-  const int mi = lane >> 3, lr = lane & 7;
-  for (int i = 0; i < n_chunks; ++i) {
-    if (i + kStages - 1 < n_chunks) load(i + kStages - 1);
-    cp_async_commit();
-    cp_async_wait<kStages - 1>();
-    __syncthreads();
-    SkinnyStage<MT>& s = st[i % kStages];
-#pragma unroll
-    for (int ks = 0; ks < kBK / 16; ++ks) {
-      uint32_t b[4];
-      ldsm_x4(b, swz(&s.w[0][0], warp * 16 + (mi >> 1) * 8 + lr, 2 * ks + (mi & 1)));
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        uint32_t a[4];
-        ldsm_x4(a, swz(&s.x[0][0], mt * 16 + (mi & 1) * 8 + lr, 2 * ks + (mi >> 1)));
-        mma16816(acc[mt][0], a, b[0], b[1]);
-        mma16816(acc[mt][1], a, b[2], b[3]);
-      }
+    for (int u = 0; u < U; ++u) {
+      wa[u] = load_stream16(w0 + (c + u) * kChunk);
+      wb[u] = load_stream16(w1 + (c + u) * kChunk);
     }
-    __syncthreads();
+#pragma unroll
+    for (int u = 0; u < U; ++u) step(wa[u], wb[u], c + u);
   }
-  cp_async_wait<0>();
+  for (; c < my_end; ++c) step(load_stream16(w0 + c * kChunk), load_stream16(w1 + c * kChunk), c);
 
-  const int g = lane >> 2, t4 = lane & 3;
+  // The two halves of K meet in the tile: [feature][x row]. C fragment: features g, g + 8; x rows 2 t4 (+1).
+  auto tile_at = [&](int nt, int e) -> float& { return tile[mt * 16 + g + (e >> 1) * 8][nt * 8 + t4 * 2 + (e & 1)]; };
+  if (half) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) tile_at(nt, e) = acc[nt][e];
+  }
+  __syncthreads();
+  if (!half) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) tile_at(nt, e) += acc[nt][e];
+  }
+  __syncthreads();
+
+  // Consecutive threads take consecutive features of one x row: coalesced output rows.
   if (gridDim.y == 1) {
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int row = mt * 16 + g + (e >> 1) * 8, col = n0 + warp * 16 + nt * 8 + t4 * 2 + (e & 1);
-          if (row < p.m) store_out(p, row, col, acc[mt][nt][e]);
-        }
+    for (int e = threadIdx.x; e < p.m * kRows; e += kThreads)
+      store_out(p, e / kRows, n0 + e % kRows, tile[e % kRows][e / kRows]);
     return;
   }
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int row = mt * 16 + g + (e >> 1) * 8, col = n0 + warp * 16 + nt * 8 + t4 * 2 + (e & 1);
-        if (row < p.m) atomicAdd(&p.acc[static_cast<int64_t>(row) * p.n + col], acc[mt][nt][e]);
-      }
-  // The last split of this feature tile writes the sums out and leaves the accumulator zeroed.
-  __shared__ bool last;
+  for (int e = threadIdx.x; e < p.m * kRows; e += kThreads) {
+    const int row = e / kRows, f = e % kRows;
+    p.partials[(static_cast<int64_t>(split) * p.m + row) * p.n + n0 + f] = tile[f][row];
+  }
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) last = atomicAdd(&p.arrivals[blockIdx.x], 1) == static_cast<int>(gridDim.y) - 1;
   __syncthreads();
   if (!last) return;
   __threadfence();
-  for (int e = threadIdx.x; e < p.m * kBN; e += kThreads) {
-    const int row = e / kBN, col = n0 + e % kBN;
-    float* a = &p.acc[static_cast<int64_t>(row) * p.n + col];
-    store_out(p, row, col, __ldcg(a));
-    *a = 0.0f;
+  for (int e = threadIdx.x; e < p.m * kRows; e += kThreads) {
+    const int row = e / kRows, f = e % kRows;
+    float v = 0.0f;
+    for (int s = 0; s < static_cast<int>(gridDim.y); ++s)
+      v += __ldcg(&p.partials[(static_cast<int64_t>(s) * p.m + row) * p.n + n0 + f]);
+    store_out(p, row, n0 + f, v);
   }
   if (threadIdx.x == 0) p.arrivals[blockIdx.x] = 0;
 }
 
+// Splits of K: as many as keep the grid within one wave of resident blocks, at least 8 chunks (256 k) each.
 int splits_for(int64_t n, int64_t k, int num_sms) {
-  const int64_t tiles = n / kBN, chunks = k / kBK;
+  const int64_t tiles = n / kRows, chunks = k / kChunk;
   int64_t splits = static_cast<int64_t>(num_sms) * kBlocksPerSm / tiles;
-  if (splits > chunks) splits = chunks;
-  return static_cast<int>(splits < 1 ? 1 : splits);
+  if (splits > chunks / kMinChunksPerSplit) splits = chunks / kMinChunksPerSplit;
+  if (splits < 1) splits = 1;
+  const int64_t per = (chunks + splits - 1) / splits;
+  return static_cast<int>((chunks + per - 1) / per);  // no empty splits
 }
 
-template <int MT>
+template <int NT>
 cudaError_t launch_typed(const SkinnyArgs& p, int splits, cudaStream_t stream) {
-  const size_t smem = sizeof(SkinnyStage<MT>) * stages<MT>();
-  static const cudaError_t attr = cudaFuncSetAttribute(skinny_gemm_kernel<MT>,
-                                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                       static_cast<int>(smem));
-  if (attr != cudaSuccess) return attr;
-  return launch(skinny_gemm_kernel<MT>, dim3(static_cast<unsigned>(p.n / kBN), static_cast<unsigned>(splits)),
-                dim3(kThreads), smem, stream, p);
+  return launch(skinny_gemm_kernel<NT>, dim3(static_cast<unsigned>(p.n / kRows), static_cast<unsigned>(splits)),
+                dim3(kThreads), 0, stream, p);
 }
 
 }  // namespace
 
 bool skinny_gemm_supported(int64_t m, int64_t n, int64_t k, const void* x, int64_t ldx, const void* w, int64_t ldw) {
-  return m >= 1 && m <= kSkinnyMaxRows && n > 0 && n % kBN == 0 && n < (int64_t{1} << 30) && k > 0 && k % kBK == 0 &&
-         k < (int64_t{1} << 30) && ldx % 8 == 0 && ldw % 8 == 0 && aligned16(x) && aligned16(w);
+  return m >= 1 && m <= kSkinnyMaxRows && n > 0 && n % kRows == 0 && n < (int64_t{1} << 30) && k > 0 &&
+         k % kChunk == 0 && k < (int64_t{1} << 30) && ldx % 8 == 0 && ldw % 8 == 0 && aligned16(x) && aligned16(w);
 }
 
 int64_t skinny_gemm_accumulator_floats(int64_t m, int64_t n, int64_t k, int num_sms) {
-  return splits_for(n, k, num_sms) > 1 ? m * n : 0;
+  const int splits = splits_for(n, k, num_sms);
+  return splits > 1 ? splits * m * n : 0;
 }
 
 cudaError_t launch_skinny_gemm(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out,
                                int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, float* accumulator,
                                int32_t* arrivals, int num_sms, cudaStream_t stream) {
   if (m == 0) return cudaSuccess;
-  if (!out || !skinny_gemm_supported(m, n, k, x, ldx, w, ldw) || ldo < n) return cudaErrorInvalidValue;
+  if (!out || !skinny_gemm_supported(m, n, k, x, ldx, w, ldw) || ldo < n || n / kRows > 65536)
+    return cudaErrorInvalidValue;
   const int splits = splits_for(n, k, num_sms);
   if (splits > 1 && (!accumulator || !arrivals)) return cudaErrorInvalidValue;
-  const int chunks = static_cast<int>(k / kBK);
+  const int chunks = static_cast<int>(k / kChunk);
   SkinnyArgs p{static_cast<const bf16*>(x), ldx, static_cast<const bf16*>(w), ldw, static_cast<const bf16*>(bias),
                out, ldo, out_f32, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
                (chunks + splits - 1) / splits, accumulator, arrivals};
-  if (m <= 16) return launch_typed<1>(p, splits, stream);
-  if (m <= 32) return launch_typed<2>(p, splits, stream);
-  if (m <= 64) return launch_typed<4>(p, splits, stream);
+  if (m <= 8) return launch_typed<1>(p, splits, stream);
+  if (m <= 16) return launch_typed<2>(p, splits, stream);
+  if (m <= 32) return launch_typed<4>(p, splits, stream);
   return launch_typed<8>(p, splits, stream);
 }
 

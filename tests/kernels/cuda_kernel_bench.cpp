@@ -1,13 +1,15 @@
-// cuda_attention_bench.cpp: a focused timing of decode attention at Llama-3-8B shapes (32 query heads, 8 KV
-// heads, head dim 128, block size 16, pages shuffled as a long-running server leaves them), tensor-core kernel
-// against the CUDA-core one, with the effective KV bandwidth. Disabled in ctest (it times, it does not test
-// beyond a cross-check of the two kernels); scripts/gpu-check.sh runs it with
-//   cuda_kernels_test --gtest_also_run_disabled_tests --gtest_filter='*AttentionBench*'
+// cuda_kernel_bench.cpp: focused timings of the decode-step kernels at Llama-3-8B shapes, each against its
+// alternative, with the effective bandwidth: decode attention (32 query heads, 8 KV heads, head dim 128, block
+// size 16, pages shuffled as a long-running server leaves them), tensor-core kernel against the CUDA-core one;
+// and the projections at 8-64 rows, the skinny weight-streaming GEMM against cuBLASLt. Disabled in ctest (they
+// time; they test no more than a cross-check of the alternatives); scripts/gpu-check.sh runs them with
+//   cuda_kernels_test --gtest_also_run_disabled_tests --gtest_filter='*KernelBench*'
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
 
+#include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_bench.h"
 #include "backend/cuda/kernels/attention.h"
 #include "cuda_test_fixture.h"
@@ -15,7 +17,7 @@
 namespace ls::testing {
 namespace {
 
-using CudaAttentionBench = CudaOpTest;
+using CudaKernelBench = CudaOpTest;
 
 struct BenchCase {
   int32_t batch, context;
@@ -26,7 +28,7 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-TEST_F(CudaAttentionBench, DISABLED_DecodeLlama3Shapes) {
+TEST_F(CudaKernelBench, DISABLED_DecodeAttention) {
   constexpr int64_t kHeads = 32, kKvHeads = 8, kDim = 128;
   constexpr int32_t kBlock = 16;
   Backend& gpu = *p_.gpu;
@@ -88,6 +90,58 @@ TEST_F(CudaAttentionBench, DISABLED_DecodeLlama3Shapes) {
                 kv_bytes / 1e6, single[0], kv_bytes / (b2b[0] * 1e-6) / 1e9, b2b[0], single[1],
                 kv_bytes / (b2b[1] * 1e-6) / 1e9, b2b[1], b2b[0] / b2b[1]);
   }
+}
+
+// The projections of one Llama-3-8B layer (qkv, o, gate_up, down) at decode batch sizes.
+TEST_F(CudaKernelBench, DISABLED_DecodeLinear) {
+  CudaBackend* cuda = as_cuda_backend(*p_.gpu);
+  ASSERT_NE(cuda, nullptr);
+  Backend& gpu = *p_.gpu;
+  struct Proj {
+    const char* name;
+    int64_t n, k;
+  };
+  const std::vector<Proj> projs = {{"qkv", 6144, 4096}, {"o", 4096, 4096}, {"gate_up", 28672, 4096},
+                                   {"down", 4096, 14336}};
+  const int64_t max_w = 28672 * 4096;
+  Buffer wmem = gpu.allocate(static_cast<size_t>(max_w) * 2).value();
+  Buffer xmem = gpu.allocate(64 * 14336 * 2).value(), omem = gpu.allocate(64 * 28672 * 2).value();
+  gpu.fill_uniform(Tensor::make(wmem.data(), DType::kBF16, 1, max_w), 21, -0.05f, 0.05f);
+  gpu.fill_uniform(Tensor::make(xmem.data(), DType::kBF16, 1, 64 * 14336), 22, -1.0f, 1.0f);
+  const bool saved = cuda->skinny_enabled();
+  std::printf("decode projections (mean of 20 back-to-back launches; weight GB/s):\n");
+  std::printf("  %-8s %5s | %10s %8s | %10s %8s | %8s\n", "proj", "rows", "skinny us", "GB/s", "cublas us", "GB/s",
+              "sk/cub");
+  for (int64_t m : {8, 16, 32, 64}) {
+    for (const Proj& pr : projs) {
+      // Up to 4 copies of the weights in turn, so that L2 (50 MB) holds none of them between launches.
+      const int64_t copies = std::min<int64_t>(4, max_w / (pr.n * pr.k));
+      auto weight = [&](int64_t i) {
+        return Tensor::make(static_cast<uint16_t*>(wmem.data()) + (i % copies) * pr.n * pr.k, DType::kBF16, pr.n,
+                            pr.k);
+      };
+      const Tensor x = Tensor::make(xmem.data(), DType::kBF16, m, pr.k);
+      const Tensor out = Tensor::make(omem.data(), DType::kBF16, m, pr.n);
+      double us[2];
+      std::vector<float> result[2];
+      for (int which = 0; which < 2; ++which) {
+        cuda->set_skinny_enabled(which == 0);
+        auto once = [&](int64_t i) { gpu.linear(x, weight(i), Tensor{}, out); };
+        for (int64_t i = 0; i < copies; ++i) once(i);  // plans, tuning, scratch
+        poison(gpu, out);
+        once(0);
+        result[which] = download(gpu, out);
+        us[which] = cuda_time_ms(gpu, [&] {
+                      for (int i = 0; i < 20; ++i) once(i);
+                    }) * 1e3 / 20;
+      }
+      EXPECT_LT(rel_error(result[0], result[1]), 1e-2) << pr.name << " rows " << m;
+      const double bytes = 2.0 * pr.n * pr.k;
+      std::printf("  %-8s %5lld | %10.1f %8.0f | %10.1f %8.0f | %8.2f\n", pr.name, static_cast<long long>(m), us[0],
+                  bytes / (us[0] * 1e-6) / 1e9, us[1], bytes / (us[1] * 1e-6) / 1e9, us[0] / us[1]);
+    }
+  }
+  cuda->set_skinny_enabled(saved);
 }
 
 }  // namespace
