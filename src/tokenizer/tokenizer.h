@@ -85,6 +85,9 @@ class StreamDecoder {
  private:
   const Tokenizer& tokenizer_;
   bool skip_special_tokens_;
+  Result<std::string> advance(const std::string& text, size_t read_index);
+  Result<std::string> emit_stable_part(const std::string& text);
+
   std::vector<int32_t> ids_;  // the window
   std::string prefix_;        // decode of ids_[0, prefix_index_)
   size_t prefix_index_ = 0;

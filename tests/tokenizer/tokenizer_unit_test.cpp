@@ -292,5 +292,24 @@ TEST(StreamDecoder, MetaspaceFirstTokenLeadingSpace) {
   EXPECT_EQ(t->decode(ids, false).value(), "ab ab");
 }
 
+// Found by the fuzzer: more than 64 ids whose text ends in U+FFFD (here a run of genuine U+FFFD from invalid
+// input bytes) used to be flushed whole, cutting an emoji whose bytes were still arriving; the stream must
+// still equal the full decode.
+TEST(StreamDecoder, LongRunsOfReplacementCharactersStayExact) {
+  auto t = Tokenizer::load(std::string(LS_TEST_DATA) + "/tokenizers/tiny_llama/tokenizer.json");
+  ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+  const std::string text =
+      "\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\x3A\xFF\xFF"
+      "\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\x5F"
+      "\x30\x01\x71\xB2\x46\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF"
+      "\xFF\xFF\xFF\xFF\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7\x20\x65\xCC\x81\x20\xC4\xB0";
+  const auto ids = t.value()->encode(text, false).value();
+  ASSERT_GT(ids.size(), 100u);
+  for (bool skip : {false, true}) {
+    std::vector<std::string> chunks;
+    EXPECT_EQ(stream(*t.value(), ids, skip, &chunks), t.value()->decode(ids, skip).value());
+  }
+}
+
 }  // namespace
 }  // namespace ls
