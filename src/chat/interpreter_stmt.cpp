@@ -10,27 +10,6 @@ namespace {
 
 Status limit_error(const std::string& what) { return resource_exhausted("template exceeded its " + what); }
 
-// The items a for loop visits: list items, dict keys, string characters; undefined iterates as empty.
-Result<std::vector<Value>> iterate(const Value& v) {
-  switch (v.kind()) {
-    case Value::Kind::kUndefined:
-      return std::vector<Value>();
-    case Value::Kind::kList:
-      return v.as_list().items;
-    case Value::Kind::kDict: {
-      if (v.as_dict().is_namespace) break;
-      std::vector<Value> keys;
-      for (const auto& [k, _] : v.as_dict().entries) keys.push_back(k);
-      return keys;
-    }
-    case Value::Kind::kString:
-      return string_chars(v.as_string());
-    default:
-      break;
-  }
-  return invalid_argument(std::string("'") + type_name(v) + "' object is not iterable");
-}
-
 Value make_loop(size_t i, const std::vector<Value>& items, const Value& cycle) {
   auto d = std::make_shared<Dict>();
   const auto n = static_cast<int64_t>(items.size());
@@ -172,7 +151,7 @@ Status Interpreter::exec_if(const Stmt& stmt, const ScopePtr& scope, std::string
 
 Status Interpreter::exec_for(const Stmt& stmt, const ScopePtr& scope, std::string& out) {
   LS_ASSIGN_OR_RETURN(Value iterable, eval(*stmt.expr, scope));
-  LS_ASSIGN_OR_RETURN(std::vector<Value> items, iterate(iterable));
+  LS_ASSIGN_OR_RETURN(std::vector<Value> items, iterable_items(iterable));
   if (stmt.cond) {
     std::vector<Value> kept;
     for (Value& item : items) {
@@ -219,7 +198,7 @@ Status Interpreter::assign(const Target& target, Value value, const ScopePtr& sc
     scope->set(target.names[0], std::move(value));
     return Status::ok();
   }
-  LS_ASSIGN_OR_RETURN(std::vector<Value> parts, iterate(value));
+  LS_ASSIGN_OR_RETURN(std::vector<Value> parts, iterable_items(value));
   if (parts.size() != target.names.size()) {
     return invalid_argument(parts.size() < target.names.size()
                                 ? "not enough values to unpack (expected " + std::to_string(target.names.size()) +
