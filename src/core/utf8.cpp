@@ -2,6 +2,30 @@
 #include "core/utf8.h"
 
 namespace ls::unicode {
+namespace {
+
+// For a multi-byte lead byte: the sequence length and the allowed range of the second byte (which excludes
+// overlongs, surrogates and code points above U+10FFFF). False for ASCII, continuation and invalid bytes.
+bool lead_byte_rule(unsigned char b0, size_t* len, unsigned char* lo, unsigned char* hi) {
+  *lo = 0x80;
+  *hi = 0xBF;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    *len = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    *len = 3;
+    if (b0 == 0xE0) *lo = 0xA0;
+    if (b0 == 0xED) *hi = 0x9F;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    *len = 4;
+    if (b0 == 0xF0) *lo = 0x90;
+    if (b0 == 0xF4) *hi = 0x8F;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 size_t valid_sequence_length(std::string_view text, size_t pos) {
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
@@ -9,20 +33,8 @@ size_t valid_sequence_length(std::string_view text, size_t pos) {
   const unsigned char b0 = s[pos];
   if (b0 < 0x80) return 1;
   size_t len;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
+  unsigned char lo, hi;
+  if (!lead_byte_rule(b0, &len, &lo, &hi)) return 0;
   if (pos + 1 >= n || s[pos + 1] < lo || s[pos + 1] > hi) return 0;
   for (size_t i = 2; i < len; ++i) {
     if (pos + i >= n || (s[pos + i] & 0xC0) != 0x80) return 0;
@@ -37,20 +49,8 @@ static size_t invalid_subpart_length(std::string_view text, size_t pos) {
   const size_t n = text.size();
   const unsigned char b0 = s[pos];
   size_t len;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return 1;
-  }
+  unsigned char lo, hi;
+  if (!lead_byte_rule(b0, &len, &lo, &hi)) return 1;
   size_t i = 1;
   if (pos + i < n && s[pos + i] >= lo && s[pos + i] <= hi) {
     ++i;
