@@ -95,7 +95,7 @@ printf '%-22s %s\n' "kernel bench" "$( [ $attn_rc -eq 0 ] && echo ok || echo "FA
 grep -E "^ +(batch|[0-9]+) +[0-9a-z]+ +[0-9KV]" "$logs/kernel_bench.log" | head -7
 grep -E "^ +(proj|qkv|o|gate_up|down) +(rows|32) " "$logs/kernel_bench.log"
 printf '%-22s %s\n' "bench-engine" "$( [ $bench_rc -eq 0 ] && echo ok || echo "FAIL (rc $bench_rc)")"
-echo "decode steps (rows: default paths; batch 1 without the GEMV; 32 and 128 with the skinny GEMM), prefill:"
+echo "decode steps (rows: default paths; batch 1 without the GEMV; 32 and 128 with the skinny GEMM off), prefill:"
 grep -E "^device:|^ +(1|32|128) +[0-9]|^prefill|GEMM floor" "$logs/bench.log" | head -12
 echo "without PDL:"
 grep -E "^ +(1|128) +[0-9]" "$logs/bench_no_pdl.log" | head -2

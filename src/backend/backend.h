@@ -89,6 +89,13 @@ class Backend {
                          Tensor out) = 0;
   // out = silu(gate_up[:, :I]) * gate_up[:, I:]
   virtual void silu_mul(Tensor gate_up, Tensor out) = 0;
+  // out = silu(x W_gate^T + b_gate) * (x W_up^T + b_up), with weight = [W_gate; W_up] (2 I x in_features) and bias
+  // likewise (may be null data): linear into the [T, 2 I] scratch gate_up, then silu_mul, where a backend does
+  // not fuse them (the CUDA backend does for decode batches: the gate/up product never reaches memory).
+  virtual void linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor gate_up, Tensor out) {
+    linear(x, weight, bias, gate_up);
+    silu_mul(gate_up, out);
+  }
   // y += B_slot (A_slot x) per token, slot from the batch's LoRA segments (slot -1 or rank 0: nothing).
   virtual void lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& weights, Tensor y) = 0;
   // out[i] = src[batch.logit_rows[i]]

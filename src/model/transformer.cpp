@@ -95,10 +95,16 @@ void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv,
   apply_lora(b, meta, lora, l, LoraModule::kO, attn, proj);
 
   b.add_rms_norm(residual, proj, w.post_attention_norm, static_cast<float>(c.rms_norm_eps), x);
-  b.linear(x, w.gate_up, w.gate_up_bias, gate_up);
-  apply_lora(b, meta, lora, l, LoraModule::kGate, x, gate_up.col_slice(0, inter));
-  apply_lora(b, meta, lora, l, LoraModule::kUp, x, gate_up.col_slice(inter, inter));
-  b.silu_mul(gate_up, act);
+  const bool gate_up_lora = lora && meta.has_lora &&
+                            (lora->module(l, LoraModule::kGate).max_rank > 0 || lora->module(l, LoraModule::kUp).max_rank > 0);
+  if (gate_up_lora) {  // the adapters' deltas join the product before the activation
+    b.linear(x, w.gate_up, w.gate_up_bias, gate_up);
+    apply_lora(b, meta, lora, l, LoraModule::kGate, x, gate_up.col_slice(0, inter));
+    apply_lora(b, meta, lora, l, LoraModule::kUp, x, gate_up.col_slice(inter, inter));
+    b.silu_mul(gate_up, act);
+  } else {
+    b.linear_silu_mul(x, w.gate_up, w.gate_up_bias, gate_up, act);
+  }
   b.linear(act, w.down, w.down_bias, proj);
   apply_lora(b, meta, lora, l, LoraModule::kDown, act, proj);
 }

@@ -105,10 +105,10 @@ TEST_F(CudaKernelBench, DISABLED_DecodeLinear) {
                                    {"down", 4096, 14336}};
   const int64_t max_w = 28672 * 4096;
   Buffer wmem = gpu.allocate(static_cast<size_t>(max_w) * 2).value();
-  Buffer xmem = gpu.allocate(64 * 14336 * 2).value(), omem = gpu.allocate(64 * 28672 * 2).value();
+  Buffer xmem = gpu.allocate(128 * 14336 * 2).value(), omem = gpu.allocate(128 * 28672 * 2).value();
   gpu.fill_uniform(Tensor::make(wmem.data(), DType::kBF16, 1, max_w), 21, -0.05f, 0.05f);
-  gpu.fill_uniform(Tensor::make(xmem.data(), DType::kBF16, 1, 64 * 14336), 22, -1.0f, 1.0f);
-  const bool saved = cuda->skinny_enabled();
+  gpu.fill_uniform(Tensor::make(xmem.data(), DType::kBF16, 1, 128 * 14336), 22, -1.0f, 1.0f);
+  const CudaBackend::SkinnyMode saved = cuda->skinny_mode();
   std::printf("decode projections (mean of 20 back-to-back launches; weight GB/s):\n");
   std::printf("  %-8s %5s | %10s %8s | %10s %8s | %8s\n", "proj", "rows", "skinny us", "GB/s", "cublas us", "GB/s",
               "sk/cub");
@@ -125,7 +125,7 @@ TEST_F(CudaKernelBench, DISABLED_DecodeLinear) {
       double us[2];
       std::vector<float> result[2];
       for (int which = 0; which < 2; ++which) {
-        cuda->set_skinny_enabled(which == 0);
+        cuda->set_skinny_mode(which == 0 ? CudaBackend::SkinnyMode::kAll : CudaBackend::SkinnyMode::kOff);
         auto once = [&](int64_t i) { gpu.linear(x, weight(i), Tensor{}, out); };
         for (int64_t i = 0; i < copies; ++i) once(i);  // plans, tuning, scratch
         poison(gpu, out);
@@ -141,7 +141,7 @@ TEST_F(CudaKernelBench, DISABLED_DecodeLinear) {
                   bytes / (us[0] * 1e-6) / 1e9, us[1], bytes / (us[1] * 1e-6) / 1e9, us[0] / us[1]);
     }
   }
-  cuda->set_skinny_enabled(saved);
+  cuda->set_skinny_mode(saved);
 }
 
 }  // namespace

@@ -83,13 +83,14 @@ void check_linear(BackendPair& p, std::mt19937& rng, int64_t m, int64_t n, int64
       << k + x_pad;
 }
 
-// Shapes reach every path: GEMV (1-4 rows), the skinny tensor-core GEMM (5-64 rows, n % 64 == 0 and
-// k % 32 == 0; narrow n splits K), and cuBLASLt (everything else, and with both fast paths off).
+// Shapes reach every path: GEMV (1-4 rows), the skinny weight-streaming GEMM (5-128 rows, k % 16 == 0; partial
+// feature tiles, partial last K steps, narrow n splitting K), and cuBLASLt (everything else, and with both fast
+// paths off).
 TEST_F(CudaOps, Linear) {
   SCOPED_TRACE(trace());
   CudaBackend* cuda = as_cuda_backend(*p_.gpu);
   ASSERT_NE(cuda, nullptr);
-  cuda->set_skinny_enabled(true);
+  cuda->set_skinny_mode(CudaBackend::SkinnyMode::kAll);
   for (int64_t m : {1, 2, 3, 4, 7, 8, 20, 32, 50, 64, 65, 99, 128, 200}) {
     for (auto [n, k] : {std::pair<int64_t, int64_t>{96, 64}, {1000, 4096}, {4096, 1024}, {77, 40}, {384, 14336},
                         {6144, 512}}) {
@@ -99,13 +100,44 @@ TEST_F(CudaOps, Linear) {
     }
   }
   cuda->set_gemv_enabled(false);  // the same small batches through cuBLASLt
-  cuda->set_skinny_enabled(false);
+  cuda->set_skinny_mode(CudaBackend::SkinnyMode::kOff);
   for (int64_t m : {1, 3, 7, 99}) check_linear(p_, rng_, m, 4096, 1024, true, false, 0);
   cuda->set_gemv_enabled(true);
-  cuda->set_skinny_enabled(true);
+  cuda->set_skinny_mode(CudaBackend::SkinnyMode::kAll);
   // Repeated split-K products leave their accumulator clean: the second result equals the first.
   for (int rep = 0; rep < 2; ++rep) check_linear(p_, rng_, 33, 4096, 4096, true, false, 0);
-  cuda->set_skinny_enabled(false);
+  cuda->set_skinny_mode(CudaBackend::SkinnyMode::kAuto);
+  for (int64_t m : {5, 8, 16, 32, 64}) check_linear(p_, rng_, m, 28672, 512, false, false, 0);
+}
+
+// The gate/up product with SiLU-mul against the CPU's linear + silu_mul: the fused skinny kernel (inter a multiple
+// of 64; k = 1000 ends in a partial, zero-filled K box) and the two-step path (1-4 rows in auto mode, inter 96,
+// more than 64 rows).
+TEST_F(CudaOps, LinearSiluMul) {
+  SCOPED_TRACE(trace());
+  CudaBackend* cuda = as_cuda_backend(*p_.gpu);
+  ASSERT_NE(cuda, nullptr);
+  for (auto mode : {CudaBackend::SkinnyMode::kAll, CudaBackend::SkinnyMode::kAuto}) {
+    cuda->set_skinny_mode(mode);
+    for (int64_t m : {1, 3, 5, 8, 20, 32, 50, 64, 65}) {
+      for (auto [inter, k] : {std::pair<int64_t, int64_t>{14336, 256}, {4864, 896}, {96, 40}, {8192, 1000}}) {
+        for (bool bias : {false, true}) {
+          const float bound = 1.0f / std::sqrt(static_cast<float>(k));
+          Twin x = make_twin(p_, m, k, rng_, -1, 1, k + 8, 8);
+          Twin w = make_twin(p_, 2 * inter, k, rng_, -bound * 4, bound * 4);
+          Twin b = bias ? make_twin(p_, 1, 2 * inter, rng_, -1, 1) : Twin{};
+          Twin gate_up = make_twin(p_, m, 2 * inter, rng_);
+          Twin out = make_twin(p_, m, inter, rng_, -1, 1, inter + 16, 0);
+          poison(*p_.gpu, out.gpu);
+          p_.cpu->linear_silu_mul(x.cpu, w.cpu, b.cpu, gate_up.cpu, out.cpu);
+          p_.gpu->linear_silu_mul(x.gpu, w.gpu, b.gpu, gate_up.gpu, out.gpu);
+          EXPECT_LT(rel_error(download(*p_.gpu, out.gpu), download(*p_.cpu, out.cpu)), kBf16Tol)
+              << "m " << m << " inter " << inter << " k " << k << (bias ? " bias" : "");
+        }
+      }
+    }
+  }
+  cuda->set_skinny_mode(CudaBackend::SkinnyMode::kAuto);
 }
 
 TEST_F(CudaOps, SiluMul) {

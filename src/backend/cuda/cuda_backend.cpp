@@ -60,7 +60,8 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create() {
   const char* gemv = std::getenv("LS_CUDA_GEMV");
   b->gemv_enabled_ = !(gemv && gemv[0] == '0');
   const char* skinny = std::getenv("LS_CUDA_SKINNY");
-  b->skinny_enabled_ = skinny && skinny[0] == '1';
+  if (skinny && skinny[0] == '0') b->skinny_mode_ = SkinnyMode::kOff;
+  if (skinny && skinny[0] == '1') b->skinny_mode_ = SkinnyMode::kAll;
   return b;
 }
 

@@ -44,6 +44,7 @@ class CudaBackend final : public Backend {
   void attention(const BatchMeta& batch, Tensor q, const KvLayer& cache, const AttentionParams& params,
                  Tensor out) override;
   void silu_mul(Tensor gate_up, Tensor out) override;
+  void linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor gate_up, Tensor out) override;
   void lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& weights, Tensor y) override;
   void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) override;
   void argmax(Tensor logits, int32_t* tokens) override;
@@ -59,11 +60,12 @@ class CudaBackend final : public Backend {
   // Whether linear() takes the weight-streaming GEMV for 1-4 rows (default on; LS_CUDA_GEMV=0 turns it off).
   void set_gemv_enabled(bool on) { gemv_enabled_ = on; }
   bool gemv_enabled() const { return gemv_enabled_; }
-  // Whether linear() takes the tensor-core skinny GEMM (skinny_gemm.cu) for 5-64 rows instead of cuBLASLt. Off
-  // by default (LS_CUDA_SKINNY=1 turns it on): on the H100 it streams weights 1-20% slower than cuBLASLt at 8-32
-  // rows (bench/cuda_engine_notes.md).
-  void set_skinny_enabled(bool on) { skinny_enabled_ = on; }
-  bool skinny_enabled() const { return skinny_enabled_; }
+  // When linear() and linear_silu_mul() take the weight-streaming skinny GEMM (skinny_gemm.cu, 5-64 rows) instead
+  // of cuBLASLt: kAuto (default) where it measured faster on the H100 (skinny_gemm_preferred; the fused gate/up
+  // SiLU product always), kAll wherever it applies (LS_CUDA_SKINNY=1), kOff never (LS_CUDA_SKINNY=0).
+  enum class SkinnyMode { kOff, kAuto, kAll };
+  void set_skinny_mode(SkinnyMode mode) { skinny_mode_ = mode; }
+  SkinnyMode skinny_mode() const { return skinny_mode_; }
 
  private:
   CudaBackend() = default;
@@ -77,7 +79,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   bool capturing_ = false;
   bool gemv_enabled_ = true;
-  bool skinny_enabled_ = false;
+  SkinnyMode skinny_mode_ = SkinnyMode::kAuto;
   std::unique_ptr<cuda::CudaGemm> gemm_;
   cuda::StagedUpload batch_upload_;
   cuda::StagedUpload params_upload_;

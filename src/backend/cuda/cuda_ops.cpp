@@ -69,7 +69,10 @@ void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
                                     weight.rows, x.cols, stream_));
     return;
   }
-  if (skinny_enabled_ && cuda::skinny_gemm_supported(x.rows, weight.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
+  const bool skinny = skinny_mode_ == SkinnyMode::kAll ||
+                      (skinny_mode_ == SkinnyMode::kAuto &&
+                       cuda::skinny_gemm_preferred(x.rows, weight.rows, x.cols, num_sms_));
+  if (skinny && cuda::skinny_gemm_supported(x.rows, weight.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
     const int64_t floats = cuda::skinny_gemm_accumulator_floats(x.rows, weight.rows, x.cols, num_sms_);
     float* acc = floats > 0 ? zeroed_scratch(skinny_accumulator_, static_cast<size_t>(floats)) : nullptr;
     LS_CUDA_CHECK(cuda::launch_skinny_gemm(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, out_f32,
@@ -194,6 +197,25 @@ void CudaBackend::silu_mul(Tensor gate_up, Tensor out) {
   check_bf16(gate_up, "silu_mul input");
   LS_CHECK(gate_up.cols == 2 * out.cols && gate_up.rows == out.rows) << "silu_mul shape mismatch";
   LS_CUDA_CHECK(cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, stream_));
+}
+
+void CudaBackend::linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor gate_up, Tensor out) {
+  check_bf16(x, "linear_silu_mul input");
+  check_bf16(weight, "linear_silu_mul weight");
+  check_bf16(out, "linear_silu_mul output");
+  LS_CHECK(x.cols == weight.cols && weight.rows == 2 * out.cols && out.rows == x.rows)
+      << "linear_silu_mul shape mismatch: x " << x.rows << "x" << x.cols << " w " << weight.rows << "x" << weight.cols
+      << " out " << out.rows << "x" << out.cols;
+  // Batches of 1-4 rows keep the GEMV (it streams at the copy rate there) unless the skinny kernel is forced.
+  const bool fused = skinny_mode_ == SkinnyMode::kAll ||
+                     (skinny_mode_ == SkinnyMode::kAuto && (x.rows > 4 || !gemv_enabled_));
+  if (fused && x.rows > 0 &&
+      cuda::skinny_gemm_silu_supported(x.rows, out.cols, x.cols, x.data, x.ld, weight.data, weight.ld, num_sms_)) {
+    LS_CUDA_CHECK(cuda::launch_skinny_gemm_silu(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld,
+                                                x.rows, out.cols, x.cols, num_sms_, stream_));
+    return;
+  }
+  Backend::linear_silu_mul(x, weight, bias, gate_up, out);
 }
 
 void CudaBackend::lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& w, Tensor y) {

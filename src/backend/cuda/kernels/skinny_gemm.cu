@@ -1,29 +1,66 @@
-// skinny_gemm.cu: out = x W^T for decode batches of 5..64 rows of x, where the product is a stream over the
-// weights. The weights go straight from DRAM into mma.sync A fragments, with no shared memory: lane (g, t4) of a
-// warp loads 16 contiguous bytes of weight rows g and g + 8 (k = 8 t4 .. 8 t4 + 7 of a 32-k chunk) and uses them
-// as its A elements of two m16n8k16 k-steps. That assigns the k slots of the mma a permutation of the real k
-// indices; the x fragments (B, 16-byte loads of x rows through L1, which the block's warps share) use the same
-// permutation, so the dot products are unchanged. A warp's 16 weight rows are read whole, in 64-byte pieces per
-// row per chunk, several chunks in flight (the earlier version tiled K by 64 through shared memory, and its
-// 128-byte row segments spread over 128 rows read DRAM poorly).
-// Block = 64 output features (4 m-tiles) x a slice of K, 8 warps: warp w takes m-tile w % 4 and half w / 4 of
-// the slice; the halves meet in shared memory. Narrow outputs split K over blocks so the grid fills the GPU:
-// each split writes fp32 partials, and the last split of a feature tile to arrive (arrival counter) sums them,
-// adds the bias, writes the output and zeroes its counter for the next launch. No atomics on the data.
+// skinny_gemm.cu: out = x W^T for decode batches of up to 64 rows of x, where the product is a stream over the
+// weights and the whole game is keeping enough weight bytes in flight to run at the copy rate; and the same
+// with the MLP's SiLU-mul in the epilogue (the gate/up product never reaches memory).
+//
+// A block is persistent (one per SM, ~200-220 KB of shared memory) and walks its share of work units. A unit is
+// 128 staged weight rows (128 output features, or 64 gate and the 64 matching up rows) times a slice of K;
+// narrow outputs split K so that at least 70% of the SMs stream. One producer thread moves each 128-wide K step
+// of the unit's weight rows and of x into a ring of shared-memory stages with the tensor memory accelerator
+// (2-D tensor-map copies of 64-column boxes, 128-byte swizzle, out-of-range rows and columns zero-filled;
+// completion counted in bytes on the stage's mbarrier), so the copy engine, not registers, holds the bytes in
+// flight: 4-5 stages of 32 KB of weights per SM. Eight consumer warps each own an m16 tile of weight rows; they
+// read fragments with ldmatrix (the swizzle makes them conflict-free) and multiply on the tensor cores (mma.sync
+// m16n8k16, weights as A, x rows as the n columns), then hand the stage back through its "empty" mbarrier. The
+// weights never depend on the previous kernel, so the producer fills the ring before waiting on it
+// (programmatic dependent launch): the stream starts while the previous kernel drains.
+// Split-K partials go to fp32 scratch; the last split of a tile to arrive (arrival counter) sums them in a fixed
+// order (deterministic), adds the bias, writes the output and zeroes its counter for the next launch.
+// History (bench/cuda_engine_notes.md, run 8): one 256-byte cp.async.bulk per row instead of tensor maps ran at
+// ~850 GB/s (the copy engine's per-copy cost); 256-row tiles and 64-wide K stages were slower at every row count.
 #include "backend/cuda/kernels/attention_common.cuh"
 #include "backend/cuda/kernels/skinny_gemm.h"
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
+#include <map>
+#include <mutex>
+#include <tuple>
 
 namespace ls::cuda {
 namespace {
 
-constexpr int kWarps = 8;
-constexpr int kThreads = kWarps * 32;
-constexpr int kRows = 64;          // output features per block
-constexpr int kChunk = 32;         // k per chunk: one 16-byte load per lane and weight row
-constexpr int kBlocksPerSm = 2;
-constexpr int kMinChunksPerSplit = 8;
+constexpr int kConsumerWarps = 8;
+constexpr int kThreads = (kConsumerWarps + 1) * 32;  // + the producer warp
+constexpr int kConsumerThreads = kConsumerWarps * 32;
+constexpr int kBoxK = 64;  // k per tensor-map box: 128 bytes, the swizzle span
+constexpr int kSmemLimit = 227 * 1024;
+constexpr int kMaxSplits = 4;
+constexpr int kReduceItems = 4;  // float4 partial groups a thread reduces at once
+
+// NT n-tiles of 8 rows of x (m <= 8 NT). SILU: the gate/up product with SiLU-mul in the epilogue: a unit's 128
+// staged weight rows are 64 gate rows and the 64 up rows of the same features (two boxes), and each warp's m16
+// tile takes 8 of each, so that a thread's C fragment holds gate and up of the same feature and x row.
+// (Measured and dropped: 256-row tiles, 64-wide K stages: slower at every row count.)
+template <int NT_, bool SILU>
+struct Cfg {
+  static constexpr int NT = NT_, kBoxesPerStage = 2;
+  static constexpr bool kSilu = SILU;
+  static constexpr int kTileN = 16 * kConsumerWarps;  // staged weight rows per unit
+  static constexpr int kOutN = SILU ? kTileN / 2 : kTileN;  // output features per unit
+  static constexpr int kWBoxRows = SILU ? kTileN / 2 : kTileN;
+  static constexpr int kTileK = kBoxK * kBoxesPerStage;  // k per stage
+  static constexpr int kXRows = NT < 2 ? 16 : 8 * NT;      // ldmatrix.x4 reads two n-tiles
+  static constexpr int kWBoxBytes = kTileN * 128, kXBoxBytes = kXRows * 128;  // multiples of 1024 (swizzle atom)
+  static constexpr int kStageBytes = kBoxesPerStage * (kWBoxBytes + kXBoxBytes);
+  static constexpr int kFit = (kSmemLimit - 1024 - 256) / kStageBytes;
+  static constexpr int kStages = kFit > 6 ? 6 : kFit;
+  static constexpr int kSmemBytes = 1024 + kStages * kStageBytes + 2 * kStages * 8;  // + alignment slack
+};
 
 struct SkinnyArgs {
+  CUtensorMap w_map;  // weights [n rows][k], boxes of kWBoxRows rows x 64 k (SiLU: [2 n rows], gate then up)
+  CUtensorMap x_map;  // x [m rows][k], boxes of kXRows rows x 64 k
   const bf16* x;
   int64_t ldx;
   const bf16* w;
@@ -32,17 +69,55 @@ struct SkinnyArgs {
   void* out;
   int64_t ldo;
   bool out_f32;
-  int m, n, k;
-  int chunks_per_split;
-  float* partials;    // [splits][m][n] fp32 (splits > 1 only)
-  int32_t* arrivals;  // [n / kRows], zero between launches
+  int m, n, k;  // n: output features (SiLU: the intermediate size; the weights have 2 n rows)
+  int tiles, splits, k_steps, steps_per_split;
+  float* partials;    // [splits][m][tiles * kOutN] fp32 (splits > 1 only; never with SiLU)
+  int32_t* arrivals;  // [tiles], zero between launches
 };
 
-__device__ __forceinline__ uint4 load_x16(const bf16* p) {
-  uint4 v;
-  // Not volatile: x does not change during the kernel, so the compiler may schedule these freely.
-  asm("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-  return v;
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n\t.reg .pred done;\n"
+      "WAIT:\n\t"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n\t"
+      "@!done bra WAIT;\n}" ::"r"(smem_u32(bar)),
+      "r"(parity)
+      : "memory");
+}
+__device__ __forceinline__ uint64_t l2_policy_evict_first() {
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+  return policy;
+}
+__device__ __forceinline__ uint64_t l2_policy_evict_last() {
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
+  return policy;
+}
+// Copies the box at (k0, row0) of a 2-D tensor map into shared memory (1024-byte aligned); the stage's mbarrier
+// counts its bytes (the whole box, zero-filled past the tensor's edges) when they land.
+__device__ __forceinline__ void tensor_copy(void* dst, const CUtensorMap* map, int k0, int row0, uint64_t* bar,
+                                            uint64_t policy) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint "
+      "[%0], [%1, {%2, %3}], [%4], %5;" ::"r"(smem_u32(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(k0), "r"(row0), "r"(smem_u32(bar)), "l"(policy)
+      : "memory");
+}
+__device__ __forceinline__ void consumers_sync() {
+  asm volatile("bar.sync 1, %0;" ::"n"(kConsumerThreads) : "memory");
 }
 
 __device__ __forceinline__ void store_out(const SkinnyArgs& p, int row, int col, float v) {
@@ -54,145 +129,356 @@ __device__ __forceinline__ void store_out(const SkinnyArgs& p, int row, int col,
   }
 }
 
-// NT n-tiles of 8 rows of x (m <= 8 NT); U chunks of weights in flight per lane and row.
-template <int NT>
-__global__ void __launch_bounds__(kThreads, kBlocksPerSm) skinny_gemm_kernel(SkinnyArgs p) {
-  constexpr int U = NT <= 4 ? 8 : 4;
-  constexpr int kLd = 8 * NT + 1;  // floats per row of the block's result tile (padded)
-  __shared__ float tile[kRows][kLd];
-  __shared__ bool last;
-  pdl_wait();
-  pdl_launch_dependents();
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int g = lane >> 2, t4 = lane & 3, mt = warp & 3, half = warp >> 2;
-  const int n0 = blockIdx.x * kRows, split = blockIdx.y;
-  const int total = p.k / kChunk;
-  const int c_begin = min(total, split * p.chunks_per_split);
-  const int c_end = min(total, c_begin + p.chunks_per_split);
-  const int c_mid = c_begin + (c_end - c_begin + 1) / 2;
-  const int my_begin = half ? c_mid : c_begin, my_end = half ? c_end : c_mid;
-
-  const bf16* w0 = p.w + static_cast<int64_t>(n0 + mt * 16 + g) * p.ldw + t4 * 8;
-  const bf16* w1 = w0 + 8 * p.ldw;
-  const bf16* xr[NT];
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-    const int row = min(nt * 8 + g, p.m - 1);  // rows past m repeat the last; their results are never stored
-    xr[nt] = p.x + static_cast<int64_t>(row) * p.ldx + t4 * 8;
+// Calls f(step_index, tile, k0) for each K step of each unit the block owns, in order, while f returns true.
+template <class C, typename F>
+__device__ __forceinline__ void for_each_step(const SkinnyArgs& p, F&& f) {
+  const int units = p.tiles * p.splits;
+  int i = 0;
+  for (int u = blockIdx.x; u < units; u += gridDim.x) {
+    const int tile = u / p.splits, split = u % p.splits;
+    const int s_end = min(p.k_steps, (split + 1) * p.steps_per_split);
+    for (int s = split * p.steps_per_split; s < s_end; ++s, ++i)
+      if (!f(i, tile, s * C::kTileK)) return;
   }
-  float acc[NT][4];
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+}
 
-  auto step = [&](const uint4& wa, const uint4& wb, int c) {
-    const uint32_t a0[4] = {wa.x, wb.x, wa.y, wb.y}, a1[4] = {wa.z, wb.z, wa.w, wb.w};
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const uint4 xv = load_x16(xr[nt] + c * kChunk);
-      mma_bf16(acc[nt], a0, xv.x, xv.y);
-      mma_bf16(acc[nt], a1, xv.z, xv.w);
+// The producer thread: fills stage i % kStages for the block's i-th K step once its consumers released it.
+template <class C>
+__device__ void produce(const SkinnyArgs& p, char* ring, uint64_t* full, uint64_t* empty) {
+  const uint64_t weight_policy = l2_policy_evict_first(), x_policy = l2_policy_evict_last();
+  auto stage_of = [&](int i) { return ring + (i % C::kStages) * C::kStageBytes; };
+  auto issue_w = [&](int i, int tile, int k0) {
+    for (int b = 0; b < C::kBoxesPerStage; ++b) {
+      char* dst = stage_of(i) + b * C::kWBoxBytes;
+      tensor_copy(dst, &p.w_map, k0 + b * kBoxK, tile * C::kOutN, &full[i % C::kStages], weight_policy);
+      if (C::kSilu)  // the up rows of the same features
+        tensor_copy(dst + C::kWBoxBytes / 2, &p.w_map, k0 + b * kBoxK, p.n + tile * C::kOutN, &full[i % C::kStages],
+                    weight_policy);
     }
   };
-  int c = my_begin;
-  for (; c + U <= my_end; c += U) {
-    uint4 wa[U], wb[U];
+  auto issue_x = [&](int i, int k0) {
+    for (int b = 0; b < C::kBoxesPerStage; ++b)
+      tensor_copy(stage_of(i) + C::kBoxesPerStage * C::kWBoxBytes + b * C::kXBoxBytes, &p.x_map, k0 + b * kBoxK, 0,
+                  &full[i % C::kStages], x_policy);
+  };
+  auto expect = [&](int i) { mbar_arrive_expect_tx(&full[i % C::kStages], C::kStageBytes); };
+  // The first ring's worth of weights goes out before the previous kernel's results are waited for.
+  for_each_step<C>(p, [&](int i, int tile, int k0) {
+    if (i >= C::kStages) return false;
+    expect(i);
+    issue_w(i, tile, k0);
+    return true;
+  });
+  pdl_wait();
+  pdl_launch_dependents();
+  for_each_step<C>(p, [&](int i, int tile, int k0) {
+    if (i >= C::kStages) {
+      mbar_wait(&empty[i % C::kStages], ((i / C::kStages) & 1) ^ 1);
+      expect(i);
+      issue_w(i, tile, k0);
+    }
+    issue_x(i, k0);
+    return true;
+  });
+}
+
+// The last split of a tile to arrive: sums the splits' partials in split order, adds the bias, writes the output.
+// Each thread loads all its partials before adding any (L2 hits; a chain of dependent loads here would hold the
+// ring still at the end of the kernel).
+template <class C>
+__device__ void reduce_tile(const SkinnyArgs& p, int tile) {
+  constexpr int kGroups = C::kOutN / 4;  // float4 groups per x row of the tile
+  const int n_pad = p.tiles * C::kOutN;
+  const int64_t split_stride = static_cast<int64_t>(p.m) * n_pad / 4;
+  const int total = p.m * kGroups;
+  for (int base = threadIdx.x; base < total; base += kConsumerThreads * kReduceItems) {
+    float4 part[kReduceItems][kMaxSplits];
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      wa[u] = load_stream16(w0 + (c + u) * kChunk);
-      wb[u] = load_stream16(w1 + (c + u) * kChunk);
+    for (int it = 0; it < kReduceItems; ++it) {
+      const int e = base + it * kConsumerThreads;
+      if (e >= total) continue;
+      const float4* src = reinterpret_cast<const float4*>(p.partials) +
+                          (static_cast<int64_t>(e / kGroups) * n_pad + tile * C::kOutN) / 4 + e % kGroups;
+#pragma unroll
+      for (int sp = 0; sp < kMaxSplits; ++sp)
+        if (sp < p.splits) part[it][sp] = __ldcg(src + sp * split_stride);
     }
 #pragma unroll
-    for (int u = 0; u < U; ++u) step(wa[u], wb[u], c + u);
+    for (int it = 0; it < kReduceItems; ++it) {
+      const int e = base + it * kConsumerThreads;
+      if (e >= total) continue;
+      float4 v = part[it][0];
+#pragma unroll
+      for (int sp = 1; sp < kMaxSplits; ++sp)
+        if (sp < p.splits) {
+          v.x += part[it][sp].x;
+          v.y += part[it][sp].y;
+          v.z += part[it][sp].z;
+          v.w += part[it][sp].w;
+        }
+      const int row = e / kGroups, f = tile * C::kOutN + (e % kGroups) * 4;
+      const float vals[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if (f + j < p.n) store_out(p, row, f + j, vals[j]);
+    }
   }
-  for (; c < my_end; ++c) step(load_stream16(w0 + c * kChunk), load_stream16(w1 + c * kChunk), c);
+}
 
-  // The two halves of K meet in the tile: [feature][x row]. C fragment: features g, g + 8; x rows 2 t4 (+1).
-  auto tile_at = [&](int nt, int e) -> float& { return tile[mt * 16 + g + (e >> 1) * 8][nt * 8 + t4 * 2 + (e & 1)]; };
-  if (half) {
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) tile_at(nt, e) = acc[nt][e];
+template <class C>
+__global__ void __launch_bounds__(kThreads, 1) skinny_gemm_kernel(const __grid_constant__ SkinnyArgs p) {
+  constexpr int NT = C::NT;
+  extern __shared__ char smem_raw[];
+  char* ring = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);  // the swizzle needs 1024-byte alignment
+  uint64_t* full = reinterpret_cast<uint64_t*>(ring + C::kStages * C::kStageBytes);
+  uint64_t* empty = full + C::kStages;
+  __shared__ bool last;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < C::kStages; ++s) {
+      mbar_init(&full[s], 1);
+      mbar_init(&empty[s], kConsumerWarps);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n\tfence.proxy.async.shared::cta;" ::: "memory");
   }
   __syncthreads();
-  if (!half) {
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) tile_at(nt, e) += acc[nt][e];
-  }
-  __syncthreads();
-
-  // Consecutive threads take consecutive features of one x row: coalesced output rows.
-  if (gridDim.y == 1) {
-    for (int e = threadIdx.x; e < p.m * kRows; e += kThreads)
-      store_out(p, e / kRows, n0 + e % kRows, tile[e % kRows][e / kRows]);
+  if (warp == kConsumerWarps) {
+    if (lane == 0) produce<C>(p, ring, full, empty);
     return;
   }
-  for (int e = threadIdx.x; e < p.m * kRows; e += kThreads) {
-    const int row = e / kRows, f = e % kRows;
-    p.partials[(static_cast<int64_t>(split) * p.m + row) * p.n + n0 + f] = tile[f][row];
+  pdl_wait();  // outputs and partials may still be read by the previous kernel
+  const int g = lane >> 2, t4 = lane & 3;
+  // ldmatrix rows: A (weights) row a_row (lanes 8-15 and 24-31 give the m16 tile's rows 8-15: the next 8 rows,
+  // or with SiLU the up rows), 16-byte chunk half a_half of each k16 step; B (x) row b_row + 8 nt.
+  // 128-byte swizzle: chunk c of row r sits at chunk c ^ (r % 8); every row here has r % 8 == lane % 8.
+  const int a_row = C::kSilu ? ((lane >> 3) & 1) * (C::kTileN / 2) + warp * 8 + (lane & 7) : warp * 16 + (lane & 15);
+  const int a_half = lane >> 4;
+  const int b_row = (lane & 7) + ((lane >> 4) << 3), b_half = (lane >> 3) & 1;
+  const int sw = lane & 7;
+  const int n_pad = p.tiles * C::kOutN;
+  float acc[NT][4];
+  int i = 0;
+  for (int u = blockIdx.x; u < p.tiles * p.splits; u += gridDim.x) {
+    const int tile = u / p.splits, split = u % p.splits;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+    const int s_end = min(p.k_steps, (split + 1) * p.steps_per_split);
+    for (int s = split * p.steps_per_split; s < s_end; ++s, ++i) {
+      const int stage = i % C::kStages;
+      mbar_wait(&full[stage], (i / C::kStages) & 1);
+      const char* ws = ring + stage * C::kStageBytes;
+      const char* xs = ws + C::kBoxesPerStage * C::kWBoxBytes;
+#pragma unroll
+      for (int kk = 0; kk < C::kTileK / 16; ++kk) {
+        const int box = kk / 4, ca = (((kk & 3) << 1) | a_half) ^ sw, cb = (((kk & 3) << 1) | b_half) ^ sw;
+        uint32_t a[4];
+        ldmatrix_x4(a, ws + box * C::kWBoxBytes + a_row * 128 + ca * 16);
+#pragma unroll
+        for (int nt = 0; nt < NT; nt += 2) {
+          uint32_t b[4];
+          ldmatrix_x4(b, xs + box * C::kXBoxBytes + (nt * 8 + b_row) * 128 + cb * 16);
+          mma_bf16(acc[nt], a, b[0], b[1]);
+          if (nt + 1 < NT) mma_bf16(acc[nt + 1], a, b[2], b[3]);
+        }
+      }
+      __syncwarp();
+      if (lane == 0) mbar_arrive(&empty[stage]);
+    }
+
+    // C fragment: rows g and g + 8 of the warp's m16 tile (features 16 warp + g and + 8; with SiLU gate and up
+    // of feature 8 warp + g), x rows 2 t4 and 2 t4 + 1 of each n-tile.
+    if (C::kSilu) {
+      const int f = tile * C::kOutN + warp * 8 + g;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int row = nt * 8 + 2 * t4 + e;
+          if (row >= p.m || f >= p.n) continue;
+          float gate = acc[nt][e], up = acc[nt][e + 2];
+          if (p.bias) {
+            gate += __bfloat162float(p.bias[f]);
+            up += __bfloat162float(p.bias[p.n + f]);
+          }
+          static_cast<bf16*>(p.out)[static_cast<int64_t>(row) * p.ldo + f] =
+              __float2bfloat16_rn(gate / (1.0f + __expf(-gate)) * up);
+        }
+      continue;
+    }
+    const int f0 = tile * C::kOutN + warp * 16 + g;
+    if (p.splits == 1) {
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int row = nt * 8 + 2 * t4 + (e & 1), f = f0 + (e >> 1) * 8;
+          if (row < p.m && f < p.n) store_out(p, row, f, acc[nt][e]);
+        }
+      continue;
+    }
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = nt * 8 + 2 * t4 + (e & 1), f = f0 + (e >> 1) * 8;
+        if (row < p.m) p.partials[(static_cast<int64_t>(split) * p.m + row) * n_pad + f] = acc[nt][e];
+      }
+    __threadfence();
+    consumers_sync();
+    if (threadIdx.x == 0) last = atomicAdd(&p.arrivals[tile], 1) == p.splits - 1;
+    consumers_sync();
+    if (!last) continue;
+    __threadfence();
+    reduce_tile<C>(p, tile);
+    if (threadIdx.x == 0) p.arrivals[tile] = 0;
   }
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(&p.arrivals[blockIdx.x], 1) == static_cast<int>(gridDim.y) - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int e = threadIdx.x; e < p.m * kRows; e += kThreads) {
-    const int row = e / kRows, f = e % kRows;
-    float v = 0.0f;
-    for (int s = 0; s < static_cast<int>(gridDim.y); ++s)
-      v += __ldcg(&p.partials[(static_cast<int64_t>(s) * p.m + row) * p.n + n0 + f]);
-    store_out(p, row, n0 + f, v);
-  }
-  if (threadIdx.x == 0) p.arrivals[blockIdx.x] = 0;
 }
 
-// Splits of K: as many as keep the grid within one wave of resident blocks, at least 8 chunks (256 k) each.
-int splits_for(int64_t n, int64_t k, int num_sms) {
-  const int64_t tiles = n / kRows, chunks = k / kChunk;
-  int64_t splits = static_cast<int64_t>(num_sms) * kBlocksPerSm / tiles;
-  if (splits > chunks / kMinChunksPerSplit) splits = chunks / kMinChunksPerSplit;
-  if (splits < 1) splits = 1;
-  const int64_t per = (chunks + splits - 1) / splits;
-  return static_cast<int>((chunks + per - 1) / per);  // no empty splits
+struct Plan {
+  int tiles, splits, k_steps, steps_per_split, grid;
+};
+
+// Splits of K: the fewest that put at least kMinBusyFraction of the SMs to work (a block keeps ~160 KB in flight,
+// so fewer busy SMs still pull the full bandwidth, while every split adds partial sums to write and reduce), at
+// least four K steps per split; no empty splits.
+constexpr double kMinBusyFraction = 0.7;
+constexpr int kMinStepsPerSplit = 4;
+
+Plan plan_for(int64_t n, int64_t k, int num_sms, int tile_n, int tile_k) {
+  Plan pl{};
+  pl.tiles = static_cast<int>((n + tile_n - 1) / tile_n);
+  pl.k_steps = static_cast<int>((k + tile_k - 1) / tile_k);
+  const int64_t sms = num_sms > 0 ? num_sms : 1;
+  int splits = 1;
+  while (splits < kMaxSplits && kMinStepsPerSplit * (splits + 1) <= pl.k_steps &&
+         static_cast<double>(pl.tiles) * splits < kMinBusyFraction * static_cast<double>(sms))
+    ++splits;
+  pl.steps_per_split = (pl.k_steps + splits - 1) / splits;
+  pl.splits = (pl.k_steps + pl.steps_per_split - 1) / pl.steps_per_split;
+  pl.grid = static_cast<int>(std::min<int64_t>(sms, int64_t{pl.tiles} * pl.splits));
+  return pl;
 }
 
-template <int NT>
-cudaError_t launch_typed(const SkinnyArgs& p, int splits, cudaStream_t stream) {
-  return launch(skinny_gemm_kernel<NT>, dim3(static_cast<unsigned>(p.n / kRows), static_cast<unsigned>(splits)),
-                dim3(kThreads), 0, stream, p);
+// cuTensorMapEncodeTiled through the runtime's driver entry point (no link against libcuda).
+PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess)
+      f = nullptr;
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// The tensor map of a row-major bf16 matrix [rows][cols] with leading dimension ld, boxes of box_rows x 64 columns.
+// Maps are cached by everything that defines them (a matrix freed and another allocated at the same address with
+// the same shape gets the same, still right, map); a server's set is its weights plus a few activation buffers
+// per batch size.
+cudaError_t tensor_map(const void* base, int64_t rows, int64_t cols, int64_t ld, int box_rows, CUtensorMap* out) {
+  using Key = std::tuple<const void*, int64_t, int64_t, int64_t, int>;
+  static std::mutex mu;
+  static std::map<Key, CUtensorMap> cache;
+  const Key key{base, rows, cols, ld, box_rows};
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = cache.find(key); it != cache.end()) {
+    *out = it->second;
+    return cudaSuccess;
+  }
+  const PFN_cuTensorMapEncodeTiled_v12000 encode = encode_fn();
+  if (!encode) return cudaErrorNotSupported;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(ld) * 2};
+  const cuuint32_t box[2] = {kBoxK, static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t element_strides[2] = {1, 1};
+  CUtensorMap map;
+  if (encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(base), dims, strides, box, element_strides,
+             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
+    return cudaErrorInvalidValue;
+  cache.emplace(key, map);
+  *out = map;
+  return cudaSuccess;
+}
+
+template <class C>
+cudaError_t launch_typed(SkinnyArgs& p, int grid, cudaStream_t stream) {
+  static const cudaError_t attr =
+      cudaFuncSetAttribute(skinny_gemm_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
+  if (attr != cudaSuccess) return attr;
+  const int64_t w_rows = C::kSilu ? 2 * int64_t{p.n} : p.n;
+  if (cudaError_t e = tensor_map(p.w, w_rows, p.k, p.ldw, C::kWBoxRows, &p.w_map); e != cudaSuccess) return e;
+  if (cudaError_t e = tensor_map(p.x, p.m, p.k, p.ldx, C::kXRows, &p.x_map); e != cudaSuccess) return e;
+  return launch(skinny_gemm_kernel<C>, dim3(static_cast<unsigned>(grid)), dim3(kThreads),
+                static_cast<size_t>(C::kSmemBytes), stream, p);
+}
+
+template <bool SILU>
+cudaError_t launch_rows(SkinnyArgs& p, int grid, cudaStream_t stream) {
+  if (p.m <= 8) return launch_typed<Cfg<1, SILU>>(p, grid, stream);
+  if (p.m <= 16) return launch_typed<Cfg<2, SILU>>(p, grid, stream);
+  if (p.m <= 32) return launch_typed<Cfg<4, SILU>>(p, grid, stream);
+  return launch_typed<Cfg<8, SILU>>(p, grid, stream);
+}
+
+Plan plain_plan(int64_t n, int64_t k, int num_sms) {
+  return plan_for(n, k, num_sms, Cfg<1, false>::kOutN, Cfg<1, false>::kTileK);
+}
+Plan silu_plan(int64_t inter, int64_t k, int num_sms) {
+  return plan_for(inter, k, num_sms, Cfg<1, true>::kOutN, Cfg<1, true>::kTileK);
+}
+
+SkinnyArgs make_args(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out, int64_t ldo,
+                     bool out_f32, int64_t m, int64_t n, int64_t k, const Plan& pl, float* accumulator,
+                     int32_t* arrivals) {
+  return SkinnyArgs{{}, {}, static_cast<const bf16*>(x), ldx, static_cast<const bf16*>(w), ldw,
+                    static_cast<const bf16*>(bias), out, ldo, out_f32, static_cast<int>(m), static_cast<int>(n),
+                    static_cast<int>(k), pl.tiles, pl.splits, pl.k_steps, pl.steps_per_split, accumulator, arrivals};
 }
 
 }  // namespace
 
 bool skinny_gemm_supported(int64_t m, int64_t n, int64_t k, const void* x, int64_t ldx, const void* w, int64_t ldw) {
-  return m >= 1 && m <= kSkinnyMaxRows && n > 0 && n % kRows == 0 && n < (int64_t{1} << 30) && k > 0 &&
-         k % kChunk == 0 && k < (int64_t{1} << 30) && ldx % 8 == 0 && ldw % 8 == 0 && aligned16(x) && aligned16(w);
+  return m >= 1 && m <= kSkinnyMaxRows && n > 0 && n < (int64_t{1} << 30) && k > 0 && k % 8 == 0 &&
+         k < (int64_t{1} << 30) && ldx % 8 == 0 && ldw % 8 == 0 && aligned16(x) && aligned16(w);
+}
+
+bool skinny_gemm_preferred(int64_t m, int64_t n, int64_t k, int num_sms) {
+  return m <= 8 || (m <= 32 && plain_plan(n, k, num_sms).splits == 1);
 }
 
 int64_t skinny_gemm_accumulator_floats(int64_t m, int64_t n, int64_t k, int num_sms) {
-  const int splits = splits_for(n, k, num_sms);
-  return splits > 1 ? splits * m * n : 0;
+  const Plan pl = plain_plan(n, k, num_sms);
+  return pl.splits > 1 ? int64_t{pl.splits} * m * pl.tiles * Cfg<1, false>::kOutN : 0;
 }
 
 cudaError_t launch_skinny_gemm(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out,
                                int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, float* accumulator,
                                int32_t* arrivals, int num_sms, cudaStream_t stream) {
   if (m == 0) return cudaSuccess;
-  if (!out || !skinny_gemm_supported(m, n, k, x, ldx, w, ldw) || ldo < n || n / kRows > 65536)
+  if (!out || !skinny_gemm_supported(m, n, k, x, ldx, w, ldw) || ldo < n) return cudaErrorInvalidValue;
+  const Plan pl = plain_plan(n, k, num_sms);
+  if (pl.splits > 1 && (!accumulator || !arrivals)) return cudaErrorInvalidValue;
+  SkinnyArgs p = make_args(x, ldx, w, ldw, bias, out, ldo, out_f32, m, n, k, pl, accumulator, arrivals);
+  return launch_rows<false>(p, pl.grid, stream);
+}
+
+bool skinny_gemm_silu_supported(int64_t m, int64_t inter, int64_t k, const void* x, int64_t ldx, const void* w,
+                                int64_t ldw, int num_sms) {
+  return skinny_gemm_supported(m, 2 * inter, k, x, ldx, w, ldw) && inter % Cfg<1, true>::kOutN == 0 &&
+         silu_plan(inter, k, num_sms).splits == 1;
+}
+
+cudaError_t launch_skinny_gemm_silu(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias,
+                                    void* out, int64_t ldo, int64_t m, int64_t inter, int64_t k, int num_sms,
+                                    cudaStream_t stream) {
+  if (m == 0) return cudaSuccess;
+  if (!out || !skinny_gemm_silu_supported(m, inter, k, x, ldx, w, ldw, num_sms) || ldo < inter)
     return cudaErrorInvalidValue;
-  const int splits = splits_for(n, k, num_sms);
-  if (splits > 1 && (!accumulator || !arrivals)) return cudaErrorInvalidValue;
-  const int chunks = static_cast<int>(k / kChunk);
-  SkinnyArgs p{static_cast<const bf16*>(x), ldx, static_cast<const bf16*>(w), ldw, static_cast<const bf16*>(bias),
-               out, ldo, out_f32, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
-               (chunks + splits - 1) / splits, accumulator, arrivals};
-  if (m <= 8) return launch_typed<1>(p, splits, stream);
-  if (m <= 16) return launch_typed<2>(p, splits, stream);
-  if (m <= 32) return launch_typed<4>(p, splits, stream);
-  return launch_typed<8>(p, splits, stream);
+  const Plan pl = silu_plan(inter, k, num_sms);
+  SkinnyArgs p = make_args(x, ldx, w, ldw, bias, out, ldo, false, m, inter, k, pl, nullptr, nullptr);
+  return launch_rows<true>(p, pl.grid, stream);
 }
 
 }  // namespace ls::cuda

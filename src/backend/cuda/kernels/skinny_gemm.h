@@ -1,5 +1,6 @@
 // skinny_gemm.h: launcher of the decode-batch projection out = x W^T (+ bias) for up to 64 rows of x
-// (skinny_gemm.cu): weight-streaming on the tensor cores, split over K when the output is narrow.
+// (skinny_gemm.cu): weights streamed by bulk copies through a shared-memory ring into the tensor cores, split
+// over K when the output is narrow.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -10,18 +11,31 @@ namespace ls::cuda {
 
 inline constexpr int64_t kSkinnyMaxRows = 64;
 
-// Whether launch_skinny_gemm takes these operands: 1 <= m <= 64, n a multiple of 64, k of 32, leading
+// Whether launch_skinny_gemm takes these operands: 1 <= m <= 64, any n, k a multiple of 8, leading
 // dimensions multiples of 8, x and w 16-byte aligned.
 bool skinny_gemm_supported(int64_t m, int64_t n, int64_t k, const void* x, int64_t ldx, const void* w, int64_t ldw);
+
+// Whether the skinny GEMM is the faster path on an H100 for this shape (measured against tuned cuBLASLt at 8-64
+// rows, Llama-3-8B projections: up to 8 rows always; up to 32 rows where no K split is needed).
+bool skinny_gemm_preferred(int64_t m, int64_t n, int64_t k, int num_sms);
 
 // Float32 scratch values launch_skinny_gemm needs for split-K partial sums (0 when it splits no K).
 int64_t skinny_gemm_accumulator_floats(int64_t m, int64_t n, int64_t k, int num_sms);
 
 // out[m, n] = x[m, k] w[n, k]^T (+ bias[n]); bf16 x, w, bias; out bf16 or float32. `accumulator`
-// (skinny_gemm_accumulator_floats values, any contents) holds split-K partials; `arrivals` (n / 64 counters,
+// (skinny_gemm_accumulator_floats values, any contents) holds split-K partials; `arrivals` (ceil(n / 128) counters,
 // zero) count the splits of each feature tile and are zero again afterwards.
 cudaError_t launch_skinny_gemm(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out,
                                int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, float* accumulator,
                                int32_t* arrivals, int num_sms, cudaStream_t stream);
+
+// The MLP's first half in one kernel: out[m, inter] = silu(x W_gate^T + b_gate) * (x W_up^T + b_up), where
+// w = [W_gate; W_up] ([2 inter, k], bias likewise [2 inter] or null), out bf16. Supported where the plain
+// kernel is, with inter a multiple of 64 and enough 64-feature tiles that K needs no split.
+bool skinny_gemm_silu_supported(int64_t m, int64_t inter, int64_t k, const void* x, int64_t ldx, const void* w,
+                                int64_t ldw, int num_sms);
+cudaError_t launch_skinny_gemm_silu(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias,
+                                    void* out, int64_t ldo, int64_t m, int64_t inter, int64_t k, int num_sms,
+                                    cudaStream_t stream);
 
 }  // namespace ls::cuda
