@@ -83,6 +83,9 @@ class Lexer {
   size_t match_block_end(size_t pos) const;
   // Whether `{%(-|+|)\s*raw\s*(-%}\s*|%})` starts at pos; sets *end.
   bool match_raw_begin(size_t pos, size_t* end) const;
+  // The data before a tag, as its sign trims it: '-' strips trailing whitespace; with no sign and `lstrip`
+  // (block and comment tags: lstrip_blocks), spaces between the start of the line and the tag go.
+  std::string_view trim_before_tag(std::string_view text, char sign, bool lstrip) const;
 
   std::string src_;
   size_t pos_ = 0;
@@ -153,21 +156,7 @@ Status Lexer::lex_root() {
     size_t raw_end = 0;
     const bool is_raw = kind == '%' && match_raw_begin(tag, &raw_end);
     const char sign = tag + 2 < s.size() && (s[tag + 2] == '-' || s[tag + 2] == '+') ? s[tag + 2] : 0;
-    std::string_view text = s.substr(pos_, tag - pos_);
-    if (sign == '-') {
-      text = rstrip_view(text);
-    } else if (sign != '+' && kind != '{') {
-      // lstrip_blocks: drop spaces between the start of the line and a block or comment tag.
-      const size_t nl = text.rfind('\n');
-      const size_t l_pos = nl == std::string_view::npos ? 0 : nl + 1;
-      if ((l_pos > 0 || line_starting_) && l_pos < text.size()) {
-        bool all_space = true;
-        for (size_t i = l_pos, len = 0; i < text.size(); i += len)
-          if (!is_space_at(text, i, &len)) all_space = false;
-        if (all_space) text = text.substr(0, l_pos);
-      }
-    }
-    emit_data(text);
+    emit_data(trim_before_tag(s.substr(pos_, tag - pos_), sign, kind != '{'));
     advance_to(tag);
     line_starting_ = false;
     if (is_raw) {
@@ -186,6 +175,20 @@ Status Lexer::lex_root() {
     LS_RETURN_IF_ERROR(lex_expression(kind == '{' ? TokenType::kVarEnd : TokenType::kBlockEnd));
   }
   return Status::ok();
+}
+
+std::string_view Lexer::trim_before_tag(std::string_view text, char sign, bool lstrip) const {
+  if (sign == '-') return rstrip_view(text);
+  if (sign == '+' || !lstrip) return text;
+  const size_t nl = text.rfind('\n');
+  const size_t l_pos = nl == std::string_view::npos ? 0 : nl + 1;
+  if ((l_pos > 0 || line_starting_) && l_pos < text.size()) {
+    bool all_space = true;
+    for (size_t i = l_pos, len = 0; i < text.size(); i += len)
+      if (!is_space_at(text, i, &len)) all_space = false;
+    if (all_space) return text.substr(0, l_pos);
+  }
+  return text;
 }
 
 Status Lexer::lex_comment(size_t body) {
@@ -215,20 +218,7 @@ Status Lexer::lex_raw(size_t body_start) {
     p = skip_spaces(s, p + 6);
     const size_t end = match_block_end(p);
     if (end == std::string_view::npos) continue;
-    std::string_view text = s.substr(body_start, at - body_start);
-    if (sign == '-') {
-      text = rstrip_view(text);
-    } else if (sign != '+') {
-      const size_t nl = text.rfind('\n');
-      const size_t l_pos = nl == std::string_view::npos ? 0 : nl + 1;
-      if ((l_pos > 0 || line_starting_) && l_pos < text.size()) {
-        bool all_space = true;
-        for (size_t i = l_pos, len = 0; i < text.size(); i += len)
-          if (!is_space_at(text, i, &len)) all_space = false;
-        if (all_space) text = text.substr(0, l_pos);
-      }
-    }
-    emit_data(text);
+    emit_data(trim_before_tag(s.substr(body_start, at - body_start), sign, true));
     advance_to(end);
     line_starting_ = end > 0 && s[end - 1] == '\n';
     return Status::ok();

@@ -88,34 +88,44 @@ Result<ExprPtr> Parser::parse_condexpr() {
   return expr;
 }
 
-Result<ExprPtr> Parser::parse_or() {
-  LS_ASSIGN_OR_RETURN(ExprPtr left, parse_and());
+template <typename Operand, typename Op>
+Result<ExprPtr> Parser::parse_left_chain(ExprKind kind, Operand operand, Op op) {
+  LS_ASSIGN_OR_RETURN(ExprPtr left, operand());
   int chain = 0;
-  while (skip_name("or")) {
+  while (std::optional<std::string> name = op()) {
     LS_RETURN_IF_ERROR(enter());
     ++chain;
-    auto e = make(ExprKind::kOr);
+    auto e = make(kind);
+    e->name = std::move(*name);
     e->a = std::move(left);
-    LS_ASSIGN_OR_RETURN(e->b, parse_and());
+    LS_ASSIGN_OR_RETURN(e->b, operand());
     left = std::move(e);
   }
   depth_ -= chain;
   return left;
 }
 
-Result<ExprPtr> Parser::parse_and() {
-  LS_ASSIGN_OR_RETURN(ExprPtr left, parse_not());
-  int chain = 0;
-  while (skip_name("and")) {
-    LS_RETURN_IF_ERROR(enter());
-    ++chain;
-    auto e = make(ExprKind::kAnd);
-    e->a = std::move(left);
-    LS_ASSIGN_OR_RETURN(e->b, parse_not());
-    left = std::move(e);
+std::optional<std::string> Parser::take_op(std::initializer_list<std::string_view> ops) {
+  for (std::string_view op : ops) {
+    if (is_op(op)) {
+      std::string text = cur().text;
+      next();
+      return text;
+    }
   }
-  depth_ -= chain;
-  return left;
+  return std::nullopt;
+}
+
+Result<ExprPtr> Parser::parse_or() {
+  return parse_left_chain(ExprKind::kOr, [&] { return parse_and(); }, [&] {
+    return skip_name("or") ? std::optional<std::string>(std::string()) : std::nullopt;
+  });
+}
+
+Result<ExprPtr> Parser::parse_and() {
+  return parse_left_chain(ExprKind::kAnd, [&] { return parse_not(); }, [&] {
+    return skip_name("and") ? std::optional<std::string>(std::string()) : std::nullopt;
+  });
 }
 
 Result<ExprPtr> Parser::parse_not() {
@@ -161,20 +171,7 @@ Result<ExprPtr> Parser::parse_compare() {
 }
 
 Result<ExprPtr> Parser::parse_math1() {
-  LS_ASSIGN_OR_RETURN(ExprPtr left, parse_concat());
-  int chain = 0;
-  while (is_op("+") || is_op("-")) {
-    LS_RETURN_IF_ERROR(enter());
-    ++chain;
-    auto e = make(ExprKind::kBinary);
-    e->name = cur().text;
-    next();
-    e->a = std::move(left);
-    LS_ASSIGN_OR_RETURN(e->b, parse_concat());
-    left = std::move(e);
-  }
-  depth_ -= chain;
-  return left;
+  return parse_left_chain(ExprKind::kBinary, [&] { return parse_concat(); }, [&] { return take_op({"+", "-"}); });
 }
 
 Result<ExprPtr> Parser::parse_concat() {
@@ -190,37 +187,12 @@ Result<ExprPtr> Parser::parse_concat() {
 }
 
 Result<ExprPtr> Parser::parse_math2() {
-  LS_ASSIGN_OR_RETURN(ExprPtr left, parse_pow());
-  int chain = 0;
-  while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
-    LS_RETURN_IF_ERROR(enter());
-    ++chain;
-    auto e = make(ExprKind::kBinary);
-    e->name = cur().text;
-    next();
-    e->a = std::move(left);
-    LS_ASSIGN_OR_RETURN(e->b, parse_pow());
-    left = std::move(e);
-  }
-  depth_ -= chain;
-  return left;
+  return parse_left_chain(ExprKind::kBinary, [&] { return parse_pow(); },
+                          [&] { return take_op({"*", "/", "//", "%"}); });
 }
 
 Result<ExprPtr> Parser::parse_pow() {
-  LS_ASSIGN_OR_RETURN(ExprPtr left, parse_unary(true));
-  int chain = 0;
-  while (is_op("**")) {
-    LS_RETURN_IF_ERROR(enter());
-    ++chain;
-    auto e = make(ExprKind::kBinary);
-    e->name = "**";
-    next();
-    e->a = std::move(left);
-    LS_ASSIGN_OR_RETURN(e->b, parse_unary(true));
-    left = std::move(e);
-  }
-  depth_ -= chain;
-  return left;
+  return parse_left_chain(ExprKind::kBinary, [&] { return parse_unary(true); }, [&] { return take_op({"**"}); });
 }
 
 Result<ExprPtr> Parser::parse_unary(bool with_filter) {

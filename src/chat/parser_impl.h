@@ -3,6 +3,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,8 @@ class Parser {
   Status parse_signature(std::vector<std::pair<std::string, ExprPtr>>* params);
   Status parse_target(Target* target, bool with_namespace);
   Status end_block(std::string_view end_name, Body* body);
+  // end_block for a body that runs on its own (macro, call block): loop control there has no loop to act on.
+  Status end_block_outside_loops(std::string_view end_name, Body* body);
 
   // Expressions (parser_expr.cpp).
  public:
@@ -64,6 +67,12 @@ class Parser {
   Result<ExprPtr> parse_concat();
   Result<ExprPtr> parse_math2();
   Result<ExprPtr> parse_pow();
+  // A left-associative level: `operand (op operand)*`, one `kind` node per operator; `op` consumes the next
+  // operator and gives the node's name, or gives nullopt when none follows. Each link counts toward the depth bound.
+  template <typename Operand, typename Op>
+  Result<ExprPtr> parse_left_chain(ExprKind kind, Operand operand, Op op);
+  // The current operator token's text when it is one of `ops` (consumed), else nullopt.
+  std::optional<std::string> take_op(std::initializer_list<std::string_view> ops);
   Result<ExprPtr> parse_unary(bool with_filter);
   Result<ExprPtr> parse_primary();
   Result<ExprPtr> parse_list();

@@ -153,6 +153,14 @@ Status Parser::end_block(std::string_view end_name, Body* body) {
   return expect_type(TokenType::kBlockEnd, "'%}'");
 }
 
+Status Parser::end_block_outside_loops(std::string_view end_name, Body* body) {
+  const int saved_loops = loop_depth_;
+  loop_depth_ = 0;
+  Status st = end_block(end_name, body);
+  loop_depth_ = saved_loops;
+  return st;
+}
+
 Result<StmtPtr> Parser::parse_if() {
   auto s = std::make_unique<Stmt>();
   s->kind = StmtKind::kIf;
@@ -279,11 +287,7 @@ Result<StmtPtr> Parser::parse_macro() {
   next();
   LS_RETURN_IF_ERROR(parse_signature(&s->params));
   LS_RETURN_IF_ERROR(expect_type(TokenType::kBlockEnd, "'%}'"));
-  const int saved_loops = loop_depth_;
-  loop_depth_ = 0;
-  Status st = end_block("endmacro", &s->body);
-  loop_depth_ = saved_loops;
-  LS_RETURN_IF_ERROR(st);
+  LS_RETURN_IF_ERROR(end_block_outside_loops("endmacro", &s->body));
   return s;
 }
 
@@ -295,11 +299,7 @@ Result<StmtPtr> Parser::parse_call_block() {
   LS_ASSIGN_OR_RETURN(s->expr, parse_expression());
   if (s->expr->kind != ExprKind::kCall) return fail("expected call");
   LS_RETURN_IF_ERROR(expect_type(TokenType::kBlockEnd, "'%}'"));
-  const int saved_loops = loop_depth_;
-  loop_depth_ = 0;
-  Status st = end_block("endcall", &s->body);
-  loop_depth_ = saved_loops;
-  LS_RETURN_IF_ERROR(st);
+  LS_RETURN_IF_ERROR(end_block_outside_loops("endcall", &s->body));
   return s;
 }
 

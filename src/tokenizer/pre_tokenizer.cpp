@@ -1,38 +1,10 @@
-// pre_tokenizer.cpp: the pre-tokenizer factory, Split (regex or string pattern, any behavior, invert) and
-// Sequence.
+// pre_tokenizer.cpp: the pre-tokenizer factory, Split's pattern (regex or escaped string) and Sequence.
 #include "tokenizer/pre_tokenizer.h"
 
 #include "tokenizer/regex.h"
 
 namespace ls {
 namespace {
-
-class SplitPreTokenizer final : public PreTokenizer {
- public:
-  SplitPreTokenizer(std::unique_ptr<Regex> regex, SplitBehavior behavior, bool invert)
-      : regex_(std::move(regex)), behavior_(behavior), invert_(invert) {}
-
-  Status pre_tokenize(std::vector<Piece>& pieces) const override {
-    std::vector<Span> spans;
-    return for_each_split(pieces, [&](Piece& piece, std::vector<Piece>& out) -> Status {
-      spans.clear();
-      size_t prev = 0;
-      LS_RETURN_IF_ERROR(regex_->for_each_match(piece.text, [&](size_t start, size_t end) {
-        if (prev != start) spans.push_back({prev, start, invert_});
-        spans.push_back({start, end, !invert_});
-        prev = end;
-      }));
-      if (prev != piece.text.size()) spans.push_back({prev, piece.text.size(), invert_});
-      split_piece(piece, spans, behavior_, out);
-      return Status::ok();
-    });
-  }
-
- private:
-  std::unique_ptr<Regex> regex_;
-  SplitBehavior behavior_;
-  bool invert_;
-};
 
 class SequencePreTokenizer final : public PreTokenizer {
  public:
@@ -67,7 +39,7 @@ Result<std::unique_ptr<PreTokenizer>> make_split(const Json& config) {
   LS_ASSIGN_OR_RETURN(auto regex, compile_pattern(config));
   LS_ASSIGN_OR_RETURN(const SplitBehavior behavior, parse_split_behavior(config, "behavior"));
   LS_ASSIGN_OR_RETURN(const bool invert, optional_bool(config, "invert", false));
-  return std::unique_ptr<PreTokenizer>(new SplitPreTokenizer(std::move(regex), behavior, invert));
+  return make_regex_split_pre_tokenizer(std::move(regex), behavior, invert);
 }
 
 Result<std::unique_ptr<PreTokenizer>> make_sequence(const Json& config, int depth);
@@ -96,11 +68,15 @@ Result<std::unique_ptr<PreTokenizer>> make_sequence(const Json& config, int dept
     LS_ASSIGN_OR_RETURN(auto step, make_at_depth(item, depth + 1));
     steps.push_back(std::move(step));
   }
-  return std::unique_ptr<PreTokenizer>(new SequencePreTokenizer(std::move(steps)));
+  return make_pre_tokenizer_sequence(std::move(steps));
 }
 
 }  // namespace
 
 Result<std::unique_ptr<PreTokenizer>> make_pre_tokenizer(const Json& config) { return make_at_depth(config, 0); }
+
+std::unique_ptr<PreTokenizer> make_pre_tokenizer_sequence(std::vector<std::unique_ptr<PreTokenizer>> steps) {
+  return std::unique_ptr<PreTokenizer>(new SequencePreTokenizer(std::move(steps)));
+}
 
 }  // namespace ls

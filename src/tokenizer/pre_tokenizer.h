@@ -12,6 +12,8 @@
 
 namespace ls {
 
+class Regex;
+
 class PreTokenizer {
  public:
   virtual ~PreTokenizer() = default;
@@ -32,5 +34,11 @@ Result<std::unique_ptr<PreTokenizer>> make_whitespace_pre_tokenizer();
 Result<std::unique_ptr<PreTokenizer>> make_whitespace_split_pre_tokenizer();
 Result<std::unique_ptr<PreTokenizer>> make_punctuation_pre_tokenizer(const Json& config);
 Result<std::unique_ptr<PreTokenizer>> make_bert_pre_tokenizer();
+
+// The two shapes the types are built from: a split at a regex's matches (pre_tokenizers.cpp; Split, Whitespace)
+// and a sequence of steps (pre_tokenizer.cpp; Sequence, BertPreTokenizer).
+std::unique_ptr<PreTokenizer> make_regex_split_pre_tokenizer(std::unique_ptr<Regex> regex, SplitBehavior behavior,
+                                                             bool invert);
+std::unique_ptr<PreTokenizer> make_pre_tokenizer_sequence(std::vector<std::unique_ptr<PreTokenizer>> steps);
 
 }  // namespace ls

@@ -1,5 +1,6 @@
-// pre_tokenizers.cpp: the fixed-pattern pre-tokenizers: ByteLevel, Metaspace, Digits, Whitespace,
-// WhitespaceSplit, Punctuation and BertPreTokenizer, each as Hugging Face `tokenizers` defines it.
+// pre_tokenizers.cpp: the pre-tokenizers with fixed patterns (ByteLevel, Metaspace, Digits, Whitespace,
+// WhitespaceSplit, Punctuation, BertPreTokenizer), each as Hugging Face `tokenizers` defines it, and the regex
+// split that Split shares with Whitespace.
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/regex.h"
@@ -154,19 +155,6 @@ class RegexSplitPreTokenizer final : public PreTokenizer {
   bool invert_;
 };
 
-class SequenceOf final : public PreTokenizer {
- public:
-  SequenceOf(std::unique_ptr<PreTokenizer> a, std::unique_ptr<PreTokenizer> b)
-      : a_(std::move(a)), b_(std::move(b)) {}
-  Status pre_tokenize(std::vector<Piece>& pieces) const override {
-    LS_RETURN_IF_ERROR(a_->pre_tokenize(pieces));
-    return b_->pre_tokenize(pieces);
-  }
-
- private:
-  std::unique_ptr<PreTokenizer> a_, b_;
-};
-
 bool is_bert_punctuation(char32_t c) { return unicode::is_punctuation(c); }
 
 }  // namespace
@@ -217,7 +205,7 @@ Result<std::unique_ptr<PreTokenizer>> make_digits_pre_tokenizer(const Json& conf
 
 Result<std::unique_ptr<PreTokenizer>> make_whitespace_pre_tokenizer() {
   LS_ASSIGN_OR_RETURN(auto regex, Regex::compile(kWhitespacePattern));
-  return std::unique_ptr<PreTokenizer>(new RegexSplitPreTokenizer(std::move(regex), SplitBehavior::kRemoved, true));
+  return make_regex_split_pre_tokenizer(std::move(regex), SplitBehavior::kRemoved, true);
 }
 
 Result<std::unique_ptr<PreTokenizer>> make_whitespace_split_pre_tokenizer() {
@@ -237,7 +225,15 @@ Result<std::unique_ptr<PreTokenizer>> make_bert_pre_tokenizer() {
       new CharSplitPreTokenizer(unicode::is_whitespace, SplitBehavior::kRemoved));
   auto punctuation =
       std::unique_ptr<PreTokenizer>(new CharSplitPreTokenizer(is_bert_punctuation, SplitBehavior::kIsolated));
-  return std::unique_ptr<PreTokenizer>(new SequenceOf(std::move(whitespace), std::move(punctuation)));
+  std::vector<std::unique_ptr<PreTokenizer>> steps;
+  steps.push_back(std::move(whitespace));
+  steps.push_back(std::move(punctuation));
+  return make_pre_tokenizer_sequence(std::move(steps));
+}
+
+std::unique_ptr<PreTokenizer> make_regex_split_pre_tokenizer(std::unique_ptr<Regex> regex, SplitBehavior behavior,
+                                                             bool invert) {
+  return std::unique_ptr<PreTokenizer>(new RegexSplitPreTokenizer(std::move(regex), behavior, invert));
 }
 
 }  // namespace ls
