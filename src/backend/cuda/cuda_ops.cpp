@@ -28,6 +28,25 @@ void check_cache(const KvLayer& c) {
   LS_CHECK(c.k && c.v && c.block_size > 0 && c.num_kv_heads > 0 && c.head_dim > 0) << "cuda backend: bad KV layer";
 }
 
+// The rotation part of the RoPE kernel's arguments (the fused KV write adds its own).
+cuda::RopeArgs rope_args(const BatchMeta& batch, Tensor q, Tensor k, const float* inv_freq, int64_t head_dim) {
+  check_bf16(q, "rope q");
+  check_bf16(k, "rope k");
+  LS_CHECK(q.cols % head_dim == 0 && k.cols % head_dim == 0) << "rope: columns not a multiple of head_dim";
+  cuda::RopeArgs a;
+  a.positions = batch.positions;
+  a.num_tokens = batch.num_tokens;
+  a.q = q.data;
+  a.q_ld = q.ld;
+  a.q_heads = q.cols / head_dim;
+  a.k = k.data;
+  a.k_ld = k.ld;
+  a.kv_heads = k.cols / head_dim;
+  a.inv_freq = inv_freq;
+  a.head_dim = head_dim;
+  return a;
+}
+
 }  // namespace
 
 void CudaBackend::embedding(const BatchMeta& batch, Tensor table, Tensor out) {
@@ -97,21 +116,7 @@ void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
 }
 
 void CudaBackend::rope(const BatchMeta& batch, Tensor q, Tensor k, const float* inv_freq, int64_t head_dim) {
-  check_bf16(q, "rope q");
-  check_bf16(k, "rope k");
-  LS_CHECK(q.cols % head_dim == 0 && k.cols % head_dim == 0) << "rope: columns not a multiple of head_dim";
-  cuda::RopeArgs a;
-  a.positions = batch.positions;
-  a.num_tokens = batch.num_tokens;
-  a.q = q.data;
-  a.q_ld = q.ld;
-  a.q_heads = q.cols / head_dim;
-  a.k = k.data;
-  a.k_ld = k.ld;
-  a.kv_heads = k.cols / head_dim;
-  a.inv_freq = inv_freq;
-  a.head_dim = head_dim;
-  LS_CUDA_CHECK(cuda::launch_rope(a, stream_));
+  LS_CUDA_CHECK(cuda::launch_rope(rope_args(batch, q, k, inv_freq, head_dim), stream_));
 }
 
 void CudaBackend::kv_write(const BatchMeta& batch, Tensor k, Tensor v, const KvLayer& cache) {
@@ -124,23 +129,11 @@ void CudaBackend::kv_write(const BatchMeta& batch, Tensor k, Tensor v, const KvL
 
 void CudaBackend::rope_kv_write(const BatchMeta& batch, Tensor q, Tensor k, Tensor v, const float* inv_freq,
                                 int64_t head_dim, const KvLayer& cache) {
-  check_bf16(q, "rope q");
-  check_bf16(k, "rope k");
   check_cache(cache);
   LS_CHECK(head_dim == cache.head_dim && k.cols == cache.num_kv_heads * head_dim && v.cols == k.cols &&
            q.cols % head_dim == 0)
       << "rope_kv_write shape mismatch";
-  cuda::RopeArgs a;
-  a.positions = batch.positions;
-  a.num_tokens = batch.num_tokens;
-  a.q = q.data;
-  a.q_ld = q.ld;
-  a.q_heads = q.cols / head_dim;
-  a.k = k.data;
-  a.k_ld = k.ld;
-  a.kv_heads = cache.num_kv_heads;
-  a.inv_freq = inv_freq;
-  a.head_dim = head_dim;
+  cuda::RopeArgs a = rope_args(batch, q, k, inv_freq, head_dim);
   a.kv_slots = batch.kv_slots;
   a.v = v.data;
   a.v_ld = v.ld;

@@ -30,15 +30,18 @@ __device__ int32_t block_argmax(const float* row, int64_t n, float* sv, int32_t*
     if (bi < 0) return true;
     return v > bv || (v == bv && i < bi);
   };
+  auto warp_reduce = [&] {  // every lane of the warp ends with the warp's best (best, idx)
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float v = __shfl_xor_sync(0xffffffffu, best, o);
-    const int32_t i = __shfl_xor_sync(0xffffffffu, idx, o);
-    if (better(v, i, best, idx)) {
-      best = v;
-      idx = i;
+    for (int o = 16; o > 0; o >>= 1) {
+      const float v = __shfl_xor_sync(0xffffffffu, best, o);
+      const int32_t i = __shfl_xor_sync(0xffffffffu, idx, o);
+      if (better(v, i, best, idx)) {
+        best = v;
+        idx = i;
+      }
     }
-  }
+  };
+  warp_reduce();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   __syncthreads();
   if (lane == 0) {
@@ -49,15 +52,7 @@ __device__ int32_t block_argmax(const float* row, int64_t n, float* sv, int32_t*
   if (warp == 0) {
     best = sv[lane];
     idx = si[lane];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float v = __shfl_xor_sync(0xffffffffu, best, o);
-      const int32_t i = __shfl_xor_sync(0xffffffffu, idx, o);
-      if (better(v, i, best, idx)) {
-        best = v;
-        idx = i;
-      }
-    }
+    warp_reduce();
     if (lane == 0) si[0] = idx < 0 ? 0 : idx;
   }
   __syncthreads();

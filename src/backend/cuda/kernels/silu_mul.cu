@@ -7,9 +7,6 @@
 namespace ls::cuda {
 namespace {
 
-// For g < -88, exp(-g) overflows and __fdividef returns 0, the right limit.
-__device__ __forceinline__ float silu(float g) { return __fdividef(g, 1.0f + __expf(-g)); }
-
 template <bool kVec>
 __global__ void silu_mul_kernel(const bf16* __restrict__ gate_up, int64_t gu_ld, bf16* __restrict__ out,
                                 int64_t out_ld, int64_t inter) {

@@ -129,16 +129,24 @@ __device__ __forceinline__ void store_out(const SkinnyArgs& p, int row, int col,
   }
 }
 
+// Work unit u: its feature tile, its split of K and that split's K steps [step_begin, step_end). A block takes
+// units blockIdx.x, + gridDim.x, ...; producer and consumers walk them in the same order.
+struct Unit {
+  int tile, split, step_begin, step_end;
+};
+__device__ __forceinline__ Unit unit_at(const SkinnyArgs& p, int u) {
+  const int split = u % p.splits;
+  return {u / p.splits, split, split * p.steps_per_split, min(p.k_steps, (split + 1) * p.steps_per_split)};
+}
+
 // Calls f(step_index, tile, k0) for each K step of each unit the block owns, in order, while f returns true.
 template <class C, typename F>
 __device__ __forceinline__ void for_each_step(const SkinnyArgs& p, F&& f) {
-  const int units = p.tiles * p.splits;
   int i = 0;
-  for (int u = blockIdx.x; u < units; u += gridDim.x) {
-    const int tile = u / p.splits, split = u % p.splits;
-    const int s_end = min(p.k_steps, (split + 1) * p.steps_per_split);
-    for (int s = split * p.steps_per_split; s < s_end; ++s, ++i)
-      if (!f(i, tile, s * C::kTileK)) return;
+  for (int u = blockIdx.x; u < p.tiles * p.splits; u += gridDim.x) {
+    const Unit w = unit_at(p, u);
+    for (int s = w.step_begin; s < w.step_end; ++s, ++i)
+      if (!f(i, w.tile, s * C::kTileK)) return;
   }
 }
 
@@ -259,11 +267,11 @@ __global__ void __launch_bounds__(kThreads, 1) skinny_gemm_kernel(const __grid_c
   float acc[NT][4];
   int i = 0;
   for (int u = blockIdx.x; u < p.tiles * p.splits; u += gridDim.x) {
-    const int tile = u / p.splits, split = u % p.splits;
+    const Unit w = unit_at(p, u);
+    const int tile = w.tile, split = w.split;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
-    const int s_end = min(p.k_steps, (split + 1) * p.steps_per_split);
-    for (int s = split * p.steps_per_split; s < s_end; ++s, ++i) {
+    for (int s = w.step_begin; s < w.step_end; ++s, ++i) {
       const int stage = i % C::kStages;
       mbar_wait(&full[stage], (i / C::kStages) & 1);
       const char* ws = ring + stage * C::kStageBytes;
@@ -301,7 +309,7 @@ __global__ void __launch_bounds__(kThreads, 1) skinny_gemm_kernel(const __grid_c
             up += __bfloat162float(p.bias[p.n + f]);
           }
           static_cast<bf16*>(p.out)[static_cast<int64_t>(row) * p.ldo + f] =
-              __float2bfloat16_rn(gate / (1.0f + __expf(-gate)) * up);
+              __float2bfloat16_rn(silu(gate) * up);
         }
       continue;
     }
