@@ -33,6 +33,9 @@ Status err(const std::string& source, const std::vector<std::pair<std::string, V
   return r.is_ok() ? Status::ok() : r.status();
 }
 
+// err() where only the failure matters, not which error.
+void expect_fails(const std::string& source) { static_cast<void>(err(source)); }
+
 Value json(const char* text) { return json_to_value(OrderedJson::parse(text)); }
 
 TEST(ChatLexer, SplitsDataTagsAndExpressionTokens) {
@@ -168,15 +171,15 @@ TEST(ChatErrors, RaiseExceptionAndSyntaxErrors) {
   Status s = err("{{ raise_exception('Roles must alternate') }}");
   EXPECT_EQ(s.message(), "Roles must alternate");
   EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument);
-  err("{% if x %}unclosed");
-  err("{{ 1 + }}");
-  err("{% endfor %}");
-  err("{% break %}");
+  expect_fails("{% if x %}unclosed");
+  expect_fails("{{ 1 + }}");
+  expect_fails("{% endfor %}");
+  expect_fails("{% break %}");
   EXPECT_EQ(err("{% include 'x' %}").code(), ErrorCode::kUnsupported);
-  err("{{ x | nosuchfilter }}");
+  expect_fails("{{ x | nosuchfilter }}");
   EXPECT_EQ(ok("{% if false %}{{ x | nosuchfilter }}{% endif %}ok"), "ok");  // jinja2 checks lazily inside if
-  err("{{ 1 / 0 }}");
-  err("{{ 9223372036854775807 + 1 }}");
+  expect_fails("{{ 1 / 0 }}");
+  expect_fails("{{ 9223372036854775807 + 1 }}");
 }
 
 TEST(ChatGlobals, StrftimeNowUsesTheInjectedClock) {
@@ -190,7 +193,7 @@ TEST(ChatGlobals, StrftimeNowUsesTheInjectedClock) {
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_EQ(r.value(), "26 Jul 2024 Friday");
   EXPECT_EQ(ok("{{ range(3) | list }} {{ dict(a=1) }}"), "[0, 1, 2] {'a': 1}");
-  err("{{ range(100001) | length }}");
+  expect_fails("{{ range(100001) | length }}");
 }
 
 TEST(ChatSandbox, HostileTemplatesFailCleanly) {
