@@ -18,6 +18,9 @@
 namespace ls {
 
 // One layer's paged KV cache: K and V each [num_blocks, block_size, num_kv_heads, head_dim] in compute dtype.
+// The most alternatives Backend::logprobs returns per row (vLLM's default --max-logprobs).
+inline constexpr int32_t kMaxTopLogprobs = 20;
+
 struct KvLayer {
   void* k = nullptr;
   void* v = nullptr;
@@ -105,6 +108,14 @@ class Backend {
   // tokens[r] = the token drawn from float32 logits row r under params[r] (host array of logits.rows), by the
   // arithmetic of backend/sampling_math.h, so every backend draws the same token; tokens in backend memory.
   virtual void sample(Tensor logits, const SamplingParams* params, int32_t* tokens) = 0;
+  // logits[r][t] = penalized_logit(logits[r][t], count, params[r]) (backend/sampling_math.h) for each entry
+  // (t, count) of row r in `counts` (host arrays, counts.num_rows == logits.rows); other logits unchanged.
+  virtual void apply_penalties(Tensor logits, const TokenCounts& counts) = 0;
+  // logprob[r] = logits[r][targets[r]] - logsumexp(logits[r]); top_ids[r * top_n + i], top_logprobs[...] the
+  // i-th largest logit's id and log-probability (descending, ties to the lower id), for top_n in [0, 20].
+  // Float32 logits; targets and outputs in backend memory.
+  virtual void logprobs(Tensor logits, const int32_t* targets, int32_t top_n, float* logprob, int32_t* top_ids,
+                        float* top_logprobs) = 0;
 
   // ---- graphs ----
   // Ops enqueued between begin_capture and end_capture are recorded instead of run (backends without graphs
@@ -117,7 +128,15 @@ class Backend {
 // The CPU backend (float32, OpenBLAS GEMM, OpenMP threads).
 std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0);
 
-// Backends by name: "cpu", and "cuda" when built with LORASERVE_CUDA and a GPU is present.
+// Every setting of a backend, in one place: the command line and the benchmarks fill it, nothing reads the
+// environment behind it.
+struct BackendOptions {
+  std::string device = "cpu";  // "cpu", or "cuda" when built with LORASERVE_CUDA and a GPU is present
+  int cpu_threads = 0;         // cpu: worker threads (0: one per core)
+};
+
+Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options);
+// make_backend with default options for the device.
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device);
 
 }  // namespace ls

@@ -8,7 +8,15 @@
 namespace ls {
 
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
-  if (device == "cpu") return make_cpu_backend();
+  BackendOptions options;
+  options.device = device;
+  return make_backend(options);
+}
+
+Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
+  const std::string& device = options.device;
+  if (options.cpu_threads < 0) return invalid_argument("cpu threads must be >= 0");
+  if (device == "cpu") return make_cpu_backend(options.cpu_threads);
   if (device == "cuda") {
 #ifdef LORASERVE_WITH_CUDA
     return make_cuda_backend();

@@ -6,8 +6,15 @@
 // For a row with temperature T > 0: s_i = logit_i / T, m = max s, e_i = sample_exp(s_i - m) in (0, 1],
 // w_i = sample_weight(e_i) (e_i in units of 2^-32). top-k keeps keys >= the k-th largest key, top-p keeps the
 // keys >= the largest key K with sum(w of kept keys >= K) >= top_p * W_k, min-p keeps e_i >= min_p. The draw
-// r = floor(u * W) (u = uniform_at(seed, step)) picks the first kept index, in vocabulary order, whose
-// inclusive prefix sum of w exceeds r.
+// typical-p keeps the most typical keys: with d_i = s_i - m quantized to q_i (typical_q), the kept set's
+// entropy offset is the weighted mean D = S / V of q (S = sum w'_i q_i, V = sum w'_i, w' = w >> 8), a key's
+// distance from typical is |D - q_i| (-log p_i - H = D - d_i exactly, so no logarithm is needed), and the
+// filter keeps keys whose typical_key (the distance scaled by V, inverted) is >= the largest key K with
+// sum(w of kept keys >= K) >= typical_p * W. The draw r = floor(u * W) (u = uniform_at(seed, step)) picks the
+// first kept index, in vocabulary order, whose inclusive prefix sum of w exceeds r.
+//
+// Penalties (Backend::apply_penalties) rewrite a logit by penalized_logit with single IEEE operations and no
+// fused multiply-add, so both backends produce the same logits from the same inputs.
 #pragma once
 
 #include <cmath>
@@ -15,6 +22,7 @@
 #include <cstring>
 
 #include "backend/random_fill.h"
+#include "backend/sampling_params.h"
 
 namespace ls {
 
@@ -75,6 +83,41 @@ LS_HOST_DEVICE inline uint64_t top_p_target(float top_p, uint64_t total) {
   uint64_t r = static_cast<uint64_t>(t);
   if (static_cast<double>(r) < t) ++r;
   return r < 1 ? 1 : r;
+}
+
+// The quantized log-probability offset of a key for typical-p: d = s - m (<= 0) in units of 2^-12, clamped at
+// -87 like sample_exp (|q| < 2^19). Exact: scaling by a power of two, then rounding.
+LS_HOST_DEVICE inline int64_t typical_q(float d) {
+  return static_cast<int64_t>(rintf((d > -87.0f ? d : -87.0f) * 4096.0f));
+}
+
+// The entropy weight of a key: its fixed-point weight in units of 2^-24 (< 2^24 + 1), so that sums of
+// weight * q over a 2^18-entry vocabulary stay within int64.
+LS_HOST_DEVICE inline int64_t typical_weight(uint64_t w) { return static_cast<int64_t>(w >> 8); }
+
+// The typical-p key of a token: larger is more typical. s_q = sum of typical_weight * typical_q over the kept
+// keys, v = sum of typical_weight over them; the distance |s_q - q v| is V times |D - q|.
+LS_HOST_DEVICE inline uint64_t typical_key(int64_t q, int64_t s_q, int64_t v) {
+  const int64_t diff = s_q - q * v;
+  const uint64_t distance = diff < 0 ? static_cast<uint64_t>(-diff) : static_cast<uint64_t>(diff);
+  return ~distance;
+}
+
+// The logit of a token after the penalties of its request: seen (in the prompt or output) -> repetition
+// penalty (positive logits divided, negative multiplied), then minus frequency * count and presence * (count > 0).
+LS_HOST_DEVICE inline float penalized_logit(float x, int32_t output_count, const PenaltyParams& p) {
+#if defined(__CUDA_ARCH__)
+  if (p.repetition != 1.0f) x = x > 0.0f ? __fdiv_rn(x, p.repetition) : __fmul_rn(x, p.repetition);
+  const float count = static_cast<float>(output_count);
+  x = __fsub_rn(x, __fmul_rn(p.frequency, count));
+  if (output_count > 0) x = __fsub_rn(x, p.presence);
+#else
+  if (p.repetition != 1.0f) x = x > 0.0f ? x / p.repetition : x * p.repetition;
+  const float count = static_cast<float>(output_count);
+  x = x - p.frequency * count;
+  if (output_count > 0) x = x - p.presence;
+#endif
+  return x;
 }
 
 }  // namespace ls

@@ -94,5 +94,63 @@ TEST(CpuSampling, ReproduciblePerSeedAndStep) {
   EXPECT_GT(seen.size(), 10u);  // different steps draw different tokens
 }
 
+TEST(CpuSampling, TypicalKeepsTheMostTypicalMass) {
+  auto b = make_cpu_backend(2);
+  // p = .1 .2 .3 .4: entropy 1.2799; |-log p - H| = 1.023 .330 .076 .364, so by typicality 2, 1, 3, 0 with
+  // cumulative mass .3 .5 .9 1 (transformers' TypicalLogitsWarper keeps through the first mass >= typical_p).
+  const std::vector<float> logits = {0.0f, std::log(2.0f), std::log(3.0f), std::log(4.0f)};
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.seed = 5;
+  p.typical_p = 0.45f;
+  auto f = frequencies(*b, logits, p, 40000);
+  EXPECT_EQ(f[0] + f[3], 0.0);
+  EXPECT_NEAR(f[1], 0.4, 0.01);
+  p.typical_p = 0.6f;
+  f = frequencies(*b, logits, p, 40000);
+  EXPECT_EQ(f[0], 0.0);
+  EXPECT_NEAR(f[3], 0.4 / 0.9, 0.01);
+  p.typical_p = 0.01f;  // always keeps the most typical token
+  f = frequencies(*b, logits, p, 1000);
+  EXPECT_NEAR(f[2], 1.0, 1e-9);
+}
+
+TEST(CpuSampling, PenaltiesFollowVllm) {
+  auto b = make_cpu_backend(2);
+  std::vector<float> logits = {2.0f, -2.0f, 1.0f, 3.0f, 0.5f,  2.0f, -2.0f, 1.0f, 3.0f, 0.5f};
+  const std::vector<int32_t> row_start = {0, 3, 3};  // row 1 has no history
+  const std::vector<int32_t> token = {0, 1, 3}, count = {0, 2, 1};
+  std::vector<PenaltyParams> params(2);
+  params[0].repetition = 2.0f;
+  params[0].frequency = 0.5f;
+  params[0].presence = 0.25f;
+  params[1] = params[0];
+  TokenCounts counts{2, row_start.data(), token.data(), count.data(), params.data()};
+  b->apply_penalties(Tensor::make(logits.data(), DType::kF32, 2, 5), counts);
+  // token 0: prompt only, 2 / 2; token 1: -2 * 2 - 0.5 * 2 - 0.25; token 3: 3 / 2 - 0.5 - 0.25.
+  EXPECT_FLOAT_EQ(logits[0], 1.0f);
+  EXPECT_FLOAT_EQ(logits[1], -5.25f);
+  EXPECT_FLOAT_EQ(logits[2], 1.0f);
+  EXPECT_FLOAT_EQ(logits[3], 0.75f);
+  EXPECT_FLOAT_EQ(logits[4], 0.5f);
+  const std::vector<float> untouched = {2.0f, -2.0f, 1.0f, 3.0f, 0.5f};
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(logits[5 + i], untouched[i]);
+}
+
+TEST(CpuSampling, LogprobsAndAlternatives) {
+  auto b = make_cpu_backend(2);
+  const std::vector<float> logits = {0.0f, std::log(2.0f), std::log(3.0f), std::log(4.0f), std::log(4.0f)};
+  const std::vector<int32_t> targets = {1};
+  float lp = 0;
+  std::vector<int32_t> ids(3);
+  std::vector<float> top(3);
+  b->logprobs(Tensor::make(const_cast<float*>(logits.data()), DType::kF32, 1, 5), targets.data(), 3, &lp,
+              ids.data(), top.data());
+  EXPECT_NEAR(lp, std::log(2.0 / 14.0), 1e-6);
+  EXPECT_EQ(ids, (std::vector<int32_t>{3, 4, 2}));  // ties to the lower id
+  EXPECT_NEAR(top[0], std::log(4.0 / 14.0), 1e-6);
+  EXPECT_NEAR(top[2], std::log(3.0 / 14.0), 1e-6);
+}
+
 }  // namespace
 }  // namespace ls

@@ -34,6 +34,9 @@ class CpuBackend final : public Backend {
   void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) override;
   void argmax(Tensor logits, int32_t* tokens) override;
   void sample(Tensor logits, const SamplingParams* params, int32_t* tokens) override;
+  void apply_penalties(Tensor logits, const TokenCounts& counts) override;
+  void logprobs(Tensor logits, const int32_t* targets, int32_t top_n, float* logprob, int32_t* top_ids,
+                float* top_logprobs) override;
 
  private:
   int num_threads_;
@@ -42,5 +45,12 @@ class CpuBackend final : public Backend {
 // y[rows x n] (+)= x[rows x k] * w[n x k]^T, all float32 row-major with leading dimensions; beta 0 or 1.
 void cpu_gemm_nt(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int64_t rows,
                  int64_t n, int64_t k, float beta);
+
+// The sampling ops on one row of host float32 logits: the CPU backend's implementation, and the host path of a
+// backend that has no kernel for an op.
+int32_t sample_row_host(const float* row, int64_t n, const SamplingParams& p);
+void apply_penalties_host(float* logits, int64_t ld, int64_t cols, const TokenCounts& counts);
+void logprobs_row_host(const float* row, int64_t n, int32_t target, int32_t top_n, float* logprob, int32_t* top_ids,
+                       float* top_logprobs);
 
 }  // namespace ls

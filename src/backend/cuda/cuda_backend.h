@@ -49,6 +49,9 @@ class CudaBackend final : public Backend {
   void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) override;
   void argmax(Tensor logits, int32_t* tokens) override;
   void sample(Tensor logits, const SamplingParams* params, int32_t* tokens) override;
+  void apply_penalties(Tensor logits, const TokenCounts& counts) override;
+  void logprobs(Tensor logits, const int32_t* targets, int32_t top_n, float* logprob, int32_t* top_ids,
+                float* top_logprobs) override;
 
   bool supports_graphs() const override { return true; }
   Status begin_capture() override;
@@ -73,6 +76,8 @@ class CudaBackend final : public Backend {
   float* scratch(Buffer& buffer, size_t n);
   // The same, zero-filled when (re)allocated; kernels that use it leave it zero.
   float* zeroed_scratch(Buffer& buffer, size_t n);
+  // Sampling through the host reference (cuda_sampling_host.cpp), for what the kernels do not cover yet.
+  void sample_on_host(Tensor logits, const SamplingParams* params, int32_t* tokens);
 
   int device_ = 0;
   int num_sms_ = 0;

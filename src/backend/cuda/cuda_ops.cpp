@@ -253,6 +253,10 @@ void CudaBackend::sample(Tensor logits, const SamplingParams* params, int32_t* t
   LS_CHECK(logits.dtype == DType::kF32) << "cuda backend: sample input must be float32";
   LS_CHECK(!capturing_) << "cuda backend: sample uploads its params and cannot be captured";
   if (logits.rows == 0) return;
+  if (std::any_of(params, params + logits.rows, [](const SamplingParams& p) { return p.typical_p < 1.0f; })) {
+    sample_on_host(logits, params, tokens);  // the kernel has no typical-p filter yet
+    return;
+  }
   const size_t bytes = static_cast<size_t>(logits.rows) * sizeof(SamplingParams);
   LS_CHECK(bytes <= params_upload_.capacity()) << "too many rows to sample at once: " << logits.rows;
   std::memcpy(params_upload_.begin(), params, bytes);
