@@ -16,7 +16,9 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
 Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
   const std::string& device = options.device;
   if (options.cpu_threads < 0) return invalid_argument("cpu threads must be >= 0");
-  if (device == "cpu") return make_cpu_backend(options.cpu_threads);
+  if (options.cpu_weights != "f32" && options.cpu_weights != "bf16" && options.cpu_weights != "int8")
+    return invalid_argument("cpu weights must be f32, bf16 or int8, not \"" + options.cpu_weights + "\"");
+  if (device == "cpu") return make_cpu_backend(options.cpu_threads, options.cpu_weights);
   if (device == "cuda") {
 #ifdef LORASERVE_WITH_CUDA
     return make_cuda_backend();

@@ -38,8 +38,8 @@ Status LoraSlots::load(int32_t slot, const LoraAdapter& adapter) {
       if (t.rank == 0) continue;
       LS_ASSIGN_OR_RETURN(Buffer a, backend_->allocate(t.a.size() * elem));
       LS_ASSIGN_OR_RETURN(Buffer b, backend_->allocate(t.b.size() * elem));
-      backend_->upload_f32(a.data(), t.a.data(), t.a.size());
-      backend_->upload_f32(b.data(), t.b.data(), t.b.size());
+      const auto in_dim = static_cast<int64_t>(t.a.size()) / t.rank, out_dim = static_cast<int64_t>(t.b.size()) / t.rank;
+      backend_->upload_lora(a.data(), b.data(), t.a.data(), t.b.data(), t.rank, in_dim, out_dim);
       const size_t i = table_index(l, m) * num_slots_ + slot;
       a_ptrs_[i] = a.data();
       b_ptrs_[i] = b.data();

@@ -49,8 +49,14 @@ OracleCase shared_oracle_case(const std::string& arch) {
 }
 
 Result<OracleEngine> OracleEngine::load(const std::string& device, const std::string& base_dir) {
+  BackendOptions options;
+  options.device = device;
+  return load(options, base_dir);
+}
+
+Result<OracleEngine> OracleEngine::load(const BackendOptions& options, const std::string& base_dir) {
   OracleEngine e;
-  LS_ASSIGN_OR_RETURN(e.backend, make_backend(device));
+  LS_ASSIGN_OR_RETURN(e.backend, make_backend(options));
   LS_ASSIGN_OR_RETURN(e.model, Transformer::load(base_dir, *e.backend));
   return e;
 }

@@ -45,6 +45,7 @@ struct OracleEngine {
 
   // Loads base_dir on the named backend; kUnavailable and friends when the backend cannot be made.
   static Result<OracleEngine> load(const std::string& device, const std::string& base_dir);
+  static Result<OracleEngine> load(const BackendOptions& options, const std::string& base_dir);
   // Puts the adapter (none when empty) in slot 0 and returns the options that run with it.
   SequenceOptions use(const std::string& adapter_dir);
 };
