@@ -28,6 +28,8 @@ class PromptCodec {
   // End-of-sequence ids: config.json and generation_config.json eos_token_id, plus the tokenizer's eos_token.
   const std::vector<int64_t>& stop_ids() const { return stop_ids_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
+  // The model's chat template, or null when it has none.
+  const chat::ChatTemplate* chat_template() const { return chat_ ? &*chat_ : nullptr; }
 
  private:
   std::shared_ptr<const Tokenizer> tokenizer_;
