@@ -207,8 +207,9 @@ std::vector<double> time_decode(ls::Transformer& model, ls::KvCache& kv, int bat
     }
     if (i > 0) times.push_back(seconds_since(t));  // the first step warms caches and allocates the workspace
     for (int s = 0; s < batch; ++s) {
+      const float* row = logits.value().data() + s * model.config().vocab_size;
       fb.seqs[s].num_cached += 1;
-      fb.seqs[s].tokens = {ls::argmax_index(logits.value().data() + s * model.config().vocab_size, model.config().vocab_size)};
+      fb.seqs[s].tokens = {static_cast<int32_t>(std::max_element(row, row + model.config().vocab_size) - row)};
     }
   }
   return times;

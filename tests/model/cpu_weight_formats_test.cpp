@@ -14,8 +14,7 @@
 #include <cstring>
 
 #include "core/json.h"
-#include "engine/offline_batch.h"
-#include "engine/prompt_codec.h"
+#include "engine/generate.h"
 #include "io/safetensors.h"
 #include "oracle_cases.h"
 #include "support/test_files.h"
@@ -89,11 +88,16 @@ TEST(CpuWeightFormats, Bf16KeepsAnFp16CheckpointInFp16) {
 }
 
 TEST(CpuWeightFormats, Int8OnEveryOracleCase) {
+  BackendOptions int8_options;
+  int8_options.cpu_weights = "int8";
   for (const testing::OracleCase& c : testing::cpu_reference_cases()) {
     testing::OracleEngine e = engine("int8", c.base_dir);
     EXPECT_EQ(e.model->weights().layers[0].gate_up.dtype, DType::kI8) << c.label;
+    const auto greedy = testing::engine_greedy_paths(int8_options, c);
+    ASSERT_TRUE(greedy.is_ok()) << greedy.status().to_string();
     const int64_t vocab = e.model->config().vocab_size;
-    for (const testing::OracleRun& run : c.runs) {
+    for (size_t run_index = 0; run_index < c.runs.size(); ++run_index) {
+      const testing::OracleRun& run = c.runs[run_index];
       const SequenceOptions o = e.use(run.adapter_dir);
       double worst = 0;
       int tokens = 0, agreed = 0;
@@ -105,12 +109,12 @@ TEST(CpuWeightFormats, Int8OnEveryOracleCase) {
         for (size_t r = 0; r < path.size(); ++r) error[r] = row_error(ours[r].data(), &ref[r * vocab], vocab);
         worst = std::max(worst, *std::max_element(error.begin(), error.end()));
         const size_t prompt = c.prompts[i].size();
-        const auto generated = greedy_generate(*e.model, c.prompts[i], static_cast<int32_t>(path.size() - prompt), {}, o).value();
+        const std::vector<int32_t>& generated = greedy.value()[run_index][i];
         size_t k = 0;
-        while (k < generated.size() && generated[k] == path[prompt + k]) ++k;
-        tokens += static_cast<int>(generated.size());
+        while (k < generated.size() && prompt + k < path.size() && generated[k] == path[prompt + k]) ++k;
+        tokens += static_cast<int>(path.size() - prompt);
         agreed += static_cast<int>(k);
-        if (k < generated.size()) {
+        if (prompt + k < path.size()) {
           const size_t row = prompt - 1 + k;
           EXPECT_LT(top2_margin(&ref[row * vocab], vocab), 2 * error[row])
               << c.label << " " << run.name << " path " << i << " diverges at step " << k << " off a near-tie";
@@ -123,26 +127,51 @@ TEST(CpuWeightFormats, Int8OnEveryOracleCase) {
   }
 }
 
+std::string strip(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\n\r"), e = s.find_last_not_of(" \t\n\r");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
 TEST(CpuWeightFormats, DemoAdaptersStillAnswerInInt8) {
   const std::string demo = std::string(LS_SOURCE_DIR) + "/models/demo";
   const char* const names[] = {"calc", "reverse", "sql", "upper"};
+  ServedModelOptions mo;
+  mo.model = demo + "/base";
+  mo.backend.cpu_weights = "int8";
+  auto served = ServedModel::load(mo);
+  ASSERT_TRUE(served.is_ok()) << served.status().to_string();
+  const PromptCodec& codec = (*served)->codec();
+  EngineOptions eo;
+  eo.max_loras = 4;
+  eo.kv_cache_bytes = 256 << 20;
+  auto int8_engine = Engine::create(**served, eo);
+  ASSERT_TRUE(int8_engine.is_ok()) << int8_engine.status().to_string();
+  std::vector<Json> evals;
+  std::vector<EngineRequest> requests;
+  for (int32_t s = 0; s < 4; ++s) {
+    ASSERT_TRUE((*int8_engine)->add_adapter(names[s], demo + "/adapters/" + names[s]).is_ok());
+    evals.push_back(read_json_file(demo + "/eval/" + names[s] + ".json").value());
+    for (const Json& p : evals.back().at("prompts")) {
+      EngineRequest r;
+      r.prompt = p.at("prompt_ids").get<std::vector<int32_t>>();
+      r.adapter = names[s];
+      r.params.stop.max_new_tokens = evals.back().at("max_new_tokens").get<int32_t>();
+      requests.push_back(std::move(r));
+    }
+  }
+  (*int8_engine)->start();
+  auto generated = generate_all(**int8_engine, std::move(requests));
+  ASSERT_TRUE(generated.is_ok()) << generated.status().to_string();
+  (*int8_engine)->shutdown(0);
+
+  // Teacher-forced logits along the reference answers, int8 against float32, outside the engine.
   testing::OracleEngine f32 = engine("f32", demo + "/base"), int8 = engine("int8", demo + "/base");
-  auto codec = PromptCodec::load(demo + "/base").value();
   std::vector<std::unique_ptr<LoraSlots>> slots;
   for (testing::OracleEngine* e : {&f32, &int8}) {
     slots.push_back(std::make_unique<LoraSlots>(LoraSlots::create(*e->backend, e->model->config(), 4).value()));
     for (int32_t s = 0; s < 4; ++s)
       ASSERT_TRUE(slots.back()->load(s, load_lora_adapter(demo + "/adapters/" + names[s], e->model->config()).value()).is_ok());
   }
-  std::vector<GenerationRequest> requests;
-  std::vector<Json> evals;
-  for (int32_t s = 0; s < 4; ++s) {
-    evals.push_back(read_json_file(demo + "/eval/" + names[s] + ".json").value());
-    for (const Json& p : evals.back().at("prompts"))
-      requests.push_back({p.at("prompt_ids").get<std::vector<int32_t>>(), s, evals.back().at("max_new_tokens").get<int32_t>(),
-                          codec.stop_ids()});
-  }
-  const auto outputs = generate_greedy_batch(*int8.model, requests, slots[1].get()).value();
   const int64_t vocab = f32.model->config().vocab_size;
   for (int32_t s = 0; s < 4; ++s) {
     int reference_correct = 0, correct = 0, same = 0;
@@ -151,15 +180,12 @@ TEST(CpuWeightFormats, DemoAdaptersStillAnswerInInt8) {
       const Json& p = evals[s].at("prompts")[i];
       const Json& ref = p.at("adapter");
       reference_correct += ref.at("correct").get<bool>();
-      const std::vector<int32_t>& ours = outputs[s * 50 + i];
+      const std::vector<int32_t>& ours = generated.value()[s * 50 + i].tokens;
       same += ours == ref.at("ids").get<std::vector<int32_t>>();
       const bool finished = !ours.empty() && std::find(codec.stop_ids().begin(), codec.stop_ids().end(), ours.back()) !=
                                                  codec.stop_ids().end();
-      std::string text = codec.decode(ours).value();
-      const auto b = text.find_first_not_of(" \t\n\r"), e = text.find_last_not_of(" \t\n\r");
-      text = b == std::string::npos ? "" : text.substr(b, e - b + 1);
-      correct += finished && text == p.at("expected").get<std::string>();
-      if (i < 5) {  // teacher-forced logits along the reference answer against the float32 path
+      correct += finished && strip(codec.decode(ours).value()) == p.at("expected").get<std::string>();
+      if (i < 5) {
         std::vector<int32_t> path = p.at("prompt_ids").get<std::vector<int32_t>>();
         for (int32_t t : ref.at("ids").get<std::vector<int32_t>>()) path.push_back(t);
         SequenceOptions o;

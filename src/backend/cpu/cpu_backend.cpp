@@ -4,6 +4,7 @@
 #include "backend/cpu/cpu_backend.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -77,6 +78,14 @@ std::unique_ptr<Backend> make_cpu_backend(int num_threads, const std::string& we
   options.num_threads = num_threads;
   options.weights = format.value();
   return std::make_unique<CpuBackend>(options);
+}
+
+Backend::MemoryInfo CpuBackend::memory_info() const {
+  MemoryInfo info;
+  const long page = sysconf(_SC_PAGESIZE);
+  info.total = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(page);
+  info.free = static_cast<size_t>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<size_t>(page);
+  return info;
 }
 
 Result<Buffer> CpuBackend::allocate(size_t bytes) {

@@ -34,6 +34,7 @@ class CpuBackend final : public Backend {
   const cpu::CpuKernels& kernels() const { return *kernels_; }
   int num_threads() const { return pool_.size(); }
 
+  MemoryInfo memory_info() const override;
   Result<Buffer> allocate(size_t bytes) override;
   void copy_to_device(void* dst, const void* src, size_t bytes) override;
   void copy_to_host(void* dst, const void* src, size_t bytes) override;
