@@ -101,20 +101,26 @@ TEST(CpuKernels, LaneOpsMatchPortableBitwise) {
   for (int64_t n : {1, 7, 16, 33, 100, 1000}) {
     const auto scores = random_values(static_cast<size_t>(n), rng, -30.0f, 5.0f);
     const auto g = random_values(static_cast<size_t>(n), rng, -20.0f, 20.0f), u = random_values(static_cast<size_t>(n), rng);
-    const auto weights = random_values(7, rng), v = random_values(static_cast<size_t>(7 * (n + 3)), rng);
-    std::vector<float> e_ref = scores, silu_ref(n), acc_ref = random_values(static_cast<size_t>(n), rng);
-    const std::vector<float> acc0 = acc_ref;
-    const float sum_ref = ref.exp_sum(e_ref.data(), n, 5.0f);
+    for (int64_t heads : {1, 3, 7}) {
+      const auto weights = random_values(static_cast<size_t>(heads * 9), rng), v = random_values(static_cast<size_t>(7 * (n + 3)), rng);
+      const auto y0 = random_values(static_cast<size_t>(heads * (n + 1)), rng);
+      std::vector<float> want = y0;
+      ref.accumulate_rows(weights.data(), 9, heads, v.data(), n + 3, 7, n, want.data(), n + 1);
+      for (const CpuKernels* isa : isas) {
+        std::vector<float> got = y0;
+        isa->accumulate_rows(weights.data(), 9, heads, v.data(), n + 3, 7, n, got.data(), n + 1);
+        EXPECT_TRUE(same_bits(got, want)) << isa->isa << " accumulate_rows n " << n << " heads " << heads;
+      }
+    }
+    std::vector<float> e_ref = scores, silu_ref(n);
+    const float sum_ref = ref.softmax_exp(e_ref.data(), n, 0.125f);
     ref.silu_mul(g.data(), u.data(), silu_ref.data(), n);
-    ref.accumulate_rows(weights.data(), v.data(), n + 3, 7, n, acc_ref.data());
     for (const CpuKernels* isa : isas) {
-      std::vector<float> e = scores, silu(n), acc = acc0;
-      const float sum = isa->exp_sum(e.data(), n, 5.0f);
+      std::vector<float> e = scores, silu(n);
+      const float sum = isa->softmax_exp(e.data(), n, 0.125f);
       isa->silu_mul(g.data(), u.data(), silu.data(), n);
-      isa->accumulate_rows(weights.data(), v.data(), n + 3, 7, n, acc.data());
-      EXPECT_TRUE(same_bits(e, e_ref) && std::memcmp(&sum, &sum_ref, 4) == 0) << isa->isa << " exp_sum n " << n;
+      EXPECT_TRUE(same_bits(e, e_ref) && std::memcmp(&sum, &sum_ref, 4) == 0) << isa->isa << " softmax_exp n " << n;
       EXPECT_TRUE(same_bits(silu, silu_ref)) << isa->isa << " silu_mul n " << n;
-      EXPECT_TRUE(same_bits(acc, acc_ref)) << isa->isa << " accumulate_rows n " << n;
     }
   }
 }
@@ -122,10 +128,10 @@ TEST(CpuKernels, LaneOpsMatchPortableBitwise) {
 TEST(CpuKernels, ExpAndSiluAreAccurate) {
   const CpuKernels& k = cpu::portable_kernels();
   double worst = 0;
-  std::vector<float> xs;
-  for (float x = -86.0f; x <= 87.0f; x += 0.0113f) xs.push_back(x);
+  std::vector<float> xs = {0.0f};  // softmax_exp subtracts the max (0): e = exp(x)
+  for (float x = -86.0f; x <= 0.0f; x += 0.0113f) xs.push_back(x);
   std::vector<float> e = xs;
-  k.exp_sum(e.data(), static_cast<int64_t>(e.size()), 0.0f);
+  k.softmax_exp(e.data(), static_cast<int64_t>(e.size()), 1.0f);
   for (size_t i = 0; i < xs.size(); ++i) {
     const double want = std::exp(static_cast<double>(xs[i]));
     worst = std::max(worst, std::fabs(e[i] - want) / want);

@@ -2,8 +2,8 @@
 // token of a batch, prefill chunks and decode tokens alike: a query at position p attends to cached positions
 // [max(0, p - window + 1), p] of its own sequence. One job is one (token, KV head) pair: the query heads of
 // the group share each K and V row read. A job's arithmetic depends only on its token's query and context
-// (cpu_kernels.h orders): scores by dot_rows, * scale, max, exp and lane-summed denominator by exp_sum, the
-// value sum by accumulate_rows in position order, then / denominator. Jobs go to threads from a shared
+// (cpu_kernels.h orders): scores q.k by dot_rows, exp(scale * score - scale * max) and the lane-summed
+// denominator by softmax_exp, the value sum by accumulate_rows in position order, then / denominator. Jobs go to threads from a shared
 // counter, so long prefill rows and short decode rows balance.
 #include <algorithm>
 #include <atomic>
@@ -41,7 +41,7 @@ void attend(const AttentionCall& c, const AttentionJob& job, int64_t kv_head, st
   const int32_t* table = c.batch.block_tables + static_cast<int64_t>(job.seq) * c.batch.max_blocks_per_seq;
   const float* qg = c.q.ptr<float>() + job.token * c.q.ld + kv_head * group * hd;
   float* og = c.out.ptr<float>() + job.token * c.out.ld + kv_head * group * hd;
-  scores.resize(static_cast<size_t>(group * len));
+  scores.resize(static_cast<size_t>(group * len + group));  // scores, then the denominators
 
   // Runs fn(first position, rows, K or V row pointer of the first) over the context, block run by block run.
   auto for_runs = [&](const void* base, auto&& fn) {
@@ -55,23 +55,17 @@ void attend(const AttentionCall& c, const AttentionJob& job, int64_t kv_head, st
   for_runs(cache.k, [&](int64_t p, int64_t rows, const float* k) {
     c.kernels.dot_rows(qg, hd, group, k, width, rows, hd, scores.data() + (p - first), len, false);
   });
-  std::vector<float> denominators(static_cast<size_t>(group));
   for (int64_t h = 0; h < group; ++h) {
-    float* s = scores.data() + h * len;
-    float max_score = -std::numeric_limits<float>::infinity();
-    for (int64_t i = 0; i < len; ++i) {
-      s[i] = s[i] * c.params.scale;
-      max_score = std::max(max_score, s[i]);
-    }
-    denominators[h] = c.kernels.exp_sum(s, len, max_score);
+    scores[group * len + h] = c.kernels.softmax_exp(scores.data() + h * len, len, c.params.scale);
     std::fill(og + h * hd, og + (h + 1) * hd, 0.0f);
   }
   for_runs(cache.v, [&](int64_t p, int64_t rows, const float* v) {
-    for (int64_t h = 0; h < group; ++h)
-      c.kernels.accumulate_rows(scores.data() + h * len + (p - first), v, width, rows, hd, og + h * hd);
+    c.kernels.accumulate_rows(scores.data() + (p - first), len, group, v, width, rows, hd, og, hd);
   });
-  for (int64_t h = 0; h < group; ++h)
-    for (int64_t i = 0; i < hd; ++i) og[h * hd + i] = og[h * hd + i] / denominators[h];
+  for (int64_t h = 0; h < group; ++h) {
+    const float denominator = scores[group * len + h];
+    for (int64_t i = 0; i < hd; ++i) og[h * hd + i] = og[h * hd + i] / denominator;
+  }
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include "backend/cpu/cpu_gemm.h"
 
 #include <algorithm>
+#include <atomic>
 
 namespace ls::cpu {
 namespace {
@@ -76,16 +77,22 @@ void gemm(CpuThreadPool& pool, const CpuKernels& kernels, const PanelSource& w, 
     gemm_panels(kernels, w, x, ldx, rows, bias, y, ldy, accumulate, 0, panels);
     return;
   }
-  // Threads split the panels (each streams one contiguous run of weights); with fewer panels than threads,
-  // the leftover factor splits the rows.
-  const int64_t by_panels = std::min<int64_t>(threads, panels);
-  const int64_t by_rows = std::min<int64_t>(threads / by_panels, rows);
-  pool.run([&](int t) {
-    const int64_t tp = t % by_panels, tm = t / by_panels;
-    if (tm >= by_rows) return;
-    const int64_t p0 = panels * tp / by_panels, p1 = panels * (tp + 1) / by_panels;
-    const int64_t m0 = rows * tm / by_rows, m1 = rows * (tm + 1) / by_rows;
-    gemm_panels(kernels, w, x + m0 * ldx, ldx, m1 - m0, bias, y + m0 * ldy, ldy, accumulate, p0, p1);
+  if (panels < threads) {  // too few panels to share: the threads split the rows
+    const int64_t parts = std::min<int64_t>(threads, rows);
+    pool.run([&](int t) {
+      if (t >= parts) return;
+      const int64_t m0 = rows * t / parts, m1 = rows * (t + 1) / parts;
+      gemm_panels(kernels, w, x + m0 * ldx, ldx, m1 - m0, bias, y + m0 * ldy, ldy, accumulate, 0, panels);
+    });
+    return;
+  }
+  // Threads take runs of consecutive panels from a shared counter (each run one sequential weight stream), about
+  // four per thread, so a thread that lost its core for a while (another process) delays the op by less.
+  const int64_t run = std::max<int64_t>(1, panels / (4 * threads));
+  std::atomic<int64_t> next{0};
+  pool.run([&](int) {
+    for (int64_t p0 = next.fetch_add(run); p0 < panels; p0 = next.fetch_add(run))
+      gemm_panels(kernels, w, x, ldx, rows, bias, y, ldy, accumulate, p0, std::min(panels, p0 + run));
   });
 }
 

@@ -1,8 +1,8 @@
 // cpu_gemm.h: the CPU GEMM driver, y = x W^T over panels of 64 output columns (packed weights, or LoRA's
-// B^T read in place). It splits the panels (or, with fewer panels than threads, the rows) among the pool's
-// threads, blocks the rows so a block of x stays in L2 while the thread's panels stream past it, and cuts each
-// block into tiles of at most max_tile_rows rows. Every output element is computed by one kernel call in the
-// fixed order of cpu_kernels.h, so none of these choices changes a bit of the result.
+// B^T read in place). The pool's threads take runs of panels from a shared counter (or, with fewer panels
+// than threads, split the rows); a thread blocks the rows so a block of x stays in L2 while its panels stream
+// past, and cuts each block into tiles of at most max_tile_rows rows. Every output element is computed by
+// one kernel call in the fixed order of cpu_kernels.h, so none of these choices changes a bit of the result.
 #pragma once
 
 #include <cstdint>

@@ -64,13 +64,15 @@ struct CpuKernels {
   void (*dot_rows)(const float* x, int64_t ldx, int64_t rows, const float* w, int64_t ldw, int64_t n_rows,
                    int64_t k, float* y, int64_t ldy, bool accumulate) = nullptr;
 
-  // y[i] = fma chain over r = 0 .. count-1 of (weights[r], v[r * ldv + i], y[i]), for i < n.
-  void (*accumulate_rows)(const float* weights, const float* v, int64_t ldv, int64_t count, int64_t n,
-                          float* y) = nullptr;
+  // For h < heads, i < n: y[h][i] = fma chain over r = 0 .. count-1 of (w[h][r], v[r][i], y[h][i]), with
+  // w[h][r] = weights[h * ldw + r], v[r][i] = v[r * ldv + i], y[h][i] = y[h * ldy + i].
+  void (*accumulate_rows)(const float* weights, int64_t ldw, int64_t heads, const float* v, int64_t ldv,
+                          int64_t count, int64_t n, float* y, int64_t ldy) = nullptr;
 
-  // x[i] = exp_poly(x[i] - shift) for i < n; returns their lane sum: a_l = a_l + x[i] over i = l mod 16 in
-  // ascending order from 0, reduced by the dot_rows tree.
-  float (*exp_sum)(float* x, int64_t n, float shift) = nullptr;
+  // Softmax numerators: with m = max x[i] (i < n), x[i] = exp_poly(x[i] * scale - m * scale) (each product
+  // rounded to float32); returns their lane sum: a_l = a_l + x[i] over i = l mod 16 in ascending order from 0,
+  // reduced by the dot_rows tree.
+  float (*softmax_exp)(float* x, int64_t n, float scale) = nullptr;
 
   // out[i] = (g[i] / (1 + exp_poly(-g[i]))) * u[i] for i < n.
   void (*silu_mul)(const float* g, const float* u, float* out, int64_t n) = nullptr;

@@ -8,6 +8,10 @@
 
 #include "backend/cpu/cpu_kernels.h"
 
+// Full unrolling of the small fixed loops over registers (at -O3, GCC 12 otherwise keeps a memory copy of
+// register-array accumulators up to date inside the hot loops).
+#define LS_UNROLL _Pragma("GCC unroll 16")
+
 namespace ls::cpu {
 namespace {
 
@@ -18,8 +22,10 @@ __m256i lane_mask(int64_t valid) {
 
 template <int R>
 void fma_row(__m256 (&acc)[R][4], const float* const (&x)[R], int64_t k, const __m256 (&w)[4]) {
+  LS_UNROLL
   for (int r = 0; r < R; ++r) {
     const __m256 xb = _mm256_set1_ps(x[r][k]);
+    LS_UNROLL
     for (int j = 0; j < 4; ++j) acc[r][j] = _mm256_fmadd_ps(xb, w[j], acc[r][j]);
   }
 }
@@ -28,12 +34,15 @@ template <WeightFormat F>
 void load_row(const void* base, int64_t ldw, int64_t k, int64_t col0, __m256 (&w)[4]) {
   if constexpr (F == WeightFormat::kF32) {
     const float* p = static_cast<const float*>(base) + k * ldw + col0;
+    LS_UNROLL
     for (int j = 0; j < 4; ++j) w[j] = _mm256_loadu_ps(p + 8 * j);
   } else if constexpr (F == WeightFormat::kF16) {
     const uint16_t* p = static_cast<const uint16_t*>(base) + k * ldw + col0;
+    LS_UNROLL
     for (int j = 0; j < 4; ++j) w[j] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8 * j)));
   } else {
     const int8_t* p = static_cast<const int8_t*>(base) + k * ldw + col0;
+    LS_UNROLL
     for (int j = 0; j < 4; ++j)
       w[j] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8 * j))));
   }
@@ -41,12 +50,14 @@ void load_row(const void* base, int64_t ldw, int64_t k, int64_t col0, __m256 (&w
 
 template <int R>
 void store_half(const GemmTile& t, int64_t col0, __m256 (&acc)[R][4]) {
+  LS_UNROLL
   for (int j = 0; j < 4; ++j) {
     const int64_t c = col0 + 8 * j;
     if (c >= t.ncols) break;
     const __m256i m = lane_mask(t.ncols - c);
     const __m256 scale = t.scale ? _mm256_loadu_ps(t.scale + c) : _mm256_setzero_ps();
     const __m256 bias = t.bias ? _mm256_maskload_ps(t.bias + c, m) : _mm256_setzero_ps();
+    LS_UNROLL
     for (int r = 0; r < R; ++r) {
       __m256 v = acc[r][j];
       if (t.scale) v = _mm256_mul_ps(v, scale);
@@ -62,8 +73,10 @@ template <int R, WeightFormat F>
 void gemm_half(const GemmTile& t, int64_t col0) {
   __m256 acc[R][4];
   const float* x[R];
+  LS_UNROLL
   for (int r = 0; r < R; ++r) {
     x[r] = t.x + r * t.ldx;
+    LS_UNROLL
     for (int j = 0; j < 4; ++j) acc[r][j] = _mm256_setzero_ps();
   }
   if constexpr (F == WeightFormat::kBF16) {
@@ -74,15 +87,19 @@ void gemm_half(const GemmTile& t, int64_t col0) {
       const uint16_t* p = w + (k / 2) * 2 * t.ldw;
       __m256i raw[4];
       __m256 wk[4];
+      LS_UNROLL
       for (int j = 0; j < 4; ++j) raw[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16 * j));
+      LS_UNROLL
       for (int j = 0; j < 4; ++j) wk[j] = _mm256_castsi256_ps(_mm256_slli_epi32(raw[j], 16));
       fma_row<R>(acc, x, k, wk);
+      LS_UNROLL
       for (int j = 0; j < 4; ++j) wk[j] = _mm256_castsi256_ps(_mm256_and_si256(raw[j], high));
       fma_row<R>(acc, x, k + 1, wk);
     }
     if (k < t.k) {
       const uint16_t* p = w + (k / 2) * 2 * t.ldw;
       __m256 wk[4];
+      LS_UNROLL
       for (int j = 0; j < 4; ++j)
         wk[j] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16 * j)), 16));
       fma_row<R>(acc, x, k, wk);
@@ -119,10 +136,12 @@ float reduce(__m256 lo, __m256 hi) {
 template <int NB>
 void dot_block(const float* x, const float* w, int64_t ldw, int64_t k, float* out) {
   __m256 lo[NB], hi[NB];
+  LS_UNROLL
   for (int j = 0; j < NB; ++j) lo[j] = hi[j] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) {
     const __m256 xl = _mm256_loadu_ps(x + i), xh = _mm256_loadu_ps(x + i + 8);
+    LS_UNROLL
     for (int j = 0; j < NB; ++j) {
       lo[j] = _mm256_fmadd_ps(xl, _mm256_loadu_ps(w + j * ldw + i), lo[j]);
       hi[j] = _mm256_fmadd_ps(xh, _mm256_loadu_ps(w + j * ldw + i + 8), hi[j]);
@@ -131,11 +150,13 @@ void dot_block(const float* x, const float* w, int64_t ldw, int64_t k, float* ou
   if (i < k) {
     const __m256i ml = lane_mask(k - i), mh = lane_mask(k - i - 8);
     const __m256 xl = _mm256_maskload_ps(x + i, ml), xh = _mm256_maskload_ps(x + i + 8, mh);
+    LS_UNROLL
     for (int j = 0; j < NB; ++j) {
       lo[j] = _mm256_fmadd_ps(xl, _mm256_maskload_ps(w + j * ldw + i, ml), lo[j]);
       hi[j] = _mm256_fmadd_ps(xh, _mm256_maskload_ps(w + j * ldw + i + 8, mh), hi[j]);
     }
   }
+  LS_UNROLL
   for (int j = 0; j < NB; ++j) out[j] = reduce(lo[j], hi[j]);
 }
 
@@ -157,20 +178,45 @@ void dot_rows(const float* x, int64_t ldx, int64_t rows, const float* w, int64_t
   }
 }
 
-void accumulate_rows(const float* weights, const float* v, int64_t ldv, int64_t count, int64_t n, float* y) {
-  for (int64_t i = 0; i < n; i += 32) {
-    __m256i m[4];
-    __m256 a[4];
-    for (int j = 0; j < 4; ++j) {
-      m[j] = lane_mask(n - i - 8 * j);
-      a[j] = _mm256_maskload_ps(y + i + 8 * j, m[j]);
+// accumulate_rows for H heads and 16 columns from the start of v and y (masks m): H x 2 FMA chains.
+template <int H>
+void accumulate_block(const float* weights, int64_t ldw, const float* v, int64_t ldv, int64_t count, const __m256i (&m)[2],
+                      float* y, int64_t ldy) {
+  __m256 a[H][2];
+  LS_UNROLL
+  for (int h = 0; h < H; ++h)
+    LS_UNROLL
+    for (int j = 0; j < 2; ++j) a[h][j] = _mm256_maskload_ps(y + h * ldy + 8 * j, m[j]);
+  for (int64_t r = 0; r < count; ++r) {
+    const __m256 v0 = _mm256_maskload_ps(v + r * ldv, m[0]), v1 = _mm256_maskload_ps(v + r * ldv + 8, m[1]);
+    LS_UNROLL
+    for (int h = 0; h < H; ++h) {
+      const __m256 wr = _mm256_set1_ps(weights[h * ldw + r]);
+      a[h][0] = _mm256_fmadd_ps(wr, v0, a[h][0]);
+      a[h][1] = _mm256_fmadd_ps(wr, v1, a[h][1]);
     }
-    for (int64_t r = 0; r < count; ++r) {
-      const __m256 wr = _mm256_set1_ps(weights[r]);
-      const float* vr = v + r * ldv + i;
-      for (int j = 0; j < 4; ++j) a[j] = _mm256_fmadd_ps(wr, _mm256_maskload_ps(vr + 8 * j, m[j]), a[j]);
+  }
+  LS_UNROLL
+  for (int h = 0; h < H; ++h)
+    LS_UNROLL
+    for (int j = 0; j < 2; ++j) _mm256_maskstore_ps(y + h * ldy + 8 * j, m[j], a[h][j]);
+}
+
+void accumulate_rows(const float* weights, int64_t ldw, int64_t heads, const float* v, int64_t ldv, int64_t count,
+                     int64_t n, float* y, int64_t ldy) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m256i m[2] = {lane_mask(n - i), lane_mask(n - i - 8)};
+    for (int64_t h = 0; h < heads; h += 5) {
+      const float* wh = weights + h * ldw;
+      float* yh = y + h * ldy + i;
+      switch (heads - h < 5 ? heads - h : 5) {
+        case 1: accumulate_block<1>(wh, ldw, v + i, ldv, count, m, yh, ldy); break;
+        case 2: accumulate_block<2>(wh, ldw, v + i, ldv, count, m, yh, ldy); break;
+        case 3: accumulate_block<3>(wh, ldw, v + i, ldv, count, m, yh, ldy); break;
+        case 4: accumulate_block<4>(wh, ldw, v + i, ldv, count, m, yh, ldy); break;
+        default: accumulate_block<5>(wh, ldw, v + i, ldv, count, m, yh, ldy); break;
+      }
     }
-    for (int j = 0; j < 4; ++j) _mm256_maskstore_ps(y + i + 8 * j, m[j], a[j]);
   }
 }
 
@@ -180,17 +226,27 @@ __m256 exp_poly(__m256 v) {
   __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-kLn2Hi), v);
   r = _mm256_fmadd_ps(n, _mm256_set1_ps(-kLn2Lo), r);
   __m256 p = _mm256_set1_ps(kExpC[0]);
+  LS_UNROLL
   for (int i = 1; i < 8; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpC[i]));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
 }
 
-float exp_sum(float* x, int64_t n, float shift) {
-  __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  const __m256 s = _mm256_set1_ps(shift);
+float softmax_exp(float* x, int64_t n, float scale) {
+  __m256 mx = _mm256_set1_ps(x[0]);
   for (int64_t i = 0; i < n; i += 8) {
     const __m256i m = lane_mask(n - i);
-    const __m256 e = exp_poly(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), s));
+    mx = _mm256_blendv_ps(mx, _mm256_max_ps(mx, _mm256_maskload_ps(x + i, m)), _mm256_castsi256_ps(m));
+  }
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+  const __m256 sc = _mm256_set1_ps(scale);
+  const __m256 shift = _mm256_mul_ps(_mm256_set1_ps(_mm_cvtss_f32(m4)), sc);
+  __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = lane_mask(n - i);
+    const __m256 e = exp_poly(_mm256_sub_ps(_mm256_mul_ps(_mm256_maskload_ps(x + i, m), sc), shift));
     _mm256_maskstore_ps(x + i, m, e);
     const int h = static_cast<int>((i / 8) & 1);  // lanes 0-7 or 8-15 of the 16-lane sum
     a[h] = _mm256_add_ps(a[h], _mm256_and_ps(e, _mm256_castsi256_ps(m)));
@@ -223,7 +279,7 @@ const CpuKernels& avx2_kernel_table() {
     t.gemm[static_cast<int>(WeightFormat::kI8)] = gemm_rows<WeightFormat::kI8>;
     t.dot_rows = dot_rows;
     t.accumulate_rows = accumulate_rows;
-    t.exp_sum = exp_sum;
+    t.softmax_exp = softmax_exp;
     t.silu_mul = silu_mul;
     return t;
   }();

@@ -10,6 +10,10 @@
 
 #include "backend/cpu/cpu_kernels.h"
 
+// Full unrolling of the small fixed loops over registers (at -O3, GCC 12 otherwise keeps a memory copy of
+// register-array accumulators up to date inside the hot loops).
+#define LS_UNROLL _Pragma("GCC unroll 16")
+
 namespace ls::cpu {
 namespace {
 
@@ -24,11 +28,13 @@ __mmask16 col_mask(int32_t ncols, int j) {
 
 template <int R>
 void store_tile(const GemmTile& t, __m512 (&acc)[R][4]) {
+  LS_UNROLL
   for (int j = 0; j < 4; ++j) {
     const __mmask16 m = col_mask(t.ncols, j);
     if (!m) continue;
     const __m512 scale = t.scale ? _mm512_loadu_ps(t.scale + 16 * j) : _mm512_setzero_ps();
     const __m512 bias = t.bias ? load_bias(t.bias + 16 * j, m) : _mm512_setzero_ps();
+    LS_UNROLL
     for (int r = 0; r < R; ++r) {
       __m512 v = acc[r][j];
       if (t.scale) v = _mm512_mul_ps(v, scale);
@@ -42,8 +48,10 @@ void store_tile(const GemmTile& t, __m512 (&acc)[R][4]) {
 
 template <int R>
 void fma_row(__m512 (&acc)[R][4], const float* const (&x)[R], int64_t k, const __m512 (&w)[4]) {
+  LS_UNROLL
   for (int r = 0; r < R; ++r) {
     const __m512 xb = _mm512_set1_ps(x[r][k]);
+    LS_UNROLL
     for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_fmadd_ps(xb, w[j], acc[r][j]);
   }
 }
@@ -52,12 +60,15 @@ template <WeightFormat F>
 void load_row(const void* base, int64_t ldw, int64_t k, __m512 (&w)[4]) {
   if constexpr (F == WeightFormat::kF32) {
     const float* p = static_cast<const float*>(base) + k * ldw;
+    LS_UNROLL
     for (int j = 0; j < 4; ++j) w[j] = _mm512_loadu_ps(p + 16 * j);
   } else if constexpr (F == WeightFormat::kF16) {
     const uint16_t* p = static_cast<const uint16_t*>(base) + k * ldw;
+    LS_UNROLL
     for (int j = 0; j < 4; ++j) w[j] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16 * j)));
   } else {
     const int8_t* p = static_cast<const int8_t*>(base) + k * ldw;
+    LS_UNROLL
     for (int j = 0; j < 4; ++j)
       w[j] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * j))));
   }
@@ -67,8 +78,10 @@ template <int R, WeightFormat F>
 void gemm(const GemmTile& t) {
   __m512 acc[R][4];
   const float* x[R];
+  LS_UNROLL
   for (int r = 0; r < R; ++r) {
     x[r] = t.x + r * t.ldx;
+    LS_UNROLL
     for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
   }
   if constexpr (F == WeightFormat::kBF16) {
@@ -79,15 +92,19 @@ void gemm(const GemmTile& t) {
       const uint16_t* p = w + (k / 2) * 2 * t.ldw;
       __m512i raw[4];
       __m512 wk[4];
+      LS_UNROLL
       for (int j = 0; j < 4; ++j) raw[j] = _mm512_loadu_si512(p + 32 * j);
+      LS_UNROLL
       for (int j = 0; j < 4; ++j) wk[j] = _mm512_castsi512_ps(_mm512_slli_epi32(raw[j], 16));
       fma_row<R>(acc, x, k, wk);
+      LS_UNROLL
       for (int j = 0; j < 4; ++j) wk[j] = _mm512_castsi512_ps(_mm512_and_si512(raw[j], high));
       fma_row<R>(acc, x, k + 1, wk);
     }
     if (k < t.k) {
       const uint16_t* p = w + (k / 2) * 2 * t.ldw;
       __m512 wk[4];
+      LS_UNROLL
       for (int j = 0; j < 4; ++j) wk[j] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_loadu_si512(p + 32 * j), 16));
       fma_row<R>(acc, x, k, wk);
     }
@@ -114,18 +131,21 @@ void gemm_rows(const GemmTile& t) {
 }
 
 // The dot_rows tree of cpu_kernels.h for 16 accumulators at once: lane j of the result is accumulator j's sum.
-__m512 reduce16(const __m512 (&a)[16]) {
+inline __attribute__((always_inline)) __m512 reduce16(const __m512 (&a)[16]) {
   __m512 u[8], w[4], r[2];
+  LS_UNROLL
   for (int i = 0; i < 8; ++i) {  // s8: quarters 0, 1 of a[2i] plus quarters 2, 3; same for a[2i+1]
     const __m512 lo = _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0));
     const __m512 hi = _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2));
     u[i] = _mm512_add_ps(lo, hi);
   }
+  LS_UNROLL
   for (int i = 0; i < 4; ++i) {  // s4: quarter q of w[i] holds accumulator 4i + q
     const __m512 lo = _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0));
     const __m512 hi = _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1));
     w[i] = _mm512_add_ps(lo, hi);
   }
+  LS_UNROLL
   for (int i = 0; i < 2; ++i) {  // s2: per quarter [w_even s2[0], s2[1], w_odd s2[0], s2[1]]
     const __m512d a0 = _mm512_castps_pd(w[2 * i]), a1 = _mm512_castps_pd(w[2 * i + 1]);
     r[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a0, a1)), _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a1)));
@@ -137,22 +157,28 @@ __m512 reduce16(const __m512 (&a)[16]) {
   return _mm512_permutexvar_ps(order, s);
 }
 
+// Lane j < NB: the lane-form dot of x with w row j (accumulators in registers, reduced in one network).
 template <int NB>
-void dot_block(const float* x, const float* w, int64_t ldw, int64_t k, __m512 (&acc)[16]) {
+__m512 dot_block(const float* x, const float* w, int64_t ldw, int64_t k) {
+  __m512 acc[16];
+  LS_UNROLL
   for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) {
     const __m512 xv = _mm512_loadu_ps(x + i);
+    LS_UNROLL
     for (int j = 0; j < NB; ++j) acc[j] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w + j * ldw + i), acc[j]);
   }
   if (i < k) {
     const __mmask16 m = static_cast<__mmask16>((1u << (k - i)) - 1u);
     const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+    LS_UNROLL
     for (int j = 0; j < NB; ++j) acc[j] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, w + j * ldw + i), acc[j]);
   }
+  return reduce16(acc);
 }
 
-using DotBlockFn = void (*)(const float*, const float*, int64_t, int64_t, __m512 (&)[16]);
+using DotBlockFn = __m512 (*)(const float*, const float*, int64_t, int64_t);
 const DotBlockFn kDotBlocks[16] = {dot_block<1>,  dot_block<2>,  dot_block<3>,  dot_block<4>,
                                    dot_block<5>,  dot_block<6>,  dot_block<7>,  dot_block<8>,
                                    dot_block<9>,  dot_block<10>, dot_block<11>, dot_block<12>,
@@ -160,13 +186,11 @@ const DotBlockFn kDotBlocks[16] = {dot_block<1>,  dot_block<2>,  dot_block<3>,  
 
 void dot_rows(const float* x, int64_t ldx, int64_t rows, const float* w, int64_t ldw, int64_t n_rows, int64_t k,
               float* y, int64_t ldy, bool accumulate) {
-  for (int64_t m = 0; m < rows; ++m) {
-    for (int64_t n = 0; n < n_rows; n += 16) {
-      const int64_t nb = n_rows - n < 16 ? n_rows - n : 16;
-      __m512 acc[16];
-      kDotBlocks[nb - 1](x + m * ldx, w + n * ldw, ldw, k, acc);
-      __m512 d = reduce16(acc);
-      const __mmask16 mask = static_cast<__mmask16>((1u << nb) - 1u);
+  for (int64_t n = 0; n < n_rows; n += 16) {
+    const int64_t nb = n_rows - n < 16 ? n_rows - n : 16;
+    const __mmask16 mask = static_cast<__mmask16>((1u << nb) - 1u);
+    for (int64_t m = 0; m < rows; ++m) {
+      __m512 d = kDotBlocks[nb - 1](x + m * ldx, w + n * ldw, ldw, k);
       float* out = y + m * ldy + n;
       if (accumulate) d = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), d);
       _mm512_mask_storeu_ps(out, mask, d);
@@ -174,21 +198,52 @@ void dot_rows(const float* x, int64_t ldx, int64_t rows, const float* w, int64_t
   }
 }
 
-void accumulate_rows(const float* weights, const float* v, int64_t ldv, int64_t count, int64_t n, float* y) {
+// accumulate_rows for H heads and 64 columns from i (mask m): H x 4 independent FMA chains.
+template <int H>
+void accumulate_block(const float* weights, int64_t ldw, const float* v, int64_t ldv, int64_t count, const __mmask16 (&m)[4],
+                      float* y, int64_t ldy) {
+  __m512 a[H][4];
+  LS_UNROLL
+  for (int h = 0; h < H; ++h)
+    LS_UNROLL
+    for (int j = 0; j < 4; ++j) a[h][j] = _mm512_maskz_loadu_ps(m[j], y + h * ldy + 16 * j);
+  for (int64_t r = 0; r < count; ++r) {
+    __m512 vr[4];
+    LS_UNROLL
+    for (int j = 0; j < 4; ++j) vr[j] = _mm512_maskz_loadu_ps(m[j], v + r * ldv + 16 * j);
+    LS_UNROLL
+    for (int h = 0; h < H; ++h) {
+      const __m512 wr = _mm512_set1_ps(weights[h * ldw + r]);
+      LS_UNROLL
+      for (int j = 0; j < 4; ++j) a[h][j] = _mm512_fmadd_ps(wr, vr[j], a[h][j]);
+    }
+  }
+  LS_UNROLL
+  for (int h = 0; h < H; ++h)
+    LS_UNROLL
+    for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(y + h * ldy + 16 * j, m[j], a[h][j]);
+}
+
+void accumulate_rows(const float* weights, int64_t ldw, int64_t heads, const float* v, int64_t ldv, int64_t count,
+                     int64_t n, float* y, int64_t ldy) {
   for (int64_t i = 0; i < n; i += 64) {
     __mmask16 m[4];
-    __m512 a[4];
+    LS_UNROLL
     for (int j = 0; j < 4; ++j) {
       const int64_t valid = n - i - 16 * j;
       m[j] = valid >= 16 ? 0xFFFF : valid <= 0 ? 0 : static_cast<__mmask16>((1u << valid) - 1u);
-      a[j] = _mm512_maskz_loadu_ps(m[j], y + i + 16 * j);
     }
-    for (int64_t r = 0; r < count; ++r) {
-      const __m512 wr = _mm512_set1_ps(weights[r]);
-      const float* vr = v + r * ldv + i;
-      for (int j = 0; j < 4; ++j) a[j] = _mm512_fmadd_ps(wr, _mm512_maskz_loadu_ps(m[j], vr + 16 * j), a[j]);
+    for (int64_t h = 0; h < heads; h += 5) {
+      const float* wh = weights + h * ldw;
+      float* yh = y + h * ldy + i;
+      switch (heads - h < 5 ? heads - h : 5) {
+        case 1: accumulate_block<1>(wh, ldw, v + i, ldv, count, m, yh, ldy); break;
+        case 2: accumulate_block<2>(wh, ldw, v + i, ldv, count, m, yh, ldy); break;
+        case 3: accumulate_block<3>(wh, ldw, v + i, ldv, count, m, yh, ldy); break;
+        case 4: accumulate_block<4>(wh, ldw, v + i, ldv, count, m, yh, ldy); break;
+        default: accumulate_block<5>(wh, ldw, v + i, ldv, count, m, yh, ldy); break;
+      }
     }
-    for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(y + i + 16 * j, m[j], a[j]);
   }
 }
 
@@ -198,26 +253,30 @@ __m512 exp_poly(__m512 v) {
   __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-kLn2Hi), v);
   r = _mm512_fmadd_ps(n, _mm512_set1_ps(-kLn2Lo), r);
   __m512 p = _mm512_set1_ps(kExpC[0]);
+  LS_UNROLL
   for (int i = 1; i < 8; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpC[i]));
   const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
   return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
 }
 
-float exp_sum(float* x, int64_t n, float shift) {
-  __m512 a = _mm512_setzero_ps();
-  const __m512 s = _mm512_set1_ps(shift);
+float softmax_exp(float* x, int64_t n, float scale) {
+  __m512 mx = _mm512_set1_ps(x[0]);
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - i)) - 1u);
-    const __m512 e = exp_poly(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s));
-    _mm512_mask_storeu_ps(x + i, m, e);
-    a = _mm512_mask_add_ps(a, m, a, e);
+    mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, x + i));
   }
+  const __m512 sc = _mm512_set1_ps(scale);
+  const __m512 shift = _mm512_mul_ps(_mm512_set1_ps(_mm512_reduce_max_ps(mx)), sc);
   __m512 acc[16];
-  acc[0] = a;
-  for (int j = 1; j < 16; ++j) acc[j] = _mm512_setzero_ps();
-  float out[16];
-  _mm512_storeu_ps(out, reduce16(acc));
-  return out[0];
+  LS_UNROLL
+  for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 e = exp_poly(_mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), sc), shift));
+    _mm512_mask_storeu_ps(x + i, m, e);
+    acc[0] = _mm512_mask_add_ps(acc[0], m, acc[0], e);
+  }
+  return _mm512_cvtss_f32(reduce16(acc));
 }
 
 void silu_mul(const float* g, const float* u, float* out, int64_t n) {
@@ -245,7 +304,7 @@ const CpuKernels& avx512_kernel_table() {
     t.gemm[static_cast<int>(WeightFormat::kI8)] = gemm_rows<WeightFormat::kI8>;
     t.dot_rows = dot_rows;
     t.accumulate_rows = accumulate_rows;
-    t.exp_sum = exp_sum;
+    t.softmax_exp = softmax_exp;
     t.silu_mul = silu_mul;
     return t;
   }();

@@ -64,12 +64,14 @@ void dot_rows(const float* x, int64_t ldx, int64_t rows, const float* w, int64_t
   }
 }
 
-void accumulate_rows(const float* weights, const float* v, int64_t ldv, int64_t count, int64_t n, float* y) {
-  for (int64_t i = 0; i < n; ++i) {
-    float a = y[i];
-    for (int64_t r = 0; r < count; ++r) a = std::fma(weights[r], v[r * ldv + i], a);
-    y[i] = a;
-  }
+void accumulate_rows(const float* weights, int64_t ldw, int64_t heads, const float* v, int64_t ldv, int64_t count,
+                     int64_t n, float* y, int64_t ldy) {
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < n; ++i) {
+      float a = y[h * ldy + i];
+      for (int64_t r = 0; r < count; ++r) a = std::fma(weights[h * ldw + r], v[r * ldv + i], a);
+      y[h * ldy + i] = a;
+    }
 }
 
 float exp_poly(float v) {
@@ -83,10 +85,13 @@ float exp_poly(float v) {
   return p * scale;
 }
 
-float exp_sum(float* x, int64_t n, float shift) {
+float softmax_exp(float* x, int64_t n, float scale) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; ++i) m = std::fmax(m, x[i]);
+  const float shift = m * scale;
   float a[16] = {};
   for (int64_t i = 0; i < n; ++i) {
-    x[i] = exp_poly(x[i] - shift);
+    x[i] = exp_poly(x[i] * scale - shift);
     a[i % 16] = a[i % 16] + x[i];
   }
   return tree16(a);
@@ -109,7 +114,7 @@ const CpuKernels& portable_kernels() {
     t.gemm[static_cast<int>(WeightFormat::kI8)] = gemm<WeightFormat::kI8>;
     t.dot_rows = dot_rows;
     t.accumulate_rows = accumulate_rows;
-    t.exp_sum = exp_sum;
+    t.softmax_exp = softmax_exp;
     t.silu_mul = silu_mul;
     return t;
   }();
