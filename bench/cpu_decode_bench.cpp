@@ -6,10 +6,13 @@
 //    bandwidth from a probe that streams like the GEMM does (one sequential stream per thread): the median of 7
 //    repetitions before the decode runs (min and max printed, and the probe repeated after them);
 //  - compute: batch x parameters multiply-adds at the measured float32 FMA rate of all threads.
-// A step cannot be faster than the larger of the two.
+// A step cannot be faster than the larger of the two. With --lora-rank R (default 16; 0 skips it) the batch-8
+// decode also runs with four synthetic rank-R adapters on all seven projections, the sequences rotating over
+// them (two per adapter: four segments in every step), next to the base-only step; the floor of the difference
+// is the adapters' bytes (read once per step) or their multiply-adds, whichever takes longer.
 //
 // Usage: cpu_decode_bench [--config DIR] [--weights f32,bf16,int8] [--batches 1,8,32] [--context N] [--steps N]
-//                         [--threads N] [--probe-mib N]
+//                         [--threads N] [--probe-mib N] [--lora-rank R]
 #include <sys/mman.h>
 
 #if defined(__x86_64__)
@@ -28,7 +31,8 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "model/single_sequence.h"
+#include "backend/random_fill.h"
+#include "lora/lora_slots.h"
 #include "model/transformer.h"
 
 namespace {
@@ -143,18 +147,20 @@ struct Args {
   int steps = 16;
   int threads = 0;
   int probe_mib = 512;
+  int lora_rank = 16;
 };
 
 const char* const kUsage =
     "usage: cpu_decode_bench [--config DIR] [--weights f32,bf16,int8] [--batches 1,8,32] [--context N]\n"
-    "                        [--steps N] [--threads N] [--probe-mib N]\n"
+    "                        [--steps N] [--threads N] [--probe-mib N] [--lora-rank R]\n"
     "  --config DIR     model directory with config.json (random weights; default tests/data/configs/llama-0.5b)\n"
     "  --weights LIST   CPU weight formats to measure (default f32,bf16,int8)\n"
     "  --batches LIST   decode batch sizes (default 1,8,32)\n"
     "  --context N      cached tokens per sequence before the timed steps (default 128)\n"
     "  --steps N        timed decode steps per batch size, after one warm-up step (default 16)\n"
     "  --threads N      CPU threads (default: one per core)\n"
-    "  --probe-mib N    bandwidth probe buffer in MiB (default 512)\n";
+    "  --probe-mib N    bandwidth probe buffer in MiB (default 512)\n"
+    "  --lora-rank R    rank of the four synthetic adapters of the mixed batch-8 run (default 16; 0: skip)\n";
 
 bool parse(int argc, char** argv, Args& a) {
   for (int i = 1; i < argc; ++i) {
@@ -175,18 +181,20 @@ bool parse(int argc, char** argv, Args& a) {
       else if (k == "--steps") a.steps = std::stoi(v);
       else if (k == "--threads") a.threads = std::stoi(v);
       else if (k == "--probe-mib") a.probe_mib = std::stoi(v);
+      else if (k == "--lora-rank") a.lora_rank = std::stoi(v);
       else return false;
     } catch (const std::exception&) {
       return false;
     }
   }
-  return a.context >= 0 && a.steps >= 1 && a.threads >= 0 && a.probe_mib >= 16 && !a.batches.empty() &&
+  return a.context >= 0 && a.steps >= 1 && a.threads >= 0 && a.probe_mib >= 16 && a.lora_rank >= 0 && !a.batches.empty() &&
          *std::min_element(a.batches.begin(), a.batches.end()) >= 1;
 }
 
 // Decodes `steps` timed tokens (after one warm-up) for `batch` sequences that already hold `context` cached
-// tokens; returns the seconds of each timed step.
-std::vector<double> time_decode(ls::Transformer& model, ls::KvCache& kv, int batch, int context, int steps) {
+// tokens (sequence s on adapter slot slots[s] when given); returns the seconds of each timed step.
+std::vector<double> time_decode(ls::Transformer& model, ls::KvCache& kv, int batch, int context, int steps,
+                                const ls::LoraTable* lora = nullptr, const std::vector<int32_t>& slots = {}) {
   const int bs = kv.block_size();
   const int blocks_per_seq = (context + steps + 1 + bs - 1) / bs;  // the warm-up step writes a position too
   ls::ForwardBatch fb;
@@ -195,12 +203,13 @@ std::vector<double> time_decode(ls::Transformer& model, ls::KvCache& kv, int bat
     step.num_cached = context;
     for (int b = 0; b < blocks_per_seq; ++b) step.block_table.push_back(s * blocks_per_seq + b);
     step.tokens = {static_cast<int32_t>(100 + s)};
+    step.lora_slot = slots.empty() ? -1 : slots[s];
     fb.seqs.push_back(step);
   }
   std::vector<double> times;
   for (int i = 0; i < steps + 1; ++i) {
     const auto t = Clock::now();
-    auto logits = model.forward(fb, kv, nullptr);
+    auto logits = model.forward(fb, kv, lora);
     if (!logits.is_ok()) {
       std::fprintf(stderr, "%s\n", logits.status().to_string().c_str());
       std::exit(1);
@@ -226,6 +235,52 @@ double step_weight_bytes(const ls::ModelWeights& w) {
   add(w.final_norm);
   add(w.lm_head);
   return bytes;
+}
+
+// Random adapters of `rank` on all seven projections of every layer (A and B uniform in +-1/sqrt(in)).
+ls::LoraAdapter synthetic_adapter(const ls::ModelConfig& c, int rank, uint64_t seed) {
+  ls::LoraAdapter a;
+  a.max_rank = rank;
+  const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), i = c.intermediate_size;
+  const int64_t dims[ls::kNumLoraModules][2] = {{h, q}, {h, kv}, {h, kv}, {q, h}, {h, i}, {h, i}, {i, h}};
+  a.layers.resize(static_cast<size_t>(c.num_layers));
+  for (auto& layer : a.layers)
+    for (int m = 0; m < ls::kNumLoraModules; ++m) {
+      ls::LoraModuleTensors& t = layer[m];
+      t.rank = rank;
+      t.a.resize(static_cast<size_t>(rank * dims[m][0]));
+      t.b.resize(static_cast<size_t>(dims[m][1] * rank));
+      for (size_t j = 0; j < t.a.size(); ++j) t.a[j] = ls::uniform_at(seed++, j, -0.03f, 0.03f);
+      for (size_t j = 0; j < t.b.size(); ++j) t.b[j] = ls::uniform_at(seed++, j, -0.03f, 0.03f);
+      a.num_parameters += t.a.size() + t.b.size();
+    }
+  return a;
+}
+
+// Batch 8, base only and rotating over four rank-R adapters, on the same model and cache.
+void lora_rows(const std::string& format, ls::Backend& backend, ls::Transformer& model, ls::KvCache& kv,
+               const Args& args, double bandwidth, double fma_rate) {
+  const ls::ModelConfig& c = model.config();
+  auto slots = ls::LoraSlots::create(backend, c, 4);
+  if (!slots.is_ok()) return;
+  double adapter_params = 0;
+  for (int32_t s = 0; s < 4; ++s) {
+    const ls::LoraAdapter a = synthetic_adapter(c, args.lora_rank, 7000 + 1000000ull * s);
+    adapter_params += static_cast<double>(a.num_parameters);
+    if (!slots->load(s, a).is_ok()) return;
+  }
+  const int batch = 8;
+  const std::vector<int32_t> rotating = {0, 0, 1, 1, 2, 2, 3, 3};
+  const double base = median(time_decode(model, kv, batch, args.context, args.steps));
+  const double mixed = median(time_decode(model, kv, batch, args.context, args.steps, &*slots, rotating));
+  // Each adapter's A and B are read once per step (float32, or bf16 with bf16 / int8 weights); each token does
+  // rank x (in + out) multiply-adds per module.
+  const double bytes = adapter_params * (format == "f32" ? 4 : 2), macs = batch * adapter_params / 4;
+  const double floor = std::max(bytes / bandwidth, fma_rate > 0 ? macs / fma_rate : 0.0);
+  std::printf("%-7s %6s %9.2f ms base, %9.2f ms rotating over 4 rank-%d adapters (%.1f%% of base throughput); "
+              "adapters add %.2f ms, floor %.2f ms (%.0f MB, %.0fM multiply-adds)\n",
+              format.c_str(), "8 lora", base * 1e3, mixed * 1e3, args.lora_rank, 100 * base / mixed, (mixed - base) * 1e3,
+              floor * 1e3, bytes / 1e6, macs / 1e6);
 }
 
 }  // namespace
@@ -274,7 +329,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", model.status().to_string().c_str());
       return 1;
     }
-    const int max_batch = *std::max_element(args.batches.begin(), args.batches.end());
+    const int max_batch = std::max(8, *std::max_element(args.batches.begin(), args.batches.end()));
     const int block_size = 16, blocks_per_seq = (args.context + args.steps + 1 + block_size - 1) / block_size;
     auto kv = ls::KvCache::create(**backend, c, max_batch * blocks_per_seq, block_size).value();
     for (int64_t l = 0; l < c.num_layers; ++l) {  // a realistic context, not uninitialized memory
@@ -295,6 +350,7 @@ int main(int argc, char** argv) {
                   *std::min_element(times.begin(), times.end()) * 1e3, *std::max_element(times.begin(), times.end()) * 1e3,
                   batch / step, mem_floor * 1e3, fma_floor * 1e3, batch / floor, 100 * floor / step);
     }
+    if (args.lora_rank > 0) lora_rows(format, **backend, **model, kv, args, median(probes) * 1e9, fma_rate);
   }
   const std::vector<double> after = probe_bandwidth(threads, size_t(args.probe_mib) << 20, 7);
   std::printf("read bandwidth after the runs: median %.1f GB/s, min %.1f, max %.1f\n", median(after),

@@ -88,13 +88,18 @@ TEST(CpuKernels, LaneOpsMatchPortableBitwise) {
       for (int64_t rows : {1, 3}) {
         const auto x = random_values(static_cast<size_t>(rows * k), rng), w = random_values(static_cast<size_t>(n * k), rng);
         const auto y0 = random_values(static_cast<size_t>(rows * n), rng);
+        std::vector<uint16_t> w16(w.size());
+        for (size_t i = 0; i < w.size(); ++i) w16[i] = float_to_bf16(w[i]);
         for (bool acc : {false, true}) {
-          std::vector<float> want = y0;
+          std::vector<float> want = y0, want16 = y0;
           ref.dot_rows(x.data(), k, rows, w.data(), k, n, k, want.data(), n, acc);
+          ref.dot_rows_bf16(x.data(), k, rows, w16.data(), k, n, k, want16.data(), n, acc);
           for (const CpuKernels* isa : isas) {
-            std::vector<float> got = y0;
+            std::vector<float> got = y0, got16 = y0;
             isa->dot_rows(x.data(), k, rows, w.data(), k, n, k, got.data(), n, acc);
+            isa->dot_rows_bf16(x.data(), k, rows, w16.data(), k, n, k, got16.data(), n, acc);
             EXPECT_TRUE(same_bits(got, want)) << isa->isa << " dot_rows k " << k << " n " << n << " rows " << rows;
+            EXPECT_TRUE(same_bits(got16, want16)) << isa->isa << " dot_rows_bf16 k " << k << " n " << n << " rows " << rows;
           }
         }
       }
@@ -206,15 +211,20 @@ TEST(CpuLinear, ReducedFormatsStayWithinTheirRounding) {
   }
 }
 
+// Every index exactly once, with workers spinning (200 us) or asleep between calls (0 us), in chunks of 1 and 7.
 TEST(CpuThreadPool, ParallelForCoversEveryIndexOnce) {
-  CpuThreadPool pool(3);
-  for (int64_t n : {0, 1, 2, 7, 1000}) {
-    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
-    for (int rep = 0; rep < 50; ++rep)
-      pool.parallel_for(n, 1, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
-      });
-    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 50) << "n " << n << " index " << i;
+  for (int spin_us : {0, 200}) {
+    CpuThreadPool pool(3, spin_us);
+    for (int64_t n : {0, 1, 2, 7, 1000})
+      for (int64_t chunk : {1, 7}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        for (int rep = 0; rep < 50; ++rep)
+          pool.parallel_for(n, chunk, [&](int64_t b, int64_t e) {
+            EXPECT_TRUE(e - b == chunk || e == n) << "chunk [" << b << ", " << e << ")";
+            for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
+          });
+        for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 50) << "n " << n << " index " << i;
+      }
   }
 }
 

@@ -3,10 +3,9 @@
 // [max(0, p - window + 1), p] of its own sequence. One job is one (token, KV head) pair: the query heads of
 // the group share each K and V row read. A job's arithmetic depends only on its token's query and context
 // (cpu_kernels.h orders): scores q.k by dot_rows, exp(scale * score - scale * max) and the lane-summed
-// denominator by softmax_exp, the value sum by accumulate_rows in position order, then / denominator. Jobs go to threads from a shared
-// counter, so long prefill rows and short decode rows balance.
+// denominator by softmax_exp, the value sum by accumulate_rows in position order, then / denominator. Jobs go
+// to threads in small chunks from a shared counter, so long prefill rows and short decode rows balance.
 #include <algorithm>
-#include <atomic>
 #include <limits>
 #include <vector>
 
@@ -81,17 +80,10 @@ void CpuBackend::attention(const BatchMeta& batch, Tensor q, const KvLayer& cach
     for (int32_t t = batch.query_start[s]; t < batch.query_start[s + 1]; ++t) jobs.push_back({s, t});
   const int64_t groups = cache.num_kv_heads, total = static_cast<int64_t>(jobs.size()) * groups;
   const AttentionCall call{batch, q, cache, params, out, *kernels_};
-  std::atomic<int64_t> next{0};
-  auto work = [&](int) {
+  pool_.parallel_for(total, std::max<int64_t>(1, total / (8 * pool_.size())), [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
-    for (int64_t j = next.fetch_add(1); j < total; j = next.fetch_add(1))
-      attend(call, jobs[j / groups], j % groups, scores);
-  };
-  if (total == 1) {
-    work(0);
-  } else {
-    pool_.run(work);
-  }
+    for (int64_t j = begin; j < end; ++j) attend(call, jobs[j / groups], j % groups, scores);
+  });
 }
 
 }  // namespace ls

@@ -160,10 +160,20 @@ void CpuBackend::fill_uniform(Tensor t, uint64_t seed, float lo, float hi) {
 
 void CpuBackend::upload_lora(void* a, void* b, const float* host_a, const float* host_b, int64_t rank, int64_t in_dim,
                              int64_t out_dim) {
-  upload_f32(a, host_a, static_cast<size_t>(rank * in_dim));
-  auto* bt = static_cast<float*>(b);  // B^T [rank, out_dim]: the expand GEMM reads it as k-major panels
+  // B^T [rank, out_dim]: the expand GEMM reads it as k-major panels (bf16: in rank pairs).
+  if (!lora_bf16()) {
+    upload_f32(a, host_a, static_cast<size_t>(rank * in_dim));
+    auto* bt = static_cast<float*>(b);
+    for (int64_t n = 0; n < out_dim; ++n)
+      for (int64_t r = 0; r < rank; ++r) bt[r * out_dim + n] = host_b[n * rank + r];
+    return;
+  }
+  auto* a16 = static_cast<uint16_t*>(a);
+  for (int64_t i = 0; i < rank * in_dim; ++i) a16[i] = float_to_bf16(host_a[i]);
+  auto* bt = static_cast<uint16_t*>(b);
   for (int64_t n = 0; n < out_dim; ++n)
-    for (int64_t r = 0; r < rank; ++r) bt[r * out_dim + n] = host_b[n * rank + r];
+    for (int64_t r = 0; r < (rank + 1) / 2 * 2; ++r)
+      bt[(r / 2) * 2 * out_dim + 2 * n + (r & 1)] = r < rank ? float_to_bf16(host_b[n * rank + r]) : 0;
 }
 
 void CpuBackend::embedding(const BatchMeta& batch, Tensor table, Tensor out) {

@@ -67,6 +67,8 @@ class CpuBackend final : public Backend {
 
   // The packed matrix behind a weight tensor from allocate_weight; null for any other tensor.
   const cpu::PackedMatrix* packed(const Tensor& w) const;
+  // LoRA matrices are stored in bf16 when the weights are bf16 or int8 (float32 with float32 weights).
+  bool lora_bf16() const { return weights_ != cpu::WeightFormat::kF32; }
 
  private:
   // Packed weights by data pointer; shared with the deleters of their buffers, which unregister them.

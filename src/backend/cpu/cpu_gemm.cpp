@@ -2,7 +2,6 @@
 #include "backend/cpu/cpu_gemm.h"
 
 #include <algorithm>
-#include <atomic>
 
 namespace ls::cpu {
 namespace {
@@ -31,6 +30,17 @@ PanelSource PanelSource::k_major_f32(const float* w, int64_t k, int64_t n) {
   s.format = WeightFormat::kF32;
   s.base = reinterpret_cast<const char*>(w);
   s.panel_stride = kPanelCols * sizeof(float);
+  s.ldw = n;
+  s.k = k;
+  s.n = n;
+  return s;
+}
+
+PanelSource PanelSource::k_major_bf16(const uint16_t* w, int64_t k, int64_t n) {
+  PanelSource s;
+  s.format = WeightFormat::kBF16;
+  s.base = reinterpret_cast<const char*>(w);
+  s.panel_stride = kPanelCols * 2 * sizeof(uint16_t);
   s.ldw = n;
   s.k = k;
   s.n = n;
@@ -78,21 +88,15 @@ void gemm(CpuThreadPool& pool, const CpuKernels& kernels, const PanelSource& w, 
     return;
   }
   if (panels < threads) {  // too few panels to share: the threads split the rows
-    const int64_t parts = std::min<int64_t>(threads, rows);
-    pool.run([&](int t) {
-      if (t >= parts) return;
-      const int64_t m0 = rows * t / parts, m1 = rows * (t + 1) / parts;
+    pool.parallel_for(rows, (rows + threads - 1) / threads, [&](int64_t m0, int64_t m1) {
       gemm_panels(kernels, w, x + m0 * ldx, ldx, m1 - m0, bias, y + m0 * ldy, ldy, accumulate, 0, panels);
     });
     return;
   }
-  // Threads take runs of consecutive panels from a shared counter (each run one sequential weight stream), about
-  // four per thread, so a thread that lost its core for a while (another process) delays the op by less.
-  const int64_t run = std::max<int64_t>(1, panels / (4 * threads));
-  std::atomic<int64_t> next{0};
-  pool.run([&](int) {
-    for (int64_t p0 = next.fetch_add(run); p0 < panels; p0 = next.fetch_add(run))
-      gemm_panels(kernels, w, x, ldx, rows, bias, y, ldy, accumulate, p0, std::min(panels, p0 + run));
+  // Runs of consecutive panels (each one sequential weight stream), about four per thread, so a thread that
+  // lost its core for a while (another process) delays the op by less.
+  pool.parallel_for(panels, std::max<int64_t>(1, panels / (4 * threads)), [&](int64_t p0, int64_t p1) {
+    gemm_panels(kernels, w, x, ldx, rows, bias, y, ldy, accumulate, p0, p1);
   });
 }
 

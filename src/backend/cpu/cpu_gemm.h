@@ -24,8 +24,10 @@ struct PanelSource {
   const float* scales = nullptr;  // kI8: 64 per panel
 
   static PanelSource packed(const PackedMatrix& m);
-  // A float32 row-major [k, n] matrix (LoRA's B^T); panels read up to kOverreadBytes past its end.
+  // A row-major [k, n] matrix (LoRA's B^T): float32, or bf16 in k pairs (element (k, c) at
+  // (k / 2) * 2n + 2c + k % 2); panels read up to kOverreadBytes past its end.
   static PanelSource k_major_f32(const float* w, int64_t k, int64_t n);
+  static PanelSource k_major_bf16(const uint16_t* w, int64_t k, int64_t n);
 };
 
 // y[m][c] (accumulate ? y[m][c] + v : v), v = x[m] . w_c (* scale_c) (+ bias[c]) for m < rows, c < w.n.

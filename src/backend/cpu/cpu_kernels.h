@@ -63,6 +63,9 @@ struct CpuKernels {
   //   s2[l] = s4[l] + s4[l + 2]; d = s2[0] + s2[1];   y[m][n] = accumulate ? y[m][n] + d : d.
   void (*dot_rows)(const float* x, int64_t ldx, int64_t rows, const float* w, int64_t ldw, int64_t n_rows,
                    int64_t k, float* y, int64_t ldy, bool accumulate) = nullptr;
+  // The same with bf16 rows w (converted exactly to float32).
+  void (*dot_rows_bf16)(const float* x, int64_t ldx, int64_t rows, const uint16_t* w, int64_t ldw, int64_t n_rows,
+                        int64_t k, float* y, int64_t ldy, bool accumulate) = nullptr;
 
   // For h < heads, i < n: y[h][i] = fma chain over r = 0 .. count-1 of (w[h][r], v[r][i], y[h][i]), with
   // w[h][r] = weights[h * ldw + r], v[r][i] = v[r * ldv + i], y[h][i] = y[h * ldy + i].

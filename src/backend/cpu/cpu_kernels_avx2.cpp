@@ -133,8 +133,20 @@ float reduce(__m256 lo, __m256 hi) {
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
 }
 
-template <int NB>
-void dot_block(const float* x, const float* w, int64_t ldw, int64_t k, float* out) {
+// 8 weights from p as float32 (bf16 converted exactly); lanes past `valid` are zero.
+__m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+__m256 load8(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+}
+__m256 load8(const float* p, int64_t valid) { return _mm256_maskload_ps(p, lane_mask(valid)); }
+__m256 load8(const uint16_t* p, int64_t valid) {
+  uint16_t tmp[8] = {};
+  for (int64_t i = 0; i < valid && i < 8; ++i) tmp[i] = p[i];
+  return load8(tmp);
+}
+
+template <int NB, class W>
+void dot_block(const float* x, const W* w, int64_t ldw, int64_t k, float* out) {
   __m256 lo[NB], hi[NB];
   LS_UNROLL
   for (int j = 0; j < NB; ++j) lo[j] = hi[j] = _mm256_setzero_ps();
@@ -143,8 +155,8 @@ void dot_block(const float* x, const float* w, int64_t ldw, int64_t k, float* ou
     const __m256 xl = _mm256_loadu_ps(x + i), xh = _mm256_loadu_ps(x + i + 8);
     LS_UNROLL
     for (int j = 0; j < NB; ++j) {
-      lo[j] = _mm256_fmadd_ps(xl, _mm256_loadu_ps(w + j * ldw + i), lo[j]);
-      hi[j] = _mm256_fmadd_ps(xh, _mm256_loadu_ps(w + j * ldw + i + 8), hi[j]);
+      lo[j] = _mm256_fmadd_ps(xl, load8(w + j * ldw + i), lo[j]);
+      hi[j] = _mm256_fmadd_ps(xh, load8(w + j * ldw + i + 8), hi[j]);
     }
   }
   if (i < k) {
@@ -152,16 +164,17 @@ void dot_block(const float* x, const float* w, int64_t ldw, int64_t k, float* ou
     const __m256 xl = _mm256_maskload_ps(x + i, ml), xh = _mm256_maskload_ps(x + i + 8, mh);
     LS_UNROLL
     for (int j = 0; j < NB; ++j) {
-      lo[j] = _mm256_fmadd_ps(xl, _mm256_maskload_ps(w + j * ldw + i, ml), lo[j]);
-      hi[j] = _mm256_fmadd_ps(xh, _mm256_maskload_ps(w + j * ldw + i + 8, mh), hi[j]);
+      lo[j] = _mm256_fmadd_ps(xl, load8(w + j * ldw + i, k - i), lo[j]);
+      hi[j] = _mm256_fmadd_ps(xh, load8(w + j * ldw + i + 8, k - i - 8), hi[j]);
     }
   }
   LS_UNROLL
   for (int j = 0; j < NB; ++j) out[j] = reduce(lo[j], hi[j]);
 }
 
-void dot_rows(const float* x, int64_t ldx, int64_t rows, const float* w, int64_t ldw, int64_t n_rows, int64_t k,
-              float* y, int64_t ldy, bool accumulate) {
+template <class W>
+void dot_rows(const float* x, int64_t ldx, int64_t rows, const W* w, int64_t ldw, int64_t n_rows, int64_t k, float* y,
+              int64_t ldy, bool accumulate) {
   for (int64_t m = 0; m < rows; ++m) {
     for (int64_t n = 0; n < n_rows; n += 4) {
       float d[4];
@@ -277,7 +290,8 @@ const CpuKernels& avx2_kernel_table() {
     t.gemm[static_cast<int>(WeightFormat::kBF16)] = gemm_rows<WeightFormat::kBF16>;
     t.gemm[static_cast<int>(WeightFormat::kF16)] = gemm_rows<WeightFormat::kF16>;
     t.gemm[static_cast<int>(WeightFormat::kI8)] = gemm_rows<WeightFormat::kI8>;
-    t.dot_rows = dot_rows;
+    t.dot_rows = dot_rows<float>;
+    t.dot_rows_bf16 = dot_rows<uint16_t>;
     t.accumulate_rows = accumulate_rows;
     t.softmax_exp = softmax_exp;
     t.silu_mul = silu_mul;

@@ -157,9 +157,19 @@ inline __attribute__((always_inline)) __m512 reduce16(const __m512 (&a)[16]) {
   return _mm512_permutexvar_ps(order, s);
 }
 
+// 16 weights from p as float32 (bf16 converted exactly); lanes outside mask m are zero.
+inline __attribute__((always_inline)) __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __attribute__((always_inline)) __m512 load16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+inline __attribute__((always_inline)) __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+inline __attribute__((always_inline)) __m512 load16(const uint16_t* p, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
 // Lane j < NB: the lane-form dot of x with w row j (accumulators in registers, reduced in one network).
-template <int NB>
-__m512 dot_block(const float* x, const float* w, int64_t ldw, int64_t k) {
+template <int NB, class W>
+__m512 dot_block(const float* x, const W* w, int64_t ldw, int64_t k) {
   __m512 acc[16];
   LS_UNROLL
   for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
@@ -167,30 +177,34 @@ __m512 dot_block(const float* x, const float* w, int64_t ldw, int64_t k) {
   for (; i + 16 <= k; i += 16) {
     const __m512 xv = _mm512_loadu_ps(x + i);
     LS_UNROLL
-    for (int j = 0; j < NB; ++j) acc[j] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w + j * ldw + i), acc[j]);
+    for (int j = 0; j < NB; ++j) acc[j] = _mm512_fmadd_ps(xv, load16(w + j * ldw + i), acc[j]);
   }
   if (i < k) {
     const __mmask16 m = static_cast<__mmask16>((1u << (k - i)) - 1u);
     const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
     LS_UNROLL
-    for (int j = 0; j < NB; ++j) acc[j] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, w + j * ldw + i), acc[j]);
+    for (int j = 0; j < NB; ++j) acc[j] = _mm512_fmadd_ps(xv, load16(w + j * ldw + i, m), acc[j]);
   }
   return reduce16(acc);
 }
 
-using DotBlockFn = __m512 (*)(const float*, const float*, int64_t, int64_t);
-const DotBlockFn kDotBlocks[16] = {dot_block<1>,  dot_block<2>,  dot_block<3>,  dot_block<4>,
-                                   dot_block<5>,  dot_block<6>,  dot_block<7>,  dot_block<8>,
-                                   dot_block<9>,  dot_block<10>, dot_block<11>, dot_block<12>,
-                                   dot_block<13>, dot_block<14>, dot_block<15>, dot_block<16>};
+template <class W>
+struct DotBlocks {
+  using Fn = __m512 (*)(const float*, const W*, int64_t, int64_t);
+  static constexpr Fn kFns[16] = {dot_block<1, W>,  dot_block<2, W>,  dot_block<3, W>,  dot_block<4, W>,
+                                  dot_block<5, W>,  dot_block<6, W>,  dot_block<7, W>,  dot_block<8, W>,
+                                  dot_block<9, W>,  dot_block<10, W>, dot_block<11, W>, dot_block<12, W>,
+                                  dot_block<13, W>, dot_block<14, W>, dot_block<15, W>, dot_block<16, W>};
+};
 
-void dot_rows(const float* x, int64_t ldx, int64_t rows, const float* w, int64_t ldw, int64_t n_rows, int64_t k,
-              float* y, int64_t ldy, bool accumulate) {
+template <class W>
+void dot_rows(const float* x, int64_t ldx, int64_t rows, const W* w, int64_t ldw, int64_t n_rows, int64_t k, float* y,
+              int64_t ldy, bool accumulate) {
   for (int64_t n = 0; n < n_rows; n += 16) {
     const int64_t nb = n_rows - n < 16 ? n_rows - n : 16;
     const __mmask16 mask = static_cast<__mmask16>((1u << nb) - 1u);
     for (int64_t m = 0; m < rows; ++m) {
-      __m512 d = kDotBlocks[nb - 1](x + m * ldx, w + n * ldw, ldw, k);
+      __m512 d = DotBlocks<W>::kFns[nb - 1](x + m * ldx, w + n * ldw, ldw, k);
       float* out = y + m * ldy + n;
       if (accumulate) d = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), d);
       _mm512_mask_storeu_ps(out, mask, d);
@@ -302,7 +316,8 @@ const CpuKernels& avx512_kernel_table() {
     t.gemm[static_cast<int>(WeightFormat::kBF16)] = gemm_rows<WeightFormat::kBF16>;
     t.gemm[static_cast<int>(WeightFormat::kF16)] = gemm_rows<WeightFormat::kF16>;
     t.gemm[static_cast<int>(WeightFormat::kI8)] = gemm_rows<WeightFormat::kI8>;
-    t.dot_rows = dot_rows;
+    t.dot_rows = dot_rows<float>;
+    t.dot_rows_bf16 = dot_rows<uint16_t>;
     t.accumulate_rows = accumulate_rows;
     t.softmax_exp = softmax_exp;
     t.silu_mul = silu_mul;

@@ -47,15 +47,19 @@ float tree16(const float* a) {
   return s2[0] + s2[1];
 }
 
-void dot_rows(const float* x, int64_t ldx, int64_t rows, const float* w, int64_t ldw, int64_t n_rows, int64_t k,
-              float* y, int64_t ldy, bool accumulate) {
+float as_float(float v) { return v; }
+float as_float(uint16_t v) { return bf16_to_float(v); }
+
+template <class W>
+void dot_rows(const float* x, int64_t ldx, int64_t rows, const W* w, int64_t ldw, int64_t n_rows, int64_t k, float* y,
+              int64_t ldy, bool accumulate) {
   const int64_t padded = (k + 15) / 16 * 16;
   for (int64_t m = 0; m < rows; ++m) {
     for (int64_t n = 0; n < n_rows; ++n) {
       float a[16] = {};
       for (int64_t i = 0; i < padded; ++i) {
         const bool in = i < k;
-        a[i % 16] = std::fma(in ? x[m * ldx + i] : 0.0f, in ? w[n * ldw + i] : 0.0f, a[i % 16]);
+        a[i % 16] = std::fma(in ? x[m * ldx + i] : 0.0f, in ? as_float(w[n * ldw + i]) : 0.0f, a[i % 16]);
       }
       const float d = tree16(a);
       float& out = y[m * ldy + n];
@@ -112,7 +116,8 @@ const CpuKernels& portable_kernels() {
     t.gemm[static_cast<int>(WeightFormat::kBF16)] = gemm<WeightFormat::kBF16>;
     t.gemm[static_cast<int>(WeightFormat::kF16)] = gemm<WeightFormat::kF16>;
     t.gemm[static_cast<int>(WeightFormat::kI8)] = gemm<WeightFormat::kI8>;
-    t.dot_rows = dot_rows;
+    t.dot_rows = dot_rows<float>;
+    t.dot_rows_bf16 = dot_rows<uint16_t>;
     t.accumulate_rows = accumulate_rows;
     t.softmax_exp = softmax_exp;
     t.silu_mul = silu_mul;

@@ -1,7 +1,10 @@
-// cpu_thread_pool.cpp: the spin-then-sleep workers of CpuThreadPool. A job is published by bumping
-// generation_; workers that are spinning see it within a cache-line transfer, sleeping ones are woken only when
-// sleeping_ says there are any (the wake-up is a system call). All counters are sequentially consistent, so a
-// worker that announces sleep before waiting either sees the new generation or is seen and notified.
+// cpu_thread_pool.cpp: the chunk counter and the spin-then-sleep workers of CpuThreadPool. The caller writes
+// the job, opens state_ and bumps generation_; a worker that sees the new generation joins by incrementing
+// state_'s participant count while the job is open (one compare-and-swap, so it cannot join a closed job),
+// takes chunks until none are left and leaves. The caller takes chunks too, then closes the job and waits
+// only for participants still inside a chunk. A late worker that joins the next job instead only takes that
+// job's chunks, which is harmless. All atomics are sequentially consistent; sleeping_ tells the caller
+// whether a wake-up system call is needed at all.
 #include "backend/cpu/cpu_thread_pool.h"
 
 #include <chrono>
@@ -17,7 +20,7 @@ namespace ls {
 
 CpuThreadPool::CpuThreadPool(int num_threads, int spin_us)
     : num_threads_(num_threads > 0 ? num_threads : 1), spin_us_(spin_us) {
-  for (int t = 1; t < num_threads_; ++t) workers_.emplace_back([this, t] { worker_main(t); });
+  for (int t = 1; t < num_threads_; ++t) workers_.emplace_back([this] { worker_main(); });
 }
 
 CpuThreadPool::~CpuThreadPool() {
@@ -27,19 +30,24 @@ CpuThreadPool::~CpuThreadPool() {
   for (std::thread& w : workers_) w.join();
 }
 
-void CpuThreadPool::run_erased(JobFn fn, void* ctx) {
-  if (num_threads_ == 1) {
-    fn(ctx, 0);
-    return;
-  }
+void CpuThreadPool::take_chunks() {
+  for (int64_t b = next_.fetch_add(job_chunk_); b < job_n_; b = next_.fetch_add(job_chunk_))
+    job_fn_(job_ctx_, b, std::min(job_n_, b + job_chunk_));
+}
+
+void CpuThreadPool::run(ChunkFn fn, void* ctx, int64_t n, int64_t chunk) {
   job_fn_ = fn;
   job_ctx_ = ctx;
-  pending_.store(num_threads_ - 1);
+  job_n_ = n;
+  job_chunk_ = chunk;
+  next_.store(0);
+  state_.store(kOpen);
   generation_.fetch_add(1);
   if (sleeping_.load() > 0) generation_.notify_all();
-  fn(ctx, 0);
-  // Workers' shares are as short as ours; spin, but give the core away if one of them was descheduled.
-  for (int spins = 0; pending_.load() != 0; ++spins) {
+  take_chunks();
+  state_.fetch_and(~kOpen);
+  // Participants finish the chunk they hold; spin, but give the core away if one of them was descheduled.
+  for (int spins = 0; state_.load() != 0; ++spins) {
     if (spins < 4096) {
       LS_CPU_RELAX();
     } else {
@@ -48,7 +56,7 @@ void CpuThreadPool::run_erased(JobFn fn, void* ctx) {
   }
 }
 
-void CpuThreadPool::worker_main(int thread) {
+void CpuThreadPool::worker_main() {
   using Clock = std::chrono::steady_clock;
   uint64_t seen = 0;
   for (;;) {
@@ -68,8 +76,12 @@ void CpuThreadPool::worker_main(int thread) {
     }
     seen = gen;
     if (stop_.load()) return;
-    job_fn_(job_ctx_, thread);
-    pending_.fetch_sub(1);
+    uint32_t s = state_.load();
+    while ((s & kOpen) && !state_.compare_exchange_weak(s, s + 1)) {
+    }
+    if (!(s & kOpen)) continue;  // closed before we got here: the caller did our share
+    take_chunks();
+    state_.fetch_sub(1);
   }
 }
 
