@@ -32,8 +32,10 @@ using testing::top2_margin;
 // demo model up to 0.036 (see the printout).
 constexpr double kInt8OracleRowError = 0.3;
 constexpr double kInt8DemoRowError = 0.05;
-// bf16 (exact weights on these bf16 checkpoints; LoRA A and B rounded to bf16): measured up to 1.5e-2.
-constexpr double kBf16OracleRowError = 0.03;
+// bf16 (exact weights on these bf16 checkpoints; only LoRA A and scaled B are rounded to bf16): the oracle's
+// random adapters measure up to 0.094 (rank_pattern/alpha_pattern scales that bf16 cannot hold exactly, on
+// random tiny models), the demo adapters up to 3.2e-3.
+constexpr double kBf16OracleRowError = 0.15;
 constexpr double kBf16DemoRowError = 0.01;
 
 testing::OracleEngine engine(const std::string& weights, const std::string& base_dir) {
