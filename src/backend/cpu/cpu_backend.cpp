@@ -110,7 +110,6 @@ Result<WeightMatrix> CpuBackend::allocate_weight(int64_t rows, int64_t cols, DTy
   const size_t bytes = cpu::packed_matrix_bytes(format, rows, cols);
   void* p = allocate_host(bytes);
   if (!p) return resource_exhausted("host allocation of " + std::to_string(bytes) + " bytes failed");
-  std::memset(p, 0, bytes);
   {
     std::lock_guard<std::mutex> lock(registry_->mutex);
     registry_->matrices[p] = cpu::packed_matrix_at(p, format, rows, cols);

@@ -3,9 +3,11 @@
 // y += B t as a GEMM over B^T [rank, out] (upload_lora stores B transposed) read in place as k-major panels, so
 // the expand is rank FMAs per 16 outputs with no reductions. With bf16 or int8 weights A and B^T are bf16
 // (half the bytes a mixed batch streams per adapter), converted in registers like the weights. Both passes
-// run once per op over all segments on the pool: chunks of tokens for the shrink, of output panels for the
-// expand. A token's result depends only on its own row and adapter (cpu_kernels.h orders), never on the
+// run once per op over all segments on the pool: (segment, 16 ranks) items for the shrink, chunks of output
+// panels for the expand. A token's result depends only on its own row and adapter (cpu_kernels.h orders), never on the
 // segments around it.
+#include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -37,7 +39,7 @@ void CpuBackend::lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights&
   LS_CHECK(x.cols == weights.in_dim && y.cols == weights.out_dim && x.rows == y.rows) << "lora shape mismatch";
   LS_CHECK(x.dtype == DType::kF32 && y.dtype == DType::kF32) << "cpu backend: lora in float32";
   std::vector<Segment> segs;
-  int64_t rows = 0, work = 0;
+  int64_t work = 0;
   for (int32_t g = 0; g < batch.num_lora_segments; ++g) {
     const int32_t slot = batch.lora_seg_slot[g];
     if (slot < 0) continue;
@@ -46,7 +48,6 @@ void CpuBackend::lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights&
     if (rank == 0) continue;
     const int32_t begin = batch.lora_seg_start[g], n = batch.lora_seg_start[g + 1] - begin;
     segs.push_back({begin, n, rank, weights.a[slot], weights.b[slot]});
-    rows += n;
     work += static_cast<int64_t>(n) * rank * (weights.in_dim + weights.out_dim);
   }
   if (segs.empty()) return;
@@ -55,21 +56,22 @@ void CpuBackend::lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights&
   const cpu::CpuKernels& k = *kernels_;
   const bool bf16 = lora_bf16();
 
-  // Shrink: chunks of the active rows, in segment order.
+  // Shrink: one item per (segment, block of 16 ranks), all of the segment's rows, so each block of A is read
+  // once (the rows reuse it from cache) and threads read disjoint parts of A.
+  std::vector<std::pair<int32_t, int32_t>> items;  // (segment, first rank)
+  for (int32_t g = 0; g < static_cast<int32_t>(segs.size()); ++g)
+    for (int32_t r = 0; r < segs[g].rank; r += 16) items.push_back({g, r});
   auto shrink = [&](int64_t lo, int64_t hi) {
-    int64_t seen = 0;
-    for (const Segment& s : segs) {
-      const int64_t b = std::max<int64_t>(lo, seen), e = std::min<int64_t>(hi, seen + s.rows);
-      if (b < e) {
-        const int64_t r = s.begin + (b - seen);
-        const float* xr = x.ptr<float>() + r * x.ld;
-        if (bf16) {
-          k.dot_rows_bf16(xr, x.ld, e - b, static_cast<const uint16_t*>(s.a), in, s.rank, in, shrunk.data() + r * ld, ld, false);
-        } else {
-          k.dot_rows(xr, x.ld, e - b, static_cast<const float*>(s.a), in, s.rank, in, shrunk.data() + r * ld, ld, false);
-        }
+    for (int64_t i = lo; i < hi; ++i) {
+      const Segment& s = segs[items[i].first];
+      const int32_t r0 = items[i].second, nr = std::min(16, s.rank - r0);
+      const float* xs = x.ptr<float>() + s.begin * x.ld;
+      float* t = shrunk.data() + s.begin * ld + r0;
+      if (bf16) {
+        k.dot_rows_bf16(xs, x.ld, s.rows, static_cast<const uint16_t*>(s.a) + r0 * in, in, nr, in, t, ld, false);
+      } else {
+        k.dot_rows(xs, x.ld, s.rows, static_cast<const float*>(s.a) + r0 * in, in, nr, in, t, ld, false);
       }
-      seen += s.rows;
     }
   };
   // Expand: chunks of output panels, every segment's rows for each.
@@ -83,11 +85,11 @@ void CpuBackend::lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights&
     }
   };
   if (work < kParallelWork || pool_.size() == 1) {
-    shrink(0, rows);
+    shrink(0, static_cast<int64_t>(items.size()));
     expand(0, panels);
     return;
   }
-  pool_.parallel_for(rows, 1, shrink);
+  pool_.parallel_for(static_cast<int64_t>(items.size()), 1, shrink);
   pool_.parallel_for(panels, std::max<int64_t>(1, panels / (4 * pool_.size())), expand);
 }
 
