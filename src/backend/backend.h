@@ -92,8 +92,8 @@ class Backend {
   }
   // Stores one module's LoRA matrices, float32 host A [rank, in_dim] and B [out_dim, rank] (scale folded in), at
   // a and b (each allocated for its element count in compute dtype) as the lora op reads them. Default: both
-  // row-major; the CPU backend keeps B transposed, [rank, out_dim], and both in bf16 when its weights are bf16
-  // or int8.
+  // row-major; the CPU backend lays both out for streaming (A in blocks of 16 ranks, B^T in panels of 64
+  // outputs), in bf16 when its weights are bf16 or int8.
   virtual void upload_lora(void* a, void* b, const float* host_a, const float* host_b, int64_t rank, int64_t in_dim,
                            int64_t out_dim) {
     upload_f32(a, host_a, static_cast<size_t>(rank * in_dim));

@@ -90,6 +90,29 @@ TEST(CpuKernels, LaneOpsMatchPortableBitwise) {
         const auto y0 = random_values(static_cast<size_t>(rows * n), rng);
         std::vector<uint16_t> w16(w.size());
         for (size_t i = 0; i < w.size(); ++i) w16[i] = float_to_bf16(w[i]);
+        // The same rows chunk-interleaved (dot_rows_blocked), for n <= 16: the same bits as row-major.
+        if (n <= 16) {
+          std::vector<float> wb(w.size());
+          std::vector<uint16_t> wb16(w.size());
+          for (int64_t j = 0; j < n; ++j)
+            for (int64_t i = 0; i < k; ++i) {
+              const int64_t at = i / 16 < k / 16 ? (i / 16) * 16 * n + 16 * j + i % 16 : (k / 16) * 16 * n + j * (k % 16) + i % 16;
+              wb[at] = w[j * k + i];
+              wb16[at] = w16[j * k + i];
+            }
+          std::vector<float> want(static_cast<size_t>(rows * n)), want16(want.size());
+          ref.dot_rows(x.data(), k, rows, w.data(), k, n, k, want.data(), n, false);
+          ref.dot_rows_bf16(x.data(), k, rows, w16.data(), k, n, k, want16.data(), n, false);
+          std::vector<const CpuKernels*> all = isas;
+          all.push_back(&ref);
+          for (const CpuKernels* isa : all) {
+            std::vector<float> got(want.size()), got16(want.size());
+            isa->dot_rows_blocked(x.data(), k, rows, wb.data(), n, k, got.data(), n);
+            isa->dot_rows_blocked_bf16(x.data(), k, rows, wb16.data(), n, k, got16.data(), n);
+            EXPECT_TRUE(same_bits(got, want)) << isa->isa << " dot_rows_blocked k " << k << " n " << n;
+            EXPECT_TRUE(same_bits(got16, want16)) << isa->isa << " dot_rows_blocked_bf16 k " << k << " n " << n;
+          }
+        }
         for (bool acc : {false, true}) {
           std::vector<float> want = y0, want16 = y0;
           ref.dot_rows(x.data(), k, rows, w.data(), k, n, k, want.data(), n, acc);

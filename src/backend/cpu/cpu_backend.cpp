@@ -159,20 +159,34 @@ void CpuBackend::fill_uniform(Tensor t, uint64_t seed, float lo, float hi) {
 
 void CpuBackend::upload_lora(void* a, void* b, const float* host_a, const float* host_b, int64_t rank, int64_t in_dim,
                              int64_t out_dim) {
-  // B^T [rank, out_dim]: the expand GEMM reads it as k-major panels (bf16: in rank pairs).
-  if (!lora_bf16()) {
-    upload_f32(a, host_a, static_cast<size_t>(rank * in_dim));
-    auto* bt = static_cast<float*>(b);
-    for (int64_t n = 0; n < out_dim; ++n)
-      for (int64_t r = 0; r < rank; ++r) bt[r * out_dim + n] = host_b[n * rank + r];
-    return;
+  // Both laid out to be read as single streams (cpu_kernels.h dot_rows_blocked, cpu_gemm.h PanelSource::lora_bt):
+  // A in blocks of 16 ranks, each chunk-interleaved; B^T in panels of 64 output columns, each k-major.
+  const bool bf16 = lora_bf16();
+  auto put = [bf16](void* base, int64_t i, float v) {
+    if (bf16) {
+      static_cast<uint16_t*>(base)[i] = float_to_bf16(v);
+    } else {
+      static_cast<float*>(base)[i] = v;
+    }
+  };
+  const int64_t full = in_dim / 16, tail = in_dim % 16;
+  for (int64_t r0 = 0; r0 < rank; r0 += 16) {
+    const int64_t nb = std::min<int64_t>(16, rank - r0), block = r0 * in_dim;
+    for (int64_t j = 0; j < nb; ++j)
+      for (int64_t i = 0; i < in_dim; ++i) {
+        const int64_t at = i / 16 < full ? (i / 16) * 16 * nb + 16 * j + i % 16 : full * 16 * nb + j * tail + i % 16;
+        put(a, block + at, host_a[(r0 + j) * in_dim + i]);
+      }
   }
-  auto* a16 = static_cast<uint16_t*>(a);
-  for (int64_t i = 0; i < rank * in_dim; ++i) a16[i] = float_to_bf16(host_a[i]);
-  auto* bt = static_cast<uint16_t*>(b);
-  for (int64_t n = 0; n < out_dim; ++n)
-    for (int64_t r = 0; r < (rank + 1) / 2 * 2; ++r)
-      bt[(r / 2) * 2 * out_dim + 2 * n + (r & 1)] = r < rank ? float_to_bf16(host_b[n * rank + r]) : 0;
+  const int64_t rows = bf16 ? (rank + 1) / 2 * 2 : rank;  // bf16 pairs: an odd rank gets a zero row
+  for (int64_t c0 = 0; c0 < out_dim; c0 += cpu::kPanelCols) {
+    const int64_t width = std::min<int64_t>(cpu::kPanelCols, out_dim - c0), panel = c0 * rows;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < width; ++c) {
+        const float v = r < rank ? host_b[(c0 + c) * rank + r] : 0.0f;
+        put(b, panel + (bf16 ? (r / 2) * 2 * width + 2 * c + (r & 1) : r * width + c), v);
+      }
+  }
 }
 
 void CpuBackend::embedding(const BatchMeta& batch, Tensor table, Tensor out) {

@@ -25,25 +25,16 @@ PanelSource PanelSource::packed(const PackedMatrix& m) {
   return s;
 }
 
-PanelSource PanelSource::k_major_f32(const float* w, int64_t k, int64_t n) {
+PanelSource PanelSource::lora_bt(const void* bt, WeightFormat format, int64_t rank, int64_t out) {
   PanelSource s;
-  s.format = WeightFormat::kF32;
-  s.base = reinterpret_cast<const char*>(w);
-  s.panel_stride = kPanelCols * sizeof(float);
-  s.ldw = n;
-  s.k = k;
-  s.n = n;
-  return s;
-}
-
-PanelSource PanelSource::k_major_bf16(const uint16_t* w, int64_t k, int64_t n) {
-  PanelSource s;
-  s.format = WeightFormat::kBF16;
-  s.base = reinterpret_cast<const char*>(w);
-  s.panel_stride = kPanelCols * 2 * sizeof(uint16_t);
-  s.ldw = n;
-  s.k = k;
-  s.n = n;
+  s.format = format;
+  s.base = static_cast<const char*>(bt);
+  const int64_t rows = format == WeightFormat::kBF16 ? (rank + 1) / 2 * 2 : rank;
+  s.panel_stride = static_cast<size_t>(kPanelCols * rows) * (format == WeightFormat::kBF16 ? 2 : 4);
+  s.ldw = kPanelCols;
+  s.last_ldw = out - (out - 1) / kPanelCols * kPanelCols;
+  s.k = rank;
+  s.n = out;
   return s;
 }
 
@@ -59,7 +50,7 @@ void gemm_panels(const CpuKernels& kernels, const PanelSource& w, const float* x
     for (int64_t p = panel_begin; p < panel_end; ++p) {
       GemmTile t;
       t.w = w.base + static_cast<size_t>(p) * w.panel_stride;
-      t.ldw = w.ldw;
+      t.ldw = p == (w.n - 1) / kPanelCols ? w.last_ldw : w.ldw;
       t.k = w.k;
       t.scale = w.scales ? w.scales + p * kPanelCols : nullptr;
       t.bias = bias ? bias + p * kPanelCols : nullptr;

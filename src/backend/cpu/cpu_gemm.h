@@ -13,21 +13,23 @@
 
 namespace ls::cpu {
 
-// Where the GEMM finds panel p (output columns 64p ..): base + p * panel_stride bytes, k-rows ldw elements apart.
+// Where the GEMM finds panel p (output columns 64p ..): base + p * panel_stride bytes, k-rows ldw elements apart
+// (last_ldw in the last panel).
 struct PanelSource {
   WeightFormat format = WeightFormat::kF32;
   const char* base = nullptr;
   size_t panel_stride = 0;
   int64_t ldw = kPanelCols;
+  int64_t last_ldw = kPanelCols;
   int64_t k = 0;                 // reduction length (in_features)
   int64_t n = 0;                 // output columns
   const float* scales = nullptr;  // kI8: 64 per panel
 
   static PanelSource packed(const PackedMatrix& m);
-  // A row-major [k, n] matrix (LoRA's B^T): float32, or bf16 in k pairs (element (k, c) at
-  // (k / 2) * 2n + 2c + k % 2); panels read up to kOverreadBytes past its end.
-  static PanelSource k_major_f32(const float* w, int64_t k, int64_t n);
-  static PanelSource k_major_bf16(const uint16_t* w, int64_t k, int64_t n);
+  // LoRA's B^T [rank, out] as CpuBackend::upload_lora lays it out: panels of 64 output columns, each k-major
+  // ([rank][width], bf16 in rank pairs: [ceil(rank / 2)][width][2]), the last one as wide as the columns left.
+  // Its last panel is read up to kOverreadBytes past the end.
+  static PanelSource lora_bt(const void* bt, WeightFormat format, int64_t rank, int64_t out);
 };
 
 // y[m][c] (accumulate ? y[m][c] + v : v), v = x[m] . w_c (* scale_c) (+ bias[c]) for m < rows, c < w.n.

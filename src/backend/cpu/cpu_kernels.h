@@ -66,6 +66,13 @@ struct CpuKernels {
   // The same with bf16 rows w (converted exactly to float32).
   void (*dot_rows_bf16)(const float* x, int64_t ldx, int64_t rows, const uint16_t* w, int64_t ldw, int64_t n_rows,
                         int64_t k, float* y, int64_t ldy, bool accumulate) = nullptr;
+  // dot_rows (accumulate false) over n_rows <= 16 rows stored chunk-interleaved, so that one pass over k reads
+  // them as a single stream: for the full chunks c < k / 16, row j's values k = 16c .. 16c + 15 are at
+  // w + c * 16 * n_rows + 16 j; the k % 16 values of the last chunk at w + (k / 16) * 16 * n_rows + j * (k % 16).
+  void (*dot_rows_blocked)(const float* x, int64_t ldx, int64_t rows, const float* w, int64_t n_rows, int64_t k,
+                           float* y, int64_t ldy) = nullptr;
+  void (*dot_rows_blocked_bf16)(const float* x, int64_t ldx, int64_t rows, const uint16_t* w, int64_t n_rows,
+                                int64_t k, float* y, int64_t ldy) = nullptr;
 
   // For h < heads, i < n: y[h][i] = fma chain over r = 0 .. count-1 of (w[h][r], v[r][i], y[h][i]), with
   // w[h][r] = weights[h * ldw + r], v[r][i] = v[r * ldv + i], y[h][i] = y[h * ldy + i].

@@ -145,18 +145,21 @@ __m256 load8(const uint16_t* p, int64_t valid) {
   return load8(tmp);
 }
 
+// Lane-form dots of x with NB rows: full chunk c of row j at full + c * step + j * row, the k % 16 tail values
+// of row j at tail + j * tail_row (row-major rows and dot_rows_blocked's layout both fit).
 template <int NB, class W>
-void dot_block(const float* x, const W* w, int64_t ldw, int64_t k, float* out) {
+void dot_block(const float* x, const W* full, int64_t step, int64_t row, const W* tail, int64_t tail_row, int64_t k,
+               float* out) {
   __m256 lo[NB], hi[NB];
   LS_UNROLL
   for (int j = 0; j < NB; ++j) lo[j] = hi[j] = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 16 <= k; i += 16) {
+  for (const W* chunk = full; i + 16 <= k; i += 16, chunk += step) {
     const __m256 xl = _mm256_loadu_ps(x + i), xh = _mm256_loadu_ps(x + i + 8);
     LS_UNROLL
     for (int j = 0; j < NB; ++j) {
-      lo[j] = _mm256_fmadd_ps(xl, load8(w + j * ldw + i), lo[j]);
-      hi[j] = _mm256_fmadd_ps(xh, load8(w + j * ldw + i + 8), hi[j]);
+      lo[j] = _mm256_fmadd_ps(xl, load8(chunk + j * row), lo[j]);
+      hi[j] = _mm256_fmadd_ps(xh, load8(chunk + j * row + 8), hi[j]);
     }
   }
   if (i < k) {
@@ -164,29 +167,49 @@ void dot_block(const float* x, const W* w, int64_t ldw, int64_t k, float* out) {
     const __m256 xl = _mm256_maskload_ps(x + i, ml), xh = _mm256_maskload_ps(x + i + 8, mh);
     LS_UNROLL
     for (int j = 0; j < NB; ++j) {
-      lo[j] = _mm256_fmadd_ps(xl, load8(w + j * ldw + i, k - i), lo[j]);
-      hi[j] = _mm256_fmadd_ps(xh, load8(w + j * ldw + i + 8, k - i - 8), hi[j]);
+      lo[j] = _mm256_fmadd_ps(xl, load8(tail + j * tail_row, k - i), lo[j]);
+      hi[j] = _mm256_fmadd_ps(xh, load8(tail + j * tail_row + 8, k - i - 8), hi[j]);
     }
   }
   LS_UNROLL
   for (int j = 0; j < NB; ++j) out[j] = reduce(lo[j], hi[j]);
 }
 
+// Rows [n, n + nb) of a dot_rows call (nb <= 4), given their chunk addressing.
+template <class W>
+void dot_rows4(const float* x, const W* full, int64_t step, int64_t row, const W* tail, int64_t tail_row, int64_t k,
+               int64_t nb, float* d) {
+  switch (nb) {
+    case 1: return dot_block<1>(x, full, step, row, tail, tail_row, k, d);
+    case 2: return dot_block<2>(x, full, step, row, tail, tail_row, k, d);
+    case 3: return dot_block<3>(x, full, step, row, tail, tail_row, k, d);
+    default: return dot_block<4>(x, full, step, row, tail, tail_row, k, d);
+  }
+}
+
 template <class W>
 void dot_rows(const float* x, int64_t ldx, int64_t rows, const W* w, int64_t ldw, int64_t n_rows, int64_t k, float* y,
               int64_t ldy, bool accumulate) {
+  const int64_t full = k / 16 * 16;
   for (int64_t m = 0; m < rows; ++m) {
     for (int64_t n = 0; n < n_rows; n += 4) {
       float d[4];
       const int64_t nb = n_rows - n < 4 ? n_rows - n : 4;
-      switch (nb) {
-        case 1: dot_block<1>(x + m * ldx, w + n * ldw, ldw, k, d); break;
-        case 2: dot_block<2>(x + m * ldx, w + n * ldw, ldw, k, d); break;
-        case 3: dot_block<3>(x + m * ldx, w + n * ldw, ldw, k, d); break;
-        default: dot_block<4>(x + m * ldx, w + n * ldw, ldw, k, d); break;
-      }
+      dot_rows4(x + m * ldx, w + n * ldw, 16, ldw, w + n * ldw + full, ldw, k, nb, d);
       float* out = y + m * ldy + n;
       for (int64_t j = 0; j < nb; ++j) out[j] = accumulate ? out[j] + d[j] : d[j];
+    }
+  }
+}
+
+template <class W>
+void dot_rows_blocked(const float* x, int64_t ldx, int64_t rows, const W* w, int64_t n_rows, int64_t k, float* y,
+                      int64_t ldy) {
+  const W* tail = w + (k / 16) * 16 * n_rows;
+  for (int64_t m = 0; m < rows; ++m) {
+    for (int64_t n = 0; n < n_rows; n += 4) {
+      const int64_t nb = n_rows - n < 4 ? n_rows - n : 4;
+      dot_rows4(x + m * ldx, w + 16 * n, 16 * n_rows, 16, tail + n * (k % 16), k % 16, k, nb, y + m * ldy + n);
     }
   }
 }
@@ -292,6 +315,8 @@ const CpuKernels& avx2_kernel_table() {
     t.gemm[static_cast<int>(WeightFormat::kI8)] = gemm_rows<WeightFormat::kI8>;
     t.dot_rows = dot_rows<float>;
     t.dot_rows_bf16 = dot_rows<uint16_t>;
+    t.dot_rows_blocked = dot_rows_blocked<float>;
+    t.dot_rows_blocked_bf16 = dot_rows_blocked<uint16_t>;
     t.accumulate_rows = accumulate_rows;
     t.softmax_exp = softmax_exp;
     t.silu_mul = silu_mul;

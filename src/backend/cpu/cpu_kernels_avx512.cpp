@@ -167,34 +167,39 @@ inline __attribute__((always_inline)) __m512 load16(const uint16_t* p, __mmask16
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
 
-// Lane j < NB: the lane-form dot of x with w row j (accumulators in registers, reduced in one network).
-template <int NB, class W>
+// Lane j < NB: the lane-form dot of x with w row j (accumulators in registers, reduced in one network). Rows
+// row-major (row j at w + j * ldw) or, with kBlocked, chunk-interleaved (dot_rows_blocked; ldw = rows stored).
+template <int NB, class W, bool kBlocked>
 __m512 dot_block(const float* x, const W* w, int64_t ldw, int64_t k) {
   __m512 acc[16];
   LS_UNROLL
   for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
+  const int64_t step = kBlocked ? 16 * ldw : 16, row = kBlocked ? 16 : ldw;
   int64_t i = 0;
-  for (; i + 16 <= k; i += 16) {
+  const W* chunk = w;
+  for (; i + 16 <= k; i += 16, chunk += step) {
     const __m512 xv = _mm512_loadu_ps(x + i);
     LS_UNROLL
-    for (int j = 0; j < NB; ++j) acc[j] = _mm512_fmadd_ps(xv, load16(w + j * ldw + i), acc[j]);
+    for (int j = 0; j < NB; ++j) acc[j] = _mm512_fmadd_ps(xv, load16(chunk + j * row), acc[j]);
   }
   if (i < k) {
     const __mmask16 m = static_cast<__mmask16>((1u << (k - i)) - 1u);
+    const int64_t tail_row = kBlocked ? k - i : ldw;
     const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
     LS_UNROLL
-    for (int j = 0; j < NB; ++j) acc[j] = _mm512_fmadd_ps(xv, load16(w + j * ldw + i, m), acc[j]);
+    for (int j = 0; j < NB; ++j) acc[j] = _mm512_fmadd_ps(xv, load16(chunk + j * tail_row, m), acc[j]);
   }
   return reduce16(acc);
 }
 
-template <class W>
+template <class W, bool kBlocked>
 struct DotBlocks {
   using Fn = __m512 (*)(const float*, const W*, int64_t, int64_t);
-  static constexpr Fn kFns[16] = {dot_block<1, W>,  dot_block<2, W>,  dot_block<3, W>,  dot_block<4, W>,
-                                  dot_block<5, W>,  dot_block<6, W>,  dot_block<7, W>,  dot_block<8, W>,
-                                  dot_block<9, W>,  dot_block<10, W>, dot_block<11, W>, dot_block<12, W>,
-                                  dot_block<13, W>, dot_block<14, W>, dot_block<15, W>, dot_block<16, W>};
+  static constexpr Fn kFns[16] = {
+      dot_block<1, W, kBlocked>,  dot_block<2, W, kBlocked>,  dot_block<3, W, kBlocked>,  dot_block<4, W, kBlocked>,
+      dot_block<5, W, kBlocked>,  dot_block<6, W, kBlocked>,  dot_block<7, W, kBlocked>,  dot_block<8, W, kBlocked>,
+      dot_block<9, W, kBlocked>,  dot_block<10, W, kBlocked>, dot_block<11, W, kBlocked>, dot_block<12, W, kBlocked>,
+      dot_block<13, W, kBlocked>, dot_block<14, W, kBlocked>, dot_block<15, W, kBlocked>, dot_block<16, W, kBlocked>};
 };
 
 template <class W>
@@ -204,12 +209,20 @@ void dot_rows(const float* x, int64_t ldx, int64_t rows, const W* w, int64_t ldw
     const int64_t nb = n_rows - n < 16 ? n_rows - n : 16;
     const __mmask16 mask = static_cast<__mmask16>((1u << nb) - 1u);
     for (int64_t m = 0; m < rows; ++m) {
-      __m512 d = DotBlocks<W>::kFns[nb - 1](x + m * ldx, w + n * ldw, ldw, k);
+      __m512 d = DotBlocks<W, false>::kFns[nb - 1](x + m * ldx, w + n * ldw, ldw, k);
       float* out = y + m * ldy + n;
       if (accumulate) d = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), d);
       _mm512_mask_storeu_ps(out, mask, d);
     }
   }
+}
+
+template <class W>
+void dot_rows_blocked(const float* x, int64_t ldx, int64_t rows, const W* w, int64_t n_rows, int64_t k, float* y,
+                      int64_t ldy) {
+  const __mmask16 mask = static_cast<__mmask16>((1u << n_rows) - 1u);
+  for (int64_t m = 0; m < rows; ++m)
+    _mm512_mask_storeu_ps(y + m * ldy, mask, DotBlocks<W, true>::kFns[n_rows - 1](x + m * ldx, w, n_rows, k));
 }
 
 // accumulate_rows for H heads and 64 columns from i (mask m): H x 4 independent FMA chains.
@@ -318,6 +331,8 @@ const CpuKernels& avx512_kernel_table() {
     t.gemm[static_cast<int>(WeightFormat::kI8)] = gemm_rows<WeightFormat::kI8>;
     t.dot_rows = dot_rows<float>;
     t.dot_rows_bf16 = dot_rows<uint16_t>;
+    t.dot_rows_blocked = dot_rows_blocked<float>;
+    t.dot_rows_blocked_bf16 = dot_rows_blocked<uint16_t>;
     t.accumulate_rows = accumulate_rows;
     t.softmax_exp = softmax_exp;
     t.silu_mul = silu_mul;

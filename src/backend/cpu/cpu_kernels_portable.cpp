@@ -50,22 +50,45 @@ float tree16(const float* a) {
 float as_float(float v) { return v; }
 float as_float(uint16_t v) { return bf16_to_float(v); }
 
+// Element (n, i) of the w operand of dot_rows (row-major, ldw) or of dot_rows_blocked (chunk-interleaved).
 template <class W>
-void dot_rows(const float* x, int64_t ldx, int64_t rows, const W* w, int64_t ldw, int64_t n_rows, int64_t k, float* y,
-              int64_t ldy, bool accumulate) {
+float row_major_at(const W* w, int64_t ldw, int64_t, int64_t, int64_t n, int64_t i) {
+  return as_float(w[n * ldw + i]);
+}
+template <class W>
+float blocked_at(const W* w, int64_t, int64_t n_rows, int64_t k, int64_t n, int64_t i) {
+  const int64_t full = k / 16;
+  return as_float(i / 16 < full ? w[(i / 16) * 16 * n_rows + 16 * n + i % 16] : w[full * 16 * n_rows + n * (k % 16) + i % 16]);
+}
+
+template <class W, float (*At)(const W*, int64_t, int64_t, int64_t, int64_t, int64_t)>
+void dot_rows_impl(const float* x, int64_t ldx, int64_t rows, const W* w, int64_t ldw, int64_t n_rows, int64_t k,
+                   float* y, int64_t ldy, bool accumulate) {
   const int64_t padded = (k + 15) / 16 * 16;
   for (int64_t m = 0; m < rows; ++m) {
     for (int64_t n = 0; n < n_rows; ++n) {
       float a[16] = {};
       for (int64_t i = 0; i < padded; ++i) {
         const bool in = i < k;
-        a[i % 16] = std::fma(in ? x[m * ldx + i] : 0.0f, in ? as_float(w[n * ldw + i]) : 0.0f, a[i % 16]);
+        a[i % 16] = std::fma(in ? x[m * ldx + i] : 0.0f, in ? At(w, ldw, n_rows, k, n, i) : 0.0f, a[i % 16]);
       }
       const float d = tree16(a);
       float& out = y[m * ldy + n];
       out = accumulate ? out + d : d;
     }
   }
+}
+
+template <class W>
+void dot_rows(const float* x, int64_t ldx, int64_t rows, const W* w, int64_t ldw, int64_t n_rows, int64_t k, float* y,
+              int64_t ldy, bool accumulate) {
+  dot_rows_impl<W, row_major_at<W>>(x, ldx, rows, w, ldw, n_rows, k, y, ldy, accumulate);
+}
+
+template <class W>
+void dot_rows_blocked(const float* x, int64_t ldx, int64_t rows, const W* w, int64_t n_rows, int64_t k, float* y,
+                      int64_t ldy) {
+  dot_rows_impl<W, blocked_at<W>>(x, ldx, rows, w, 0, n_rows, k, y, ldy, false);
 }
 
 void accumulate_rows(const float* weights, int64_t ldw, int64_t heads, const float* v, int64_t ldv, int64_t count,
@@ -118,6 +141,8 @@ const CpuKernels& portable_kernels() {
     t.gemm[static_cast<int>(WeightFormat::kI8)] = gemm<WeightFormat::kI8>;
     t.dot_rows = dot_rows<float>;
     t.dot_rows_bf16 = dot_rows<uint16_t>;
+    t.dot_rows_blocked = dot_rows_blocked<float>;
+    t.dot_rows_blocked_bf16 = dot_rows_blocked<uint16_t>;
     t.accumulate_rows = accumulate_rows;
     t.softmax_exp = softmax_exp;
     t.silu_mul = silu_mul;

@@ -1,11 +1,11 @@
 // cpu_lora.cpp: the multi-LoRA op on the CPU, at each adapter's own rank. For every token of a segment with an
-// adapter: shrink t = A x (dot_rows over the row-major A [rank, in], one lane-form dot per rank), then expand
-// y += B t as a GEMM over B^T [rank, out] (upload_lora stores B transposed) read in place as k-major panels, so
-// the expand is rank FMAs per 16 outputs with no reductions. With bf16 or int8 weights A and B^T are bf16
-// (half the bytes a mixed batch streams per adapter), converted in registers like the weights. Both passes
+// adapter: shrink t = A x (lane-form dots, dot_rows_blocked), then expand y += B t as the GEMM tile over B^T, so
+// the expand is rank FMAs per 16 outputs with no reductions. upload_lora lays A out in blocks of 16 ranks and
+// B^T in panels of 64 outputs so that both are read as single sequential streams (a mixed batch reads every
+// adapter it holds from memory each step); with bf16 or int8 weights they are bf16, half the bytes. Both passes
 // run once per op over all segments on the pool: (segment, 16 ranks) items for the shrink, chunks of output
-// panels for the expand. A token's result depends only on its own row and adapter (cpu_kernels.h orders), never on the
-// segments around it.
+// panels for the expand. A token's result depends only on its own row and adapter (cpu_kernels.h orders),
+// never on the segments around it.
 #include <algorithm>
 #include <utility>
 #include <vector>
@@ -68,9 +68,9 @@ void CpuBackend::lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights&
       const float* xs = x.ptr<float>() + s.begin * x.ld;
       float* t = shrunk.data() + s.begin * ld + r0;
       if (bf16) {
-        k.dot_rows_bf16(xs, x.ld, s.rows, static_cast<const uint16_t*>(s.a) + r0 * in, in, nr, in, t, ld, false);
+        k.dot_rows_blocked_bf16(xs, x.ld, s.rows, static_cast<const uint16_t*>(s.a) + r0 * in, nr, in, t, ld);
       } else {
-        k.dot_rows(xs, x.ld, s.rows, static_cast<const float*>(s.a) + r0 * in, in, nr, in, t, ld, false);
+        k.dot_rows_blocked(xs, x.ld, s.rows, static_cast<const float*>(s.a) + r0 * in, nr, in, t, ld);
       }
     }
   };
@@ -78,8 +78,8 @@ void CpuBackend::lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights&
   const int64_t panels = (out + cpu::kPanelCols - 1) / cpu::kPanelCols;
   auto expand = [&](int64_t p0, int64_t p1) {
     for (const Segment& s : segs) {
-      const cpu::PanelSource bt = bf16 ? cpu::PanelSource::k_major_bf16(static_cast<const uint16_t*>(s.bt), s.rank, out)
-                                       : cpu::PanelSource::k_major_f32(static_cast<const float*>(s.bt), s.rank, out);
+      const cpu::PanelSource bt = cpu::PanelSource::lora_bt(s.bt, bf16 ? cpu::WeightFormat::kBF16 : cpu::WeightFormat::kF32,
+                                                            s.rank, out);
       cpu::gemm_panels(k, bt, shrunk.data() + s.begin * ld, ld, s.rows, nullptr, y.ptr<float>() + s.begin * y.ld, y.ld,
                        true, p0, p1);
     }
