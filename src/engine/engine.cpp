@@ -53,7 +53,7 @@ struct Engine::Impl {
   ServedModel* model = nullptr;
   EngineOptions options;
   EngineLimits limits;
-  AdapterRegistry registry;
+  std::unique_ptr<AdapterCatalog> catalog;
   std::unique_ptr<ModelRunner> runner;
   std::unique_ptr<AdapterSlots> slots;
   std::unique_ptr<BlockPool> pool;
@@ -80,10 +80,22 @@ struct Engine::Impl {
     uint64_t requests = 0;
     double last_used = 0;
   };
-  std::map<uint64_t, Usage> usage;     // by registration key
+  std::map<std::string, Usage> usage;  // by adapter name
   std::vector<uint64_t> resident_keys;
+  int32_t free_slots = 0;
 
-  Impl(ServedModel& m, const EngineOptions& o) : model(&m), options(o), registry(m.config(), o.max_lora_rank) {}
+  Impl(ServedModel& m, const EngineOptions& o) : model(&m), options(o) {
+    AdapterCatalogOptions co;
+    co.roots = o.adapter_dirs;
+    co.max_cpu_loras = o.max_cpu_loras;
+    co.max_cpu_bytes = o.max_cpu_lora_bytes;
+    co.max_rank = o.max_lora_rank;
+    catalog = std::make_unique<AdapterCatalog>(m.config(), co, [this] {
+      std::lock_guard<std::mutex> lock(mu);
+      cv.notify_all();
+    });
+  }
+  ~Impl() { catalog.reset(); }  // joins the loaders before the mutex they notify goes
 
   void loop();
   void drain_inbox();
@@ -148,33 +160,66 @@ Engine::Engine(ServedModel& model) : model_(&model) {}
 
 Engine::~Engine() { shutdown(0); }
 
-Status Engine::add_adapter(const std::string& name, const std::string& source, const std::string& base_model_name) {
+Status Engine::add_adapter(const std::string& name, const std::string& source, const std::string& base_model_name,
+                           bool replace) {
   if (model_->is_base_name(name)) return invalid_argument("adapter name \"" + name + "\" is the base model's name");
-  auto added = impl_->registry.add(name, source, base_model_name);
-  return added.is_ok() ? Status::ok() : added.status();
+  return impl_->catalog->register_name(name, source, base_model_name, replace);
 }
 
-bool Engine::has_adapter(const std::string& name) const { return impl_->registry.find(name) != nullptr; }
+Status Engine::remove_adapter(const std::string& name) { return impl_->catalog->unregister(name); }
+
+bool Engine::has_adapter(const std::string& name) const { return impl_->catalog->known(name); }
+
+EngineCapacity Engine::capacity(int32_t rank) const {
+  const Impl& im = *impl_;
+  EngineCapacity c;
+  c.rank = rank;
+  const ModelConfig& m = model_->config();
+  for (int mod = 0; mod < kNumLoraModules; ++mod) {
+    const ProjectionShape shape = projection_shape(m, static_cast<LoraModule>(mod));
+    c.adapter_bytes += static_cast<int64_t>(rank) * (shape.in_dim + shape.out_dim) * m.num_layers * 4;
+  }
+  const AdapterCatalogStats cs = im.catalog->stats();
+  c.host_bytes_used = cs.host_bytes;
+  c.host_bytes_limit = im.options.max_cpu_lora_bytes;
+  int64_t free_host = -1;
+  if (im.options.max_cpu_lora_bytes > 0 && c.adapter_bytes > 0)
+    free_host = std::max<int64_t>(0, (im.options.max_cpu_lora_bytes - cs.host_bytes) / c.adapter_bytes);
+  if (im.options.max_cpu_loras > 0) {
+    const int64_t by_count = std::max<int64_t>(0, im.options.max_cpu_loras - cs.host_adapters);
+    free_host = free_host < 0 ? by_count : std::min(free_host, by_count);
+  }
+  c.host_adapters_free = free_host;
+  std::lock_guard<std::mutex> lock(im.stats_mu);
+  c.device_slots = limits_.max_loras;
+  c.device_slots_free = im.free_slots;
+  c.kv_tokens_total = limits_.kv_tokens();
+  c.kv_tokens_free = (im.stats.kv_blocks_total - im.stats.kv_blocks_used) * limits_.block_size;
+  return c;
+}
 
 std::vector<AdapterInfo> Engine::adapters() const {
   std::vector<AdapterInfo> out;
+  const std::vector<AdapterListing> listing = impl_->catalog->list();
   std::lock_guard<std::mutex> lock(impl_->stats_mu);
-  for (const auto& a : impl_->registry.list()) {
+  for (const AdapterListing& a : listing) {
     AdapterInfo info;
-    info.name = a->name;
-    info.path = a->path;
-    info.source = a->source;
-    info.base_model_name = a->base_model_name;
-    info.content_hash = a->content_hash;
-    info.rank = a->rank;
-    info.target_modules = a->target_modules;
-    info.bytes = a->bytes;
+    info.name = a.name;
+    info.path = a.path;
+    info.source = a.source;
+    info.base_model_name = a.base_model_name;
+    info.content_hash = a.content_hash;
+    info.rank = a.rank;
+    info.target_modules = a.target_modules;
+    info.bytes = a.bytes;
+    info.registered = a.registered;
+    info.last_used = a.last_used;
     const auto& keys = impl_->resident_keys;
-    info.tier = std::find(keys.begin(), keys.end(), a->key) != keys.end() ? "device" : "host";
-    auto it = impl_->usage.find(a->key);
+    info.tier = a.key && std::find(keys.begin(), keys.end(), a.key) != keys.end() ? "device" : a.state;
+    auto it = impl_->usage.find(a.name);
     if (it != impl_->usage.end()) {
       info.requests = it->second.requests;
-      info.last_used = it->second.last_used;
+      info.last_used = std::max(info.last_used, it->second.last_used);
     }
     out.push_back(std::move(info));
   }
@@ -208,8 +253,8 @@ Result<std::shared_ptr<RequestStream>> Engine::submit(EngineRequest request, std
                             std::to_string(request.params.stop.max_new_tokens) + " in the completion).");
   auto seq = std::make_unique<Sequence>();
   if (!request.adapter.empty()) {
-    seq->adapter = im.registry.find(request.adapter);
-    if (!seq->adapter) return not_found("adapter \"" + request.adapter + "\" is not known");
+    LS_ASSIGN_OR_RETURN(const AdapterSource source, parse_adapter_source(request.adapter_source));
+    LS_ASSIGN_OR_RETURN(seq->claim, im.catalog->claim(request.adapter, source));
   }
   if (!request.params.stop.stop_strings.empty() && !model_->has_tokenizer())
     return invalid_argument("stop strings need a tokenizer; the model has none");
@@ -308,12 +353,12 @@ void Engine::Impl::finish(Sequence* seq, FinishReason reason, Status error, Requ
     }
     stats.request_prompt_tokens.observe(static_cast<double>(seq->prompt.size()));
     stats.request_generation_tokens.observe(static_cast<double>(seq->output.size()));
-    const std::string name = seq->adapter ? seq->adapter->name : "";
+    const std::string& name = seq->adapter_name();
     AdapterStats& a = stats.adapters[name];
     ++a.requests;
     a.e2e.observe(now - seq->times.arrival);
-    if (seq->adapter) {
-      Usage& use = usage[seq->adapter->key];
+    if (seq->claim) {
+      Usage& use = usage[name];
       ++use.requests;
       use.last_used = now;
     }
@@ -363,7 +408,7 @@ void Engine::Impl::process(Sequence* seq, int32_t n, RunnerResult& result, doubl
   AdapterStats* adapter_stats = nullptr;
   {
     std::lock_guard<std::mutex> lock(stats_mu);
-    adapter_stats = &stats.adapters[seq->adapter ? seq->adapter->name : ""];
+    adapter_stats = &stats.adapters[seq->adapter_name()];
     if (seq->output.empty() || seq->times.first_token == 0) {
       if (seq->times.first_token == 0) {
         seq->times.first_token = now;
@@ -456,7 +501,7 @@ void Engine::Impl::run_step(const SchedulerOutput& out, double now) {
     for (const ScheduledSeq& s : out.scheduled) {
       const int32_t prompt_part = std::max(0, std::min<int32_t>(s.num_tokens, static_cast<int32_t>(s.seq->prompt.size()) - s.seq->num_computed));
       stats.prompt_tokens += prompt_part;
-      stats.adapters[s.seq->adapter ? s.seq->adapter->name : ""].prompt_tokens += prompt_part;
+      stats.adapters[s.seq->adapter_name()].prompt_tokens += prompt_part;
     }
   }
   for (size_t i = 0; i < out.scheduled.size(); ++i)
@@ -473,8 +518,8 @@ void Engine::Impl::publish(double now) {
   waiting_count = stats.waiting;
   resident_keys = slots->resident_keys();
   std::map<std::string, std::pair<int32_t, int32_t>> counts;
-  for (const Sequence* s : scheduler->running()) ++counts[s->adapter ? s->adapter->name : ""].first;
-  for (const Sequence* s : scheduler->waiting()) ++counts[s->adapter ? s->adapter->name : ""].second;
+  for (const Sequence* s : scheduler->running()) ++counts[s->adapter_name()].first;
+  for (const Sequence* s : scheduler->waiting()) ++counts[s->adapter_name()].second;
   stats.running_adapters.clear();
   stats.waiting_adapters.clear();
   for (auto& [name, a] : stats.adapters) a.running = a.waiting = 0;
@@ -487,7 +532,16 @@ void Engine::Impl::publish(double now) {
     if (c.second) stats.waiting_adapters.push_back(name);
   }
   for (const Sequence* s : scheduler->running())
-    if (s->adapter) usage[s->adapter->key].last_used = now;
+    if (s->claim) usage[s->adapter_name()].last_used = now;
+  free_slots = slots->free_slots();
+  stats.adapter_slot_loads = slots->loads();
+  const AdapterCatalogStats cs = catalog->stats();
+  stats.adapter_loads = cs.loads;
+  stats.adapter_load_failures = cs.load_failures;
+  stats.adapter_evictions = cs.evictions;
+  stats.adapter_load_seconds = cs.load_seconds;
+  stats.host_adapters = cs.host_adapters;
+  stats.host_adapter_bytes = cs.host_bytes;
 }
 
 void Engine::Impl::loop() {
@@ -512,6 +566,14 @@ void Engine::Impl::loop() {
       publish(now);
       break;
     }
+    // Adapters that finished loading make their requests schedulable; failed loads fail them.
+    std::vector<std::pair<Sequence*, Status>> failed_loads;
+    for (Sequence* s : std::vector<Sequence*>(scheduler->waiting().begin(), scheduler->waiting().end())) {
+      if (!s->adapter_pending()) continue;
+      if (s->claim->ready()) s->adapter = s->claim->adapter();
+      else if (s->claim->failed()) failed_loads.emplace_back(s, s->claim->error());
+    }
+    for (auto& [s, status] : failed_loads) finish(s, FinishReason::kError, status);
     SchedulerOutput out = scheduler->schedule(now);
     for (auto& [seq, status] : out.failed) finish(seq, FinishReason::kError, status);
     if (!out.scheduled.empty()) run_step(out, now);
