@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 
 #include "io/content_hash.h"
 #include "io/hub_cache.h"
@@ -303,12 +304,15 @@ void AdapterCatalog::load_entry(const std::shared_ptr<AdapterClaim::Entry>& e) {
       LS_ASSIGN_OR_RETURN(download, s3_->fetch(e->remote));
       adapter->path = download->dir();
     }
-    auto loaded = load_lora_adapter(adapter->path, model_);
-    if (!loaded.is_ok()) return loaded.status();
-    adapter->weights = std::move(loaded).value();
+    // The content hash reads the same (page-cached) files on a second thread while this one parses.
     std::vector<std::string> files;
     for (const char* f : kAdapterFiles) files.push_back(adapter->path + "/" + f);
-    LS_ASSIGN_OR_RETURN(adapter->content_hash, sha256_of_files(files));
+    auto hash = std::async(std::launch::async, [files] { return sha256_of_files(files); });
+    auto loaded = load_lora_adapter(adapter->path, model_);
+    auto digest = hash.get();
+    if (!loaded.is_ok()) return loaded.status();
+    adapter->weights = std::move(loaded).value();
+    LS_ASSIGN_OR_RETURN(adapter->content_hash, std::move(digest));
     adapter->rank = static_cast<int32_t>(adapter->weights.max_rank);
     if (options_.max_rank > 0 && adapter->rank > options_.max_rank)
       return invalid_argument("rank " + std::to_string(adapter->rank) + " is above the server's --max-lora-rank " +
