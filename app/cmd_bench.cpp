@@ -5,6 +5,7 @@
 // per-op breakdown of one layer's ops at each batch size.
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,7 @@ struct BenchArgs {
   int32_t prefill = 1024;
   int32_t block_size = 16;
   bool breakdown = true;
+  BackendOptions backend;  // --gemv, --skinny, --decode-attention, --pdl, --gemm-tune fill backend.cuda
 };
 
 int fail(const std::string& message) {
@@ -255,7 +257,9 @@ int run_bench(const BenchArgs& a) {
   if (a.device != "cuda") return fail("bench-engine measures the cuda device (bench/cpu_decode_bench covers the CPU)");
   auto batches = parse_batches(a.batches);
   if (!batches.is_ok()) return fail(batches.status().to_string());
-  auto backend = make_backend(a.device);
+  BackendOptions backend_options = a.backend;
+  backend_options.device = a.device;
+  auto backend = make_backend(backend_options);
   if (!backend.is_ok()) return fail(backend.status().to_string());
   Backend& b = **backend;
   auto dir = resolve_model_dir(a.model);
@@ -285,25 +289,29 @@ int run_bench(const BenchArgs& a) {
   Bench run{a, b, **model, *kv, blocks_per_seq, bandwidth, gemm_flops};
   run.decode(*batches);
   if (CudaBackend* cb = as_cuda_backend(b)) {  // the projection paths not taken, for comparison
-    const bool gemv = cb->gemv_enabled();
-    const CudaBackend::SkinnyMode skinny = cb->skinny_mode();
+    const CudaBackendOptions chosen = cb->options();
     std::vector<int32_t> small, large;
     for (int32_t batch : *batches) (batch <= 4 ? small : large).push_back(batch);
     if (!small.empty()) {
-      cb->set_gemv_enabled(!gemv);
-      std::printf("\nthe same with the GEMV kernel %s (cuBLASLt %s) for 1-4 rows:", gemv ? "off" : "on",
-                  gemv ? "instead" : "replaced");
+      CudaBackendOptions other = chosen;
+      other.gemv = !chosen.gemv;
+      cb->set_options(other);
+      std::printf("\nthe same with the GEMV kernel %s (cuBLASLt %s) for 1-4 rows:", chosen.gemv ? "off" : "on",
+                  chosen.gemv ? "instead" : "replaced");
       run.decode(small);
-      cb->set_gemv_enabled(gemv);
+      cb->set_options(chosen);
     }
     if (!large.empty()) {
-      const bool off = skinny == CudaBackend::SkinnyMode::kOff;
-      cb->set_skinny_mode(off ? CudaBackend::SkinnyMode::kAuto : CudaBackend::SkinnyMode::kOff);
+      using Skinny = CudaBackendOptions::Skinny;
+      const bool off = chosen.skinny == Skinny::kOff;
+      CudaBackendOptions other = chosen;
+      other.skinny = off ? Skinny::kAuto : Skinny::kOff;
+      cb->set_options(other);
       std::printf("\nthe same with the skinny weight-streaming GEMM %s for 5-64 rows:",
                   off ? "where it measured faster (instead of cuBLASLt and a separate SiLU-mul)"
                       : "off (cuBLASLt for every projection, SiLU-mul separate)");
       run.decode(large);
-      cb->set_skinny_mode(skinny);
+      cb->set_options(chosen);
     }
   }
   run.prefill();
@@ -322,6 +330,28 @@ int run_bench(const BenchArgs&) { return fail("bench-engine needs a build with t
 
 #endif
 
+// The CUDA backend's kernel-path flags, each a field of CudaBackendOptions (defaults: the fastest measured).
+void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
+  using Skinny = CudaBackendOptions::Skinny;
+  using Decode = CudaBackendOptions::DecodeAttention;
+  using Tune = CudaBackendOptions::GemmTune;
+  const std::map<std::string, bool> on_off = {{"on", true}, {"off", false}};
+  cmd.add_option("--gemv", o.gemv, "cuda: weight-streaming GEMV for 1-4 rows (on, off: cuBLASLt)")
+      ->transform(CLI::CheckedTransformer(on_off));
+  cmd.add_option("--skinny", o.skinny, "cuda: skinny weight-streaming GEMM for 5-64 rows (auto, off, all)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, Skinny>{{"off", Skinny::kOff}, {"auto", Skinny::kAuto}, {"all", Skinny::kAll}}));
+  cmd.add_option("--decode-attention", o.decode_attention, "cuda: decode attention kernel (tensor-core, simt)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, Decode>{{"tensor-core", Decode::kTensorCore}, {"simt", Decode::kSimt}}));
+  cmd.add_option("--pdl", o.pdl, "cuda: programmatic dependent launch between kernels (on, off)")
+      ->transform(CLI::CheckedTransformer(on_off));
+  cmd.add_option("--gemm-tune", o.gemm_tune,
+                 "cuda: cuBLASLt plan choice (cold: timed on cold L2, warm: timed on warm L2, off: heuristic)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, Tune>{{"cold", Tune::kCold}, {"warm", Tune::kWarm}, {"off", Tune::kOff}}));
+}
+
 }  // namespace
 
 void register_bench_commands(CLI::App& app, CommandRunner& runner) {
@@ -339,6 +369,7 @@ void register_bench_commands(CLI::App& app, CommandRunner& runner) {
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--block-size", args.block_size, "KV block size (default 16)")->check(CLI::Range(1, 1024));
   cmd->add_flag("!--no-breakdown", args.breakdown, "skip the per-op breakdown");
+  add_cuda_backend_options(*cmd, args.backend.cuda);
   cmd->callback([&runner] { runner = [] { return run_bench(args); }; });
 }
 

@@ -81,10 +81,10 @@ timeout 200 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-form
   tee "$logs/bench.log"
 bench_rc=${PIPESTATUS[0]}
 # The same decode steps without programmatic dependent launch, to see what the launch overlap buys.
-LS_CUDA_PDL=0 timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda \
+timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda --pdl off \
   --batches 1,128 --replays 30 --prefill 128 --no-breakdown > "$logs/bench_no_pdl.log" 2>&1
 # The same steps with cuBLASLt plans tuned on L2-warm weights (the first tuner), to see what cold tuning buys.
-LS_CUBLASLT_TUNE=warm timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy \
+timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --gemm-tune warm \
   --device cuda --batches 1,32,128 --replays 50 --no-breakdown > "$logs/bench_warm_tune.log" 2>&1
 
 echo

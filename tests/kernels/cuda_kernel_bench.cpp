@@ -11,7 +11,6 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_bench.h"
-#include "backend/cuda/kernels/attention.h"
 #include "cuda_test_fixture.h"
 
 namespace ls::testing {
@@ -72,7 +71,10 @@ TEST_F(CudaKernelBench, DISABLED_DecodeAttention) {
     double single[2], b2b[2];
     std::vector<float> result[2];
     for (int which = 0; which < 2; ++which) {
-      cuda::set_decode_kernel(which == 0 ? cuda::DecodeKernel::kTensorCore : cuda::DecodeKernel::kSimt);
+      set_cuda_options([which](CudaBackendOptions& o) {
+        o.decode_attention = which == 0 ? CudaBackendOptions::DecodeAttention::kTensorCore
+                                        : CudaBackendOptions::DecodeAttention::kSimt;
+      });
       poison(gpu, out);
       auto once = [&] { gpu.attention(m.gpu, q, cache, params, out); };
       once();
@@ -84,7 +86,7 @@ TEST_F(CudaKernelBench, DISABLED_DecodeAttention) {
                      for (int i = 0; i < 50; ++i) once();
                    }) * 1e3 / 50;
     }
-    cuda::set_decode_kernel(cuda::DecodeKernel::kTensorCore);
+    set_cuda_options([](CudaBackendOptions& o) { o.decode_attention = CudaBackendOptions::DecodeAttention::kTensorCore; });
     EXPECT_LT(rel_error(result[0], result[1]), 1e-2) << "batch " << c.batch << " context " << c.context;
     std::printf("  %6d %8d %10.1f | %10.1f %8.0f %10.1f | %10.1f %8.0f %10.1f | %9.2f\n", c.batch, c.context,
                 kv_bytes / 1e6, single[0], kv_bytes / (b2b[0] * 1e-6) / 1e9, b2b[0], single[1],
@@ -108,7 +110,7 @@ TEST_F(CudaKernelBench, DISABLED_DecodeLinear) {
   Buffer xmem = gpu.allocate(128 * 14336 * 2).value(), omem = gpu.allocate(128 * 28672 * 2).value();
   gpu.fill_uniform(Tensor::make(wmem.data(), DType::kBF16, 1, max_w), 21, -0.05f, 0.05f);
   gpu.fill_uniform(Tensor::make(xmem.data(), DType::kBF16, 1, 128 * 14336), 22, -1.0f, 1.0f);
-  const CudaBackend::SkinnyMode saved = cuda->skinny_mode();
+  const CudaBackendOptions saved = cuda->options();
   std::printf("decode projections (mean of 20 back-to-back launches; weight GB/s):\n");
   std::printf("  %-8s %5s | %10s %8s | %10s %8s | %8s\n", "proj", "rows", "skinny us", "GB/s", "cublas us", "GB/s",
               "sk/cub");
@@ -125,7 +127,9 @@ TEST_F(CudaKernelBench, DISABLED_DecodeLinear) {
       double us[2];
       std::vector<float> result[2];
       for (int which = 0; which < 2; ++which) {
-        cuda->set_skinny_mode(which == 0 ? CudaBackend::SkinnyMode::kAll : CudaBackend::SkinnyMode::kOff);
+        set_cuda_options([which](CudaBackendOptions& o) {
+          o.skinny = which == 0 ? CudaBackendOptions::Skinny::kAll : CudaBackendOptions::Skinny::kOff;
+        });
         auto once = [&](int64_t i) { gpu.linear(x, weight(i), Tensor{}, out); };
         for (int64_t i = 0; i < copies; ++i) once(i);  // plans, tuning, scratch
         poison(gpu, out);
@@ -141,7 +145,7 @@ TEST_F(CudaKernelBench, DISABLED_DecodeLinear) {
                   bytes / (us[0] * 1e-6) / 1e9, us[1], bytes / (us[1] * 1e-6) / 1e9, us[0] / us[1]);
     }
   }
-  cuda->set_skinny_mode(saved);
+  cuda->set_options(saved);
 }
 
 }  // namespace

@@ -54,14 +54,14 @@ void CudaBackend::embedding(const BatchMeta& batch, Tensor table, Tensor out) {
   check_bf16(out, "embedding output");
   LS_CHECK(out.rows == batch.num_tokens && out.cols == table.cols) << "embedding shape mismatch";
   LS_CUDA_CHECK(cuda::launch_embedding(batch.token_ids, batch.num_tokens, table.data, table.ld, table.rows, table.cols,
-                                       out.data, out.ld, stream_));
+                                       out.data, out.ld, launch_stream()));
 }
 
 void CudaBackend::rms_norm(Tensor x, Tensor weight, float eps, Tensor out) {
   check_bf16(x, "rms_norm input");
   LS_CHECK(weight.cols == x.cols && out.rows == x.rows && out.cols == x.cols) << "rms_norm shape mismatch";
   LS_CUDA_CHECK(cuda::launch_rms_norm(nullptr, 0, x.data, x.ld, weight.data, out.data, out.ld, x.rows, x.cols, eps,
-                                      stream_));
+                                      launch_stream()));
 }
 
 void CudaBackend::add_rms_norm(Tensor residual, Tensor x, Tensor weight, float eps, Tensor out) {
@@ -71,7 +71,7 @@ void CudaBackend::add_rms_norm(Tensor residual, Tensor x, Tensor weight, float e
            out.cols == x.cols)
       << "add_rms_norm shape mismatch";
   LS_CUDA_CHECK(cuda::launch_rms_norm(residual.data, residual.ld, x.data, x.ld, weight.data, out.data, out.ld, x.rows,
-                                      x.cols, eps, stream_));
+                                      x.cols, eps, launch_stream()));
 }
 
 void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
@@ -83,20 +83,21 @@ void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
       << " out " << out.rows << "x" << out.cols;
   if (x.rows == 0) return;
   const bool out_f32 = out.dtype == DType::kF32;
-  if (gemv_enabled_ && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
+  if (options_.gemv && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
     LS_CUDA_CHECK(cuda::launch_gemv(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, out_f32, x.rows,
-                                    weight.rows, x.cols, stream_));
+                                    weight.rows, x.cols, launch_stream()));
     return;
   }
-  const bool skinny = skinny_mode_ == SkinnyMode::kAll ||
-                      (skinny_mode_ == SkinnyMode::kAuto &&
+  using Skinny = CudaBackendOptions::Skinny;
+  const bool skinny = options_.skinny == Skinny::kAll ||
+                      (options_.skinny == Skinny::kAuto &&
                        cuda::skinny_gemm_preferred(x.rows, weight.rows, x.cols, num_sms_));
   if (skinny && cuda::skinny_gemm_supported(x.rows, weight.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
     const int64_t floats = cuda::skinny_gemm_accumulator_floats(x.rows, weight.rows, x.cols, num_sms_);
     float* acc = floats > 0 ? zeroed_scratch(skinny_accumulator_, static_cast<size_t>(floats)) : nullptr;
     LS_CUDA_CHECK(cuda::launch_skinny_gemm(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, out_f32,
                                            x.rows, weight.rows, x.cols, acc, static_cast<int32_t*>(arrivals_.data()),
-                                           num_sms_, stream_));
+                                           num_sms_, launch_stream()));
     return;
   }
   LS_CHECK(!(bias.data && out_f32)) << "cuda backend: linear with bias into float32 output is not supported";
@@ -116,7 +117,7 @@ void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
 }
 
 void CudaBackend::rope(const BatchMeta& batch, Tensor q, Tensor k, const float* inv_freq, int64_t head_dim) {
-  LS_CUDA_CHECK(cuda::launch_rope(rope_args(batch, q, k, inv_freq, head_dim), stream_));
+  LS_CUDA_CHECK(cuda::launch_rope(rope_args(batch, q, k, inv_freq, head_dim), launch_stream()));
 }
 
 void CudaBackend::kv_write(const BatchMeta& batch, Tensor k, Tensor v, const KvLayer& cache) {
@@ -124,7 +125,7 @@ void CudaBackend::kv_write(const BatchMeta& batch, Tensor k, Tensor v, const KvL
   const int64_t width = cache.num_kv_heads * cache.head_dim;
   LS_CHECK(k.cols == width && v.cols == width) << "kv_write width mismatch";
   LS_CUDA_CHECK(cuda::launch_kv_write(batch.kv_slots, batch.num_tokens, k.data, k.ld, v.data, v.ld, width, cache.k,
-                                      cache.v, cache.num_blocks * cache.block_size, stream_));
+                                      cache.v, cache.num_blocks * cache.block_size, launch_stream()));
 }
 
 void CudaBackend::rope_kv_write(const BatchMeta& batch, Tensor q, Tensor k, Tensor v, const float* inv_freq,
@@ -140,7 +141,7 @@ void CudaBackend::rope_kv_write(const BatchMeta& batch, Tensor q, Tensor k, Tens
   a.k_cache = cache.k;
   a.v_cache = cache.v;
   a.cache_slots = cache.num_blocks * cache.block_size;
-  LS_CUDA_CHECK(cuda::launch_rope(a, stream_));
+  LS_CUDA_CHECK(cuda::launch_rope(a, launch_stream()));
 }
 
 void CudaBackend::attention(const BatchMeta& batch, Tensor q, const KvLayer& cache, const AttentionParams& params,
@@ -174,22 +175,24 @@ void CudaBackend::attention(const BatchMeta& batch, Tensor q, const KvLayer& cac
   a.num_heads = params.num_heads;
   a.scale = params.scale;
   a.sliding_window = params.sliding_window;
+  a.decode_kernel = options_.decode_attention == CudaBackendOptions::DecodeAttention::kSimt ? cuda::DecodeKernel::kSimt
+                                                                                          : cuda::DecodeKernel::kTensorCore;
   if (a.num_tokens == 0) return;
   if (cuda::attention_decode_supported(a) && a.num_tokens == a.num_seqs) {
     const int64_t floats = cuda::attention_decode_scratch_floats(a, num_sms_);
     float* partials = floats > 0 ? scratch(attention_scratch_, static_cast<size_t>(floats)) : nullptr;
-    LS_CUDA_CHECK(cuda::launch_attention_decode(a, partials, num_sms_, stream_));
+    LS_CUDA_CHECK(cuda::launch_attention_decode(a, partials, num_sms_, launch_stream()));
   } else if (cuda::attention_prefill_supported(a)) {
-    LS_CUDA_CHECK(cuda::launch_attention_prefill(a, stream_));
+    LS_CUDA_CHECK(cuda::launch_attention_prefill(a, launch_stream()));
   } else {
-    LS_CUDA_CHECK(cuda::launch_attention_generic(a, stream_));
+    LS_CUDA_CHECK(cuda::launch_attention_generic(a, launch_stream()));
   }
 }
 
 void CudaBackend::silu_mul(Tensor gate_up, Tensor out) {
   check_bf16(gate_up, "silu_mul input");
   LS_CHECK(gate_up.cols == 2 * out.cols && gate_up.rows == out.rows) << "silu_mul shape mismatch";
-  LS_CUDA_CHECK(cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, stream_));
+  LS_CUDA_CHECK(cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, launch_stream()));
 }
 
 void CudaBackend::linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor gate_up, Tensor out) {
@@ -200,12 +203,13 @@ void CudaBackend::linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor g
       << "linear_silu_mul shape mismatch: x " << x.rows << "x" << x.cols << " w " << weight.rows << "x" << weight.cols
       << " out " << out.rows << "x" << out.cols;
   // Batches of 1-4 rows keep the GEMV (it streams at the copy rate there) unless the skinny kernel is forced.
-  const bool fused = skinny_mode_ == SkinnyMode::kAll ||
-                     (skinny_mode_ == SkinnyMode::kAuto && (x.rows > 4 || !gemv_enabled_));
+  using Skinny = CudaBackendOptions::Skinny;
+  const bool fused = options_.skinny == Skinny::kAll ||
+                     (options_.skinny == Skinny::kAuto && (x.rows > 4 || !options_.gemv));
   if (fused && x.rows > 0 &&
       cuda::skinny_gemm_silu_supported(x.rows, out.cols, x.cols, x.data, x.ld, weight.data, weight.ld, num_sms_)) {
     LS_CUDA_CHECK(cuda::launch_skinny_gemm_silu(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld,
-                                                x.rows, out.cols, x.cols, num_sms_, stream_));
+                                                x.rows, out.cols, x.cols, num_sms_, launch_stream()));
     return;
   }
   Backend::linear_silu_mul(x, weight, bias, gate_up, out);
@@ -233,7 +237,7 @@ void CudaBackend::lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights
   a.y = y.data;
   a.y_ld = y.ld;
   float* shrunk = scratch(lora_scratch_, static_cast<size_t>(x.rows) * w.max_rank);
-  LS_CUDA_CHECK(cuda::launch_lora(a, shrunk, stream_));
+  LS_CUDA_CHECK(cuda::launch_lora(a, shrunk, launch_stream()));
 }
 
 void CudaBackend::gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) {
@@ -241,12 +245,12 @@ void CudaBackend::gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor o
       << "gather shape mismatch";
   const auto elem = static_cast<int64_t>(src.element_size());
   LS_CUDA_CHECK(cuda::launch_gather_rows(batch.logit_rows, batch.num_logit_rows, src.data, src.ld * elem, src.rows,
-                                         out.data, out.ld * elem, src.cols * elem, stream_));
+                                         out.data, out.ld * elem, src.cols * elem, launch_stream()));
 }
 
 void CudaBackend::argmax(Tensor logits, int32_t* tokens) {
   LS_CHECK(logits.dtype == DType::kF32) << "cuda backend: argmax input must be float32";
-  LS_CUDA_CHECK(cuda::launch_argmax(logits.ptr<float>(), logits.ld, logits.rows, logits.cols, tokens, stream_));
+  LS_CUDA_CHECK(cuda::launch_argmax(logits.ptr<float>(), logits.ld, logits.rows, logits.cols, tokens, launch_stream()));
 }
 
 void CudaBackend::sample(Tensor logits, const SamplingParams* params, int32_t* tokens) {
@@ -262,7 +266,7 @@ void CudaBackend::sample(Tensor logits, const SamplingParams* params, int32_t* t
   std::memcpy(params_upload_.begin(), params, bytes);
   params_upload_.commit(bytes, stream_);
   LS_CUDA_CHECK(cuda::launch_sample(logits.ptr<float>(), logits.ld, logits.rows, logits.cols,
-                                    static_cast<const SamplingParams*>(params_upload_.device()), tokens, stream_));
+                                    static_cast<const SamplingParams*>(params_upload_.device()), tokens, launch_stream()));
 }
 
 }  // namespace ls

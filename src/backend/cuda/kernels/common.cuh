@@ -1,5 +1,6 @@
 // common.cuh: device helpers every kernel shares: bf16 vectors of 8 (16-byte loads and stores), warp
-// reductions, programmatic dependent launch (PDL) waits, and the launch helper that sets the PDL attribute.
+// reductions, programmatic dependent launch (PDL) waits, and the launch helper that sets the PDL attribute
+// (when the Stream asks for it).
 // Every kernel calls pdl_wait() before it reads what the previous kernel wrote, then pdl_launch_dependents(),
 // so the next kernel's launch overlaps this one's execution.
 #pragma once
@@ -8,8 +9,9 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <utility>
+
+#include "backend/cuda/kernels/stream.h"
 
 namespace ls::cuda {
 
@@ -18,19 +20,9 @@ using bf16 = __nv_bfloat16;
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;"); }
 
-// Whether launches carry the PDL attribute (LS_CUDA_PDL=0 turns it off); read once.
-inline bool pdl_enabled() {
-  static const bool enabled = [] {
-    const char* e = std::getenv("LS_CUDA_PDL");
-    return !(e && e[0] == '0');
-  }();
-  return enabled;
-}
-
-// Launches `kernel` on `stream` with programmatic stream serialization when PDL is enabled.
+// Launches `kernel` on `stream`, with programmatic stream serialization when stream.pdl is set.
 template <typename... Params, typename... Args>
-cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                   Args&&... args) {
+cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, Stream stream, Args&&... args) {
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
@@ -38,9 +30,9 @@ cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
-  config.stream = stream;
+  config.stream = stream.stream;
   config.attrs = attr;
-  config.numAttrs = pdl_enabled() ? 1 : 0;
+  config.numAttrs = stream.pdl ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 

@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(kThreads) lora_expand_kernel(LoraArgs p, const
 
 }  // namespace
 
-cudaError_t launch_lora(const LoraArgs& p, float* shrunk, cudaStream_t stream) {
+cudaError_t launch_lora(const LoraArgs& p, float* shrunk, Stream stream) {
   if (p.num_segments == 0 || p.num_tokens == 0 || p.max_rank <= 0) return cudaSuccess;
   if (!p.seg_start || !p.seg_slot || !p.a || !p.b || !p.ranks || !p.x || !p.y || !shrunk || p.in_dim <= 0 ||
       p.out_dim <= 0 || p.x_ld < p.in_dim || p.y_ld < p.out_dim)

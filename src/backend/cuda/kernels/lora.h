@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kernels/stream.h"
+
 namespace ls::cuda {
 
 struct LoraArgs {
@@ -28,6 +30,6 @@ struct LoraArgs {
 };
 
 // shrunk: float32 scratch of num_tokens * max_rank values.
-cudaError_t launch_lora(const LoraArgs& args, float* shrunk, cudaStream_t stream);
+cudaError_t launch_lora(const LoraArgs& args, float* shrunk, Stream stream);
 
 }  // namespace ls::cuda

@@ -222,14 +222,14 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, i
 }  // namespace
 
 cudaError_t launch_argmax(const float* logits, int64_t ld, int64_t rows, int64_t cols, int32_t* tokens,
-                          cudaStream_t stream) {
+                          Stream stream) {
   if (rows == 0) return cudaSuccess;
   if (!logits || !tokens || cols <= 0 || ld < cols) return cudaErrorInvalidValue;
   return launch(argmax_kernel, dim3(static_cast<unsigned>(rows)), dim3(kThreads), 0, stream, logits, ld, cols, tokens);
 }
 
 cudaError_t launch_sample(const float* logits, int64_t ld, int64_t rows, int64_t cols, const SamplingParams* params,
-                          int32_t* tokens, cudaStream_t stream) {
+                          int32_t* tokens, Stream stream) {
   if (rows == 0) return cudaSuccess;
   if (!logits || !tokens || !params || cols <= 0 || ld < cols) return cudaErrorInvalidValue;
   return launch(sample_kernel, dim3(static_cast<unsigned>(rows)), dim3(kThreads), 0, stream, logits, ld, cols, params,
