@@ -19,6 +19,23 @@ bool same_addresses(const BatchMeta& a, const BatchMeta& b) {
          a.token_lora_slot == b.token_lora_slot;
 }
 
+// The resident adapters as a LoRA graph records them: every module counts as adapted (the graph must hold the
+// LoRA ops of all seven, whatever the slots hold when it is captured).
+class AnyAdapterTable final : public LoraTable {
+ public:
+  explicit AnyAdapterTable(const LoraTable* t) : t_(t) {}
+  int32_t num_slots() const override { return t_->num_slots(); }
+  bool occupied(int32_t slot) const override { return t_->occupied(slot); }
+  LoraModuleWeights module(int64_t layer, LoraModule m) const override {
+    LoraModuleWeights w = t_->module(layer, m);
+    w.max_rank = kLoraMaxRank;
+    return w;
+  }
+
+ private:
+  const LoraTable* t_;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<DecodeGraphs>> DecodeGraphs::create(Transformer& model, const KvCache& kv,
@@ -48,14 +65,17 @@ bool DecodeGraphs::eligible(const ForwardBatch& batch) const {
   if (batch.seqs.empty() || bucket_for(static_cast<int64_t>(batch.seqs.size())) == 0) return false;
   const int32_t bs = kv_->block_size();
   for (const SequenceStep& s : batch.seqs) {
-    if (s.tokens.size() != 1 || s.lora_slot != -1 || s.num_cached < 0) return false;
+    if (s.tokens.size() != 1 || s.num_cached < 0) return false;
+    if (s.lora_slot != -1 && !(options_.lora && s.lora_slot >= 0 && s.lora_slot < options_.lora->num_slots() &&
+                               options_.lora->occupied(s.lora_slot)))
+      return false;
     if (s.num_cached + 1 > options_.max_context) return false;
     if (static_cast<int64_t>(s.block_table.size()) * bs < s.num_cached + 1) return false;
   }
   return true;
 }
 
-BatchMeta DecodeGraphs::stage(const ForwardBatch& batch, int32_t bucket) {
+BatchMeta DecodeGraphs::stage(const ForwardBatch& batch, int32_t bucket, bool with_lora) {
   const int32_t bs = kv_->block_size(), n = static_cast<int32_t>(batch.seqs.size());
   PackedBatch& p = host_;
   p.token_ids.assign(bucket, 0);
@@ -68,7 +88,7 @@ BatchMeta DecodeGraphs::stage(const ForwardBatch& batch, int32_t bucket) {
   p.lora_seg_start.resize(bucket + 1);
   p.lora_seg_slot.assign(bucket, -1);
   p.token_lora_slot.assign(bucket, -1);
-  for (int32_t i = 0; i <= bucket; ++i) p.query_start[i] = p.lora_seg_start[i] = i;
+  for (int32_t i = 0; i <= bucket; ++i) p.query_start[i] = i;
   for (int32_t i = 0; i < bucket; ++i) p.logit_rows[i] = i;
   for (int32_t i = 0; i < n; ++i) {
     const SequenceStep& s = batch.seqs[i];
@@ -79,7 +99,17 @@ BatchMeta DecodeGraphs::stage(const ForwardBatch& batch, int32_t bucket) {
     p.context_lens[i] = pos + 1;
     const size_t blocks = std::min<size_t>(s.block_table.size(), static_cast<size_t>(max_blocks_));
     std::copy_n(s.block_table.begin(), blocks, p.block_tables.begin() + static_cast<size_t>(i) * max_blocks_);
+    p.token_lora_slot[i] = s.lora_slot;
   }
+  // LoRA segments: the runs of equal slots (padding rows: one run of -1), then empty segments up to `bucket`,
+  // so the count the graph recorded never changes.
+  int32_t segments = 0;
+  for (int32_t t = 0; t < bucket; ++t) {
+    if (t > 0 && p.token_lora_slot[t] == p.token_lora_slot[t - 1]) continue;
+    p.lora_seg_start[segments] = t;
+    p.lora_seg_slot[segments++] = p.token_lora_slot[t];
+  }
+  for (int32_t g = segments; g <= bucket; ++g) p.lora_seg_start[g] = bucket;
   BatchMeta& m = p.meta;
   m = BatchMeta{};
   m.num_tokens = m.num_seqs = m.num_logit_rows = m.num_lora_segments = bucket;
@@ -96,56 +126,61 @@ BatchMeta DecodeGraphs::stage(const ForwardBatch& batch, int32_t bucket) {
   m.lora_seg_start = p.lora_seg_start.data();
   m.lora_seg_slot = p.lora_seg_slot.data();
   m.token_lora_slot = p.token_lora_slot.data();
-  m.has_lora = false;
+  m.has_lora = with_lora;
   return model_->backend().upload_batch(m);
 }
 
-Status DecodeGraphs::capture(const std::vector<int32_t>& wanted) {
+Status DecodeGraphs::capture(const std::vector<int32_t>& wanted, bool with_lora) {
+  if (with_lora && !options_.lora) return invalid_argument("decode graphs with LoRA need a LoraTable in the options");
   std::vector<int32_t> todo;
   for (int32_t b : wanted.empty() ? options_.buckets : wanted) {
     if (std::find(options_.buckets.begin(), options_.buckets.end(), b) == options_.buckets.end())
       return invalid_argument("no decode graph bucket of size " + std::to_string(b));
-    if (!graphs_.count(b)) todo.push_back(b);
+    if (!graphs_.count({b, with_lora})) todo.push_back(b);
   }
   Backend& backend = model_->backend();
   const ForwardBatch empty;
+  const AnyAdapterTable any(options_.lora);
+  const LoraTable* lora = with_lora ? &any : nullptr;
   // Warm-up first, all of them: scratch buffers grow and GEMM plans are made before any address is recorded.
-  for (int32_t b : todo) model_->run_uploaded(stage(empty, b), *kv_, nullptr, ws_);
+  for (int32_t b : todo) model_->run_uploaded(stage(empty, b, with_lora), *kv_, lora, ws_);
   backend.synchronize();
   for (int32_t b : todo) {
     Entry e;
-    e.device_meta = stage(empty, b);
+    e.device_meta = stage(empty, b, with_lora);
     LS_RETURN_IF_ERROR(backend.begin_capture());
-    e.logits = model_->run_uploaded(e.device_meta, *kv_, nullptr, ws_);
+    e.logits = model_->run_uploaded(e.device_meta, *kv_, lora, ws_);
     LS_ASSIGN_OR_RETURN(e.graph, backend.end_capture());
-    graphs_.emplace(b, std::move(e));
+    graphs_.emplace(GraphKey{b, with_lora}, std::move(e));
   }
   return Status::ok();
 }
 
 Result<Tensor> DecodeGraphs::run(const ForwardBatch& batch) {
-  LS_ASSIGN_OR_RETURN(const int32_t bucket, prepare(batch));
-  return replay(bucket);
+  LS_ASSIGN_OR_RETURN(const GraphKey key, prepare(batch));
+  return replay(key);
 }
 
-Result<int32_t> DecodeGraphs::prepare(const ForwardBatch& batch) {
+Result<DecodeGraphs::GraphKey> DecodeGraphs::prepare(const ForwardBatch& batch) {
   if (!eligible(batch)) return invalid_argument("batch is not a graph-eligible decode step");
   const int64_t vocab = model_->config().vocab_size;
   const int32_t n_blocks = kv_->num_blocks();
+  bool with_lora = false;
   for (const SequenceStep& s : batch.seqs) {
     if (s.tokens[0] < 0 || s.tokens[0] >= vocab) return invalid_argument("token id outside the vocabulary");
     for (int32_t b : s.block_table)
       if (b < 0 || b >= n_blocks) return invalid_argument("block id " + std::to_string(b) + " out of range");
+    with_lora |= s.lora_slot >= 0;
   }
-  const int32_t bucket = bucket_for(static_cast<int64_t>(batch.seqs.size()));
-  if (!graphs_.count(bucket)) LS_RETURN_IF_ERROR(capture({bucket}));
-  const BatchMeta meta = stage(batch, bucket);
-  LS_CHECK(same_addresses(meta, graphs_.at(bucket).device_meta)) << "decode graph: batch arrays moved since capture";
-  return bucket;
+  const GraphKey key{bucket_for(static_cast<int64_t>(batch.seqs.size())), with_lora};
+  if (!graphs_.count(key)) LS_RETURN_IF_ERROR(capture({key.bucket}, with_lora));
+  const BatchMeta meta = stage(batch, key.bucket, with_lora);
+  LS_CHECK(same_addresses(meta, graphs_.at(key).device_meta)) << "decode graph: batch arrays moved since capture";
+  return key;
 }
 
-Tensor DecodeGraphs::replay(int32_t bucket) {
-  Entry& e = graphs_.at(bucket);
+Tensor DecodeGraphs::replay(GraphKey key) {
+  Entry& e = graphs_.at(key);
   e.graph->replay();
   return e.logits;
 }

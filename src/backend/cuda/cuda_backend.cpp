@@ -14,6 +14,7 @@ namespace {
 
 constexpr size_t kBatchArenaBytes = 32u << 20;      // every index array of one step
 constexpr size_t kParamsArenaBytes = 256u << 10;    // sampling params of one step
+constexpr size_t kPenaltyArenaBytes = 8u << 20;     // token counts of apply_penalties (rows go in groups that fit)
 constexpr size_t kGemmWorkspaceBytes = 32u << 20;
 constexpr size_t kConvertChunkFloats = 16u << 20;   // upload_f32 converts 64 MB at a time
 constexpr size_t kArrivalCounters = 1u << 16;       // decode attention: sequences x KV heads per step
@@ -57,6 +58,7 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const CudaBackendOption
   LS_ASSIGN_OR_RETURN(b->gemm_, cuda::CudaGemm::create(b->stream_, kGemmWorkspaceBytes, options.gemm_tune));
   LS_ASSIGN_OR_RETURN(b->batch_upload_, cuda::StagedUpload::create(kBatchArenaBytes));
   LS_ASSIGN_OR_RETURN(b->params_upload_, cuda::StagedUpload::create(kParamsArenaBytes));
+  LS_ASSIGN_OR_RETURN(b->penalty_upload_, cuda::StagedUpload::create(kPenaltyArenaBytes));
   LS_ASSIGN_OR_RETURN(b->arrivals_, b->allocate(kArrivalCounters * sizeof(int32_t)));
   LS_CUDA_CHECK(cudaMemsetAsync(b->arrivals_.data(), 0, b->arrivals_.bytes(), b->stream_));
   return b;
@@ -78,6 +80,7 @@ CudaBackend::~CudaBackend() {
   lora_scratch_ = Buffer();
   batch_upload_ = cuda::StagedUpload();
   params_upload_ = cuda::StagedUpload();
+  penalty_upload_ = cuda::StagedUpload();
   if (copy_stream_) cudaStreamSynchronize(copy_stream_);
   for (auto& f : fences_) cudaEventDestroy(f.second);
   for (cudaEvent_t e : spare_events_) cudaEventDestroy(e);

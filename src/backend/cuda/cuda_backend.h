@@ -49,6 +49,8 @@ class CudaBackend final : public Backend {
   void silu_mul(Tensor gate_up, Tensor out) override;
   void linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor gate_up, Tensor out) override;
   void lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& weights, Tensor y) override;
+  void lora_group(const BatchMeta& batch, Tensor x, const LoraModuleWeights* weights, const Tensor* ys,
+                  int n) override;
   void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) override;
   void argmax(Tensor logits, int32_t* tokens) override;
   void sample(Tensor logits, const SamplingParams* params, int32_t* tokens) override;
@@ -80,8 +82,6 @@ class CudaBackend final : public Backend {
   float* scratch(Buffer& buffer, size_t n);
   // The same, zero-filled when (re)allocated; kernels that use it leave it zero.
   float* zeroed_scratch(Buffer& buffer, size_t n);
-  // Sampling through the host reference (cuda_sampling_host.cpp), for what the kernels do not cover yet.
-  void sample_on_host(Tensor logits, const SamplingParams* params, int32_t* tokens);
 
   int device_ = 0;
   int num_sms_ = 0;
@@ -91,11 +91,12 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::CudaGemm> gemm_;
   cuda::StagedUpload batch_upload_;
   cuda::StagedUpload params_upload_;
+  cuda::StagedUpload penalty_upload_;  // apply_penalties' token counts
   Buffer convert_staging_;    // float32 chunk of upload_f32
   Buffer attention_scratch_;  // decode split partials
   Buffer arrivals_;           // split arrival counters (attention, skinny GEMM), zero between launches
   Buffer skinny_accumulator_; // skinny GEMM split-K partial sums
-  Buffer lora_scratch_;       // shrunk LoRA activations
+  Buffer lora_scratch_;       // LoRA shrink partial sums
   std::vector<Buffer> retired_scratch_;  // outgrown scratch, kept: graphs recorded earlier still point at it
   // The copy queue beside the ops (copy_beside): its stream, the event that orders it after the ops, and the
   // fences in flight (ascending), with spare events.

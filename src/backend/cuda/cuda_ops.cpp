@@ -1,5 +1,6 @@
 // cuda_ops.cpp: CudaBackend's ops: Tensor-level shape and dtype checks, then one launcher call each (kernels/)
-// or cuBLASLt (cuda_gemm.h). A launch error is fatal.
+// or cuBLASLt (cuda_gemm.h); the sampling ops upload their host arrays through pinned staging first. A launch
+// error is fatal.
 #include <algorithm>
 #include <cstring>
 
@@ -10,7 +11,9 @@
 #include "backend/cuda/kernels/gather_rows.h"
 #include "backend/cuda/kernels/gemv.h"
 #include "backend/cuda/kernels/kv_write.h"
+#include "backend/cuda/kernels/logprobs.h"
 #include "backend/cuda/kernels/lora.h"
+#include "backend/cuda/kernels/penalties.h"
 #include "backend/cuda/kernels/rms_norm.h"
 #include "backend/cuda/kernels/rope.h"
 #include "backend/cuda/kernels/sample.h"
@@ -216,28 +219,39 @@ void CudaBackend::linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor g
 }
 
 void CudaBackend::lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& w, Tensor y) {
-  if (!batch.has_lora || w.num_slots == 0 || w.max_rank == 0) return;
+  lora_group(batch, x, &w, &y, 1);
+}
+
+void CudaBackend::lora_group(const BatchMeta& batch, Tensor x, const LoraModuleWeights* w, const Tensor* ys, int n) {
+  LS_CHECK(n >= 1 && n <= cuda::kLoraMaxModules) << "lora_group of " << n << " modules";
+  if (!batch.has_lora || batch.num_lora_segments == 0 || x.rows == 0) return;
   check_bf16(x, "lora input");
-  check_bf16(y, "lora output");
-  LS_CHECK(x.cols == w.in_dim && y.cols == w.out_dim && x.rows == y.rows) << "lora shape mismatch";
   cuda::LoraArgs a;
   a.seg_start = batch.lora_seg_start;
   a.seg_slot = batch.lora_seg_slot;
   a.num_segments = batch.num_lora_segments;
   a.num_tokens = static_cast<int32_t>(x.rows);
-  a.a = w.a;
-  a.b = w.b;
-  a.ranks = w.ranks;
-  a.num_slots = w.num_slots;
-  a.max_rank = w.max_rank;
-  a.in_dim = w.in_dim;
-  a.out_dim = w.out_dim;
+  a.in_dim = x.cols;
   a.x = x.data;
   a.x_ld = x.ld;
-  a.y = y.data;
-  a.y_ld = y.ld;
-  float* shrunk = scratch(lora_scratch_, static_cast<size_t>(x.rows) * w.max_rank);
-  LS_CUDA_CHECK(cuda::launch_lora(a, shrunk, launch_stream()));
+  for (int i = 0; i < n; ++i) {
+    if (w[i].num_slots == 0) continue;
+    check_bf16(ys[i], "lora output");
+    LS_CHECK(x.cols == w[i].in_dim && ys[i].cols == w[i].out_dim && x.rows == ys[i].rows) << "lora shape mismatch";
+    LS_CHECK(a.num_modules == 0 || a.num_slots == w[i].num_slots) << "lora_group: modules of different slot tables";
+    a.num_slots = w[i].num_slots;
+    cuda::LoraModuleArgs& m = a.m[a.num_modules++];
+    m.a = w[i].a;
+    m.b = w[i].b;
+    m.ranks = w[i].ranks;
+    m.out_dim = w[i].out_dim;
+    m.y = ys[i].data;
+    m.y_ld = ys[i].ld;
+  }
+  if (a.num_modules == 0) return;
+  LS_CHECK(cuda::lora_supported(a)) << "cuda backend: lora needs in_dim and row strides that are multiples of 8";
+  float* partial = scratch(lora_scratch_, static_cast<size_t>(cuda::lora_scratch_floats(a, num_sms_)));
+  LS_CUDA_CHECK(cuda::launch_lora(a, partial, num_sms_, launch_stream()));
 }
 
 void CudaBackend::gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) {
@@ -257,16 +271,62 @@ void CudaBackend::sample(Tensor logits, const SamplingParams* params, int32_t* t
   LS_CHECK(logits.dtype == DType::kF32) << "cuda backend: sample input must be float32";
   LS_CHECK(!capturing_) << "cuda backend: sample uploads its params and cannot be captured";
   if (logits.rows == 0) return;
-  if (std::any_of(params, params + logits.rows, [](const SamplingParams& p) { return p.typical_p < 1.0f; })) {
-    sample_on_host(logits, params, tokens);  // the kernel has no typical-p filter yet
-    return;
-  }
   const size_t bytes = static_cast<size_t>(logits.rows) * sizeof(SamplingParams);
   LS_CHECK(bytes <= params_upload_.capacity()) << "too many rows to sample at once: " << logits.rows;
   std::memcpy(params_upload_.begin(), params, bytes);
   params_upload_.commit(bytes, stream_);
   LS_CUDA_CHECK(cuda::launch_sample(logits.ptr<float>(), logits.ld, logits.rows, logits.cols,
                                     static_cast<const SamplingParams*>(params_upload_.device()), tokens, launch_stream()));
+}
+
+void CudaBackend::apply_penalties(Tensor logits, const TokenCounts& counts) {
+  LS_CHECK(logits.dtype == DType::kF32 && counts.num_rows == logits.rows) << "cuda backend: apply_penalties shape";
+  LS_CHECK(!capturing_) << "cuda backend: apply_penalties uploads its counts and cannot be captured";
+  // Rows in groups whose counts fit the staging arena: row starts, tokens, counts, params, each 16-byte aligned.
+  auto align = [](size_t b) { return (b + 15) / 16 * 16; };
+  auto group_bytes = [&](int32_t first, int32_t end) {
+    const auto entries = static_cast<size_t>(counts.row_start[end] - counts.row_start[first]);
+    return align((end - first + 1) * sizeof(int32_t)) + 2 * align(entries * sizeof(int32_t)) +
+           align((end - first) * sizeof(PenaltyParams));
+  };
+  for (int32_t first = 0; first < counts.num_rows;) {
+    int32_t end = first + 1;
+    LS_CHECK(group_bytes(first, end) <= penalty_upload_.capacity()) << "apply_penalties: one row's counts exceed "
+                                                                      << penalty_upload_.capacity() << " bytes";
+    while (end < counts.num_rows && group_bytes(first, end + 1) <= penalty_upload_.capacity()) ++end;
+    const int32_t rows = end - first, base = counts.row_start[first];
+    const auto entries = static_cast<size_t>(counts.row_start[end] - base);
+    auto* host = static_cast<char*>(penalty_upload_.begin());
+    auto* device = static_cast<char*>(penalty_upload_.device());
+    size_t offset = 0;
+    auto put = [&](const void* src, size_t bytes) {
+      std::memcpy(host + offset, src, bytes);
+      const size_t at = offset;
+      offset += align(bytes);
+      return device + at;
+    };
+    auto* starts = reinterpret_cast<int32_t*>(host);
+    for (int32_t r = 0; r <= rows; ++r) starts[r] = counts.row_start[first + r] - base;
+    offset = align((rows + 1) * sizeof(int32_t));
+    const auto* d_starts = reinterpret_cast<const int32_t*>(device);
+    const auto* d_tokens = reinterpret_cast<const int32_t*>(put(counts.token + base, entries * sizeof(int32_t)));
+    const auto* d_counts = reinterpret_cast<const int32_t*>(put(counts.output_count + base, entries * sizeof(int32_t)));
+    const auto* d_params = reinterpret_cast<const PenaltyParams*>(put(counts.params + first, rows * sizeof(PenaltyParams)));
+    penalty_upload_.commit(offset, stream_);
+    LS_CUDA_CHECK(cuda::launch_penalties(logits.ptr<float>() + first * logits.ld, logits.ld, rows, logits.cols, d_starts,
+                                         d_tokens, d_counts, d_params, launch_stream()));
+    first = end;
+  }
+}
+
+static_assert(cuda::kLogprobsMaxTop == kMaxTopLogprobs, "the logprobs kernel's list length is the op's limit");
+
+void CudaBackend::logprobs(Tensor logits, const int32_t* targets, int32_t top_n, float* logprob, int32_t* top_ids,
+                           float* top_logprobs) {
+  LS_CHECK(logits.dtype == DType::kF32) << "cuda backend: logprobs input must be float32";
+  LS_CHECK(top_n >= 0 && top_n <= kMaxTopLogprobs) << "cuda backend: top_n out of range";
+  LS_CUDA_CHECK(cuda::launch_logprobs(logits.ptr<float>(), logits.ld, logits.rows, logits.cols, targets, top_n, logprob,
+                                      top_ids, top_logprobs, launch_stream()));
 }
 
 }  // namespace ls
