@@ -85,6 +85,11 @@ echo "== bench-engine"
 timeout 300 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda 2>&1 |
   tee "$logs/bench.log"
 bench_rc=${PIPESTATUS[0]}
+echo "== peer: transformers+peft, batch 32, 32 distinct adapters"
+peer="$here/peft_peer.py"  # beside the script when gpu-pack.sh put it there, else the repository's
+[ -f "$peer" ] || peer="$here/../bench/peft_peer.py"
+PYTHONUNBUFFERED=1 timeout 300 python3 "$peer" tests/data/configs/llama3-8b 2>&1 | grep -v Warning | tee "$logs/peer.log"
+
 # The same decode steps without programmatic dependent launch, to see what the launch overlap buys.
 timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda --pdl off \
   --batches 1,128 --replays 30 --prefill 128 --no-breakdown --lora-rank 0 > "$logs/bench_no_pdl.log" 2>&1
@@ -92,10 +97,6 @@ timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-forma
 timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --gemm-tune warm \
   --device cuda --batches 1,32,128 --replays 50 --no-breakdown --lora-rank 0 > "$logs/bench_warm_tune.log" 2>&1
 
-echo "== peer: transformers+peft, batch 32, 32 distinct adapters"
-peer="$here/peft_peer.py"  # beside the script when gpu-pack.sh put it there, else the repository's
-[ -f "$peer" ] || peer="$here/../bench/peft_peer.py"
-PYTHONUNBUFFERED=1 timeout 300 python3 "$peer" tests/data/configs/llama3-8b 2>&1 | grep -v Warning | tee "$logs/peer.log"
 
 echo
 echo "== summary ($(head -2 "$logs/device.txt" | tail -1))"
