@@ -8,9 +8,10 @@
 # /tmp/gpu-check); a summary table prints last.
 # The build is made elsewhere (cmake -DLORASERVE_CUDA=ON) and carried, as BUILD_DIR or as the bundle
 # gpu-build.tar.xz that scripts/gpu-pack.sh makes (looked for beside this script, then in carry/).
-# Usage: scripts/gpu-check.sh [BUILD_DIR]   (default build-cuda)
+# Usage: scripts/gpu-check.sh [BUILD_DIR] [quick]   (default build-cuda; quick: no peer, no PDL/tuning variants)
 set -uo pipefail
 build=${1:-build-cuda}
+quick=${2:-}
 logs=${OUT:-/tmp/gpu-check}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$logs"
@@ -85,6 +86,7 @@ echo "== bench-engine"
 timeout 300 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda 2>&1 |
   tee "$logs/bench.log"
 bench_rc=${PIPESTATUS[0]}
+if [ "$quick" != quick ]; then
 echo "== peer: transformers+peft, batch 32, 32 distinct adapters"
 peer="$here/peft_peer.py"  # beside the script when gpu-pack.sh put it there, else the repository's
 [ -f "$peer" ] || peer="$here/../bench/peft_peer.py"
@@ -96,6 +98,7 @@ timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-forma
 # The same steps with cuBLASLt plans tuned on L2-warm weights (the first tuner), to see what cold tuning buys.
 timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --gemm-tune warm \
   --device cuda --batches 1,32,128 --replays 50 --no-breakdown --lora-rank 0 > "$logs/bench_warm_tune.log" 2>&1
+fi
 
 
 echo
@@ -110,10 +113,12 @@ echo "decode steps (rows: default paths with adapters none/one/distinct; then ba
 echo "with the skinny GEMM off), prefill with and without an adapter:"
 grep -E "^device:|^adapters:|^ +(1|32|128) +(base|one|distinct) |^prefill|GEMM floor|with one rank" "$logs/bench.log" | head -20
 grep -E "^  sum x" "$logs/bench.log"
+[ "$quick" = quick ] || {
 echo "without PDL:"
 grep -E "^ +(1|128) +base " "$logs/bench_no_pdl.log" | head -2
 echo "cuBLASLt plans tuned on L2-warm weights:"
 grep -E "^ +(1|32|128) +base |^prefill" "$logs/bench_warm_tune.log" | head -4
 echo "peer:"
 grep -E "tok/s|model:" "$logs/peer.log"
+}
 exit $(( ctest_rc != 0 || cli_rc != 0 || bench_rc != 0 || attn_rc != 0 ))

@@ -14,9 +14,11 @@
 // go in passes of 32 (4 groups; groups past the slot's rank skip their loads and products). The 8 warps' fp32
 // sums meet in shared memory; the block writes its K split's partial t [tile tokens, rank] in fp32.
 //
-// Expand, block (tile, 512-column chunk of one module's output): y += t B^T. Each warp owns 64 columns; per
-// 32 ranks a lane sums its t values over the K splits, rounds them to bf16 as the A fragment (PEFT rounds the
-// intermediate likewise), loads 16 bytes of each of its 8 B rows, and accumulates in fp32; y gets one rounding.
+// Expand, block (tile, a run of 512-column chunks of one module's output): y += t B^T. The block first sums the
+// tile's t over the K splits into shared memory, rounded to bf16 (PEFT rounds the intermediate likewise); each
+// warp then owns 64 columns per chunk: per 32 ranks a lane takes its A fragment from shared memory, loads 16
+// bytes of each of its 8 B rows, and accumulates in fp32; the product goes through shared memory so that y is
+// read and written 16 bytes per lane (one rounding).
 //
 // Decode with distinct adapters is bound by the adapters' bytes (A and B read once per token); the K splits give
 // a step with one shared adapter enough blocks to stream it.
@@ -173,9 +175,24 @@ __device__ __forceinline__ uint4 load_b_word(const bf16* row, int k, int rank, b
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
-__global__ void __launch_bounds__(kThreads) lora_expand_kernel(LoraArgs p, ExpandChunks chunks, int splits,
-                                                               const float* partial) {
+// y[row, col .. col + n) += c[0 .. n) in bf16 (16-byte accesses when the 8 columns are whole and aligned).
+__device__ __forceinline__ void add_to_row(bf16* y, const float* c, int n, bool vector) {
+  if (vector && n == 8) {
+    float v[8];
+    load8(y, v);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] += c[i];
+    store8(y, v);
+    return;
+  }
+  for (int i = 0; i < n; ++i) y[i] = __float2bfloat16_rn(__bfloat162float(y[i]) + c[i]);
+}
+
+__global__ void __launch_bounds__(kThreads, 2) lora_expand_kernel(LoraArgs p, ExpandChunks chunks, int splits,
+                                                                  int iters, const float* partial) {
   __shared__ int32_t tile_info[3];
+  __shared__ __align__(16) bf16 ts[kTile][kLoraMaxRank + 8];                 // t, summed over the K splits
+  __shared__ __align__(16) float cs[kWarps][kTile][kColsPerWarp + 4];        // each warp's product, for the store
   const TileRef tile = find_tile(p, blockIdx.x, tile_info);
   if (tile.count == 0) return;
   int m = 0;
@@ -183,83 +200,98 @@ __global__ void __launch_bounds__(kThreads) lora_expand_kernel(LoraArgs p, Expan
   const LoraModuleArgs& mod = p.m[m];
   const int32_t slot = p.seg_slot[tile.seg];
   const int rank = mod.ranks[slot];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-  const int64_t n_warp = static_cast<int64_t>(blockIdx.y - chunks.first[m]) * kColsPerBlock + warp * kColsPerWarp;
-  if (rank <= 0 || n_warp >= mod.out_dim) return;
+  const int64_t n_block = static_cast<int64_t>(blockIdx.y - chunks.first[m]) * kColsPerBlock * iters;
+  if (rank <= 0 || n_block >= mod.out_dim) return;
   const bf16* b = static_cast<const bf16*>(mod.b[slot]);
   const bool vector = rank % 8 == 0 && (reinterpret_cast<uintptr_t>(b) & 15) == 0;
+  bf16* y = static_cast<bf16*>(mod.y);
+  const bool vector_y = mod.y_ld % 8 == 0 && (reinterpret_cast<uintptr_t>(y) & 15) == 0;
   pdl_wait();
   pdl_launch_dependents();
+  // The tile's t [count, rank]: all threads sum the splits' partials at once (zeros past the rank, to a
+  // multiple of 32, and past the tile's tokens), rounded to bf16 as the mma's A operand.
+  const int kpad = (rank + 31) / 32 * 32;
   const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
   const int64_t split_stride = static_cast<int64_t>(p.num_tokens) * row_stride;
-  const float* t_g = partial + (tile.begin + g) * row_stride + m * kLoraMaxRank;
-  const float* t_g8 = t_g + 8 * row_stride;
-  const bool has_g = g < tile.count, has_g8 = g + 8 < tile.count;
-  float acc[8][4] = {};
-  for (int k = 0; k < rank; k += 32) {
-    const int kk = k + t4 * 8;
-    float tg[8] = {}, th[8] = {};
-    for (int z = 0; z < splits; ++z) {
+  for (int e = threadIdx.x; e < kTile * kpad; e += kThreads) {
+    const int row = e / kpad, c = e % kpad;
+    float v = 0.0f;
+    if (row < tile.count && c < rank) {
+      const float* src = partial + (tile.begin + row) * row_stride + m * kLoraMaxRank + c;
 #pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        if (kk + i >= rank) break;
-        if (has_g) tg[i] += t_g[z * split_stride + kk + i];
-        if (has_g8) th[i] += t_g8[z * split_stride + kk + i];
-      }
+      for (int z = 0; z < kMaxSplits; ++z)
+        if (z < splits) v += src[z * split_stride];
     }
-    const uint4 ag = make_uint4(pack_bf16(tg[0], tg[1]), pack_bf16(tg[2], tg[3]), pack_bf16(tg[4], tg[5]),
-                                pack_bf16(tg[6], tg[7]));
-    const uint4 ah = make_uint4(pack_bf16(th[0], th[1]), pack_bf16(th[2], th[3]), pack_bf16(th[4], th[5]),
-                                pack_bf16(th[6], th[7]));
-    uint4 w[8];
+    ts[row][c] = __float2bfloat16_rn(v);
+  }
+  __syncthreads();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+  for (int it = 0; it < iters; ++it) {
+    const int64_t n_warp = n_block + (static_cast<int64_t>(it) * kWarps + warp) * kColsPerWarp;
+    if (n_warp >= mod.out_dim) break;  // warp-uniform, and no block barrier below
+    float acc[8][4] = {};
+    for (int k = 0; k < rank; k += 32) {
+      const int kk = k + t4 * 8;
+      const uint4 ag = *reinterpret_cast<const uint4*>(&ts[g][kk]);
+      const uint4 ah = *reinterpret_cast<const uint4*>(&ts[g + 8][kk]);
+      uint4 w[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int64_t n = n_warp + j * 8 + g;
+        w[j] = n < mod.out_dim ? load_b_word(b + n * rank, kk, rank, vector) : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int j = 0; j < 8; ++j) mma_word(acc[j], ag, ah, w[j]);
+    }
+    // Through shared memory, so each lane adds 8 whole columns of one row with 16-byte accesses.
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      const int64_t n = n_warp + j * 8 + g;
-      w[j] = n < mod.out_dim ? load_b_word(b + n * rank, kk, rank, vector) : make_uint4(0, 0, 0, 0);
+      const int c = j * 8 + 2 * t4;
+      cs[warp][g][c] = acc[j][0];
+      cs[warp][g][c + 1] = acc[j][1];
+      cs[warp][g + 8][c] = acc[j][2];
+      cs[warp][g + 8][c + 1] = acc[j][3];
     }
-#pragma unroll
-    for (int j = 0; j < 8; ++j) mma_word(acc[j], ag, ah, w[j]);
-  }
-  bf16* y = static_cast<bf16*>(mod.y);
-  const bool pairs = mod.out_dim % 2 == 0 && mod.y_ld % 2 == 0 && (reinterpret_cast<uintptr_t>(y) & 3) == 0;
-#pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    const int64_t col = n_warp + j * 8 + 2 * t4;
-    if (col >= mod.out_dim) continue;
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int row = g + 8 * half;
-      if (row >= tile.count) continue;
-      bf16* dst = y + (tile.begin + row) * mod.y_ld + col;
-      const float d0 = acc[j][2 * half], d1 = acc[j][2 * half + 1];
-      if (pairs) {
-        const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(dst));
-        *reinterpret_cast<__nv_bfloat162*>(dst) = __floats2bfloat162_rn(v.x + d0, v.y + d1);
-      } else {
-        dst[0] = __float2bfloat16_rn(__bfloat162float(dst[0]) + d0);
-        if (col + 1 < mod.out_dim) dst[1] = __float2bfloat16_rn(__bfloat162float(dst[1]) + d1);
-      }
+    __syncwarp();
+    for (int q = lane; q < kTile * (kColsPerWarp / 8); q += 32) {
+      const int row = q / (kColsPerWarp / 8), c8 = q % (kColsPerWarp / 8) * 8;
+      const int64_t col = n_warp + c8;
+      if (row >= tile.count || col >= mod.out_dim) continue;
+      const int n = mod.out_dim - col < 8 ? static_cast<int>(mod.out_dim - col) : 8;
+      add_to_row(y + (tile.begin + row) * mod.y_ld + col, &cs[warp][row][c8], n, vector_y);
     }
+    __syncwarp();
   }
 }
 
 struct Plan {
-  int tiles, splits, slice;
+  int tiles, splits, slice, iters;
+  ExpandChunks chunks;
 };
 
-// The grid: an upper bound on the tiles, and K splits so that a batch whose tokens all share one adapter (the
-// fewest tiles) still puts a block on every SM; each warp's K slice a multiple of the chunk.
+// The grid, from host scalars only: an upper bound on the tiles; K splits so that a batch whose tokens all share
+// one adapter (the fewest tiles) still fills half the SMs, each warp's slice at least two chunks; and for the
+// expand, 512-column chunks per block so that the grid is a few waves at most.
 Plan plan_of(const LoraArgs& p, int num_sms) {
   Plan pl;
   pl.tiles = static_cast<int>(std::min<int64_t>(p.num_tokens, p.num_segments + p.num_tokens / kTile));
   const int64_t fewest = (static_cast<int64_t>(p.num_tokens) + kTile - 1) / kTile * p.num_modules;
-  const int64_t by_k = (p.in_dim + kWarps * kChunk - 1) / (kWarps * kChunk);
-  int64_t s = (num_sms + fewest - 1) / fewest;
+  const int64_t by_k = std::max<int64_t>(p.in_dim / (kWarps * 2 * kChunk), 1);
+  int64_t s = (num_sms / 2 + fewest - 1) / fewest;
   s = std::min<int64_t>({s, by_k, kMaxSplits});
   pl.splits = static_cast<int>(std::max<int64_t>(s, 1));
   const int64_t per_warp = (p.in_dim + pl.splits * kWarps - 1) / (pl.splits * kWarps);
   pl.slice = static_cast<int>((per_warp + kChunk - 1) / kChunk * kChunk);
   pl.splits = static_cast<int>((p.in_dim + kWarps * pl.slice - 1) / (kWarps * pl.slice));  // none left empty
+  int64_t chunks = 0;
+  for (int m = 0; m < p.num_modules; ++m) chunks += (p.m[m].out_dim + kColsPerBlock - 1) / kColsPerBlock;
+  pl.iters = static_cast<int>(std::clamp<int64_t>(pl.tiles * chunks / (4 * static_cast<int64_t>(num_sms)), 1, 8));
+  pl.chunks.first[0] = 0;
+  for (int m = 0; m < kLoraMaxModules; ++m) {
+    const int64_t per_block = static_cast<int64_t>(kColsPerBlock) * pl.iters;
+    const int64_t n = m < p.num_modules ? (p.m[m].out_dim + per_block - 1) / per_block : 0;
+    pl.chunks.first[m + 1] = pl.chunks.first[m] + static_cast<int32_t>(n);
+  }
   return pl;
 }
 
@@ -286,12 +318,9 @@ cudaError_t launch_lora(const LoraArgs& p, float* scratch, int num_sms, Stream s
   cudaError_t e = launch(lora_shrink_kernel, dim3(static_cast<unsigned>(pl.tiles), p.num_modules, pl.splits),
                          dim3(kThreads), 0, stream, p, pl.slice, scratch);
   if (e != cudaSuccess) return e;
-  ExpandChunks chunks{};
-  for (int m = 0; m < p.num_modules; ++m)
-    chunks.first[m + 1] = chunks.first[m] + static_cast<int32_t>(ceil_div(p.m[m].out_dim, kColsPerBlock));
-  for (int m = p.num_modules + 1; m <= kLoraMaxModules; ++m) chunks.first[m] = chunks.first[p.num_modules];
-  return launch(lora_expand_kernel, dim3(static_cast<unsigned>(pl.tiles), static_cast<unsigned>(chunks.first[p.num_modules])),
-                dim3(kThreads), 0, stream, p, chunks, pl.splits, const_cast<const float*>(scratch));
+  return launch(lora_expand_kernel,
+                dim3(static_cast<unsigned>(pl.tiles), static_cast<unsigned>(pl.chunks.first[p.num_modules])),
+                dim3(kThreads), 0, stream, p, pl.chunks, pl.splits, pl.iters, const_cast<const float*>(scratch));
 }
 
 }  // namespace ls::cuda
