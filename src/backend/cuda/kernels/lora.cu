@@ -175,19 +175,6 @@ __device__ __forceinline__ uint4 load_b_word(const bf16* row, int k, int rank, b
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
-// y[row, col .. col + n) += c[0 .. n) in bf16 (16-byte accesses when the 8 columns are whole and aligned).
-__device__ __forceinline__ void add_to_row(bf16* y, const float* c, int n, bool vector) {
-  if (vector && n == 8) {
-    float v[8];
-    load8(y, v);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) v[i] += c[i];
-    store8(y, v);
-    return;
-  }
-  for (int i = 0; i < n; ++i) y[i] = __float2bfloat16_rn(__bfloat162float(y[i]) + c[i]);
-}
-
 __global__ void __launch_bounds__(kThreads, 2) lora_expand_kernel(LoraArgs p, ExpandChunks chunks, int splits,
                                                                   int iters, const float* partial) {
   __shared__ int32_t tile_info[3];
@@ -229,6 +216,17 @@ __global__ void __launch_bounds__(kThreads, 2) lora_expand_kernel(LoraArgs p, Ex
   for (int it = 0; it < iters; ++it) {
     const int64_t n_warp = n_block + (static_cast<int64_t>(it) * kWarps + warp) * kColsPerWarp;
     if (n_warp >= mod.out_dim) break;  // warp-uniform, and no block barrier below
+    // The y pieces this lane updates (row, 8 columns) are loaded up front, with the first B words, so that the
+    // iteration waits for memory once.
+    constexpr int kPieces = kTile * (kColsPerWarp / 8) / 32;
+    uint4 y_old[kPieces];
+#pragma unroll
+    for (int i = 0; i < kPieces; ++i) {
+      const int q = lane + 32 * i, row = q / (kColsPerWarp / 8);
+      const int64_t col = n_warp + q % (kColsPerWarp / 8) * 8;
+      const bool whole = vector_y && row < tile.count && col + 8 <= mod.out_dim;
+      y_old[i] = whole ? *reinterpret_cast<const uint4*>(y + (tile.begin + row) * mod.y_ld + col) : make_uint4(0, 0, 0, 0);
+    }
     float acc[8][4] = {};
     for (int k = 0; k < rank; k += 32) {
       const int kk = k + t4 * 8;
@@ -253,12 +251,22 @@ __global__ void __launch_bounds__(kThreads, 2) lora_expand_kernel(LoraArgs p, Ex
       cs[warp][g + 8][c + 1] = acc[j][3];
     }
     __syncwarp();
-    for (int q = lane; q < kTile * (kColsPerWarp / 8); q += 32) {
-      const int row = q / (kColsPerWarp / 8), c8 = q % (kColsPerWarp / 8) * 8;
+#pragma unroll
+    for (int i = 0; i < kPieces; ++i) {
+      const int q = lane + 32 * i, row = q / (kColsPerWarp / 8), c8 = q % (kColsPerWarp / 8) * 8;
       const int64_t col = n_warp + c8;
       if (row >= tile.count || col >= mod.out_dim) continue;
-      const int n = mod.out_dim - col < 8 ? static_cast<int>(mod.out_dim - col) : 8;
-      add_to_row(y + (tile.begin + row) * mod.y_ld + col, &cs[warp][row][c8], n, vector_y);
+      bf16* dst = y + (tile.begin + row) * mod.y_ld + col;
+      const float* c = &cs[warp][row][c8];
+      if (vector_y && col + 8 <= mod.out_dim) {
+        float v[8];
+        unpack8(y_old[i], v);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] += c[e];
+        store8(dst, v);
+      } else {
+        for (int e = 0; e < 8 && col + e < mod.out_dim; ++e) dst[e] = __float2bfloat16_rn(__bfloat162float(dst[e]) + c[e]);
+      }
     }
     __syncwarp();
   }
