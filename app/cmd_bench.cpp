@@ -133,7 +133,7 @@ void Bench::decode(const std::vector<int32_t>& batches, bool with_adapters) {
   DecodeGraphOptions o;
   o.buckets = batches;
   o.max_context = blocks_per_seq * args.block_size;
-  o.lora = with_adapters ? lora : nullptr;
+  const LoraTable* table = with_adapters ? lora : nullptr;
   auto graphs = DecodeGraphs::create(model, kv, o);
   LS_CHECK(graphs.is_ok()) << graphs.status().to_string();
   LS_CHECK((*graphs)->capture().is_ok());
@@ -145,20 +145,24 @@ void Bench::decode(const std::vector<int32_t>& batches, bool with_adapters) {
               "tok/s", "pipelined", "bytes/step GB", "adapter GB");
   for (int32_t b : batches) {
     std::vector<Adapters> modes = {Adapters::kNone};
-    if (o.lora) modes.push_back(Adapters::kOne);
-    if (o.lora && b > 1) modes.push_back(Adapters::kDistinct);
+    if (table) modes.push_back(Adapters::kOne);
+    if (table && b > 1) modes.push_back(Adapters::kDistinct);
     for (Adapters mode : modes) {
       ForwardBatch fb = decode_batch(b, args.context, blocks_per_seq, c.vocab_size);
-      if (o.lora) assign_adapters(fb, mode, lora->num_slots());
-      for (int i = 0; i < 3; ++i) LS_CHECK((*graphs)->run(fb).is_ok());
+      if (table) assign_adapters(fb, mode, lora->num_slots());
+      auto packed = pack_batch(fb, kv.block_size(), kv.num_blocks(), c.vocab_size, table ? lora->num_slots() : 0,
+                               (*graphs)->layout_for(b));
+      LS_CHECK(packed.is_ok()) << packed.status().to_string();
+      const PackedBatch& pb = packed.value();
+      for (int i = 0; i < 3; ++i) LS_CHECK((*graphs)->run(pb, table).is_ok());
       backend.synchronize();
       std::vector<double> ms;
       for (int i = 0; i < args.replays; ++i) {
-        const DecodeGraphs::GraphKey key = (*graphs)->prepare(fb).value();
+        const DecodeGraphs::GraphKey key = (*graphs)->prepare(pb, table).value();
         ms.push_back(cuda_time_ms(backend, [&] { (*graphs)->replay(key); }));
       }
       const double pipelined = cuda_time_ms(backend, [&] {
-        for (int i = 0; i < args.replays; ++i) LS_CHECK((*graphs)->run(fb).is_ok());
+        for (int i = 0; i < args.replays; ++i) LS_CHECK((*graphs)->run(pb, table).is_ok());
       }) / args.replays;
       const double abytes = adapter_bytes(lora, args.lora_rank, mode, b);
       const double step = median(ms), bytes = wbytes + kv_bytes(c, b, args.context) + abytes;

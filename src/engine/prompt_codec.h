@@ -28,11 +28,16 @@ class PromptCodec {
   // End-of-sequence ids: config.json and generation_config.json eos_token_id, plus the tokenizer's eos_token.
   const std::vector<int64_t>& stop_ids() const { return stop_ids_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
+  // The model's chat template, or null when it has none.
+  const chat::ChatTemplate* chat_template() const { return chat_ ? &*chat_ : nullptr; }
 
  private:
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::optional<chat::ChatTemplate> chat_;
   std::vector<int64_t> stop_ids_;
 };
+
+// End-of-sequence ids named by DIR/config.json and DIR/generation_config.json (eos_token_id, an int or a list).
+std::vector<int64_t> eos_ids_from_configs(const std::string& model_dir);
 
 }  // namespace ls

@@ -61,13 +61,13 @@ int32_t DecodeGraphs::bucket_for(int64_t num_seqs) const {
   return 0;
 }
 
-bool DecodeGraphs::eligible(const ForwardBatch& batch) const {
+bool DecodeGraphs::eligible(const ForwardBatch& batch, const LoraTable* lora) const {
   if (batch.seqs.empty() || bucket_for(static_cast<int64_t>(batch.seqs.size())) == 0) return false;
   const int32_t bs = kv_->block_size();
   for (const SequenceStep& s : batch.seqs) {
     if (s.tokens.size() != 1 || s.num_cached < 0) return false;
-    if (s.lora_slot != -1 && !(options_.lora && s.lora_slot >= 0 && s.lora_slot < options_.lora->num_slots() &&
-                               options_.lora->occupied(s.lora_slot)))
+    if (s.lora_slot != -1 && !(lora && (!lora_ || lora == lora_) && s.lora_slot >= 0 &&
+                               s.lora_slot < lora->num_slots() && lora->occupied(s.lora_slot)))
       return false;
     if (s.num_cached + 1 > options_.max_context) return false;
     if (static_cast<int64_t>(s.block_table.size()) * bs < s.num_cached + 1) return false;
@@ -75,63 +75,25 @@ bool DecodeGraphs::eligible(const ForwardBatch& batch) const {
   return true;
 }
 
-BatchMeta DecodeGraphs::stage(const ForwardBatch& batch, int32_t bucket, bool with_lora) {
-  const int32_t bs = kv_->block_size(), n = static_cast<int32_t>(batch.seqs.size());
-  PackedBatch& p = host_;
-  p.token_ids.assign(bucket, 0);
-  p.positions.assign(bucket, 0);
-  p.kv_slots.assign(bucket, -1);  // padding writes no KV
-  p.context_lens.assign(bucket, 0);  // and attends to nothing
-  p.block_tables.assign(static_cast<size_t>(bucket) * max_blocks_, 0);
-  p.query_start.resize(bucket + 1);
-  p.logit_rows.resize(bucket);
-  p.lora_seg_start.resize(bucket + 1);
-  p.lora_seg_slot.assign(bucket, -1);
-  p.token_lora_slot.assign(bucket, -1);
-  for (int32_t i = 0; i <= bucket; ++i) p.query_start[i] = i;
-  for (int32_t i = 0; i < bucket; ++i) p.logit_rows[i] = i;
-  for (int32_t i = 0; i < n; ++i) {
-    const SequenceStep& s = batch.seqs[i];
-    const int32_t pos = s.num_cached;
-    p.token_ids[i] = s.tokens[0];
-    p.positions[i] = pos;
-    p.kv_slots[i] = s.block_table[pos / bs] * bs + pos % bs;
-    p.context_lens[i] = pos + 1;
-    const size_t blocks = std::min<size_t>(s.block_table.size(), static_cast<size_t>(max_blocks_));
-    std::copy_n(s.block_table.begin(), blocks, p.block_tables.begin() + static_cast<size_t>(i) * max_blocks_);
-    p.token_lora_slot[i] = s.lora_slot;
-  }
-  // LoRA segments: the runs of equal slots (padding rows: one run of -1), then empty segments up to `bucket`,
-  // so the count the graph recorded never changes.
-  int32_t segments = 0;
-  for (int32_t t = 0; t < bucket; ++t) {
-    if (t > 0 && p.token_lora_slot[t] == p.token_lora_slot[t - 1]) continue;
-    p.lora_seg_start[segments] = t;
-    p.lora_seg_slot[segments++] = p.token_lora_slot[t];
-  }
-  for (int32_t g = segments; g <= bucket; ++g) p.lora_seg_start[g] = bucket;
-  BatchMeta& m = p.meta;
-  m = BatchMeta{};
-  m.num_tokens = m.num_seqs = m.num_logit_rows = m.num_lora_segments = bucket;
-  m.token_ids = p.token_ids.data();
-  m.positions = p.positions.data();
-  m.kv_slots = p.kv_slots.data();
-  m.query_start = p.query_start.data();
-  m.context_lens = p.context_lens.data();
-  m.block_tables = p.block_tables.data();
-  m.max_blocks_per_seq = max_blocks_;
-  m.max_query_len = 1;
-  m.max_context_len = max_blocks_ * bs;  // the capacity: fixes the attention grid for every replay
-  m.logit_rows = p.logit_rows.data();
-  m.lora_seg_start = p.lora_seg_start.data();
-  m.lora_seg_slot = p.lora_seg_slot.data();
-  m.token_lora_slot = p.token_lora_slot.data();
-  m.has_lora = with_lora;
-  return model_->backend().upload_batch(m);
+PackLayout DecodeGraphs::layout_for(int64_t num_seqs) const {
+  PackLayout layout;
+  layout.pad_to_seqs = bucket_for(num_seqs);
+  layout.block_table_width = max_blocks_;
+  layout.max_context_len = max_blocks_ * kv_->block_size();  // the capacity: fixes the attention grid
+  return layout;
 }
 
-Status DecodeGraphs::capture(const std::vector<int32_t>& wanted, bool with_lora) {
-  if (with_lora && !options_.lora) return invalid_argument("decode graphs with LoRA need a LoraTable in the options");
+Result<BatchMeta> DecodeGraphs::upload_empty(int32_t bucket, bool with_lora) {
+  const ModelConfig& c = model_->config();
+  PackLayout layout = layout_for(bucket);
+  LS_ASSIGN_OR_RETURN(empty_, pack_batch(ForwardBatch{}, kv_->block_size(), kv_->num_blocks(), c.vocab_size, 0, layout));
+  empty_.meta.has_lora = with_lora;
+  return model_->backend().upload_batch(empty_.meta);
+}
+
+Status DecodeGraphs::capture(const std::vector<int32_t>& wanted, const LoraTable* lora) {
+  if (lora && lora_ && lora != lora_) return invalid_argument("decode graphs already hold another adapter table");
+  const bool with_lora = lora != nullptr;
   std::vector<int32_t> todo;
   for (int32_t b : wanted.empty() ? options_.buckets : wanted) {
     if (std::find(options_.buckets.begin(), options_.buckets.end(), b) == options_.buckets.end())
@@ -139,42 +101,41 @@ Status DecodeGraphs::capture(const std::vector<int32_t>& wanted, bool with_lora)
     if (!graphs_.count({b, with_lora})) todo.push_back(b);
   }
   Backend& backend = model_->backend();
-  const ForwardBatch empty;
-  const AnyAdapterTable any(options_.lora);
-  const LoraTable* lora = with_lora ? &any : nullptr;
+  const AnyAdapterTable any(lora);
+  const LoraTable* recorded = with_lora ? &any : nullptr;
   // Warm-up first, all of them: scratch buffers grow and GEMM plans are made before any address is recorded.
-  for (int32_t b : todo) model_->run_uploaded(stage(empty, b, with_lora), *kv_, lora, ws_);
+  for (int32_t b : todo) {
+    LS_ASSIGN_OR_RETURN(const BatchMeta meta, upload_empty(b, with_lora));
+    model_->run_uploaded(meta, *kv_, recorded, ws_);
+  }
   backend.synchronize();
   for (int32_t b : todo) {
     Entry e;
-    e.device_meta = stage(empty, b, with_lora);
+    LS_ASSIGN_OR_RETURN(e.device_meta, upload_empty(b, with_lora));
     LS_RETURN_IF_ERROR(backend.begin_capture());
-    e.logits = model_->run_uploaded(e.device_meta, *kv_, lora, ws_);
+    e.logits = model_->run_uploaded(e.device_meta, *kv_, recorded, ws_);
     LS_ASSIGN_OR_RETURN(e.graph, backend.end_capture());
     graphs_.emplace(GraphKey{b, with_lora}, std::move(e));
   }
+  if (with_lora) lora_ = lora;
   return Status::ok();
 }
 
-Result<Tensor> DecodeGraphs::run(const ForwardBatch& batch) {
-  LS_ASSIGN_OR_RETURN(const GraphKey key, prepare(batch));
+Result<Tensor> DecodeGraphs::run(const PackedBatch& packed, const LoraTable* lora) {
+  LS_ASSIGN_OR_RETURN(const GraphKey key, prepare(packed, lora));
   return replay(key);
 }
 
-Result<DecodeGraphs::GraphKey> DecodeGraphs::prepare(const ForwardBatch& batch) {
-  if (!eligible(batch)) return invalid_argument("batch is not a graph-eligible decode step");
-  const int64_t vocab = model_->config().vocab_size;
-  const int32_t n_blocks = kv_->num_blocks();
-  bool with_lora = false;
-  for (const SequenceStep& s : batch.seqs) {
-    if (s.tokens[0] < 0 || s.tokens[0] >= vocab) return invalid_argument("token id outside the vocabulary");
-    for (int32_t b : s.block_table)
-      if (b < 0 || b >= n_blocks) return invalid_argument("block id " + std::to_string(b) + " out of range");
-    with_lora |= s.lora_slot >= 0;
-  }
-  const GraphKey key{bucket_for(static_cast<int64_t>(batch.seqs.size())), with_lora};
-  if (!graphs_.count(key)) LS_RETURN_IF_ERROR(capture({key.bucket}, with_lora));
-  const BatchMeta meta = stage(batch, key.bucket, with_lora);
+Result<DecodeGraphs::GraphKey> DecodeGraphs::prepare(const PackedBatch& packed, const LoraTable* lora) {
+  const int32_t bucket = packed.meta.num_seqs;
+  if (std::find(options_.buckets.begin(), options_.buckets.end(), bucket) == options_.buckets.end() ||
+      packed.meta.num_tokens != bucket || packed.meta.max_blocks_per_seq != max_blocks_)
+    return invalid_argument("batch is not packed with a decode graph layout");
+  const GraphKey key{bucket, packed.meta.has_lora};
+  if (key.with_lora && (!lora || (lora_ && lora != lora_)))
+    return invalid_argument("a decode graph step with adapters needs the adapter table the graphs recorded");
+  if (!graphs_.count(key)) LS_RETURN_IF_ERROR(capture({bucket}, key.with_lora ? lora : nullptr));
+  const BatchMeta meta = model_->backend().upload_batch(packed.meta);
   LS_CHECK(same_addresses(meta, graphs_.at(key).device_meta)) << "decode graph: batch arrays moved since capture";
   return key;
 }

@@ -72,7 +72,9 @@ TEST(CudaDecodeGraphs, MatchEagerSteps) {
       ASSERT_TRUE((*graphs)->eligible(fb));
       auto eager = m.forward(fb, kv_eager, nullptr);
       ASSERT_TRUE(eager.is_ok());
-      auto logits = (*graphs)->run(fb);
+      auto packed = pack_batch(fb, bs, kv_graph.num_blocks(), m.config().vocab_size, 0, (*graphs)->layout_for(n));
+      ASSERT_TRUE(packed.is_ok()) << packed.status().to_string();
+      auto logits = (*graphs)->run(packed.value());
       ASSERT_TRUE(logits.is_ok()) << logits.status().to_string();
       EXPECT_EQ(logits->rows, (*graphs)->bucket_for(n));
       const std::vector<float> graph = download(b, logits->row_slice(0, n));
@@ -118,7 +120,6 @@ TEST(CudaDecodeGraphs, AdapterMixChangesBetweenReplays) {
   DecodeGraphOptions o;
   o.buckets = {4, 16};
   o.max_context = blocks_per_seq * bs;
-  o.lora = &slots;
   auto graphs = DecodeGraphs::create(m, kv_graph, o);
   ASSERT_TRUE(graphs.is_ok()) << graphs.status().to_string();
   std::mt19937 rng(11);
@@ -147,10 +148,14 @@ TEST(CudaDecodeGraphs, AdapterMixChangesBetweenReplays) {
       fb.seqs.push_back(seqs[s]);
     }
     fb.seqs[0].lora_slot = 2;  // at least one adapter: the LoRA graph
-    ASSERT_TRUE((*graphs)->eligible(fb));
+    ASSERT_TRUE((*graphs)->eligible(fb, &slots));
+    EXPECT_FALSE((*graphs)->eligible(fb));  // adapters need the table
     auto eager = m.forward(fb, kv_eager, &slots);
     ASSERT_TRUE(eager.is_ok()) << eager.status().to_string();
-    auto logits = (*graphs)->run(fb);
+    auto packed = pack_batch(fb, bs, kv_graph.num_blocks(), m.config().vocab_size, slots.num_slots(),
+                             (*graphs)->layout_for(count));
+    ASSERT_TRUE(packed.is_ok()) << packed.status().to_string();
+    auto logits = (*graphs)->run(packed.value(), &slots);
     ASSERT_TRUE(logits.is_ok()) << logits.status().to_string();
     const std::vector<float> graph = download(b, logits->row_slice(0, count));
     const double err = rel_error(graph, eager.value());
@@ -166,7 +171,7 @@ TEST(CudaDecodeGraphs, AdapterMixChangesBetweenReplays) {
   ForwardBatch empty_slot;
   empty_slot.seqs.push_back(seqs[0]);
   empty_slot.seqs[0].lora_slot = 3;
-  EXPECT_FALSE((*graphs)->eligible(empty_slot));
+  EXPECT_FALSE((*graphs)->eligible(empty_slot, &slots));
 }
 
 TEST(DecodeGraphs, CpuBackendHasNone) {
