@@ -62,7 +62,7 @@ struct AdapterCatalogOptions {
   int32_t max_cpu_loras = 0;       // adapters in host memory (0: no limit)
   int64_t max_cpu_bytes = 0;       // host bytes of adapter weights (0: no limit)
   int32_t max_rank = 0;            // larger ranks are refused (0: any)
-  int32_t loader_threads = 1;
+  int32_t loader_threads = 4;     // loads at once (a slow one must not hold up the rest)
 };
 
 class AdapterCatalog;
