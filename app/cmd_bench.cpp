@@ -113,7 +113,9 @@ struct Bench {
 };
 
 enum class Adapters { kNone, kOne, kDistinct };
-const char* adapters_name(Adapters a) { return a == Adapters::kNone ? "base" : a == Adapters::kOne ? "one" : "distinct"; }
+const char* adapters_name(Adapters a) {
+  return a == Adapters::kNone ? "base" : a == Adapters::kOne ? "one" : "distinct";
+}
 
 // Sequence s uses no adapter, slot 0, or slot s (modulo the slots).
 void assign_adapters(ForwardBatch& fb, Adapters a, int32_t num_slots) {
@@ -221,7 +223,8 @@ void Bench::lora_ops(int32_t batch) {
       gbs[which] = n * bytes / (us[which] * 1e-6) / 1e9;
       total[which] += us[which];
     }
-    std::printf("  %-14s %9.1f %10.0f %9.1f %10.0f %9.0f\n", g.name, us[0], gbs[0], us[1], gbs[1], us[1] * c.num_layers);
+    std::printf("  %-14s %9.1f %10.0f %9.1f %10.0f %9.0f\n", g.name, us[0], gbs[0], us[1], gbs[1],
+                us[1] * c.num_layers);
   }
   std::printf("  sum x %lld layers: one adapter %.3f ms, distinct %.3f ms\n", static_cast<long long>(c.num_layers),
               total[0] * c.num_layers * 1e-3, total[1] * c.num_layers * 1e-3);
