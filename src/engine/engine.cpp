@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -97,11 +98,34 @@ struct Engine::Impl {
   }
   ~Impl() { catalog.reset(); }  // joins the loaders before the mutex they notify goes
 
+  // The step the device is computing while the host finishes the previous one.
+  struct InFlight {
+    std::vector<ScheduledSeq> scheduled;
+    bool decode_only = true;
+    int64_t tokens = 0;
+    double launched = 0;
+  };
+  // A generated token whose text and stop strings are handled after the next step is launched.
+  struct NewToken {
+    Sequence* seq;
+    TokenInfo info;
+    bool prompt_done;  // the prompt's log-probabilities are complete and unsent
+  };
+  std::optional<InFlight> inflight;
+  std::vector<std::unique_ptr<Sequence>> retired;  // finished; kept until no step in flight can name them
+  double last_collect = 0, last_publish = 0;
+
   void loop();
   void drain_inbox();
+  // Pushes the final update and retires the sequence (its blocks and slot are freed at once).
   void finish(Sequence* seq, FinishReason reason, Status error = Status::ok(), RequestUpdate* update = nullptr);
-  void run_step(const SchedulerOutput& out, double now);
-  void process(Sequence* seq, int32_t n, RunnerResult& result, double now);
+  Status launch(const SchedulerOutput& out, double now);
+  // Collects the step in flight: token ids, counts and the stops that need no text (end-of-sequence, stop
+  // ids, length), so the next step can be scheduled; the rest waits in `fresh` for emit().
+  void collect(std::vector<NewToken>& fresh);
+  void apply(Sequence* seq, int32_t n, RunnerResult& result, double now, std::vector<NewToken>& fresh);
+  // Text, stop strings and updates for the tokens collected last.
+  void emit(std::vector<NewToken>& fresh);
   void publish(double now);
   RunnerSeq runner_seq(Sequence* seq, int32_t n) const;
   RequestUpdate base_update(const Sequence& seq) const;
@@ -364,7 +388,12 @@ void Engine::Impl::finish(Sequence* seq, FinishReason reason, Status error, Requ
     }
   }
   seq->stream->push(std::move(u));
-  live.erase(seq->id);
+  seq->finished = true;
+  auto it = live.find(seq->id);
+  if (it != live.end()) {
+    retired.push_back(std::move(it->second));
+    live.erase(it);
+  }
 }
 
 RunnerSeq Engine::Impl::runner_seq(Sequence* seq, int32_t n) const {
@@ -392,10 +421,9 @@ RunnerSeq Engine::Impl::runner_seq(Sequence* seq, int32_t n) const {
   return r;
 }
 
-void Engine::Impl::process(Sequence* seq, int32_t n, RunnerResult& result, double now) {
+void Engine::Impl::apply(Sequence* seq, int32_t n, RunnerResult& result, double now, std::vector<NewToken>& fresh) {
   if (seq->num_computed == 0) seq->prompt_logprobs.clear();  // a recomputation after preemption starts over
   seq->num_computed += n;
-  const bool had_prompt_lp = !result.prompt.empty();
   for (TokenLogprob& t : result.prompt) {
     TokenInfo info;
     info.id = t.token;
@@ -405,111 +433,138 @@ void Engine::Impl::process(Sequence* seq, int32_t n, RunnerResult& result, doubl
   }
   if (result.sampled.token < 0) return;  // a prompt chunk that does not end the prompt
   const int32_t token = result.sampled.token;
-  AdapterStats* adapter_stats = nullptr;
   {
     std::lock_guard<std::mutex> lock(stats_mu);
-    adapter_stats = &stats.adapters[seq->adapter_name()];
-    if (seq->output.empty() || seq->times.first_token == 0) {
-      if (seq->times.first_token == 0) {
-        seq->times.first_token = now;
-        stats.ttft.observe(now - seq->times.arrival);
-        adapter_stats->ttft.observe(now - seq->times.arrival);
-      }
+    AdapterStats& a = stats.adapters[seq->adapter_name()];
+    if (seq->times.first_token == 0) {
+      seq->times.first_token = now;
+      stats.ttft.observe(now - seq->times.arrival);
+      a.ttft.observe(now - seq->times.arrival);
     } else {
       stats.itl.observe(now - seq->last_token_time);
-      adapter_stats->itl.observe(now - seq->last_token_time);
+      a.itl.observe(now - seq->last_token_time);
     }
     ++stats.generation_tokens;
-    ++adapter_stats->generation_tokens;
+    ++a.generation_tokens;
   }
   seq->last_token_time = now;
   seq->output.push_back(token);
   seq->note_token(token, true);
-  RequestUpdate u = base_update(*seq);
-  TokenInfo info;
-  info.id = token;
-  info.logprob = result.sampled.logprob;
-  info.top = std::move(result.sampled.top);
-  if (seq->text) {
-    auto piece = seq->text->add(token);
-    if (!piece.is_ok()) {
-      finish(seq, FinishReason::kError, piece.status());
-      return;
-    }
-    info.text = std::move(piece).value();
-  }
-  u.tokens.push_back(std::move(info));
-  if ((had_prompt_lp || !seq->prompt_logprobs.empty()) && !seq->prompt_logprobs_sent &&
-      seq->params.prompt_logprobs >= 0) {
-    u.prompt_tokens = std::move(seq->prompt_logprobs);
-    seq->prompt_logprobs.clear();
-    seq->prompt_logprobs_sent = true;
-  }
+  NewToken t{seq, TokenInfo{}, false};
+  t.info.id = token;
+  t.info.logprob = result.sampled.logprob;
+  t.info.top = std::move(result.sampled.top);
+  t.prompt_done = seq->params.prompt_logprobs >= 0 && !seq->prompt_logprobs_sent;
+  // Stops that need no text end the sequence before the next step is scheduled.
   const StopConditions& stop = seq->params.stop;
   const auto generated = static_cast<int32_t>(seq->output.size());
-  FinishReason reason = FinishReason::kNone;
   if (generated >= stop.min_new_tokens) {
     const auto& eos = model->eos_ids();
     if (!stop.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) {
-      reason = FinishReason::kEos;
-      u.stop_token = token;
+      seq->stop_reason = FinishReason::kEos;
     } else if (std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(), token) != stop.stop_token_ids.end()) {
-      reason = FinishReason::kStopToken;
-      u.stop_token = token;
-    } else if (seq->text && seq->text->matched_stop()) {
+      seq->stop_reason = FinishReason::kStopToken;
+    }
+  }
+  if (seq->stop_reason == FinishReason::kNone && generated >= stop.max_new_tokens) seq->stop_reason = FinishReason::kLength;
+  if (seq->stop_reason != FinishReason::kNone) scheduler->remove(seq);
+  fresh.push_back(std::move(t));
+}
+
+void Engine::Impl::emit(std::vector<NewToken>& fresh) {
+  for (NewToken& t : fresh) {
+    Sequence* seq = t.seq;
+    if (seq->finished) continue;  // aborted meanwhile
+    RequestUpdate u = base_update(*seq);
+    if (seq->text) {
+      auto piece = seq->text->add(t.info.id);
+      if (!piece.is_ok()) {
+        finish(seq, FinishReason::kError, piece.status());
+        continue;
+      }
+      t.info.text = std::move(piece).value();
+    }
+    u.tokens.push_back(std::move(t.info));
+    if (t.prompt_done) {
+      u.prompt_tokens = std::move(seq->prompt_logprobs);
+      seq->prompt_logprobs.clear();
+      seq->prompt_logprobs_sent = true;
+    }
+    FinishReason reason = seq->stop_reason;
+    if (reason == FinishReason::kEos || reason == FinishReason::kStopToken) {
+      u.stop_token = seq->output.back();
+    } else if (seq->text && seq->text->matched_stop() &&
+               static_cast<int32_t>(seq->output.size()) >= seq->params.stop.min_new_tokens) {
+      // A stop string ends the sequence even if the step after this token is already running: that step's
+      // token for it is dropped when collected.
       reason = FinishReason::kStopSequence;
       u.stop_string = *seq->text->matched_stop();
     }
+    if (reason != FinishReason::kNone) {
+      finish(seq, reason, Status::ok(), &u);
+      continue;
+    }
+    if (seq->text) u.text = seq->text->take_ready();
+    seq->stream->push(std::move(u));
   }
-  if (reason == FinishReason::kNone && generated >= stop.max_new_tokens) reason = FinishReason::kLength;
-  if (reason != FinishReason::kNone) {
-    finish(seq, reason, Status::ok(), &u);
-    return;
-  }
-  if (seq->text) u.text = seq->text->take_ready();
-  seq->stream->push(std::move(u));
+  fresh.clear();
 }
 
-void Engine::Impl::run_step(const SchedulerOutput& out, double now) {
+Status Engine::Impl::launch(const SchedulerOutput& out, double now) {
   std::vector<RunnerSeq> seqs;
   seqs.reserve(out.scheduled.size());
-  bool decode_only = true;
-  int64_t tokens = 0;
+  InFlight f;
+  f.scheduled = out.scheduled;
+  bool has_lora = false;
   for (const ScheduledSeq& s : out.scheduled) {
     seqs.push_back(runner_seq(s.seq, s.num_tokens));
-    decode_only &= s.num_tokens == 1 && s.seq->prefill_done();
-    tokens += s.num_tokens;
+    f.decode_only &= s.num_tokens == 1 && s.seq->prefill_done();
+    f.tokens += s.num_tokens;
+    has_lora |= s.seq->slot >= 0;
   }
-  bool has_lora = false;
-  for (const ScheduledSeq& s : out.scheduled) has_lora |= s.seq->slot >= 0;
-  const double t0 = engine_clock_seconds();
-  auto results = runner->step(seqs, has_lora ? slots->table() : nullptr);
-  const double t1 = engine_clock_seconds();
+  f.launched = now;
+  LS_RETURN_IF_ERROR(runner->launch(seqs, has_lora ? slots->table() : nullptr));
+  std::lock_guard<std::mutex> lock(stats_mu);
+  for (const ScheduledSeq& s : out.scheduled) {
+    const int32_t prompt_part = std::max(0, std::min<int32_t>(s.num_tokens, static_cast<int32_t>(s.seq->prompt.size()) - s.seq->num_computed));
+    stats.prompt_tokens += prompt_part;
+    stats.adapters[s.seq->adapter_name()].prompt_tokens += prompt_part;
+  }
+  inflight = std::move(f);
+  return Status::ok();
+}
+
+void Engine::Impl::collect(std::vector<NewToken>& fresh) {
+  InFlight f = std::move(*inflight);
+  inflight.reset();
+  auto results = runner->collect();
+  const double now = engine_clock_seconds();
   if (!results.is_ok()) {
     // A failed step fails its requests (with the reason); the server goes on.
-    for (const ScheduledSeq& s : out.scheduled) finish(s.seq, FinishReason::kError, results.status());
+    for (const ScheduledSeq& s : f.scheduled)
+      if (!s.seq->finished) finish(s.seq, FinishReason::kError, results.status());
     return;
   }
   {
     std::lock_guard<std::mutex> lock(stats_mu);
     ++stats.steps;
-    stats.iteration_tokens.observe(static_cast<double>(tokens));
-    if (decode_only) {
+    stats.iteration_tokens.observe(static_cast<double>(f.tokens));
+    if (f.decode_only) {
+      // The device time of this step: from when it could start (launched, and the step before it done).
       ++stats.decode_steps;
-      stats.decode_step_seconds += t1 - t0;
-    }
-    for (const ScheduledSeq& s : out.scheduled) {
-      const int32_t prompt_part = std::max(0, std::min<int32_t>(s.num_tokens, static_cast<int32_t>(s.seq->prompt.size()) - s.seq->num_computed));
-      stats.prompt_tokens += prompt_part;
-      stats.adapters[s.seq->adapter_name()].prompt_tokens += prompt_part;
+      stats.decode_step_seconds += now - std::max(f.launched, last_collect);
     }
   }
-  for (size_t i = 0; i < out.scheduled.size(); ++i)
-    process(out.scheduled[i].seq, out.scheduled[i].num_tokens, results.value()[i], t1);
-  (void)now;
+  last_collect = now;
+  for (size_t i = 0; i < f.scheduled.size(); ++i) {
+    Sequence* seq = f.scheduled[i].seq;
+    if (seq->finished) continue;  // finished after this step was launched: its token is dropped
+    apply(seq, f.scheduled[i].num_tokens, results.value()[i], now, fresh);
+  }
 }
 
 void Engine::Impl::publish(double now) {
+  last_publish = now;
   std::lock_guard<std::mutex> lock(stats_mu);
   stats.running = static_cast<int32_t>(scheduler->running().size());
   stats.waiting = static_cast<int32_t>(scheduler->waiting().size());
@@ -545,14 +600,15 @@ void Engine::Impl::publish(double now) {
 }
 
 void Engine::Impl::loop() {
+  std::vector<NewToken> fresh;
   for (;;) {
-    {
+    if (!inflight) {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait(lock, [this] { return !inbox.empty() || stopping || !live.empty(); });
       if (stopping && inbox.empty() && live.empty()) break;
     }
     drain_inbox();
-    const double now = engine_clock_seconds();
+    double now = engine_clock_seconds();
     bool abort_all;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -562,8 +618,11 @@ void Engine::Impl::loop() {
     for (auto& [id, seq] : live)
       if (abort_all || seq->stream->cancelled()) gone.push_back(seq.get());
     for (Sequence* s : gone) finish(s, FinishReason::kAbort);
+    if (inflight) collect(fresh);  // the step launched last time round
+    if (!inflight) retired.clear();  // no step in flight can name them any more
     if (abort_all) {
-      publish(now);
+      emit(fresh);
+      publish(engine_clock_seconds());
       break;
     }
     // Adapters that finished loading make their requests schedulable; failed loads fail them.
@@ -574,14 +633,25 @@ void Engine::Impl::loop() {
       else if (s->claim->failed()) failed_loads.emplace_back(s, s->claim->error());
     }
     for (auto& [s, status] : failed_loads) finish(s, FinishReason::kError, status);
+    now = engine_clock_seconds();
     SchedulerOutput out = scheduler->schedule(now);
     for (auto& [seq, status] : out.failed) finish(seq, FinishReason::kError, status);
-    if (!out.scheduled.empty()) run_step(out, now);
-    publish(engine_clock_seconds());
-    if (out.scheduled.empty() && !live.empty()) {
+    if (!out.scheduled.empty()) {
+      if (Status s = launch(out, now); !s.is_ok())
+        for (const ScheduledSeq& x : out.scheduled) finish(x.seq, FinishReason::kError, s);
+    }
+    // While the device runs the new step: text, stop strings and updates of the tokens just collected.
+    emit(fresh);
+    now = engine_clock_seconds();
+    if (!inflight || now - last_publish > 0.005) publish(now);
+    if (!inflight && out.scheduled.empty() && !live.empty()) {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait_for(lock, std::chrono::milliseconds(2), [this] { return !inbox.empty() || stopping; });
     }
+  }
+  if (inflight) {
+    inflight.reset();
+    (void)runner->collect();
   }
 }
 

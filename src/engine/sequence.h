@@ -30,6 +30,8 @@ struct Sequence {
   std::unique_ptr<BlockTable> blocks;       // null while waiting
   int32_t slot = -1;                        // adapter slot while running (-1: none)
   int32_t preemptions = 0;
+  FinishReason stop_reason = FinishReason::kNone;  // set when a stop needing no text was seen
+  bool finished = false;                           // its final update is sent
   RequestTimes times;
   double last_token_time = 0;
   std::optional<TextOutput> text;           // null when the model has no tokenizer

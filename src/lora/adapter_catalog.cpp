@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 
 #include "io/content_hash.h"
 #include "io/hub_cache.h"
@@ -261,12 +262,15 @@ void AdapterCatalog::load_entry(const std::shared_ptr<AdapterClaim::Entry>& e) {
   const double t0 = now_seconds();
   auto adapter = std::make_shared<RegisteredAdapter>();
   Status status = [&]() -> Status {
-    auto loaded = load_lora_adapter(e->path, model_);
-    if (!loaded.is_ok()) return loaded.status();
-    adapter->weights = std::move(loaded).value();
+    // The content hash reads the same (page-cached) files on a second thread while this one parses.
     std::vector<std::string> files;
     for (const char* f : kAdapterFiles) files.push_back(e->path + "/" + f);
-    LS_ASSIGN_OR_RETURN(adapter->content_hash, sha256_of_files(files));
+    auto hash = std::async(std::launch::async, [files] { return sha256_of_files(files); });
+    auto loaded = load_lora_adapter(e->path, model_);
+    auto digest = hash.get();
+    if (!loaded.is_ok()) return loaded.status();
+    adapter->weights = std::move(loaded).value();
+    LS_ASSIGN_OR_RETURN(adapter->content_hash, std::move(digest));
     adapter->rank = static_cast<int32_t>(adapter->weights.max_rank);
     if (options_.max_rank > 0 && adapter->rank > options_.max_rank)
       return invalid_argument("rank " + std::to_string(adapter->rank) + " is above the server's --max-lora-rank " +
