@@ -25,14 +25,17 @@ int fail(const ls::Status& s) {
 int main(int argc, char** argv) {
   CLI::App app{"offline_bench: a request file through the engine, in-process"};
   std::string model, requests_file, device = "cpu";
-  std::vector<std::string> adapters;
+  std::vector<std::string> adapters, adapter_dirs;
   bool ignore_eos = false;
-  int32_t max_num_seqs = 256;
+  int32_t max_num_seqs = 256, max_loras = 0, max_cpu_loras = 0;
   app.add_option("--model", model, "model directory")->required();
   app.add_option("--adapter", adapters, "NAME=DIR (repeatable)");
   app.add_option("--requests", requests_file, "JSON list of {model, prompt, max_tokens}")->required();
   app.add_option("--device", device, "cpu or cuda");
   app.add_option("--max-num-seqs", max_num_seqs, "sequences per step");
+  app.add_option("--adapter-dir", adapter_dirs, "root whose subdirectories requests name (repeatable)");
+  app.add_option("--max-loras", max_loras, "adapter slots (default: one per --adapter, at least 1)");
+  app.add_option("--max-cpu-loras", max_cpu_loras, "adapters kept in host memory (0: no limit)");
   app.add_flag("--ignore-eos", ignore_eos, "run every request to its max_tokens");
   CLI11_PARSE(app, argc, argv);
 
@@ -43,7 +46,9 @@ int main(int argc, char** argv) {
   if (!served.is_ok()) return fail(served.status());
   ls::EngineOptions eo;
   eo.max_num_seqs = max_num_seqs;
-  eo.max_loras = std::max<int32_t>(1, static_cast<int32_t>(adapters.size()));
+  eo.max_loras = max_loras > 0 ? max_loras : std::max<int32_t>(1, static_cast<int32_t>(adapters.size()));
+  eo.adapter_dirs = adapter_dirs;
+  eo.max_cpu_loras = max_cpu_loras;
   auto engine = ls::Engine::create(**served, eo);
   if (!engine.is_ok()) return fail(engine.status());
   for (const std::string& a : adapters) {
@@ -80,7 +85,10 @@ int main(int argc, char** argv) {
                      {"request_throughput", out->size() / seconds},
                      {"steps", st.steps},
                      {"decode_steps", st.decode_steps},
-                     {"mean_decode_step_ms", st.decode_steps ? 1e3 * st.decode_step_seconds / st.decode_steps : 0.0}};
+                     {"mean_decode_step_ms", st.decode_steps ? 1e3 * st.decode_step_seconds / st.decode_steps : 0.0},
+                     {"adapter_loads", st.adapter_loads},
+                     {"adapter_slot_loads", st.adapter_slot_loads},
+                     {"adapter_evictions", st.adapter_evictions}};
   std::printf("%s\n", result.dump(1).c_str());
   (*engine)->shutdown(0);
   return 0;

@@ -175,14 +175,14 @@ Status ModelRunner::launch(std::vector<RunnerSeq>& seqs, const LoraTable* lora) 
   ForwardBatch batch;
   batch.seqs.reserve(seqs.size());
   for (RunnerSeq& s : seqs) batch.seqs.push_back(std::move(s.step));
-  const bool padded = graphs_ && graphs_->eligible(batch);
+  const bool padded = graphs_ && graphs_->eligible(batch, lora);
   PackedBatch packed;
   Tensor logits;
   if (padded) {
     const int32_t slots = lora ? lora->num_slots() : 0;
     LS_ASSIGN_OR_RETURN(packed, pack_batch(batch, kv_.block_size(), kv_.num_blocks(), c.vocab_size, slots,
                                            graphs_->layout_for(static_cast<int64_t>(seqs.size()))));
-    LS_ASSIGN_OR_RETURN(logits, graphs_->run(packed));
+    LS_ASSIGN_OR_RETURN(logits, graphs_->run(packed, lora));
   } else {
     LS_ASSIGN_OR_RETURN(logits, model_->forward_device(batch, kv_, lora, &packed));
   }

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <future>
 
+#include "core/file.h"
 #include "io/content_hash.h"
 #include "io/hub_cache.h"
 
@@ -304,15 +305,17 @@ void AdapterCatalog::load_entry(const std::shared_ptr<AdapterClaim::Entry>& e) {
       LS_ASSIGN_OR_RETURN(download, s3_->fetch(e->remote));
       adapter->path = download->dir();
     }
-    // The content hash reads the same (page-cached) files on a second thread while this one parses.
-    std::vector<std::string> files;
-    for (const char* f : kAdapterFiles) files.push_back(adapter->path + "/" + f);
-    auto hash = std::async(std::launch::async, [files] { return sha256_of_files(files); });
-    auto loaded = load_lora_adapter(adapter->path, model_);
+    // Every file is read once: the config here, the weights by the parser and, on a second thread at the
+    // same time, by the hash. content_hash = sha256(sha256(config) || sha256 of the weights file).
+    LS_ASSIGN_OR_RETURN(std::string config, read_file(adapter->path + "/adapter_config.json", size_t{1} << 20));
+    const std::string weights = adapter->path + "/adapter_model.safetensors";
+    auto hash = std::async(std::launch::async, [weights] { return sha256_of_files({weights}); });
+    auto loaded = load_lora_adapter(adapter->path, model_, &config);
     auto digest = hash.get();
     if (!loaded.is_ok()) return loaded.status();
     adapter->weights = std::move(loaded).value();
-    LS_ASSIGN_OR_RETURN(adapter->content_hash, std::move(digest));
+    LS_ASSIGN_OR_RETURN(const std::string weights_hash, std::move(digest));
+    adapter->content_hash = sha256_hex(sha256_hex(config) + weights_hash);
     adapter->rank = static_cast<int32_t>(adapter->weights.max_rank);
     if (options_.max_rank > 0 && adapter->rank > options_.max_rank)
       return invalid_argument("rank " + std::to_string(adapter->rank) + " is above the server's --max-lora-rank " +

@@ -43,7 +43,7 @@ struct RegisteredAdapter {
   std::string source;           // what named it: a path, a Hub id, or "ROOT/NAME"
   std::string path;             // the resolved directory
   std::string base_model_name;  // vLLM's parent ("" = the base's first served name)
-  std::string content_hash;     // sha256 over adapter_config.json and adapter_model.safetensors
+  std::string content_hash;     // sha256(sha256(adapter_config.json) || sha256(adapter_model.safetensors))
   LoraAdapter weights;          // float32, scales folded into B
   int32_t rank = 0;             // the largest rank of any module
   std::vector<std::string> target_modules;  // adapted projection names

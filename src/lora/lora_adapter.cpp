@@ -151,12 +151,16 @@ Status load_module(const PeftLoraConfig& config, const ModelConfig& model, const
 
 }  // namespace
 
-Result<LoraAdapter> load_lora_adapter(const std::string& dir, const ModelConfig& model) {
+Result<LoraAdapter> load_lora_adapter(const std::string& dir, const ModelConfig& model, const std::string* text) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return not_found("adapter directory not found: " + dir);
-  LS_ASSIGN_OR_RETURN(std::string config_text, read_file(dir + "/adapter_config.json", size_t{1} << 20));
-  auto config = parse_peft_config(config_text);
+  std::string read_text;
+  if (!text) {
+    LS_ASSIGN_OR_RETURN(read_text, read_file(dir + "/adapter_config.json", size_t{1} << 20));
+    text = &read_text;
+  }
+  auto config = parse_peft_config(*text);
   if (!config.is_ok()) return config.status().with_context(dir + "/adapter_config.json");
   LoraAdapter adapter;
   adapter.path = dir;

@@ -199,12 +199,10 @@ TEST(AdapterCatalog, ASlowLoadDoesNotHoldUpOtherAdapters) {
   ASSERT_TRUE(calc.is_ok());
   EXPECT_EQ(calc.value()[0].text, "42");
   EXPECT_FALSE(slow_stream->take().has_value()) << "the slow adapter's request produced output before its load";
-  // Now let the load go on: open the FIFO's other end (the loader is blocked opening it), put a regular copy of
-  // the config in its place for the loader's later reads (the content hash), then send the config through.
+  // Now let the load go on: open the FIFO's other end (the loader, which reads each file once, is blocked
+  // opening it) and send the config through.
   const std::string config = testing::read_text(kDemo + "/adapters/upper/adapter_config.json");
   std::ofstream fifo(slow + "/adapter_config.json");
-  testing::write_text(slow + "/config.tmp", config);
-  fs::rename(slow + "/config.tmp", slow + "/adapter_config.json");
   fifo << config;
   fifo.close();
   RequestUpdate u = slow_stream->wait();

@@ -52,21 +52,21 @@ __global__ void read_sweep_kernel(const uint4* p, int64_t n) {
 
 }  // namespace
 
-cudaError_t launch_f32_to_bf16(const float* src, void* dst, int64_t n, cudaStream_t stream) {
+cudaError_t launch_f32_to_bf16(const float* src, void* dst, int64_t n, Stream stream) {
   if (n == 0) return cudaSuccess;
   if (!src || !dst) return cudaErrorInvalidValue;
   return launch(f32_to_bf16_kernel, dim3(grid_for(n)), dim3(256), 0, stream, src, static_cast<bf16*>(dst), n);
 }
 
 cudaError_t launch_fill_uniform(void* t, int64_t ld, int64_t rows, int64_t cols, bool out_f32, uint64_t seed,
-                                float lo, float hi, cudaStream_t stream) {
+                                float lo, float hi, Stream stream) {
   if (rows == 0 || cols == 0) return cudaSuccess;
   if (!t || ld < cols) return cudaErrorInvalidValue;
   return launch(fill_uniform_kernel, dim3(grid_for(rows * cols)), dim3(256), 0, stream, t, ld, rows, cols, out_f32,
                 seed, lo, hi);
 }
 
-cudaError_t launch_read_sweep(const void* p, int64_t bytes, cudaStream_t stream) {
+cudaError_t launch_read_sweep(const void* p, int64_t bytes, Stream stream) {
   if (bytes <= 0) return cudaSuccess;
   if (!p || bytes % 16 != 0 || !aligned16(p)) return cudaErrorInvalidValue;
   return launch(read_sweep_kernel, dim3(1024), dim3(256), 0, stream, static_cast<const uint4*>(p), bytes / 16);
