@@ -131,7 +131,7 @@ class RayServeTest(unittest.TestCase):
                 text += chunk.choices[0].delta.content
         return text
 
-    def test_1_base_and_every_adapter_answer_correctly(self):
+    def test_2_base_and_every_adapter_answer_correctly(self):
         for task in ADAPTERS:
             for prompt, ref, base in eval_cases(task, 2):
                 n = len(ref["ids"])
@@ -148,7 +148,8 @@ class RayServeTest(unittest.TestCase):
         with self.assertRaises(openai.APIStatusError):
             self.chat("demo:no-such-adapter", "x", 2)
 
-    def test_2_requests_go_to_the_replica_that_holds_the_adapter(self):
+    def test_1_requests_go_to_the_replica_that_holds_the_adapter(self):
+        # First on a fresh deployment: no replica holds sql yet, so exactly one loads it.
         prompt, ref, _ = eval_cases("sql", 1)[0]
         self.chat("demo:sql", prompt, 4)
         time.sleep(1.0)  # the replica's multiplexed model ids reach Ray's router
