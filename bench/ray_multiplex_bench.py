@@ -83,12 +83,15 @@ def make_jobs(names, n, alpha, max_tokens, seed):
 def adapter_loads(port: int) -> float:
     """The adapter load counter of one loraserve's /metrics (successful loads, all adapters)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    total = 0.0
+    total, found = 0.0, False
     pattern = re.compile(r"^(loraserve:|loraserve_)?adapter_loads(_total)?(\{[^}]*\})? ([0-9.eE+-]+)$")
     for line in text.splitlines():
         m = pattern.match(line)
         if m:
             total += float(m.group(4))
+            found = True
+    if not found:
+        raise RuntimeError(f"no adapter load counter (loraserve:adapter_loads_total) in :{port}/metrics")
     return total
 
 
@@ -98,7 +101,8 @@ def loraserve_ports(binary):
         if not pid.isdigit():
             continue
         try:
-            args = [a.decode() for a in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")]
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = [a.decode() for a in f.read().split(b"\0")]
         except OSError:
             continue
         if len(args) > 3 and os.path.realpath(args[0]) == os.path.realpath(binary) and args[1] == "serve":

@@ -325,9 +325,12 @@ Status S3Client::download(const std::string& bucket, const S3Object& object, con
   t.file = f.get();
   LS_RETURN_IF_ERROR(perform(options_, bucket, object.key, {}, what, t));
   if (std::fflush(f.get()) != 0) return internal_error(what + ": cannot write " + path);
-  if (t.bytes != object.size)
+  if (t.bytes < object.size)
     return failed_dependency(what + ": truncated transfer: received " + std::to_string(t.bytes) + " of " +
                              std::to_string(object.size) + " bytes");
+  if (t.bytes > object.size)
+    return failed_dependency(what + ": the object changed during the download (" + std::to_string(t.bytes) +
+                             " bytes, listed as " + std::to_string(object.size) + ")");
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_DigestFinal_ex(t.md5.get(), digest, &n);

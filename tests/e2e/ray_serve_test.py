@@ -46,7 +46,8 @@ def free_port() -> int:
 
 
 def eval_cases(task: str, n: int):
-    data = json.load(open(os.path.join(DEMO, "eval", f"{task}.json")))
+    with open(os.path.join(DEMO, "eval", f"{task}.json")) as f:
+        data = json.load(f)
     out = []
     for p in data["prompts"][:n]:
         ref = p["adapter"] if isinstance(p["adapter"], dict) else ast.literal_eval(p["adapter"])
@@ -56,18 +57,22 @@ def eval_cases(task: str, n: int):
 
 
 def loraserve_ports():
-    """{port: (pid, parent pid)} of every `loraserve serve` process on this machine started from BINARY."""
+    """{port: (pid, parent pid)} of every `loraserve serve --enable-lora-management` process of BINARY (the
+    replicas' own servers; other loraserve processes on this machine are not ours)."""
     found = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-            stat = open(f"/proc/{pid}/stat").read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
         except OSError:
             continue
         args = [a.decode(errors="replace") for a in args]
-        if len(args) > 3 and os.path.basename(args[0]) == "loraserve" and args[1] == "serve" and "--port" in args:
+        if (len(args) > 3 and os.path.realpath(args[0]) == os.path.realpath(BINARY) and args[1] == "serve"
+                and "--enable-lora-management" in args and "--port" in args):
             if stat.split(")")[-1].split()[0] == "Z":
                 continue
             ppid = int(stat.split(")")[-1].split()[1])
