@@ -43,10 +43,8 @@ __global__ void read_sweep_kernel(const uint4* p, int64_t n) {
   pdl_launch_dependents();
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    uint4 v;  // volatile: the loads are the point, their values are not used
-    asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p + i));
+    // volatile: the loads are the point, their values are not used (scratch registers inside the asm).
+    asm volatile("{ .reg .u32 a, b, c, d; ld.global.cg.v4.u32 {a, b, c, d}, [%0]; }" : : "l"(p + i));
   }
 }
 
