@@ -229,7 +229,9 @@ TEST(CpuLinear, ReducedFormatsStayWithinTheirRounding) {
         worst = std::max(worst, std::fabs(y[r * n + c] - want) / scale);
       }
     EXPECT_LT(worst, bound) << format;
-    if (std::string(format) != "f32") EXPECT_GT(worst, 1e-6) << format << " not stored in its format?";
+    if (std::string(format) != "f32") {
+      EXPECT_GT(worst, 1e-6) << format << " not stored in its format?";
+    }
     std::printf("%-5s linear: worst error %.2e of sum |x w|\n", format, worst);
   }
 }

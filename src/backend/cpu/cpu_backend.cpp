@@ -39,7 +39,7 @@ int default_threads() { return std::max(1, static_cast<int>(std::thread::hardwar
 
 // Host memory with kOverreadBytes of slack past the end (vector kernels may read a full vector past a row);
 // large blocks are 2 MiB aligned and asked to be huge pages (weight streams then cross fewer TLB entries).
-void* allocate_host(size_t bytes) {
+void* aligned_host_alloc(size_t bytes) {
   constexpr size_t kHuge = size_t{2} << 20;
   const size_t total = (bytes + cpu::kOverreadBytes + 63) / 64 * 64;
   if (total >= 2 * kHuge) {
@@ -89,7 +89,7 @@ Backend::MemoryInfo CpuBackend::memory_info() const {
 }
 
 Result<Buffer> CpuBackend::allocate(size_t bytes) {
-  void* p = allocate_host(bytes);
+  void* p = aligned_host_alloc(bytes);
   if (!p) return resource_exhausted("host allocation of " + std::to_string(bytes) + " bytes failed");
   return Buffer(p, bytes, [](void* q) { std::free(q); });
 }
@@ -108,7 +108,7 @@ Result<WeightMatrix> CpuBackend::allocate_weight(int64_t rows, int64_t cols, DTy
   LS_CHECK(rows > 0 && cols > 0) << "cpu backend: empty weight matrix";
   const WeightFormat format = weights_ == WeightFormat::kBF16 && source == DType::kF16 ? WeightFormat::kF16 : weights_;
   const size_t bytes = cpu::packed_matrix_bytes(format, rows, cols);
-  void* p = allocate_host(bytes);
+  void* p = aligned_host_alloc(bytes);
   if (!p) return resource_exhausted("host allocation of " + std::to_string(bytes) + " bytes failed");
   {
     std::lock_guard<std::mutex> lock(registry_->mutex);
@@ -157,7 +157,7 @@ void CpuBackend::fill_uniform(Tensor t, uint64_t seed, float lo, float hi) {
   });
 }
 
-void CpuBackend::upload_lora(void* a, void* b, const float* host_a, const float* host_b, int64_t rank, int64_t in_dim,
+void CpuBackend::stage_lora(void* a, void* b, const float* host_a, const float* host_b, int64_t rank, int64_t in_dim,
                              int64_t out_dim) {
   // Both laid out to be read as single streams (cpu_kernels.h dot_rows_blocked, cpu_gemm.h PanelSource::lora_bt):
   // A in blocks of 16 ranks, each chunk-interleaved; B^T in panels of 64 output columns, each k-major.
@@ -187,6 +187,14 @@ void CpuBackend::upload_lora(void* a, void* b, const float* host_a, const float*
         put(b, panel + (bf16 ? (r / 2) * 2 * width + 2 * c + (r & 1) : r * width + c), v);
       }
   }
+}
+
+void CpuBackend::fill_lora_uniform(void* a, void* b, int64_t rank, int64_t in_dim, int64_t out_dim, uint64_t seed,
+                                   float a_bound, float b_bound) {
+  std::vector<float> host_a(static_cast<size_t>(rank * in_dim)), host_b(static_cast<size_t>(out_dim * rank));
+  for (size_t i = 0; i < host_a.size(); ++i) host_a[i] = uniform_at(seed, i, -a_bound, a_bound);
+  for (size_t i = 0; i < host_b.size(); ++i) host_b[i] = uniform_at(seed + 1, i, -b_bound, b_bound);
+  stage_lora(a, b, host_a.data(), host_b.data(), rank, in_dim, out_dim);  // backend memory is host memory
 }
 
 void CpuBackend::embedding(const BatchMeta& batch, Tensor table, Tensor out) {

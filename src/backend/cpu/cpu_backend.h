@@ -45,8 +45,10 @@ class CpuBackend final : public Backend {
 
   Result<WeightMatrix> allocate_weight(int64_t rows, int64_t cols, DType source) override;
   void upload_weight(const Tensor& w, const float* src) override;
-  void upload_lora(void* a, void* b, const float* host_a, const float* host_b, int64_t rank, int64_t in_dim,
-                   int64_t out_dim) override;
+  void stage_lora(void* a, void* b, const float* host_a, const float* host_b, int64_t rank, int64_t in_dim,
+                  int64_t out_dim) override;
+  void fill_lora_uniform(void* a, void* b, int64_t rank, int64_t in_dim, int64_t out_dim, uint64_t seed, float a_bound,
+                         float b_bound) override;
 
   void embedding(const BatchMeta& batch, Tensor table, Tensor out) override;
   void rms_norm(Tensor x, Tensor weight, float eps, Tensor out) override;

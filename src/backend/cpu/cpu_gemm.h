@@ -26,7 +26,7 @@ struct PanelSource {
   const float* scales = nullptr;  // kI8: 64 per panel
 
   static PanelSource packed(const PackedMatrix& m);
-  // LoRA's B^T [rank, out] as CpuBackend::upload_lora lays it out: panels of 64 output columns, each k-major
+  // LoRA's B^T [rank, out] as CpuBackend::stage_lora lays it out: panels of 64 output columns, each k-major
   // ([rank][width], bf16 in rank pairs: [ceil(rank / 2)][width][2]), the last one as wide as the columns left.
   // Its last panel is read up to kOverreadBytes past the end.
   static PanelSource lora_bt(const void* bt, WeightFormat format, int64_t rank, int64_t out);

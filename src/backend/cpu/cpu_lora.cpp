@@ -1,6 +1,6 @@
 // cpu_lora.cpp: the multi-LoRA op on the CPU, at each adapter's own rank. For every token of a segment with an
 // adapter: shrink t = A x (lane-form dots, dot_rows_blocked), then expand y += B t as the GEMM tile over B^T, so
-// the expand is rank FMAs per 16 outputs with no reductions. upload_lora lays A out in blocks of 16 ranks and
+// the expand is rank FMAs per 16 outputs with no reductions. stage_lora lays A out in blocks of 16 ranks and
 // B^T in panels of 64 outputs so that both are read as single sequential streams (a mixed batch reads every
 // adapter it holds from memory each step); with bf16 or int8 weights they are bf16, half the bytes. Both passes
 // run once per op over all segments on the pool: (segment, 16 ranks) items for the shrink, chunks of output
