@@ -261,7 +261,7 @@ ls::LoraAdapter synthetic_adapter(const ls::ModelConfig& c, int rank, uint64_t s
 void lora_rows(const std::string& format, ls::Backend& backend, ls::Transformer& model, ls::KvCache& kv,
                const Args& args, double bandwidth, double fma_rate) {
   const ls::ModelConfig& c = model.config();
-  auto slots = ls::LoraSlots::create(backend, c, 4);
+  auto slots = ls::LoraSlots::create(backend, c, 4, 4 * args.lora_rank);
   if (!slots.is_ok()) return;
   double adapter_params = 0;
   for (int32_t s = 0; s < 4; ++s) {
