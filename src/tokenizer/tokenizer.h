@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/json.h"
@@ -28,6 +29,12 @@ class Decoder;
 class Normalizer;
 class PostProcessor;
 class PreTokenizer;
+
+// Token ids with the byte range of the input each came from.
+struct Encoding {
+  std::vector<int32_t> ids;
+  std::vector<std::pair<uint32_t, uint32_t>> offsets;
+};
 
 class Tokenizer {
  public:
@@ -43,6 +50,13 @@ class Tokenizer {
 
   // Encodes one sequence. add_special_tokens applies the post-processor (e.g. BOS). Thread-safe.
   Result<std::vector<int32_t>> encode(std::string_view text, bool add_special_tokens) const;
+
+  // Encodes one sequence and reports, per id, the byte range [start, end) of `text` it comes from, as
+  // `tokenizers` computes offsets (Rust Encoding::get_offsets, byte referential): through every normalizer and
+  // pre-tokenizer; special tokens the post-processor adds get (0, 0); a ByteLevel post-processor with
+  // trim_offsets drops leading and trailing spaces. Invalid UTF-8 is repaired first and the offsets then refer
+  // to the repaired text. Slower than encode(); for /tokenize. Thread-safe.
+  Result<Encoding> encode_with_offsets(std::string_view text, bool add_special_tokens) const;
 
   // Decodes ids; unknown ids are skipped, as in `tokenizers`. Thread-safe.
   Result<std::string> decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
