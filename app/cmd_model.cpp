@@ -12,7 +12,7 @@
 
 #include "commands.h"
 #include "core/json.h"
-#include "engine/prompt_codec.h"
+#include "engine/generate.h"
 #include "io/hub_cache.h"
 #include "lora/lora_slots.h"
 #include "model/single_sequence.h"
@@ -31,6 +31,11 @@ struct ModelArgs {
   std::string load_format = "safetensors";
   int32_t max_new_tokens = 16;
   bool stop_at_eos = false;
+  int64_t max_model_len = 0;
+  float temperature = 0.0f;
+  float top_p = 1.0f;
+  int32_t top_k = 0;
+  int64_t seed = -1;
 };
 
 Result<std::vector<int32_t>> parse_token_list(const std::string& text) {
@@ -50,71 +55,50 @@ Result<std::vector<int32_t>> parse_token_list(const std::string& text) {
   return ids;
 }
 
-// A loaded model with its optional adapter in slot 0.
-struct LoadedModel {
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Transformer> model;
-  std::unique_ptr<LoraSlots> lora;
-  std::string dir;
-  std::vector<int64_t> eos_ids;
-  SequenceOptions options() const {
-    SequenceOptions o;
-    if (lora) {
-      o.lora = lora.get();
-      o.lora_slot = 0;
-    }
-    return o;
-  }
-};
-
-std::vector<int64_t> stop_ids_of(const std::string& dir, const ModelConfig& config) {
-  std::vector<int64_t> ids = config.eos_token_ids;
-  auto gen = read_json_file(dir + "/generation_config.json");
-  if (!gen.is_ok()) return ids;
-  if (const Json* eos = find_field(gen.value(), "eos_token_id")) {
-    std::vector<Json> values = eos->is_array() ? eos->get<std::vector<Json>>() : std::vector<Json>{*eos};
-    for (const Json& v : values)
-      if (v.is_number_integer() && std::find(ids.begin(), ids.end(), v.get<int64_t>()) == ids.end())
-        ids.push_back(v.get<int64_t>());
-  }
-  return ids;
-}
-
-Result<LoadedModel> load(const ModelArgs& args) {
-  LoadedModel m;
-  LS_ASSIGN_OR_RETURN(m.backend, make_backend(args.device));
-  LS_ASSIGN_OR_RETURN(std::string dir, resolve_model_dir(args.model));
-  LoadOptions options;
-  if (args.load_format == "dummy") {
-    options.dummy_weights = true;
-  } else if (args.load_format != "safetensors" && args.load_format != "auto") {
-    return invalid_argument("--load-format must be safetensors, auto or dummy");
-  }
-  LS_ASSIGN_OR_RETURN(m.model, Transformer::load(dir, *m.backend, options));
-  m.dir = dir;
-  m.eos_ids = stop_ids_of(dir, m.model->config());
-  if (!args.adapter.empty()) {
-    LS_ASSIGN_OR_RETURN(std::string adapter_dir, resolve_model_dir(args.adapter));
-    LS_ASSIGN_OR_RETURN(LoraAdapter adapter, load_lora_adapter(adapter_dir, m.model->config()));
-    LS_ASSIGN_OR_RETURN(LoraSlots slots, LoraSlots::create(*m.backend, m.model->config(), 1));
-    m.lora = std::make_unique<LoraSlots>(std::move(slots));
-    LS_RETURN_IF_ERROR(m.lora->load(0, adapter));
-  }
-  return m;
-}
-
 int fail(const Status& status) {
   std::fprintf(stderr, "loraserve: %s\n", status.to_string().c_str());
   return 1;
+}
+
+Result<std::unique_ptr<ServedModel>> load_model(const ModelArgs& args) {
+  ServedModelOptions o;
+  o.model = args.model;
+  o.backend.device = args.device;
+  o.load_format = args.load_format;
+  return ServedModel::load(o);
+}
+
+// The context limit: --max-model-len, else the model's max_position_embeddings.
+int64_t context_limit(const ModelArgs& args, const ModelConfig& config) {
+  return args.max_model_len > 0 ? args.max_model_len : config.max_position_embeddings;
 }
 
 int run_logits(const ModelArgs& args) {
   if (args.tokens.empty()) return fail(invalid_argument("--tokens is required"));
   auto tokens = parse_token_list(args.tokens);
   if (!tokens.is_ok()) return fail(tokens.status());
-  auto loaded = load(args);
-  if (!loaded.is_ok()) return fail(loaded.status());
-  auto rows = sequence_logits(*loaded->model, tokens.value(), loaded->options());
+  auto served = load_model(args);
+  if (!served.is_ok()) return fail(served.status());
+  ServedModel& m = **served;
+  const int64_t limit = context_limit(args, m.config());
+  if (static_cast<int64_t>(tokens->size()) > limit)
+    return fail(invalid_argument(std::to_string(tokens->size()) + " tokens exceed the context limit of " +
+                                 std::to_string(limit) + " (--max-model-len)"));
+  SequenceOptions o;
+  std::unique_ptr<LoraSlots> slots;
+  if (!args.adapter.empty()) {
+    auto dir = resolve_model_dir(args.adapter);
+    if (!dir.is_ok()) return fail(dir.status());
+    auto adapter = load_lora_adapter(dir.value(), m.config());
+    if (!adapter.is_ok()) return fail(adapter.status());
+    auto created = LoraSlots::create(m.backend(), m.config(), 1);
+    if (!created.is_ok()) return fail(created.status());
+    slots = std::make_unique<LoraSlots>(std::move(created).value());
+    if (Status s = slots->load(0, adapter.value()); !s.is_ok()) return fail(s);
+    o.lora = slots.get();
+    o.lora_slot = 0;
+  }
+  auto rows = sequence_logits(m.model(), tokens.value(), o);
   if (!rows.is_ok()) return fail(rows.status());
   Json out = {{"logits", rows.value()}};
   std::cout << out.dump() << "\n";
@@ -122,36 +106,67 @@ int run_logits(const ModelArgs& args) {
 }
 
 // Token ids from --tokens, or from --prompt through the model's tokenizer (and chat template with --chat).
-Result<std::vector<int32_t>> input_tokens(const ModelArgs& args, const std::optional<PromptCodec>& codec) {
+Result<std::vector<int32_t>> input_tokens(const ModelArgs& args, const ServedModel& m) {
   if (args.prompt.empty() == args.tokens.empty()) return invalid_argument("give exactly one of --tokens and --prompt");
-  if (!codec) return parse_token_list(args.tokens);
-  return codec->encode(args.prompt, args.chat);
+  if (args.prompt.empty()) return parse_token_list(args.tokens);
+  if (!m.has_tokenizer()) return not_found("the model has no tokenizer.json; give --tokens");
+  return m.codec().encode(args.prompt, args.chat);
 }
 
+// One request through the serving engine (the same step, scheduler and sampler the server runs), with a KV
+// pool sized for it.
 int run_generate(const ModelArgs& args) {
   if (args.chat && args.prompt.empty()) return fail(invalid_argument("--chat needs --prompt"));
-  auto loaded = load(args);
-  if (!loaded.is_ok()) return fail(loaded.status());
-  std::optional<PromptCodec> codec;
-  if (!args.prompt.empty()) {
-    auto c = PromptCodec::load(loaded->dir);
-    if (!c.is_ok()) return fail(c.status());
-    codec = std::move(c).value();
-  }
-  auto tokens = input_tokens(args, codec);
+  auto served = load_model(args);
+  if (!served.is_ok()) return fail(served.status());
+  ServedModel& m = **served;
+  auto tokens = input_tokens(args, m);
   if (!tokens.is_ok()) return fail(tokens.status());
+  const int64_t limit = context_limit(args, m.config());
+  const int64_t total = static_cast<int64_t>(tokens->size()) + args.max_new_tokens;
+  if (total > limit)
+    return fail(invalid_argument("the prompt's " + std::to_string(tokens->size()) + " tokens and " +
+                                 std::to_string(args.max_new_tokens) + " new tokens exceed the context limit of " +
+                                 std::to_string(limit) + " (--max-model-len)"));
+  if (args.max_new_tokens == 0) {  // nothing to generate
+    std::cout << Json{{"tokens", Json::array()}}.dump() << "\n";
+    return 0;
+  }
+  EngineOptions eo;
+  eo.max_num_seqs = 1;
+  eo.max_loras = 1;
+  eo.max_model_len = static_cast<int32_t>(limit);
+  const int64_t blocks = (limit + eo.block_size - 1) / eo.block_size;
+  eo.kv_cache_bytes = blocks * static_cast<int64_t>(KvCache::bytes_per_block(m.config(), eo.block_size,
+                                                                             m.backend().compute_dtype()));
+  auto engine = Engine::create(m, eo);
+  if (!engine.is_ok()) return fail(engine.status());
+  EngineRequest request;
+  request.prompt = std::move(tokens).value();
+  if (!args.adapter.empty()) {
+    if (Status s = (*engine)->add_adapter("adapter", args.adapter); !s.is_ok()) return fail(s);
+    request.adapter = "adapter";
+  }
   // Token-id mode continues for exactly --max-new-tokens tokens (the oracle's paths run through end-of-sequence)
   // unless --stop-at-eos; prompt mode stops at end-of-sequence as text generation does, unless --ignore-eos.
-  const bool stop = codec ? !args.ignore_eos : args.stop_at_eos;
-  const std::vector<int64_t> stops = !stop ? std::vector<int64_t>{} : codec ? codec->stop_ids() : loaded->eos_ids;
-  auto generated = greedy_generate(*loaded->model, tokens.value(), args.max_new_tokens, stops, loaded->options());
+  GenerationParams& p = request.params;
+  p.stop.max_new_tokens = args.max_new_tokens;
+  p.stop.ignore_eos = args.prompt.empty() ? !args.stop_at_eos : args.ignore_eos;
+  p.sampling.temperature = args.temperature;
+  p.sampling.top_p = args.top_p;
+  p.sampling.top_k = args.top_k;
+  if (args.seed >= 0) p.seed = static_cast<uint64_t>(args.seed);
+  (*engine)->start();
+  std::vector<EngineRequest> requests;
+  requests.push_back(std::move(request));
+  auto generated = generate_all(**engine, std::move(requests));
+  (*engine)->shutdown(0);
   if (!generated.is_ok()) return fail(generated.status());
-  Json out = {{"tokens", generated.value()}};
-  if (codec) {
-    auto text = codec->decode(generated.value());
-    if (!text.is_ok()) return fail(text.status());
-    out["text"] = text.value();
-  }
+  const Generation& g = generated->front();
+  if (g.reason == FinishReason::kError) return fail(g.error);
+  Json out = {{"tokens", g.tokens}};
+  if (!args.prompt.empty()) out["text"] = g.text;
+  out["finish_reason"] = finish_reason_name(g.reason);
   std::cout << out.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
   return 0;
 }
@@ -162,6 +177,8 @@ void add_common_options(CLI::App* cmd, ModelArgs& args) {
   cmd->add_option("--tokens", args.tokens, "comma-separated token ids");
   cmd->add_option("--device", args.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--load-format", args.load_format, "safetensors (default) or dummy (random weights)");
+  cmd->add_option("--max-model-len", args.max_model_len, "context limit (default: the model's max_position_embeddings)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
 }
 
 }  // namespace
@@ -179,6 +196,10 @@ void register_model_commands(CLI::App& app, CommandRunner& runner) {
   generate->add_flag("--chat", args.chat, "wrap --prompt as a user message in the model's chat template");
   generate->add_flag("--stop-at-eos", args.stop_at_eos, "with --tokens: stop after an end-of-sequence token");
   generate->add_flag("--ignore-eos", args.ignore_eos, "with --prompt: do not stop at end-of-sequence tokens");
+  generate->add_option("--temperature", args.temperature, "sampling temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
+  generate->add_option("--top-p", args.top_p, "nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
+  generate->add_option("--top-k", args.top_k, "sample among the k most likely tokens (0: all)")->check(CLI::Range(0, 1 << 30));
+  generate->add_option("--seed", args.seed, "sampling seed (default: random)")->check(CLI::Range(int64_t{0}, INT64_MAX));
   generate->callback([&runner] { runner = [] { return run_generate(args); }; });
 }
 

@@ -84,7 +84,8 @@ double time_decode(ls::Transformer& model, ls::KvCache& kv, int batch, int conte
     if (i > 0) times.push_back(seconds_since(t));  // the first step warms caches and allocates the workspace
     for (auto& s : fb.seqs) {
       s.num_cached += 1;
-      s.tokens = {static_cast<int32_t>(ls::argmax_index(logits.value().data(), model.config().vocab_size))};
+      const float* row = logits.value().data();
+      s.tokens = {static_cast<int32_t>(std::max_element(row, row + model.config().vocab_size) - row)};
     }
   }
   std::sort(times.begin(), times.end());

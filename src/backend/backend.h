@@ -52,6 +52,11 @@ class Backend {
   virtual DType compute_dtype() const = 0;
 
   // ---- memory ----
+  // The backend's memory: device memory on a GPU, physical RAM on the CPU (free = available to allocate).
+  struct MemoryInfo {
+    size_t free = 0, total = 0;
+  };
+  virtual MemoryInfo memory_info() const = 0;
   virtual Result<Buffer> allocate(size_t bytes) = 0;
   virtual void copy_to_device(void* dst, const void* src, size_t bytes) = 0;
   // Waits for queued work, then copies.

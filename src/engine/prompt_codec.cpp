@@ -19,6 +19,15 @@ void add_ids(const Json* field, std::vector<int64_t>& ids) {
 
 }  // namespace
 
+std::vector<int64_t> eos_ids_from_configs(const std::string& dir) {
+  std::vector<int64_t> ids;
+  for (const char* file : {"/config.json", "/generation_config.json"}) {
+    auto json = read_json_file(dir + file);
+    if (json.is_ok()) add_ids(find_field(json.value(), "eos_token_id"), ids);
+  }
+  return ids;
+}
+
 Result<PromptCodec> PromptCodec::load(const std::string& dir) {
   PromptCodec codec;
   auto tokenizer = Tokenizer::load(dir + "/tokenizer.json");
@@ -31,10 +40,7 @@ Result<PromptCodec> PromptCodec::load(const std::string& dir) {
     // A tokenizer_config.json without a chat template is normal (base models); --chat then fails clearly.
     if (chat.is_ok()) codec.chat_ = std::move(chat).value();
   }
-  for (const char* file : {"/config.json", "/generation_config.json"}) {
-    auto json = read_json_file(dir + file);
-    if (json.is_ok()) add_ids(find_field(json.value(), "eos_token_id"), codec.stop_ids_);
-  }
+  codec.stop_ids_ = eos_ids_from_configs(dir);
   if (codec.chat_) {
     for (const auto& [name, text] : codec.chat_->special_tokens()) {
       if (name != "eos_token") continue;

@@ -37,4 +37,7 @@ class PromptCodec {
   std::vector<int64_t> stop_ids_;
 };
 
+// End-of-sequence ids named by DIR/config.json and DIR/generation_config.json (eos_token_id, an int or a list).
+std::vector<int64_t> eos_ids_from_configs(const std::string& model_dir);
+
 }  // namespace ls

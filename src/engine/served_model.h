@@ -41,10 +41,12 @@ class ServedModel {
   Backend& backend() const { return *backend_; }
   Transformer& model() const { return *model_; }
   const ModelConfig& config() const { return model_->config(); }
-  const PromptCodec& codec() const { return *codec_; }
-  const Tokenizer& tokenizer() const { return codec_->tokenizer(); }
+  // Whether the model has a tokenizer (tokenizer.json); a server needs one, token-id generation does not.
+  bool has_tokenizer() const { return codec_ != nullptr; }
+  const PromptCodec& codec() const;
+  const Tokenizer& tokenizer() const { return codec().tokenizer(); }
   // End-of-sequence ids: config.json, generation_config.json and the tokenizer's eos_token.
-  const std::vector<int64_t>& eos_ids() const { return codec_->stop_ids(); }
+  const std::vector<int64_t>& eos_ids() const { return eos_ids_; }
   const GenerationDefaults& generation_defaults() const { return defaults_; }
 
  private:
@@ -55,6 +57,7 @@ class ServedModel {
   std::unique_ptr<Transformer> model_;
   std::unique_ptr<PromptCodec> codec_;
   GenerationDefaults defaults_;
+  std::vector<int64_t> eos_ids_;
 };
 
 }  // namespace ls

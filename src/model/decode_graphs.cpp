@@ -55,49 +55,19 @@ bool DecodeGraphs::eligible(const ForwardBatch& batch) const {
   return true;
 }
 
-BatchMeta DecodeGraphs::stage(const ForwardBatch& batch, int32_t bucket) {
-  const int32_t bs = kv_->block_size(), n = static_cast<int32_t>(batch.seqs.size());
-  PackedBatch& p = host_;
-  p.token_ids.assign(bucket, 0);
-  p.positions.assign(bucket, 0);
-  p.kv_slots.assign(bucket, -1);  // padding writes no KV
-  p.context_lens.assign(bucket, 0);  // and attends to nothing
-  p.block_tables.assign(static_cast<size_t>(bucket) * max_blocks_, 0);
-  p.query_start.resize(bucket + 1);
-  p.logit_rows.resize(bucket);
-  p.lora_seg_start.resize(bucket + 1);
-  p.lora_seg_slot.assign(bucket, -1);
-  p.token_lora_slot.assign(bucket, -1);
-  for (int32_t i = 0; i <= bucket; ++i) p.query_start[i] = p.lora_seg_start[i] = i;
-  for (int32_t i = 0; i < bucket; ++i) p.logit_rows[i] = i;
-  for (int32_t i = 0; i < n; ++i) {
-    const SequenceStep& s = batch.seqs[i];
-    const int32_t pos = s.num_cached;
-    p.token_ids[i] = s.tokens[0];
-    p.positions[i] = pos;
-    p.kv_slots[i] = s.block_table[pos / bs] * bs + pos % bs;
-    p.context_lens[i] = pos + 1;
-    const size_t blocks = std::min<size_t>(s.block_table.size(), static_cast<size_t>(max_blocks_));
-    std::copy_n(s.block_table.begin(), blocks, p.block_tables.begin() + static_cast<size_t>(i) * max_blocks_);
-  }
-  BatchMeta& m = p.meta;
-  m = BatchMeta{};
-  m.num_tokens = m.num_seqs = m.num_logit_rows = m.num_lora_segments = bucket;
-  m.token_ids = p.token_ids.data();
-  m.positions = p.positions.data();
-  m.kv_slots = p.kv_slots.data();
-  m.query_start = p.query_start.data();
-  m.context_lens = p.context_lens.data();
-  m.block_tables = p.block_tables.data();
-  m.max_blocks_per_seq = max_blocks_;
-  m.max_query_len = 1;
-  m.max_context_len = max_blocks_ * bs;  // the capacity: fixes the attention grid for every replay
-  m.logit_rows = p.logit_rows.data();
-  m.lora_seg_start = p.lora_seg_start.data();
-  m.lora_seg_slot = p.lora_seg_slot.data();
-  m.token_lora_slot = p.token_lora_slot.data();
-  m.has_lora = false;
-  return model_->backend().upload_batch(m);
+PackLayout DecodeGraphs::layout_for(int64_t num_seqs) const {
+  PackLayout layout;
+  layout.pad_to_seqs = bucket_for(num_seqs);
+  layout.block_table_width = max_blocks_;
+  layout.max_context_len = max_blocks_ * kv_->block_size();  // the capacity: fixes the attention grid
+  return layout;
+}
+
+Result<BatchMeta> DecodeGraphs::upload_empty(int32_t bucket) {
+  const ModelConfig& c = model_->config();
+  PackLayout layout = layout_for(bucket);
+  LS_ASSIGN_OR_RETURN(empty_, pack_batch(ForwardBatch{}, kv_->block_size(), kv_->num_blocks(), c.vocab_size, 0, layout));
+  return model_->backend().upload_batch(empty_.meta);
 }
 
 Status DecodeGraphs::capture(const std::vector<int32_t>& wanted) {
@@ -108,13 +78,15 @@ Status DecodeGraphs::capture(const std::vector<int32_t>& wanted) {
     if (!graphs_.count(b)) todo.push_back(b);
   }
   Backend& backend = model_->backend();
-  const ForwardBatch empty;
   // Warm-up first, all of them: scratch buffers grow and GEMM plans are made before any address is recorded.
-  for (int32_t b : todo) model_->run_uploaded(stage(empty, b), *kv_, nullptr, ws_);
+  for (int32_t b : todo) {
+    LS_ASSIGN_OR_RETURN(const BatchMeta meta, upload_empty(b));
+    model_->run_uploaded(meta, *kv_, nullptr, ws_);
+  }
   backend.synchronize();
   for (int32_t b : todo) {
     Entry e;
-    e.device_meta = stage(empty, b);
+    LS_ASSIGN_OR_RETURN(e.device_meta, upload_empty(b));
     LS_RETURN_IF_ERROR(backend.begin_capture());
     e.logits = model_->run_uploaded(e.device_meta, *kv_, nullptr, ws_);
     LS_ASSIGN_OR_RETURN(e.graph, backend.end_capture());
@@ -123,23 +95,18 @@ Status DecodeGraphs::capture(const std::vector<int32_t>& wanted) {
   return Status::ok();
 }
 
-Result<Tensor> DecodeGraphs::run(const ForwardBatch& batch) {
-  LS_ASSIGN_OR_RETURN(const int32_t bucket, prepare(batch));
+Result<Tensor> DecodeGraphs::run(const PackedBatch& packed) {
+  LS_ASSIGN_OR_RETURN(const int32_t bucket, prepare(packed));
   return replay(bucket);
 }
 
-Result<int32_t> DecodeGraphs::prepare(const ForwardBatch& batch) {
-  if (!eligible(batch)) return invalid_argument("batch is not a graph-eligible decode step");
-  const int64_t vocab = model_->config().vocab_size;
-  const int32_t n_blocks = kv_->num_blocks();
-  for (const SequenceStep& s : batch.seqs) {
-    if (s.tokens[0] < 0 || s.tokens[0] >= vocab) return invalid_argument("token id outside the vocabulary");
-    for (int32_t b : s.block_table)
-      if (b < 0 || b >= n_blocks) return invalid_argument("block id " + std::to_string(b) + " out of range");
-  }
-  const int32_t bucket = bucket_for(static_cast<int64_t>(batch.seqs.size()));
+Result<int32_t> DecodeGraphs::prepare(const PackedBatch& packed) {
+  const int32_t bucket = packed.meta.num_seqs;
+  if (std::find(options_.buckets.begin(), options_.buckets.end(), bucket) == options_.buckets.end() ||
+      packed.meta.num_tokens != bucket || packed.meta.max_blocks_per_seq != max_blocks_)
+    return invalid_argument("batch is not packed with a decode graph layout");
   if (!graphs_.count(bucket)) LS_RETURN_IF_ERROR(capture({bucket}));
-  const BatchMeta meta = stage(batch, bucket);
+  const BatchMeta meta = model_->backend().upload_batch(packed.meta);
   LS_CHECK(same_addresses(meta, graphs_.at(bucket).device_meta)) << "decode graph: batch arrays moved since capture";
   return bucket;
 }

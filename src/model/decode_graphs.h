@@ -1,9 +1,9 @@
 // decode_graphs.h: DecodeGraphs, decode steps replayed from recorded graphs (CUDA graphs on the cuda backend).
-// One graph per batch-size bucket; a step is padded to its bucket (padding tokens write no KV and attend to
-// nothing) and laid out with a fixed block-table width, so its index arrays land at the same device addresses
-// the graph recorded, in a workspace reserved once. The host packs and stages the next step (double-buffered
-// pinned staging, Backend::upload_batch) while the GPU still runs the current one. Steps with adapters, prefill
-// chunks or more sequences than the largest bucket are not eligible and run through Transformer::forward.
+// One graph per batch-size bucket; a step is packed by pack_batch padded to its bucket with a fixed block-table
+// width (layout_for), so its index arrays land at the same device addresses the graph recorded, in a workspace
+// reserved once. The host packs and stages the next step (double-buffered pinned staging,
+// Backend::upload_batch) while the GPU still runs the current one. Steps with adapters, prefill chunks or more
+// sequences than the largest bucket are not eligible and run through Transformer::forward_device.
 #pragma once
 
 #include <cstdint>
@@ -32,18 +32,19 @@ class DecodeGraphs {
   // Whether the batch can run from a graph: one token per sequence, no adapter, within the buckets and
   // max_context.
   bool eligible(const ForwardBatch& batch) const;
+  // The layout (model/forward_batch.h) a step of num_seqs sequences is packed with to run from a graph.
+  PackLayout layout_for(int64_t num_seqs) const;
 
   // Records the graphs of the given buckets (all when empty) that are not recorded yet. Every bucket first
   // runs once eagerly, so backend scratch and GEMM plans exist before anything is recorded.
   Status capture(const std::vector<int32_t>& buckets = {});
 
-  // One decode step through its bucket's graph (recorded on first use). Returns float32 logits
-  // [bucket, vocab] in backend memory, row i for batch.seqs[i] (rows past the batch are padding), valid until
-  // the next run; the GPU may still be computing them (copy_to_host or a later op waits).
-  Result<Tensor> run(const ForwardBatch& batch);
-  // run() in two halves, so a benchmark can time the replay alone: stage the step's arrays (returns its
-  // bucket), then replay that bucket's graph.
-  Result<int32_t> prepare(const ForwardBatch& batch);
+  // One decode step, packed with layout_for(), through its bucket's graph (recorded on first use): uploads
+  // the arrays and replays. Returns float32 logits [bucket, vocab] in backend memory, row i for sequence i
+  // (rows past the batch are padding), valid until the next run; the GPU may still be computing them.
+  Result<Tensor> run(const PackedBatch& packed);
+  // run() in two halves, so a benchmark can time the replay alone: upload (returns the bucket), then replay.
+  Result<int32_t> prepare(const PackedBatch& packed);
   Tensor replay(int32_t bucket);
 
  private:
@@ -53,8 +54,8 @@ class DecodeGraphs {
     Tensor logits;
   };
   DecodeGraphs(Transformer& model, const KvCache& kv, DecodeGraphOptions options);
-  // Lays the batch (possibly empty) out padded to `bucket` in host_ and uploads it.
-  BatchMeta stage(const ForwardBatch& batch, int32_t bucket);
+  // The all-padding step of a bucket, uploaded (capture and warm-up run it).
+  Result<BatchMeta> upload_empty(int32_t bucket);
 
   Transformer* model_;
   const KvCache* kv_;
@@ -62,7 +63,7 @@ class DecodeGraphs {
   int32_t max_blocks_;
   ForwardWorkspace ws_;
   std::map<int32_t, Entry> graphs_;
-  PackedBatch host_;
+  PackedBatch empty_;  // keeps the host arrays of upload_empty alive until the upload is queued
 };
 
 }  // namespace ls

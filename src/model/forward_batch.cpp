@@ -27,14 +27,82 @@ Status validate_seq(const SequenceStep& s, size_t index, int32_t block_size, int
 
 }  // namespace
 
-Result<PackedBatch> pack_batch(const ForwardBatch& batch, int32_t block_size, int32_t num_blocks, int64_t vocab_size,
-                               int32_t num_lora_slots) {
+namespace {
+
+void set_meta(PackedBatch& p, int32_t num_seqs, int32_t max_blocks, int32_t max_query, int32_t max_context) {
+  BatchMeta& m = p.meta;
+  m = BatchMeta{};
+  m.num_tokens = static_cast<int32_t>(p.token_ids.size());
+  m.token_ids = p.token_ids.data();
+  m.positions = p.positions.data();
+  m.kv_slots = p.kv_slots.data();
+  m.num_seqs = num_seqs;
+  m.query_start = p.query_start.data();
+  m.context_lens = p.context_lens.data();
+  m.block_tables = p.block_tables.data();
+  m.max_blocks_per_seq = max_blocks;
+  m.max_query_len = max_query;
+  m.max_context_len = max_context;
+  m.num_logit_rows = static_cast<int32_t>(p.logit_rows.size());
+  m.logit_rows = p.logit_rows.data();
+  m.num_lora_segments = static_cast<int32_t>(p.lora_seg_slot.size());
+  m.lora_seg_start = p.lora_seg_start.data();
+  m.lora_seg_slot = p.lora_seg_slot.data();
+  m.token_lora_slot = p.token_lora_slot.data();
+  m.has_lora = std::any_of(p.token_lora_slot.begin(), p.token_lora_slot.end(), [](int32_t s) { return s >= 0; });
+}
+
+// A decode step padded to layout.pad_to_seqs sequences with fixed-width block tables.
+Result<PackedBatch> pack_padded(const ForwardBatch& batch, int32_t block_size, const PackLayout& layout) {
+  const int32_t n = static_cast<int32_t>(batch.seqs.size()), rows = layout.pad_to_seqs;
+  if (n > rows) return invalid_argument("batch of " + std::to_string(n) + " sequences padded to " + std::to_string(rows));
+  const int32_t width = layout.block_table_width;
+  if (width <= 0) return invalid_argument("a padded layout needs a block table width");
   PackedBatch p;
-  if (batch.seqs.empty()) return invalid_argument("empty batch");
-  size_t max_blocks = 0;
-  for (size_t i = 0; i < batch.seqs.size(); ++i) {
+  p.token_ids.assign(rows, 0);
+  p.positions.assign(rows, 0);
+  p.kv_slots.assign(rows, -1);
+  p.context_lens.assign(rows, 0);
+  p.block_tables.assign(static_cast<size_t>(rows) * width, 0);
+  p.query_start.resize(rows + 1);
+  p.seq_logit_begin.resize(rows + 1);
+  p.logit_rows.resize(rows);
+  p.lora_seg_start.resize(rows + 1);
+  p.lora_seg_slot.assign(rows, -1);
+  p.token_lora_slot.assign(rows, -1);
+  for (int32_t i = 0; i <= rows; ++i) p.query_start[i] = p.seq_logit_begin[i] = p.lora_seg_start[i] = i;
+  for (int32_t i = 0; i < rows; ++i) p.logit_rows[i] = i;
+  for (int32_t i = 0; i < n; ++i) {
+    const SequenceStep& s = batch.seqs[i];
+    if (s.tokens.size() != 1) return invalid_argument("a padded layout takes one decode token per sequence");
+    const int32_t pos = s.num_cached;
+    if (pos / block_size >= width) return invalid_argument("sequence longer than the layout's block table width");
+    p.token_ids[i] = s.tokens[0];
+    p.positions[i] = pos;
+    p.kv_slots[i] = s.block_table[pos / block_size] * block_size + pos % block_size;
+    p.context_lens[i] = pos + 1;
+    p.lora_seg_slot[i] = p.token_lora_slot[i] = s.lora_slot;
+    const size_t blocks = std::min<size_t>(s.block_table.size(), static_cast<size_t>(width));
+    std::copy_n(s.block_table.begin(), blocks, p.block_tables.begin() + static_cast<size_t>(i) * width);
+  }
+  set_meta(p, rows, width, 1, layout.max_context_len > 0 ? layout.max_context_len : width * block_size);
+  return p;
+}
+
+}  // namespace
+
+Result<PackedBatch> pack_batch(const ForwardBatch& batch, int32_t block_size, int32_t num_blocks, int64_t vocab_size,
+                               int32_t num_lora_slots, const PackLayout& layout) {
+  for (size_t i = 0; i < batch.seqs.size(); ++i)
     LS_RETURN_IF_ERROR(validate_seq(batch.seqs[i], i, block_size, num_blocks, vocab_size, num_lora_slots));
-    max_blocks = std::max(max_blocks, batch.seqs[i].block_table.size());
+  if (layout.pad_to_seqs > 0) return pack_padded(batch, block_size, layout);
+  if (batch.seqs.empty()) return invalid_argument("empty batch");
+  PackedBatch p;
+  size_t max_blocks = 0;
+  for (const SequenceStep& s : batch.seqs) max_blocks = std::max(max_blocks, s.block_table.size());
+  if (layout.block_table_width > 0) {
+    if (max_blocks > static_cast<size_t>(layout.block_table_width)) return invalid_argument("block table too wide");
+    max_blocks = static_cast<size_t>(layout.block_table_width);
   }
   p.query_start.push_back(0);
   p.seq_logit_begin.push_back(0);
@@ -60,35 +128,15 @@ Result<PackedBatch> pack_batch(const ForwardBatch& batch, int32_t block_size, in
     max_query = std::max(max_query, n);
     max_context = std::max(max_context, s.num_cached + n);
   }
-  bool has_lora = false;
   for (size_t t = 0; t < p.token_lora_slot.size(); ++t) {
     if (t == 0 || p.token_lora_slot[t] != p.token_lora_slot[t - 1]) {
       p.lora_seg_start.push_back(static_cast<int32_t>(t));
       p.lora_seg_slot.push_back(p.token_lora_slot[t]);
     }
-    has_lora |= p.token_lora_slot[t] >= 0;
   }
   p.lora_seg_start.push_back(static_cast<int32_t>(p.token_lora_slot.size()));
-
-  BatchMeta& m = p.meta;
-  m.num_tokens = static_cast<int32_t>(p.token_ids.size());
-  m.token_ids = p.token_ids.data();
-  m.positions = p.positions.data();
-  m.kv_slots = p.kv_slots.data();
-  m.num_seqs = static_cast<int32_t>(batch.seqs.size());
-  m.query_start = p.query_start.data();
-  m.context_lens = p.context_lens.data();
-  m.block_tables = p.block_tables.data();
-  m.max_blocks_per_seq = static_cast<int32_t>(max_blocks);
-  m.max_query_len = max_query;
-  m.max_context_len = max_context;
-  m.num_logit_rows = static_cast<int32_t>(p.logit_rows.size());
-  m.logit_rows = p.logit_rows.data();
-  m.num_lora_segments = static_cast<int32_t>(p.lora_seg_slot.size());
-  m.lora_seg_start = p.lora_seg_start.data();
-  m.lora_seg_slot = p.lora_seg_slot.data();
-  m.token_lora_slot = p.token_lora_slot.data();
-  m.has_lora = has_lora;
+  set_meta(p, static_cast<int32_t>(batch.seqs.size()), static_cast<int32_t>(max_blocks), max_query,
+           layout.max_context_len > 0 ? layout.max_context_len : max_context);
   return p;
 }
 

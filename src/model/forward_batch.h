@@ -36,9 +36,20 @@ struct PackedBatch {
   BatchMeta meta;                        // host pointers into the vectors above
 };
 
+// How a decode step is laid out for a recorded graph (model/decode_graphs.h): padded to a fixed number of
+// sequences with fixed-width block tables, so its arrays have the sizes, hence the device addresses, that the
+// graph recorded. Padding sequences hold one token 0 that writes no KV (slot -1), attends to nothing (context
+// 0) and gets a logits row; LoRA segments are one per token.
+struct PackLayout {
+  int32_t pad_to_seqs = 0;        // 0: no padding (eager steps)
+  int32_t block_table_width = 0;  // blocks per table row (0: the longest table)
+  int32_t max_context_len = 0;    // reported as the batch's max_context_len (0: the real maximum)
+};
+
 // Flattens and validates a batch: token ids within vocab_size, enough blocks for every position, block ids
-// within num_blocks, lora slots within num_lora_slots (0 when no adapters are resident).
+// within num_blocks, lora slots within num_lora_slots (0 when no adapters are resident). With a layout, every
+// sequence must be one decode token (the batch may then be empty: all padding).
 Result<PackedBatch> pack_batch(const ForwardBatch& batch, int32_t block_size, int32_t num_blocks, int64_t vocab_size,
-                               int32_t num_lora_slots);
+                               int32_t num_lora_slots, const PackLayout& layout = {});
 
 }  // namespace ls

@@ -1,4 +1,4 @@
-// single_sequence.cpp: one-sequence prefill and greedy decode over a private KV cache.
+// single_sequence.cpp: one-sequence prefill over a private KV cache.
 #include "model/single_sequence.h"
 
 #include <algorithm>
@@ -16,13 +16,6 @@ Result<KvCache> cache_for(Transformer& model, int64_t num_tokens, const Sequence
 
 }  // namespace
 
-int32_t argmax_index(const float* values, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (values[i] > values[best]) best = i;
-  return static_cast<int32_t>(best);
-}
-
 Result<std::vector<std::vector<float>>> sequence_logits(Transformer& model, const std::vector<int32_t>& tokens,
                                                         const SequenceOptions& o) {
   if (tokens.empty()) return invalid_argument("no tokens");
@@ -38,31 +31,6 @@ Result<std::vector<std::vector<float>>> sequence_logits(Transformer& model, cons
   std::vector<std::vector<float>> rows(tokens.size());
   for (size_t i = 0; i < tokens.size(); ++i) rows[i].assign(flat.begin() + i * vocab, flat.begin() + (i + 1) * vocab);
   return rows;
-}
-
-Result<std::vector<int32_t>> greedy_generate(Transformer& model, const std::vector<int32_t>& prompt,
-                                             int32_t max_new_tokens, const std::vector<int64_t>& stop_ids,
-                                             const SequenceOptions& o) {
-  if (prompt.empty()) return invalid_argument("no prompt tokens");
-  if (max_new_tokens < 0) return invalid_argument("max_new_tokens must be >= 0");
-  SequenceStep step;
-  LS_ASSIGN_OR_RETURN(KvCache kv, cache_for(model, static_cast<int64_t>(prompt.size()) + max_new_tokens, o,
-                                            &step.block_table));
-  step.tokens = prompt;
-  step.lora_slot = o.lora_slot;
-  std::vector<int32_t> out;
-  const int64_t vocab = model.config().vocab_size;
-  while (static_cast<int32_t>(out.size()) < max_new_tokens) {
-    ForwardBatch batch;
-    batch.seqs.push_back(step);
-    LS_ASSIGN_OR_RETURN(std::vector<float> logits, model.forward(batch, kv, o.lora));
-    const int32_t next = argmax_index(logits.data(), vocab);
-    out.push_back(next);
-    if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
-    step.num_cached += static_cast<int32_t>(step.tokens.size());
-    step.tokens = {next};
-  }
-  return out;
 }
 
 }  // namespace ls

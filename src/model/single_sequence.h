@@ -1,5 +1,6 @@
-// single_sequence.h: running one sequence through a Transformer without an engine: teacher-forced logits of
-// every position, and greedy generation. Used by the `logits` / `generate` commands and the oracle tests.
+// single_sequence.h: teacher-forced logits of every position of one sequence, computed without an engine (one
+// prefill over a private KV cache). Used by the `logits` command and the oracle tests; generation goes through
+// the engine (engine/engine.h).
 #pragma once
 
 #include <cstdint>
@@ -19,12 +20,5 @@ struct SequenceOptions {
 Result<std::vector<std::vector<float>>> sequence_logits(Transformer& model, const std::vector<int32_t>& tokens,
                                                         const SequenceOptions& options);
 
-// Greedy continuation of `prompt`: up to max_new_tokens tokens, stopping after any of stop_ids.
-Result<std::vector<int32_t>> greedy_generate(Transformer& model, const std::vector<int32_t>& prompt,
-                                             int32_t max_new_tokens, const std::vector<int64_t>& stop_ids,
-                                             const SequenceOptions& options);
-
-// Index of the largest value (the first one on ties, as torch.argmax).
-int32_t argmax_index(const float* values, int64_t n);
 
 }  // namespace ls

@@ -67,7 +67,9 @@ TEST(CudaDecodeGraphs, MatchEagerSteps) {
       ASSERT_TRUE((*graphs)->eligible(fb));
       auto eager = m.forward(fb, kv_eager, nullptr);
       ASSERT_TRUE(eager.is_ok());
-      auto logits = (*graphs)->run(fb);
+      auto packed = pack_batch(fb, bs, kv_graph.num_blocks(), m.config().vocab_size, 0, (*graphs)->layout_for(n));
+      ASSERT_TRUE(packed.is_ok()) << packed.status().to_string();
+      auto logits = (*graphs)->run(packed.value());
       ASSERT_TRUE(logits.is_ok()) << logits.status().to_string();
       EXPECT_EQ(logits->rows, (*graphs)->bucket_for(n));
       const std::vector<float> graph = download(b, logits->row_slice(0, n));

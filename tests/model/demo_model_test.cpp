@@ -2,7 +2,8 @@
 // 50 held-out task prompts (models/demo/eval/NAME.json):
 //  - our tokenizer and chat template turn the prompt into exactly the text and ids transformers used;
 //  - greedy outputs, for the adapter and for the base model, equal the transformers+peft float32 references
-//    token for token (all 4 x 50 x 2 sequences run together in mixed-adapter batches);
+//    token for token (all 4 x 50 x 2 requests submitted together to the serving engine, so they run in
+//    mixed-adapter batches), and the engine's incremental text equals decoding its tokens;
 //  - each adapter answers at least 90% of its prompts correctly (finished with <|im_end|>, stripped text equals
 //    the expected answer) and the base model under 10% (the adapters do the work).
 #include <gtest/gtest.h>
@@ -11,9 +12,7 @@
 #include <memory>
 
 #include "core/json.h"
-#include "engine/offline_batch.h"
-#include "engine/prompt_codec.h"
-#include "lora/lora_slots.h"
+#include "engine/generate.h"
 
 namespace ls {
 namespace {
@@ -33,55 +32,65 @@ struct Case {
 };
 
 TEST(DemoModel, AdaptersDoTheirTasksAndMatchTransformers) {
-  auto backend = make_cpu_backend();
-  auto model = Transformer::load(kDemo + "/base", *backend);
-  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
-  auto codec = PromptCodec::load(kDemo + "/base");
-  ASSERT_TRUE(codec.is_ok()) << codec.status().to_string();
-  LoraSlots slots = LoraSlots::create(*backend, (*model)->config(), 4).value();
+  ServedModelOptions mo;
+  mo.model = kDemo + "/base";
+  auto served = ServedModel::load(mo);
+  ASSERT_TRUE(served.is_ok()) << served.status().to_string();
+  const PromptCodec& codec = (*served)->codec();
+  EngineOptions eo;
+  eo.max_loras = 4;
+  eo.kv_cache_bytes = 256 << 20;
+  auto engine = Engine::create(**served, eo);
+  ASSERT_TRUE(engine.is_ok()) << engine.status().to_string();
 
   std::vector<Json> evals;
   std::vector<Case> cases;
-  std::vector<GenerationRequest> requests;
-  for (int32_t slot = 0; slot < 4; ++slot) {
-    auto adapter = load_lora_adapter(kDemo + "/adapters/" + kAdapters[slot], (*model)->config());
-    ASSERT_TRUE(adapter.is_ok()) << adapter.status().to_string();
-    ASSERT_TRUE(slots.load(slot, adapter.value()).is_ok());
-    evals.push_back(read_json_file(kDemo + "/eval/" + kAdapters[slot] + ".json").value());
+  std::vector<EngineRequest> requests;
+  for (const char* name : kAdapters) {
+    ASSERT_TRUE((*engine)->add_adapter(name, kDemo + "/adapters/" + name).is_ok());
+    evals.push_back(read_json_file(kDemo + "/eval/" + name + ".json").value());
   }
-  for (int32_t slot = 0; slot < 4; ++slot) {
-    const Json& eval = evals[slot];
+  for (int32_t a = 0; a < 4; ++a) {
+    const Json& eval = evals[a];
     ASSERT_EQ(eval.at("prompts").size(), 50u);
     for (const Json& p : eval.at("prompts")) {
       const std::string prompt = p.at("prompt").get<std::string>();
-      EXPECT_EQ(codec->render_user_message(prompt).value(), p.at("chat_text").get<std::string>());
-      const std::vector<int32_t> ids = codec->encode(prompt, true).value();
+      EXPECT_EQ(codec.render_user_message(prompt).value(), p.at("chat_text").get<std::string>());
+      const std::vector<int32_t> ids = codec.encode(prompt, true).value();
       EXPECT_EQ(ids, p.at("prompt_ids").get<std::vector<int32_t>>()) << prompt;
       for (bool base : {false, true}) {
-        cases.push_back({kAdapters[slot], &p, base});
-        requests.push_back({ids, base ? -1 : slot, eval.at("max_new_tokens").get<int32_t>(), codec->stop_ids()});
+        cases.push_back({kAdapters[a], &p, base});
+        EngineRequest r;
+        r.prompt = ids;
+        r.adapter = base ? "" : kAdapters[a];
+        r.params.stop.max_new_tokens = eval.at("max_new_tokens").get<int32_t>();
+        requests.push_back(std::move(r));
       }
     }
   }
-  auto outputs = generate_greedy_batch(**model, requests, &slots);
-  ASSERT_TRUE(outputs.is_ok()) << outputs.status().to_string();
+  (*engine)->start();
+  auto generated = generate_all(**engine, std::move(requests));
+  ASSERT_TRUE(generated.is_ok()) << generated.status().to_string();
+  std::vector<std::vector<int32_t>> outputs;
+  for (const Generation& g : generated.value()) outputs.push_back(g.tokens);
 
   std::map<std::string, int> adapter_correct, base_correct;
   int mismatches = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
     const Case& c = cases[i];
     const Json& ref = c.prompt->at(c.base ? "base" : "adapter");
-    const std::vector<int32_t>& ours = outputs.value()[i];
+    const std::vector<int32_t>& ours = outputs[i];
     if (ours != ref.at("ids").get<std::vector<int32_t>>()) {
       ++mismatches;
       ADD_FAILURE() << c.adapter << (c.base ? " (base)" : "") << ": \"" << c.prompt->at("prompt").get<std::string>()
                     << "\" differs from the transformers+peft reference (its smallest top-2 margin "
                     << ref.at("min_margin").get<double>() << ")";
     }
-    const std::string text = codec->decode(ours).value();
+    const std::string text = codec.decode(ours).value();
     EXPECT_EQ(text, ref.at("text").get<std::string>());
-    const bool finished = !ours.empty() && std::find(codec->stop_ids().begin(), codec->stop_ids().end(), ours.back()) !=
-                                               codec->stop_ids().end();
+    EXPECT_EQ(generated.value()[i].text, text) << "the engine's incremental text differs from decoding its tokens";
+    const bool finished = !ours.empty() && std::find(codec.stop_ids().begin(), codec.stop_ids().end(), ours.back()) !=
+                                               codec.stop_ids().end();
     const bool correct = finished && strip(text) == c.prompt->at("expected").get<std::string>();
     (c.base ? base_correct : adapter_correct)[c.adapter] += correct;
   }

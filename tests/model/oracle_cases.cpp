@@ -1,6 +1,8 @@
 // oracle_cases.cpp: reading case.json and the reference logits of an oracle case.
 #include "oracle_cases.h"
 
+#include "engine/generate.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -65,6 +67,42 @@ SequenceOptions OracleEngine::use(const std::string& adapter_dir) {
   o.lora = slots.get();
   o.lora_slot = 0;
   return o;
+}
+
+Result<std::vector<std::vector<std::vector<int32_t>>>> engine_greedy_paths(const std::string& device,
+                                                                          const OracleCase& c) {
+  ServedModelOptions mo;
+  mo.model = c.base_dir;
+  mo.backend.device = device;
+  LS_ASSIGN_OR_RETURN(auto served, ServedModel::load(mo));
+  EngineOptions eo;
+  eo.max_loras = static_cast<int32_t>(c.runs.size());
+  eo.max_num_seqs = 64;
+  eo.kv_cache_bytes = 64 << 20;
+  LS_ASSIGN_OR_RETURN(auto engine, Engine::create(*served, eo));
+  std::vector<EngineRequest> requests;
+  for (const OracleRun& run : c.runs) {
+    if (!run.adapter_dir.empty()) LS_RETURN_IF_ERROR(engine->add_adapter(run.name, run.adapter_dir));
+    for (size_t i = 0; i < run.paths.size(); ++i) {
+      EngineRequest r;
+      r.prompt = c.prompts[i];
+      r.adapter = run.adapter_dir.empty() ? "" : run.name;
+      r.params.stop.max_new_tokens = static_cast<int32_t>(run.paths[i].size() - c.prompts[i].size());
+      r.params.stop.ignore_eos = true;
+      requests.push_back(std::move(r));
+    }
+  }
+  engine->start();
+  LS_ASSIGN_OR_RETURN(std::vector<Generation> generated, generate_all(*engine, std::move(requests)));
+  engine->shutdown(0);
+  std::vector<std::vector<std::vector<int32_t>>> out(c.runs.size());
+  size_t k = 0;
+  for (size_t r = 0; r < c.runs.size(); ++r)
+    for (size_t i = 0; i < c.runs[r].paths.size(); ++i, ++k) {
+      if (generated[k].reason == FinishReason::kError) return generated[k].error;
+      out[r].push_back(std::move(generated[k].tokens));
+    }
+  return out;
 }
 
 double row_error(const float* a, const float* b, int64_t n) {

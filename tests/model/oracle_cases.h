@@ -49,6 +49,12 @@ struct OracleEngine {
   SequenceOptions use(const std::string& adapter_dir);
 };
 
+// The greedy continuation of every path's prompt for every run of the case (as long as the path), computed by
+// the serving engine on `device` with all runs' requests submitted together, so different adapters and the base
+// share its steps: [run][path]. kUnavailable when the device cannot be used.
+Result<std::vector<std::vector<std::vector<int32_t>>>> engine_greedy_paths(const std::string& device,
+                                                                          const OracleCase& c);
+
 // max|a - b| / max|b| over one row (infinite when a holds a NaN).
 double row_error(const float* a, const float* b, int64_t n);
 // (top1 - top2) / max|row|: how close a row is to a greedy tie.

@@ -1,4 +1,5 @@
-// oracle_parity_test.cpp: the CPU engine against transformers+peft. For every model, adapter and path:
+// oracle_parity_test.cpp: the CPU engine against transformers+peft. For every model, adapter and path (logits
+// teacher-forced one sequence at a time; greedy paths through the serving engine, every run's requests together):
 //  - against float32 transformers+peft references computed on the CPU (tests/data/oracle_cpu for the shared
 //    oracle's models, tests/data/oracle_extra for extra shapes and formats): logits within 1e-4 * max|ref| per
 //    row (ten times tighter than the 1e-3) and every greedy path reproduced exactly;
@@ -34,6 +35,8 @@ TEST(OracleParity, MatchesFloat32TransformersPeftOnCpu) {
   for (const testing::OracleCase& c : testing::cpu_reference_cases()) {
     testing::OracleEngine engine = cpu_engine(c.base_dir);
     const int64_t vocab = engine.model->config().vocab_size;
+    auto greedy = testing::engine_greedy_paths("cpu", c);
+    ASSERT_TRUE(greedy.is_ok()) << greedy.status().to_string();
     for (const testing::OracleRun& run : c.runs) {
       const SequenceOptions o = engine.use(run.adapter_dir);
       double worst = 0;
@@ -44,9 +47,8 @@ TEST(OracleParity, MatchesFloat32TransformersPeftOnCpu) {
         ASSERT_TRUE(ours.is_ok()) << ours.status().to_string();
         for (size_t r = 0; r < path.size(); ++r) worst = std::max(worst, row_error(ours.value()[r].data(), &ref[r * vocab], vocab));
         const size_t prompt = c.prompts[i].size();
-        auto generated = greedy_generate(*engine.model, c.prompts[i], static_cast<int32_t>(path.size() - prompt), {}, o);
-        ASSERT_TRUE(generated.is_ok());
-        EXPECT_EQ(generated.value(), continuation(path, prompt)) << c.label << " " << run.name << " path " << i;
+        EXPECT_EQ(greedy.value()[&run - &c.runs[0]][i], continuation(path, prompt))
+            << c.label << " " << run.name << " path " << i;
       }
       EXPECT_LE(worst, 1e-4) << c.label << " " << run.name;
       std::printf("%-34s %-14s max row error %.2e\n", c.label.c_str(), run.name.c_str(), worst);
@@ -61,6 +63,8 @@ TEST(OracleParity, AsCloseToSharedOracleAsTransformersItself) {
                                                               std::string(LS_TEST_DATA) + "/oracle/" + arch);
     testing::OracleEngine engine = cpu_engine(shared.base_dir);
     const int64_t vocab = engine.model->config().vocab_size;
+    auto greedy = testing::engine_greedy_paths("cpu", shared);
+    ASSERT_TRUE(greedy.is_ok()) << greedy.status().to_string();
     for (const testing::OracleRun& run : shared.runs) {
       const SequenceOptions o = engine.use(run.adapter_dir);
       int near_ties = 0;
@@ -86,12 +90,11 @@ TEST(OracleParity, AsCloseToSharedOracleAsTransformersItself) {
           const double hf_dev = row_error(&cpu_ref[r * vocab], &ref[r * vocab], vocab);
           EXPECT_LE(deviation[r], hf_dev + 1e-4) << arch << " " << run.name << " path " << i << " row " << r;
         }
-        auto generated = greedy_generate(*engine.model, shared.prompts[i], static_cast<int32_t>(path.size() - prompt), {}, o);
-        ASSERT_TRUE(generated.is_ok());
+        const std::vector<int32_t>& generated = greedy.value()[&run - &shared.runs[0]][i];
         const auto expected = continuation(path, prompt);
-        if (generated.value() == expected) continue;
+        if (generated == expected) continue;
         size_t k = 0;
-        while (generated.value()[k] == expected[k]) ++k;
+        while (generated[k] == expected[k]) ++k;
         const size_t row = prompt - 1 + k;
         const double margin = top2_margin(&ref[row * vocab], vocab);
         EXPECT_LT(margin, std::max(deviation[row], 1e-4) * 2)

@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -20,6 +21,14 @@ CpuBackend::CpuBackend(int num_threads) : num_threads_(num_threads > 0 ? num_thr
 }
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads) { return std::make_unique<CpuBackend>(num_threads); }
+
+Backend::MemoryInfo CpuBackend::memory_info() const {
+  MemoryInfo info;
+  const long page = sysconf(_SC_PAGESIZE);
+  info.total = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(page);
+  info.free = static_cast<size_t>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<size_t>(page);
+  return info;
+}
 
 Result<Buffer> CpuBackend::allocate(size_t bytes) {
   const size_t rounded = (bytes + 63) / 64 * 64;

@@ -13,6 +13,7 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   DType compute_dtype() const override { return DType::kF32; }
 
+  MemoryInfo memory_info() const override;
   Result<Buffer> allocate(size_t bytes) override;
   void copy_to_device(void* dst, const void* src, size_t bytes) override;
   void copy_to_host(void* dst, const void* src, size_t bytes) override;

@@ -78,6 +78,12 @@ CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamDestroy(stream_);
 }
 
+Backend::MemoryInfo CudaBackend::memory_info() const {
+  MemoryInfo info;
+  LS_CUDA_CHECK(cudaMemGetInfo(&info.free, &info.total));
+  return info;
+}
+
 Result<Buffer> CudaBackend::allocate(size_t bytes) {
   LS_CHECK(!capturing_) << "cuda backend: allocation while capturing a graph";
   void* p = nullptr;

@@ -25,6 +25,7 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   DType compute_dtype() const override { return DType::kBF16; }
 
+  MemoryInfo memory_info() const override;
   Result<Buffer> allocate(size_t bytes) override;
   void copy_to_device(void* dst, const void* src, size_t bytes) override;
   void copy_to_host(void* dst, const void* src, size_t bytes) override;

@@ -1,0 +1,526 @@
+// engine.cpp: the engine thread: inbox, scheduling, the step, per-request output, metrics. See engine.h.
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "engine/adapter_slots.h"
+#include "engine/model_runner.h"
+#include "engine/scheduler.h"
+
+namespace ls {
+namespace {
+
+const char* metric_reason(FinishReason r) {
+  switch (r) {
+    case FinishReason::kLength: return "length";
+    case FinishReason::kAbort: return "abort";
+    case FinishReason::kError: return "error";
+    default: return "stop";
+  }
+}
+
+Status validate_params(const GenerationParams& p, int64_t vocab) {
+  const SamplingParams& s = p.sampling;
+  if (!std::isfinite(s.temperature) || s.temperature < 0) return invalid_argument("temperature must be >= 0");
+  if (!(s.top_p > 0.0f && s.top_p <= 1.0f)) return invalid_argument("top_p must be in (0, 1]");
+  if (!(s.min_p >= 0.0f && s.min_p <= 1.0f)) return invalid_argument("min_p must be in [0, 1]");
+  if (!(s.typical_p > 0.0f && s.typical_p <= 1.0f)) return invalid_argument("typical_p must be in (0, 1]");
+  if (s.top_k < -1) return invalid_argument("top_k must be -1, 0 or positive");
+  const PenaltyParams& q = p.penalties;
+  if (!(q.repetition > 0.0f) || !std::isfinite(q.repetition)) return invalid_argument("repetition_penalty must be > 0");
+  if (!(q.frequency >= -2.0f && q.frequency <= 2.0f)) return invalid_argument("frequency_penalty must be in [-2, 2]");
+  if (!(q.presence >= -2.0f && q.presence <= 2.0f)) return invalid_argument("presence_penalty must be in [-2, 2]");
+  if (p.logprobs > kMaxTopLogprobs || p.prompt_logprobs > kMaxTopLogprobs)
+    return invalid_argument("at most " + std::to_string(kMaxTopLogprobs) + " log-probability alternatives");
+  if (p.stop.max_new_tokens < 1) return invalid_argument("max_new_tokens must be >= 1");
+  if (p.stop.min_new_tokens < 0) return invalid_argument("min_tokens must be >= 0");
+  for (int32_t t : p.stop.stop_token_ids)
+    if (t < 0 || t >= vocab) return invalid_argument("stop token id " + std::to_string(t) + " outside the vocabulary");
+  return Status::ok();
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  ServedModel* model = nullptr;
+  EngineOptions options;
+  EngineLimits limits;
+  AdapterRegistry registry;
+  std::unique_ptr<ModelRunner> runner;
+  std::unique_ptr<AdapterSlots> slots;
+  std::unique_ptr<BlockPool> pool;
+  std::unique_ptr<Scheduler> scheduler;
+
+  // Inbox, shared with submitting threads.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::unique_ptr<Sequence>> inbox;
+  bool accepting = true, stopping = false, started = false;
+  double deadline = 0;
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<int32_t> waiting_count{0};  // the scheduler's waiting queue, published each step
+  std::thread thread;
+  std::mt19937_64 seed_rng{std::random_device{}()};
+
+  // Engine thread state.
+  std::unordered_map<uint64_t, std::unique_ptr<Sequence>> live;
+
+  // Published counters.
+  mutable std::mutex stats_mu;
+  EngineStats stats;
+  struct Usage {
+    uint64_t requests = 0;
+    double last_used = 0;
+  };
+  std::map<uint64_t, Usage> usage;     // by registration key
+  std::vector<uint64_t> resident_keys;
+
+  Impl(ServedModel& m, const EngineOptions& o) : model(&m), options(o), registry(m.config(), o.max_lora_rank) {}
+
+  void loop();
+  void drain_inbox();
+  void finish(Sequence* seq, FinishReason reason, Status error = Status::ok(), RequestUpdate* update = nullptr);
+  void run_step(const SchedulerOutput& out, double now);
+  void process(Sequence* seq, int32_t n, RunnerResult& result, double now);
+  void publish(double now);
+  RunnerSeq runner_seq(Sequence* seq, int32_t n) const;
+  RequestUpdate base_update(const Sequence& seq) const;
+};
+
+Result<std::unique_ptr<Engine>> Engine::create(ServedModel& model, const EngineOptions& o) {
+  std::unique_ptr<Engine> e(new Engine(model));
+  e->impl_ = std::make_unique<Impl>(model, o);
+  Impl& im = *e->impl_;
+  const ModelConfig& c = model.config();
+  if (o.max_num_seqs < 1) return invalid_argument("max_num_seqs must be >= 1");
+  if (o.max_loras < 1) return invalid_argument("max_loras must be >= 1");
+  EngineLimits& L = e->limits_;
+  L.max_num_seqs = o.max_num_seqs;
+  L.max_num_batched_tokens = o.max_num_batched_tokens > 0 ? o.max_num_batched_tokens : 2048;
+  if (L.max_num_batched_tokens < L.max_num_seqs)
+    return invalid_argument("max_num_batched_tokens (" + std::to_string(L.max_num_batched_tokens) +
+                            ") must be >= max_num_seqs (" + std::to_string(L.max_num_seqs) + ")");
+  L.max_loras = o.max_loras;
+  L.block_size = o.block_size;
+  LS_ASSIGN_OR_RETURN(im.slots, AdapterSlots::create(model.backend(), c, o.max_loras));
+  // Activations of the largest step and its logits (all rows when prompt log-probabilities are asked for),
+  // plus backend scratch and graph memory.
+  const int64_t T = L.max_num_batched_tokens;
+  const int64_t act = T * (4 * c.hidden_size + 2 * c.q_size() + 2 * c.kv_size() + 3 * c.intermediate_size) * 2;
+  const int64_t reserve = act + 2 * T * c.vocab_size * 4 + (int64_t{1} << 30);
+  LS_ASSIGN_OR_RETURN(KvPoolPlan plan, plan_kv_pool(c, model.backend(), o.block_size, o.kv_cache_bytes,
+                                                    o.gpu_memory_utilization, reserve));
+  L.num_kv_blocks = plan.num_blocks;
+  L.kv_bytes = plan.bytes;
+  const int64_t wanted = o.max_model_len > 0 ? o.max_model_len : c.max_position_embeddings;
+  if (o.max_model_len > 0 && o.max_model_len > L.kv_tokens())
+    return resource_exhausted("max_model_len " + std::to_string(o.max_model_len) + " is larger than the KV cache (" +
+                              std::to_string(L.kv_tokens()) + " tokens); lower it or give the cache more memory");
+  L.max_model_len = static_cast<int32_t>(std::min<int64_t>({wanted, L.kv_tokens(), INT32_MAX}));
+  RunnerOptions ro;
+  ro.graphs = o.cuda_graphs;
+  ro.max_graph_batch = L.max_num_seqs;
+  ro.max_context = std::min<int32_t>(L.max_model_len, 4096);
+  LS_ASSIGN_OR_RETURN(im.runner, ModelRunner::create(model.model(), plan, ro));
+  im.pool = std::make_unique<BlockPool>(plan.num_blocks, plan.block_size);
+  SchedulerLimits sl;
+  sl.max_num_seqs = L.max_num_seqs;
+  sl.max_num_batched_tokens = L.max_num_batched_tokens;
+  im.scheduler = std::make_unique<Scheduler>(sl, *im.pool, im.slots.get());
+  im.limits = L;
+  im.stats.block_size = L.block_size;
+  im.stats.kv_blocks_total = L.num_kv_blocks;
+  im.stats.max_loras = L.max_loras;
+  im.stats.request_prompt_tokens = Histogram(token_count_buckets(L.max_model_len));
+  im.stats.request_generation_tokens = Histogram(token_count_buckets(L.max_model_len));
+  return e;
+}
+
+Engine::Engine(ServedModel& model) : model_(&model) {}
+
+Engine::~Engine() { shutdown(0); }
+
+Status Engine::add_adapter(const std::string& name, const std::string& source, const std::string& base_model_name) {
+  if (model_->is_base_name(name)) return invalid_argument("adapter name \"" + name + "\" is the base model's name");
+  auto added = impl_->registry.add(name, source, base_model_name);
+  return added.is_ok() ? Status::ok() : added.status();
+}
+
+bool Engine::has_adapter(const std::string& name) const { return impl_->registry.find(name) != nullptr; }
+
+std::vector<AdapterInfo> Engine::adapters() const {
+  std::vector<AdapterInfo> out;
+  std::lock_guard<std::mutex> lock(impl_->stats_mu);
+  for (const auto& a : impl_->registry.list()) {
+    AdapterInfo info;
+    info.name = a->name;
+    info.path = a->path;
+    info.source = a->source;
+    info.base_model_name = a->base_model_name;
+    info.content_hash = a->content_hash;
+    info.rank = a->rank;
+    info.target_modules = a->target_modules;
+    info.bytes = a->bytes;
+    const auto& keys = impl_->resident_keys;
+    info.tier = std::find(keys.begin(), keys.end(), a->key) != keys.end() ? "device" : "host";
+    auto it = impl_->usage.find(a->key);
+    if (it != impl_->usage.end()) {
+      info.requests = it->second.requests;
+      info.last_used = it->second.last_used;
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+void Engine::start() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->started) return;
+  impl_->started = true;
+  impl_->thread = std::thread([this] { impl_->loop(); });
+}
+
+bool Engine::accepting() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->accepting;
+}
+
+Result<std::shared_ptr<RequestStream>> Engine::submit(EngineRequest request, std::function<void()> notify) {
+  Impl& im = *impl_;
+  const ModelConfig& c = model_->config();
+  if (request.prompt.empty()) return invalid_argument("the prompt has no tokens");
+  for (int32_t t : request.prompt)
+    if (t < 0 || t >= c.vocab_size) return invalid_argument("prompt token id " + std::to_string(t) + " outside the vocabulary");
+  LS_RETURN_IF_ERROR(validate_params(request.params, c.vocab_size));
+  const int64_t total = static_cast<int64_t>(request.prompt.size()) + request.params.stop.max_new_tokens;
+  if (total > limits_.max_model_len)
+    return invalid_argument("This model's maximum context length is " + std::to_string(limits_.max_model_len) +
+                            " tokens. However, you requested " + std::to_string(total) + " tokens (" +
+                            std::to_string(request.prompt.size()) + " in the prompt, " +
+                            std::to_string(request.params.stop.max_new_tokens) + " in the completion).");
+  auto seq = std::make_unique<Sequence>();
+  if (!request.adapter.empty()) {
+    seq->adapter = im.registry.find(request.adapter);
+    if (!seq->adapter) return not_found("adapter \"" + request.adapter + "\" is not known");
+  }
+  if (!request.params.stop.stop_strings.empty() && !model_->has_tokenizer())
+    return invalid_argument("stop strings need a tokenizer; the model has none");
+  seq->params = std::move(request.params);
+  seq->prompt = std::move(request.prompt);
+  seq->times.arrival = engine_clock_seconds();
+  if (model_->has_tokenizer())
+    seq->text.emplace(model_->tokenizer(), seq->params.skip_special_tokens, seq->params.stop.stop_strings,
+                      seq->params.stop.include_stop_str_in_output);
+  for (int32_t t : seq->prompt) seq->note_token(t, false);
+  std::lock_guard<std::mutex> lock(im.mu);
+  if (!im.accepting) return unavailable("the server is shutting down");
+  const auto queued = static_cast<int32_t>(im.inbox.size()) + im.waiting_count.load();
+  if (queued >= im.options.max_queued_requests)
+    return resource_exhausted("Model is overloaded: " + std::to_string(queued) + " requests are waiting");
+  seq->id = im.next_id++;
+  seq->seed = seq->params.seed ? *seq->params.seed : im.seed_rng();
+  seq->stream = std::make_shared<RequestStream>(seq->id);
+  if (notify) seq->stream->set_notify(std::move(notify));
+  std::shared_ptr<RequestStream> stream = seq->stream;
+  im.inbox.push_back(std::move(seq));
+  im.cv.notify_one();
+  return stream;
+}
+
+void Engine::shutdown(double grace_seconds) {
+  if (!impl_) return;
+  Impl& im = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(im.mu);
+    im.accepting = false;
+    if (!im.stopping) {
+      im.stopping = true;
+      im.deadline = engine_clock_seconds() + std::max(0.0, grace_seconds);
+    }
+    im.cv.notify_all();
+  }
+  if (im.thread.joinable()) im.thread.join();
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->stats_mu);
+  return impl_->stats;
+}
+
+// ---- engine thread ----
+
+RequestUpdate Engine::Impl::base_update(const Sequence& seq) const {
+  RequestUpdate u;
+  u.prompt_len = static_cast<int32_t>(seq.prompt.size());
+  u.generated = static_cast<int32_t>(seq.output.size());
+  u.seed = seq.seed;
+  u.num_preemptions = seq.preemptions;
+  u.times = seq.times;
+  return u;
+}
+
+void Engine::Impl::drain_inbox() {
+  std::deque<std::unique_ptr<Sequence>> arrived;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    arrived.swap(inbox);
+  }
+  for (auto& seq : arrived) {
+    Sequence* s = seq.get();
+    live.emplace(s->id, std::move(seq));
+    scheduler->add(s);
+  }
+}
+
+void Engine::Impl::finish(Sequence* seq, FinishReason reason, Status error, RequestUpdate* update) {
+  const double now = engine_clock_seconds();
+  scheduler->remove(seq);
+  seq->times.finished = now;
+  RequestUpdate u = update ? std::move(*update) : base_update(*seq);
+  u.finished = true;
+  u.reason = reason;
+  u.error = std::move(error);
+  u.times = seq->times;
+  u.generated = static_cast<int32_t>(seq->output.size());
+  if (seq->text && u.reason != FinishReason::kError) {
+    auto rest = seq->text->take_rest();
+    if (rest.is_ok()) u.text += rest.value();
+  }
+  {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    ++stats.finished[metric_reason(reason)];
+    stats.e2e.observe(now - seq->times.arrival);
+    if (seq->times.scheduled > 0) {
+      stats.queue.observe(seq->times.scheduled - seq->times.arrival);
+      stats.inference.observe(now - seq->times.scheduled);
+      if (seq->times.first_token > 0) {
+        stats.prefill.observe(seq->times.first_token - seq->times.scheduled);
+        stats.decode.observe(now - seq->times.first_token);
+      }
+    }
+    stats.request_prompt_tokens.observe(static_cast<double>(seq->prompt.size()));
+    stats.request_generation_tokens.observe(static_cast<double>(seq->output.size()));
+    const std::string name = seq->adapter ? seq->adapter->name : "";
+    AdapterStats& a = stats.adapters[name];
+    ++a.requests;
+    a.e2e.observe(now - seq->times.arrival);
+    if (seq->adapter) {
+      Usage& use = usage[seq->adapter->key];
+      ++use.requests;
+      use.last_used = now;
+    }
+  }
+  seq->stream->push(std::move(u));
+  live.erase(seq->id);
+}
+
+RunnerSeq Engine::Impl::runner_seq(Sequence* seq, int32_t n) const {
+  RunnerSeq r;
+  const int32_t start = seq->num_computed;
+  r.step.tokens.resize(static_cast<size_t>(n));
+  for (int32_t j = 0; j < n; ++j) r.step.tokens[j] = seq->token_at(start + j);
+  r.step.num_cached = start;
+  r.step.block_table = seq->blocks->blocks();
+  r.step.lora_slot = seq->slot;
+  r.sample = start + n == seq->num_tokens();
+  const bool prompt_lp = seq->params.prompt_logprobs >= 0 && !seq->prompt_logprobs_sent && start < static_cast<int32_t>(seq->prompt.size());
+  r.step.logits = prompt_lp ? LogitsWanted::kAll : (r.sample ? LogitsWanted::kLast : LogitsWanted::kNone);
+  if (prompt_lp) {
+    r.prompt_logprobs = seq->params.prompt_logprobs;
+    const auto p = static_cast<int32_t>(seq->prompt.size());
+    for (int32_t j = 0; j < n; ++j) r.prompt_targets.push_back(start + j + 1 < p ? seq->prompt[start + j + 1] : -1);
+  }
+  r.sampling = seq->params.sampling;
+  r.sampling.seed = seq->seed;
+  r.sampling.step = seq->output.size();
+  r.penalties = seq->params.penalties;
+  r.history = seq->params.penalties.active() ? &seq->history : nullptr;
+  r.logprobs = seq->params.logprobs;
+  return r;
+}
+
+void Engine::Impl::process(Sequence* seq, int32_t n, RunnerResult& result, double now) {
+  if (seq->num_computed == 0) seq->prompt_logprobs.clear();  // a recomputation after preemption starts over
+  seq->num_computed += n;
+  const bool had_prompt_lp = !result.prompt.empty();
+  for (TokenLogprob& t : result.prompt) {
+    TokenInfo info;
+    info.id = t.token;
+    info.logprob = t.logprob;
+    info.top = std::move(t.top);
+    seq->prompt_logprobs.push_back(std::move(info));
+  }
+  if (result.sampled.token < 0) return;  // a prompt chunk that does not end the prompt
+  const int32_t token = result.sampled.token;
+  AdapterStats* adapter_stats = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    adapter_stats = &stats.adapters[seq->adapter ? seq->adapter->name : ""];
+    if (seq->output.empty() || seq->times.first_token == 0) {
+      if (seq->times.first_token == 0) {
+        seq->times.first_token = now;
+        stats.ttft.observe(now - seq->times.arrival);
+        adapter_stats->ttft.observe(now - seq->times.arrival);
+      }
+    } else {
+      stats.itl.observe(now - seq->last_token_time);
+      adapter_stats->itl.observe(now - seq->last_token_time);
+    }
+    ++stats.generation_tokens;
+    ++adapter_stats->generation_tokens;
+  }
+  seq->last_token_time = now;
+  seq->output.push_back(token);
+  seq->note_token(token, true);
+  RequestUpdate u = base_update(*seq);
+  TokenInfo info;
+  info.id = token;
+  info.logprob = result.sampled.logprob;
+  info.top = std::move(result.sampled.top);
+  if (seq->text) {
+    auto piece = seq->text->add(token);
+    if (!piece.is_ok()) {
+      finish(seq, FinishReason::kError, piece.status());
+      return;
+    }
+    info.text = std::move(piece).value();
+  }
+  u.tokens.push_back(std::move(info));
+  if ((had_prompt_lp || !seq->prompt_logprobs.empty()) && !seq->prompt_logprobs_sent &&
+      seq->params.prompt_logprobs >= 0) {
+    u.prompt_tokens = std::move(seq->prompt_logprobs);
+    seq->prompt_logprobs.clear();
+    seq->prompt_logprobs_sent = true;
+  }
+  const StopConditions& stop = seq->params.stop;
+  const auto generated = static_cast<int32_t>(seq->output.size());
+  FinishReason reason = FinishReason::kNone;
+  if (generated >= stop.min_new_tokens) {
+    const auto& eos = model->eos_ids();
+    if (!stop.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) {
+      reason = FinishReason::kEos;
+      u.stop_token = token;
+    } else if (std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(), token) != stop.stop_token_ids.end()) {
+      reason = FinishReason::kStopToken;
+      u.stop_token = token;
+    } else if (seq->text && seq->text->matched_stop()) {
+      reason = FinishReason::kStopSequence;
+      u.stop_string = *seq->text->matched_stop();
+    }
+  }
+  if (reason == FinishReason::kNone && generated >= stop.max_new_tokens) reason = FinishReason::kLength;
+  if (reason != FinishReason::kNone) {
+    finish(seq, reason, Status::ok(), &u);
+    return;
+  }
+  if (seq->text) u.text = seq->text->take_ready();
+  seq->stream->push(std::move(u));
+}
+
+void Engine::Impl::run_step(const SchedulerOutput& out, double now) {
+  std::vector<RunnerSeq> seqs;
+  seqs.reserve(out.scheduled.size());
+  bool decode_only = true;
+  int64_t tokens = 0;
+  for (const ScheduledSeq& s : out.scheduled) {
+    seqs.push_back(runner_seq(s.seq, s.num_tokens));
+    decode_only &= s.num_tokens == 1 && s.seq->prefill_done();
+    tokens += s.num_tokens;
+  }
+  bool has_lora = false;
+  for (const ScheduledSeq& s : out.scheduled) has_lora |= s.seq->slot >= 0;
+  const double t0 = engine_clock_seconds();
+  auto results = runner->step(seqs, has_lora ? slots->table() : nullptr);
+  const double t1 = engine_clock_seconds();
+  if (!results.is_ok()) {
+    // A failed step fails its requests (with the reason); the server goes on.
+    for (const ScheduledSeq& s : out.scheduled) finish(s.seq, FinishReason::kError, results.status());
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    ++stats.steps;
+    stats.iteration_tokens.observe(static_cast<double>(tokens));
+    if (decode_only) {
+      ++stats.decode_steps;
+      stats.decode_step_seconds += t1 - t0;
+    }
+    for (const ScheduledSeq& s : out.scheduled) {
+      const int32_t prompt_part = std::max(0, std::min<int32_t>(s.num_tokens, static_cast<int32_t>(s.seq->prompt.size()) - s.seq->num_computed));
+      stats.prompt_tokens += prompt_part;
+      stats.adapters[s.seq->adapter ? s.seq->adapter->name : ""].prompt_tokens += prompt_part;
+    }
+  }
+  for (size_t i = 0; i < out.scheduled.size(); ++i)
+    process(out.scheduled[i].seq, out.scheduled[i].num_tokens, results.value()[i], t1);
+  (void)now;
+}
+
+void Engine::Impl::publish(double now) {
+  std::lock_guard<std::mutex> lock(stats_mu);
+  stats.running = static_cast<int32_t>(scheduler->running().size());
+  stats.waiting = static_cast<int32_t>(scheduler->waiting().size());
+  stats.kv_blocks_used = pool->num_blocks() - pool->num_free();
+  stats.preemptions = scheduler->preemptions();
+  waiting_count = stats.waiting;
+  resident_keys = slots->resident_keys();
+  std::map<std::string, std::pair<int32_t, int32_t>> counts;
+  for (const Sequence* s : scheduler->running()) ++counts[s->adapter ? s->adapter->name : ""].first;
+  for (const Sequence* s : scheduler->waiting()) ++counts[s->adapter ? s->adapter->name : ""].second;
+  stats.running_adapters.clear();
+  stats.waiting_adapters.clear();
+  for (auto& [name, a] : stats.adapters) a.running = a.waiting = 0;
+  for (const auto& [name, c] : counts) {
+    AdapterStats& a = stats.adapters[name];
+    a.running = c.first;
+    a.waiting = c.second;
+    if (name.empty()) continue;
+    if (c.first) stats.running_adapters.push_back(name);
+    if (c.second) stats.waiting_adapters.push_back(name);
+  }
+  for (const Sequence* s : scheduler->running())
+    if (s->adapter) usage[s->adapter->key].last_used = now;
+}
+
+void Engine::Impl::loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [this] { return !inbox.empty() || stopping || !live.empty(); });
+      if (stopping && inbox.empty() && live.empty()) break;
+    }
+    drain_inbox();
+    const double now = engine_clock_seconds();
+    bool abort_all;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      abort_all = stopping && now >= deadline;
+    }
+    std::vector<Sequence*> gone;
+    for (auto& [id, seq] : live)
+      if (abort_all || seq->stream->cancelled()) gone.push_back(seq.get());
+    for (Sequence* s : gone) finish(s, FinishReason::kAbort);
+    if (abort_all) {
+      publish(now);
+      break;
+    }
+    SchedulerOutput out = scheduler->schedule(now);
+    for (auto& [seq, status] : out.failed) finish(seq, FinishReason::kError, status);
+    if (!out.scheduled.empty()) run_step(out, now);
+    publish(engine_clock_seconds());
+    if (out.scheduled.empty() && !live.empty()) {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(2), [this] { return !inbox.empty() || stopping; });
+    }
+  }
+}
+
+}  // namespace ls

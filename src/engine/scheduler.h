@@ -1,0 +1,69 @@
+// scheduler.h: Scheduler, continuous batching under a per-step token budget (vLLM v1 style: a step is tokens
+// to compute, whether prefill chunks or decode tokens). Each step: every running sequence that decodes gets its
+// one token, then running prefills get chunks of what budget remains, then waiting sequences are admitted in
+// arrival order while sequences, budget, KV blocks and adapter slots allow. When a running sequence needs a
+// KV block and none is free, the newest running sequence is preempted: its blocks are freed and it waits to
+// be recomputed (prompt and output so far, then it continues; its draws are keyed by (seed, step), so the
+// tokens it produces do not change).
+//
+// Fairness across adapters: when a waiting sequence cannot get an adapter slot (all referenced by running
+// sequences), later arrivals for adapters that are resident are not admitted either until it has one, so the
+// slots drain and a rare adapter is served after at most the running requests' remaining time; requests for
+// the base model need no slot and keep flowing. Engine thread only.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <utility>
+#include <vector>
+
+#include "engine/adapter_slots.h"
+#include "engine/sequence.h"
+#include "kv/block_pool.h"
+
+namespace ls {
+
+struct SchedulerLimits {
+  int32_t max_num_seqs = 256;
+  int32_t max_num_batched_tokens = 2048;
+};
+
+struct ScheduledSeq {
+  Sequence* seq;
+  int32_t num_tokens;  // tokens to compute this step, starting at seq->num_computed
+};
+
+struct SchedulerOutput {
+  std::vector<ScheduledSeq> scheduled;
+  std::vector<std::pair<Sequence*, Status>> failed;  // could not be admitted (e.g. its adapter failed to load)
+  int32_t num_preempted = 0;
+};
+
+class Scheduler {
+ public:
+  Scheduler(SchedulerLimits limits, BlockPool& pool, AdapterSlots* slots) : limits_(limits), pool_(&pool), slots_(slots) {}
+
+  void add(Sequence* seq);     // joins the waiting queue (arrival order = id order)
+  void remove(Sequence* seq);  // finished or aborted: leaves its queue, frees its blocks and slot
+  SchedulerOutput schedule(double now);
+
+  const std::vector<Sequence*>& running() const { return running_; }
+  const std::deque<Sequence*>& waiting() const { return waiting_; }
+  uint64_t preemptions() const { return preemptions_; }
+
+ private:
+  // Grows seq's blocks to hold `tokens` tokens, preempting the newest running sequences while none are free.
+  // False when seq itself had to be preempted.
+  bool reserve_or_preempt(Sequence* seq, int32_t tokens, SchedulerOutput& out, int32_t& budget);
+  void preempt(Sequence* victim, SchedulerOutput& out, int32_t& budget);
+  void admit_waiting(SchedulerOutput& out, int32_t& budget, double now);
+
+  SchedulerLimits limits_;
+  BlockPool* pool_;
+  AdapterSlots* slots_;
+  std::vector<Sequence*> running_;  // admission order
+  std::deque<Sequence*> waiting_;   // arrival order
+  uint64_t preemptions_ = 0;
+};
+
+}  // namespace ls

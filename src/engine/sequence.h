@@ -1,0 +1,58 @@
+// sequence.h: Sequence, everything the engine thread keeps about one request: its tokens, how many of them
+// are in the KV cache, its blocks, its adapter and slot, its sampling state, its text (TextOutput) and its
+// stream. Created by Engine::submit's inbox, owned by the engine thread until the request finishes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/model_runner.h"
+#include "engine/request_stream.h"
+#include "engine/text_output.h"
+#include "kv/block_pool.h"
+#include "lora/adapter_registry.h"
+
+namespace ls {
+
+struct Sequence {
+  uint64_t id = 0;
+  std::shared_ptr<RequestStream> stream;
+  std::shared_ptr<const RegisteredAdapter> adapter;  // null: the base model
+  GenerationParams params;
+  uint64_t seed = 0;
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> output;
+  int32_t num_computed = 0;                 // tokens of prompt + output whose K/V are in the cache
+  std::unique_ptr<BlockTable> blocks;       // null while waiting
+  int32_t slot = -1;                        // adapter slot while running (-1: none)
+  int32_t preemptions = 0;
+  RequestTimes times;
+  double last_token_time = 0;
+  std::optional<TextOutput> text;           // null when the model has no tokenizer
+  std::vector<TokenInfo> prompt_logprobs;   // collected during prefill when asked for
+  bool prompt_logprobs_sent = false;
+  TokenHistory history;                     // distinct tokens and output counts (penalties only)
+  std::unordered_map<int32_t, int32_t> history_index;
+
+  int32_t num_tokens() const { return static_cast<int32_t>(prompt.size() + output.size()); }
+  int32_t token_at(int32_t i) const {
+    const auto p = static_cast<int32_t>(prompt.size());
+    return i < p ? prompt[i] : output[i - p];
+  }
+  // Tokens not yet in the cache: the rest of the prompt (or, after preemption, prompt and output), or the
+  // last generated token of a decoding sequence.
+  int32_t num_pending() const { return num_tokens() - num_computed; }
+  bool prefill_done() const { return num_computed >= static_cast<int32_t>(prompt.size()); }
+  // Counts a token in the history when penalties need one.
+  void note_token(int32_t token, bool is_output) {
+    if (!params.penalties.active()) return;
+    auto [it, fresh] = history_index.try_emplace(token, static_cast<int32_t>(history.size()));
+    if (fresh) history.emplace_back(token, 0);
+    if (is_output) ++history[it->second].second;
+  }
+};
+
+}  // namespace ls
