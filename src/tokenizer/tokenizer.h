@@ -29,6 +29,7 @@ class Decoder;
 class Normalizer;
 class PostProcessor;
 class PreTokenizer;
+struct Piece;
 
 // Token ids with the byte range of the input each came from.
 struct Encoding {
@@ -54,7 +55,7 @@ class Tokenizer {
   // Encodes one sequence and reports, per id, the byte range [start, end) of `text` it comes from, as
   // `tokenizers` computes offsets (Rust Encoding::get_offsets, byte referential): through every normalizer and
   // pre-tokenizer; special tokens the post-processor adds get (0, 0); a ByteLevel post-processor with
-  // trim_offsets drops leading and trailing spaces. Invalid UTF-8 is repaired first and the offsets then refer
+  // trim_offsets drops leading and trailing spaces by whole characters (as Python's `tokenizers` does). Invalid UTF-8 is repaired first and the offsets then refer
   // to the repaired text. Slower than encode(); for /tokenize. Thread-safe.
   Result<Encoding> encode_with_offsets(std::string_view text, bool add_special_tokens) const;
 
@@ -72,6 +73,8 @@ class Tokenizer {
 
  private:
   Tokenizer();
+  // Added-token split, normalizer and pre-tokenizer: the pieces the model tokenizes.
+  Status split_pieces(Piece whole, std::vector<Piece>& pieces) const;
   Status encode_piece_list(std::string_view text, std::vector<int32_t>& ids) const;
 
   std::unique_ptr<BpeModel> model_;
