@@ -36,7 +36,7 @@ Result<std::string> ApiModel::resolve_adapter_id(const std::optional<std::string
       if (source == "local") {
         if (a.name == id || canonical_path(a.path) == wanted_path || canonical_path(a.source) == wanted_path)
           return a.name;
-      } else if (a.source == id) {
+      } else if (a.source == id || a.source.substr(0, a.source.find('@')) == id) {
         return a.name;
       }
     }
@@ -51,6 +51,10 @@ Result<std::string> ApiModel::resolve_model(const std::optional<std::string>& mo
   if (!model || model->empty() || *model == "tgi" || is_base_name(*model)) return std::string();
   const std::string& m = *model;
   if (has_adapter && has_adapter(m)) return m;
+  // TGI uses `model` as adapter_id: a Hub id an adapter was registered from.
+  if (adapters)
+    for (const AdapterInfo& a : adapters())
+      if (a.source == m) return a.name;
   // Ray Serve LLM: "base_model_id:lora_id"; the adapter part may itself contain ':'.
   const size_t colon = m.find(':');
   if (colon != std::string::npos && has_adapter) {

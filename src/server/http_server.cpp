@@ -405,6 +405,10 @@ Status HttpServer::start() {
 
 uint16_t HttpServer::port() const { return impl_->bound_port; }
 
+void HttpServer::stop_accepting() {
+  if (impl_->started) impl_->stop_accepting();
+}
+
 size_t HttpServer::connections() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->connections.size();

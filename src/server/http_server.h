@@ -40,6 +40,9 @@ class HttpServer {
   // Binds, listens and starts the I/O threads. Fails (kUnavailable) when the address cannot be bound.
   Status start();
   uint16_t port() const;  // the bound port
+  // Stops accepting new connections and closes idle keep-alive ones; busy connections finish their response
+  // and then close. Idempotent.
+  void stop_accepting();
   // Stops accepting; connections finish their current response (idle keep-alive ones are closed), for up to
   // drain_seconds; then the I/O threads stop. Idempotent.
   void shutdown(double drain_seconds);
