@@ -36,7 +36,7 @@ struct ServeArgs {
   int max_concurrent_requests = 1024, max_input_tokens = 0, max_total_tokens = 0;
   int max_best_of = 2, max_stop_sequences = 4, max_top_n_tokens = 5;
   std::vector<std::string> api_keys;         // also LORASERVE_API_KEY
-  int io_threads = 2, block_size = 16;
+  int io_threads = 2, block_size = 16, cpu_threads = 0;
   double gpu_memory_utilization = 0.9, kv_cache_gib = 0, shutdown_grace = 30;
   bool enforce_eager = false;
   std::string dtype = "auto";
@@ -103,6 +103,7 @@ int run_serve(ServeArgs a) {
   mo.tokenizer = a.tokenizer;
   mo.served_names = a.served_model_names;
   mo.backend.device = a.device;
+  mo.backend.cpu_threads = a.cpu_threads;
   mo.load_format = a.load_format;
   auto served = ServedModel::load(mo);
   if (!served.is_ok()) return fail(served.status());
@@ -215,6 +216,7 @@ void register_serve_command(CLI::App& app, CommandRunner& runner) {
   cmd->add_option("--api-key", args.api_keys, "require Authorization: Bearer KEY on generation and model routes")
       ->envname("LORASERVE_API_KEY");
   cmd->add_option("--io-threads", args.io_threads, "HTTP I/O threads")->check(CLI::Range(1, 64));
+  cmd->add_option("--cpu-threads", args.cpu_threads, "cpu: compute threads (0: one per core)")->check(CLI::Range(0, 1024));
   cmd->add_option("--block-size", args.block_size, "tokens per KV block");
   cmd->add_option("--gpu-memory-utilization", args.gpu_memory_utilization,
                   "cuda: fraction of device memory the process may use");

@@ -79,6 +79,7 @@ Api::Api(Engine& engine, ServerOptions options)
   model_.limits = options_.limits;
   ApiLimits& lim = model_.limits;
   lim.max_model_len = engine.limits().max_model_len;
+  lim.vocab_size = static_cast<int64_t>(served.tokenizer().vocab_size());
   if (lim.max_total_tokens <= 0 || lim.max_total_tokens > lim.max_model_len) lim.max_total_tokens = lim.max_model_len;
   if (lim.max_input_tokens <= 0 || lim.max_input_tokens >= lim.max_total_tokens)
     lim.max_input_tokens = lim.max_total_tokens - 1;
@@ -125,7 +126,7 @@ RouteResult Api::handle(const HttpRequest& request, const RouteContext& context)
     if (p == "/info") return info();
     if (p == "/metrics") return metrics();
     if (p == "/version") return json_response({{"version", options_.version}});
-    if (p == "/openapi.json" || p == "/api-doc/openapi.json") return json_response(openapi_document(options_.version, model_.limits));
+    if (p == "/openapi.json" || p == "/api-doc/openapi.json") return json_response(openapi_document(openapi_context()));
     if (p == "/v1/models") return models();
     if (p.rfind("/v1/models/", 0) == 0) return model_card(p.substr(11));
   } else if (m == "POST") {
@@ -155,6 +156,23 @@ RouteResult Api::handle(const HttpRequest& request, const RouteContext& context)
   }
   return error_response(family, ApiError{404, family == ApiFamily::kTgi ? "not_found" : "NotFoundError",
                                          "no route for " + m + " " + p, ""});
+}
+
+OpenApiContext Api::openapi_context() const {
+  OpenApiContext c;
+  c.version = options_.version;
+  c.limits = model_.limits;
+  c.secured = !options_.api_keys.empty();
+  c.model_names = {"", "tgi"};
+  c.adapter_ids = {"", "__base_model__"};
+  for (const std::string& name : model_.names) c.model_names.push_back(name);
+  for (const AdapterInfo& a : engine_.adapters()) {
+    c.model_names.push_back(a.name);
+    c.model_names.push_back(model_.id() + ":" + a.name);
+    c.adapter_ids.push_back(a.name);
+    if (a.source != a.name) c.adapter_ids.push_back(a.source);
+  }
+  return c;
 }
 
 HttpResponse Api::health() const {
@@ -252,6 +270,9 @@ HttpResponse Api::tokenize(const HttpRequest& request) const {
   }
   auto inputs = tgi_inputs(b);
   if (!inputs.is_ok()) return error_response(ApiFamily::kTgi, inputs.status());
+  // TGI reads only `inputs` here, but the body must still be a generate request.
+  if (auto params = Fields(b).object("parameters"); !params.is_ok())
+    return error_response(ApiFamily::kTgi, params.status());
   return json_response(simple_tokens(tokenizer, inputs.value(), /*add_special=*/true));
 }
 

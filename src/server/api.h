@@ -13,6 +13,7 @@
 #include "server/api_model.h"
 #include "server/http_types.h"
 #include "server/metrics_text.h"
+#include "server/openapi.h"
 #include "server/server_options.h"
 
 namespace ls::server {
@@ -58,6 +59,7 @@ class Api {
   HttpResponse tokenize(const HttpRequest& request) const;
   HttpResponse chat_tokenize(const HttpRequest& request) const;
   HttpResponse detokenize(const HttpRequest& request) const;
+  OpenApiContext openapi_context() const;
   // tgi_routes.cpp. mode: "generate", "stream" or "compat" (/ and /invocations, where the body's `stream`
   // field decides).
   RouteResult tgi_generate(const HttpRequest& request, const RouteContext& context, const std::string& mode);

@@ -27,6 +27,7 @@ struct ApiLimits {
   int32_t max_logprobs = 20;       // OpenAI logprobs / top_logprobs / prompt_logprobs
   int32_t max_n = 16;              // OpenAI n and best_of
   int32_t max_prompts = 64;        // OpenAI prompt lists (and TGI max_client_batch_size in /info)
+  int64_t vocab_size = 0;          // token ids in requests are below this (0: unchecked in the schema)
 };
 
 class ApiModel {

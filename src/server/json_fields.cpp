@@ -95,6 +95,13 @@ Result<std::optional<double>> Fields::number(std::string_view key) const {
   return std::optional<double>(v->get<double>());
 }
 
+Result<std::optional<double>> Fields::float32(std::string_view key) const {
+  LS_ASSIGN_OR_RETURN(auto v, number(key));
+  if (v && !std::isfinite(static_cast<float>(*v)))
+    return invalid_argument(name(key) + " is out of range, got " + get(key)->dump());
+  return v;
+}
+
 Result<std::optional<int64_t>> Fields::integer(std::string_view key, int64_t min, int64_t max) const {
   const OJson* v = get(key);
   if (!v) return std::optional<int64_t>();

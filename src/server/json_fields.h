@@ -38,6 +38,8 @@ class Fields {
 
   Result<std::optional<bool>> boolean(std::string_view key) const;
   Result<std::optional<double>> number(std::string_view key) const;
+  // A number the engine will hold as a 32-bit float: values beyond its range are refused.
+  Result<std::optional<double>> float32(std::string_view key) const;
   // Integers (a float with no fraction, such as 5.0, is accepted as pydantic does) within [min, max].
   Result<std::optional<int64_t>> integer(std::string_view key, int64_t min = INT64_MIN,
                                          int64_t max = INT64_MAX) const;

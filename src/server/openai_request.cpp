@@ -80,27 +80,29 @@ Status parse_stop(const Fields& f, const ApiModel& model, OpenAiRequest& r) {
 
 Status parse_openai_sampling(const Fields& f, const ApiModel& model, OpenAiRequest& r) {
   const GenerationDefaults& d = model.defaults;
-  LS_ASSIGN_OR_RETURN(auto temperature, f.number("temperature"));
-  LS_ASSIGN_OR_RETURN(auto top_p, f.number("top_p"));
+  LS_ASSIGN_OR_RETURN(auto temperature, f.float32("temperature"));
+  LS_ASSIGN_OR_RETURN(auto top_p, f.float32("top_p"));
   LS_ASSIGN_OR_RETURN(auto top_k, f.integer("top_k"));
-  LS_ASSIGN_OR_RETURN(auto min_p, f.number("min_p"));
-  LS_ASSIGN_OR_RETURN(auto typical_p, f.number("typical_p"));
-  LS_ASSIGN_OR_RETURN(auto repetition, f.number("repetition_penalty"));
-  LS_ASSIGN_OR_RETURN(auto frequency, f.number("frequency_penalty"));
-  LS_ASSIGN_OR_RETURN(auto presence, f.number("presence_penalty"));
+  LS_ASSIGN_OR_RETURN(auto min_p, f.float32("min_p"));
+  LS_ASSIGN_OR_RETURN(auto typical_p, f.float32("typical_p"));
+  LS_ASSIGN_OR_RETURN(auto repetition, f.float32("repetition_penalty"));
+  LS_ASSIGN_OR_RETURN(auto frequency, f.float32("frequency_penalty"));
+  LS_ASSIGN_OR_RETURN(auto presence, f.float32("presence_penalty"));
   const double t = temperature ? *temperature : d.temperature.value_or(1.0);
   const double p = top_p ? *top_p : d.top_p.value_or(1.0);
   const int64_t k = top_k ? *top_k : d.top_k.value_or(0);
   const double mp = min_p ? *min_p : d.min_p.value_or(0.0);
   const double rep = repetition ? *repetition : d.repetition_penalty.value_or(1.0);
+  // Ranges are checked as the float32 values the engine computes with (a positive double can round to 0).
+  auto positive = [](double v) { return static_cast<float>(v) > 0.0f; };
   if (t < 0) return invalid_argument("temperature must be non-negative, got " + py_float(t) + ".");
-  if (p <= 0 || p > 1) return invalid_argument("top_p must be in (0, 1], got " + py_float(p) + ".");
+  if (!positive(p) || p > 1) return invalid_argument("top_p must be in (0, 1], got " + py_float(p) + ".");
   if (k < -1 || k > INT32_MAX)
     return invalid_argument("top_k must be 0 or -1 (disable), or at least 1, got " + std::to_string(k) + ".");
   if (mp < 0 || mp > 1) return invalid_argument("min_p must be in [0, 1], got " + py_float(mp) + ".");
-  if (typical_p && (*typical_p <= 0 || *typical_p > 1))
+  if (typical_p && (!positive(*typical_p) || *typical_p > 1))
     return invalid_argument("typical_p must be in (0, 1], got " + py_float(*typical_p) + ".");
-  if (rep <= 0) return invalid_argument("repetition_penalty must be greater than zero, got " + py_float(rep) + ".");
+  if (!positive(rep)) return invalid_argument("repetition_penalty must be greater than zero, got " + py_float(rep) + ".");
   if (frequency && (*frequency < -2 || *frequency > 2))
     return invalid_argument("frequency_penalty must be in [-2, 2], got " + py_float(*frequency) + ".");
   if (presence && (*presence < -2 || *presence > 2))

@@ -9,6 +9,20 @@ OJson ref(const std::string& name) { return {{"$ref", "#/components/schemas/" + 
 
 OJson json_content(OJson schema) { return {{"application/json", {{"schema", std::move(schema)}}}}; }
 
+// An event stream's content: each event's `data` is JSON of one of `event_schemas` (or, with done_marker,
+// the literal [DONE] that ends OpenAI streams).
+OJson sse_content(OJson event_schemas, bool done_marker) {
+  OJson json_data = {{"type", "string"},
+                     {"contentMediaType", "application/json"},
+                     {"contentSchema", {{"anyOf", std::move(event_schemas)}}}};
+  OJson data = json_data;
+  if (done_marker) data = {{"if", {{"const", "[DONE]"}}}, {"then", {{"type", "string"}}}, {"else", json_data}};
+  OJson event = {{"type", "object"}, {"required", OJson::array({"data"})}, {"properties", {{"data", data}}}};
+  OJson content = OJson::object();
+  content["text/event-stream"] = {{"schema", std::move(event)}};
+  return content;
+}
+
 OJson response(const std::string& description, OJson content = nullptr) {
   OJson r = {{"description", description}};
   if (!content.is_null()) r["content"] = std::move(content);
@@ -69,7 +83,7 @@ OJson tgi_generation(const std::string& id, const std::string& summary, const st
 OJson openai_generation(const std::string& id, const std::string& summary, const std::string& request,
                         const std::string& result) {
   OJson content = json_content(ref(result));
-  content["text/event-stream"] = {{"schema", ref("StreamChunk")}};
+  content.update(sse_content(OJson::array({ref("StreamChunk"), ref("OpenAIError")}), true));
   OJson responses = {{"200", response("Generated completion (or an event stream when stream is true)", content)}};
   add_openai_errors(responses);
   return post(id, summary, "OpenAI", request, std::move(responses), true);
@@ -78,9 +92,9 @@ OJson openai_generation(const std::string& id, const std::string& summary, const
 OJson paths() {
   OJson p = OJson::object();
   const OJson generate = json_content(ref("GenerateResponse"));
-  const OJson stream = {{"text/event-stream", {{"schema", ref("StreamResponse")}}}};
+  const OJson stream = sse_content(OJson::array({ref("StreamResponse"), ref("ErrorResponse")}), false);
   OJson compat = json_content({{"type", "array"}, {"items", ref("GenerateResponse")}});
-  compat["text/event-stream"] = {{"schema", ref("StreamResponse")}};
+  compat.update(stream);
   const OJson health = {{"200", response("Healthy (empty body)")},
                         {"503", response("Unhealthy", json_content(ref("ErrorResponse")))}};
 
@@ -111,7 +125,7 @@ OJson paths() {
   for (const char* code : {"400", "404", "422"}) tokenize[code] = response("Invalid request", either_error);
   tokenize["401"] = response("Missing or wrong API key (empty body)");
   tokenize["413"] = response("Request body too large", either_error);
-  p["/tokenize"] = {{"post", post("tokenize", "Tokenize inputs", "TGI / LoRAX", "GenerateRequest", tokenize, true)}};
+  p["/tokenize"] = {{"post", post("tokenize", "Tokenize inputs", "TGI / LoRAX", "TokenizeRequest", tokenize, true)}};
 
   OJson chat_tokenize = {{"200", response("Templated and tokenized chat", json_content(ref("ChatTokenizeResponse")))}};
   add_tgi_errors(chat_tokenize);
@@ -156,16 +170,21 @@ OJson paths() {
 
 }  // namespace
 
-OJson openapi_document(const std::string& version, const ApiLimits& limits) {
+OJson openapi_document(const OpenApiContext& context) {
+  OJson p = paths();
+  if (!context.secured) {
+    for (auto path = p.begin(); path != p.end(); ++path)
+      for (auto op = path.value().begin(); op != path.value().end(); ++op) op.value().erase("security");
+  }
   return {{"openapi", "3.0.3"},
           {"info",
            {{"title", "loraserve"},
             {"description", "Multi-LoRA inference server: TGI/LoRAX and OpenAI (vLLM) APIs"},
             {"license", {{"name", "Apache 2.0"}}},
-            {"version", version}}},
-          {"paths", paths()},
+            {"version", context.version}}},
+          {"paths", std::move(p)},
           {"components",
-           {{"schemas", openapi_schemas(limits)},
+           {{"schemas", openapi_schemas(context)},
             {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}}};
 }
 

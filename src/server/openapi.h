@@ -4,15 +4,25 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "server/api_model.h"
 #include "server/json_fields.h"
 
 namespace ls::server {
 
-OJson openapi_document(const std::string& version, const ApiLimits& limits);
+// What the document describes of this server.
+struct OpenApiContext {
+  std::string version;
+  ApiLimits limits;
+  bool secured = false;                  // an API key is required (guarded routes declare the bearer scheme)
+  std::vector<std::string> model_names;  // values `model` may take on OpenAI routes (empty: any string)
+  std::vector<std::string> adapter_ids;  // values `adapter_id` may take on TGI routes (empty: any string)
+};
+
+OJson openapi_document(const OpenApiContext& context);
 
 // components.schemas (openapi_schemas.cpp).
-OJson openapi_schemas(const ApiLimits& limits);
+OJson openapi_schemas(const OpenApiContext& context);
 
 }  // namespace ls::server

@@ -2,6 +2,8 @@
 // the parser applies (ranges are this server's limits), each response schema the fields the renderers emit.
 #include "server/openapi.h"
 
+#include <optional>
+
 namespace ls::server {
 namespace {
 
@@ -32,7 +34,13 @@ OJson range(double min, double max, bool exclusive_min = false) {
   return s;
 }
 
-void add_tgi_schemas(OJson& s, const ApiLimits& l) {
+// A string, or one of `values` when the server knows them all.
+OJson one_of_strings(const std::vector<std::string>& values) {
+  if (values.empty()) return str();
+  return {{"type", "string"}, {"enum", values}};
+}
+
+void add_tgi_schemas(OJson& s, const ApiLimits& l, const std::vector<std::string>& adapter_ids) {
   s["ErrorResponse"] = object({{"error", str()}, {"error_type", str()}}, {"error", "error_type"});
   s["FinishReason"] = {{"type", "string"}, {"enum", {"length", "eos_token", "stop_sequence"}}};
   s["AlternativeToken"] = object({{"id", integer(0)}, {"text", str()}, {"logprob", num()}}, {"id", "text", "logprob"});
@@ -67,7 +75,7 @@ void add_tgi_schemas(OJson& s, const ApiLimits& l) {
   stop["maxItems"] = l.max_stop_sequences;
   stop["nullable"] = true;
   s["GenerateParameters"] = object({
-      {"adapter_id", nullable(str())},
+      {"adapter_id", nullable(one_of_strings(adapter_ids))},
       {"adapter_source", nullable({{"type", "string"}, {"enum", {"hub", "local"}}})},
       {"api_token", nullable(str())},
       {"best_of", nullable(integer(1, l.max_best_of))},
@@ -98,6 +106,8 @@ void add_tgi_schemas(OJson& s, const ApiLimits& l) {
                                        {"parameters", nullable_ref("GenerateParameters")},
                                        {"stream", nullable(boolean())}},
                                       {"inputs"});
+  // /tokenize reads `inputs` only (TGI ignores the parameters there).
+  s["TokenizeRequest"] = object({{"inputs", str()}, {"parameters", nullable({{"type", "object"}})}}, {"inputs"});
   s["SimpleToken"] = object({{"id", integer(0)}, {"text", str()}, {"start", integer(0)}, {"stop", integer(0)}},
                             {"id", "text", "start", "stop"});
   s["TokenizeResponse"] = array_of(ref("SimpleToken"));
@@ -121,7 +131,12 @@ void add_tgi_schemas(OJson& s, const ApiLimits& l) {
                       "max_total_tokens", "validation_workers", "max_client_batch_size", "router", "version"});
 }
 
-void add_openai_request_schemas(OJson& s, const ApiLimits& l) {
+// A token id of this model.
+OJson token_id(const ApiLimits& l) {
+  return l.vocab_size > 0 ? integer(0, l.vocab_size - 1) : integer(0);
+}
+
+void add_openai_request_schemas(OJson& s, const ApiLimits& l, const std::vector<std::string>& model_names) {
   OJson stop_list = array_of({{"type", "string"}, {"minLength", 1}});
   stop_list["maxItems"] = l.max_stop_sequences * 4;
   const OJson stop = {{"anyOf", OJson::array({{{"type", "string"}, {"minLength", 1}}, stop_list})},
@@ -130,7 +145,7 @@ void add_openai_request_schemas(OJson& s, const ApiLimits& l) {
                                {"continuous_usage_stats", nullable(boolean())}});
   s["ResponseFormat"] = object({{"type", {{"type", "string"}, {"enum", {"text"}}}}}, {"type"});
   const OJson common = {
-      {"model", nullable(str())},
+      {"model", nullable(one_of_strings(model_names))},
       {"frequency_penalty", range(-2, 2)},
       {"presence_penalty", range(-2, 2)},
       {"repetition_penalty", nullable({{"type", "number"}, {"minimum", 0}, {"exclusiveMinimum", true}})},
@@ -141,7 +156,7 @@ void add_openai_request_schemas(OJson& s, const ApiLimits& l) {
       {"n", nullable(integer(1, l.max_n))},
       {"seed", nullable(integer(INT64_MIN, INT64_MAX))},
       {"stop", stop},
-      {"stop_token_ids", nullable(array_of(integer(0)))},
+      {"stop_token_ids", nullable(array_of(token_id(l)))},
       {"stream", nullable(boolean())},
       {"stream_options", nullable_ref("StreamOptions")},
       {"ignore_eos", nullable(boolean())},
@@ -151,12 +166,12 @@ void add_openai_request_schemas(OJson& s, const ApiLimits& l) {
       {"response_format", nullable_ref("ResponseFormat")},
   };
   OJson completion = common;
-  completion["prompt"] = {{"anyOf", OJson::array({str(),
+  completion["prompt"] = {{"anyOf", OJson::array({{{"type", "string"}, {"minLength", 1}},
                                                   {{"type", "array"}, {"items", str()}, {"minItems", 1},
                                                    {"maxItems", l.max_prompts}},
-                                                  {{"type", "array"}, {"items", integer(0)}, {"minItems", 1}},
+                                                  {{"type", "array"}, {"items", token_id(l)}, {"minItems", 1}},
                                                   {{"type", "array"},
-                                                   {"items", {{"type", "array"}, {"items", integer(0)}, {"minItems", 1}}},
+                                                   {"items", {{"type", "array"}, {"items", token_id(l)}, {"minItems", 1}}},
                                                    {"minItems", 1},
                                                    {"maxItems", l.max_prompts}}})}};
   completion["max_tokens"] = nullable(integer(1));
@@ -179,7 +194,7 @@ void add_openai_request_schemas(OJson& s, const ApiLimits& l) {
   chat["echo"] = nullable(boolean());
   chat["chat_template_kwargs"] = nullable({{"type", "object"}});
   s["ChatCompletionRequest"] = object(chat, {"messages"});
-  s["DetokenizeRequest"] = object({{"tokens", array_of(integer(0))}}, {"tokens"});
+  s["DetokenizeRequest"] = object({{"tokens", array_of(token_id(l))}}, {"tokens"});
 }
 
 void add_openai_response_schemas(OJson& s) {
@@ -238,10 +253,10 @@ void add_openai_response_schemas(OJson& s) {
 
 }  // namespace
 
-OJson openapi_schemas(const ApiLimits& limits) {
+OJson openapi_schemas(const OpenApiContext& context) {
   OJson s = OJson::object();
-  add_tgi_schemas(s, limits);
-  add_openai_request_schemas(s, limits);
+  add_tgi_schemas(s, context.limits, context.adapter_ids);
+  add_openai_request_schemas(s, context.limits, context.model_names);
   add_openai_response_schemas(s);
   return s;
 }

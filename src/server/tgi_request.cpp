@@ -8,22 +8,24 @@ namespace {
 
 // The sampling half of `parameters`: temperature, top_k, top_p, typical_p, penalties, do_sample.
 Status parse_sampling(const Fields& p, bool parameters_present, TgiRequest& r) {
-  LS_ASSIGN_OR_RETURN(auto temperature, p.number("temperature"));
-  LS_ASSIGN_OR_RETURN(auto repetition, p.number("repetition_penalty"));
-  LS_ASSIGN_OR_RETURN(auto frequency, p.number("frequency_penalty"));
-  LS_ASSIGN_OR_RETURN(auto presence, p.number("presence_penalty"));
+  LS_ASSIGN_OR_RETURN(auto temperature, p.float32("temperature"));
+  LS_ASSIGN_OR_RETURN(auto repetition, p.float32("repetition_penalty"));
+  LS_ASSIGN_OR_RETURN(auto frequency, p.float32("frequency_penalty"));
+  LS_ASSIGN_OR_RETURN(auto presence, p.float32("presence_penalty"));
   LS_ASSIGN_OR_RETURN(auto top_k, p.integer("top_k"));
-  LS_ASSIGN_OR_RETURN(auto top_p, p.number("top_p"));
-  LS_ASSIGN_OR_RETURN(auto typical_p, p.number("typical_p"));
+  LS_ASSIGN_OR_RETURN(auto top_p, p.float32("top_p"));
+  LS_ASSIGN_OR_RETURN(auto typical_p, p.float32("typical_p"));
   LS_ASSIGN_OR_RETURN(auto do_sample, p.boolean("do_sample"));
   if (temperature && *temperature < 0) return invalid_argument("`temperature` must be non-negative");
-  if (repetition && *repetition <= 0) return invalid_argument("`repetition_penalty` must be strictly positive");
+  // Checked as the float32 the engine computes with: a positive double can round to 0.
+  auto positive = [](double v) { return static_cast<float>(v) > 0.0f; };
+  if (repetition && !positive(*repetition)) return invalid_argument("`repetition_penalty` must be strictly positive");
   if (frequency && (*frequency < -2 || *frequency > 2))
     return invalid_argument("`frequency_penalty` must be >= -2.0 and <= 2.0");
   if (presence && (*presence < -2 || *presence > 2))
     return invalid_argument("`presence_penalty` must be >= -2.0 and <= 2.0");
-  if (top_p && (*top_p <= 0 || *top_p > 1)) return invalid_argument("`top_p` must be > 0.0 and <= 1.0");
-  if (typical_p && (*typical_p <= 0 || *typical_p > 1))
+  if (top_p && (!positive(*top_p) || *top_p > 1)) return invalid_argument("`top_p` must be > 0.0 and <= 1.0");
+  if (typical_p && (!positive(*typical_p) || *typical_p > 1))
     return invalid_argument("`typical_p` must be > 0.0 and <= 1.0");
   if (top_k && (*top_k <= 0 || *top_k > INT32_MAX)) return invalid_argument("`top_k` must be strictly positive");
 

@@ -24,11 +24,14 @@ void collect_refs(const OJson& node, std::set<std::string>& refs) {
 }
 
 TEST(OpenApi, DocumentIsWellFormed) {
-  ApiLimits limits;
-  limits.max_model_len = 2048;
-  limits.max_input_tokens = 2047;
-  limits.max_total_tokens = 2048;
-  const OJson doc = openapi_document("1.2.3", limits);
+  OpenApiContext context;
+  context.version = "1.2.3";
+  context.limits.max_model_len = 2048;
+  context.limits.max_input_tokens = 2047;
+  context.limits.max_total_tokens = 2048;
+  context.secured = true;
+  context.model_names = {"", "demo", "calc"};
+  const OJson doc = openapi_document(context);
   EXPECT_EQ(doc["openapi"].get<std::string>().rfind("3.0.", 0), 0u);
   EXPECT_EQ(doc["info"]["version"], "1.2.3");
   std::set<std::string> refs;
@@ -56,6 +59,11 @@ TEST(OpenApi, DocumentIsWellFormed) {
   EXPECT_EQ(params["truncate"]["maximum"], 2047);
   EXPECT_EQ(params["best_of"]["maximum"], 2);
   EXPECT_EQ(params["stop"]["maxItems"], 4);
+  EXPECT_EQ(schemas["CompletionRequest"]["properties"]["model"]["enum"], OJson::array({"", "demo", "calc"}));
+  EXPECT_TRUE(doc["paths"]["/generate"]["post"].contains("security"));
+  context.secured = false;
+  EXPECT_FALSE(openapi_document(context)["paths"]["/generate"]["post"].contains("security"))
+      << "without an API key the routes are open and the document says so";
 }
 
 TEST(OpenApi, EveryRouteIsDocumentedAndAnswered) {
