@@ -75,6 +75,18 @@ HttpResponse plain_error(const std::string&, int status, const std::string& mess
   return r;
 }
 
+// The status a failed request read is answered with (0: none, the connection just closes: end of stream,
+// timeout, reset) and its message.
+std::pair<int, std::string> read_error_status(const beast::error_code& ec, size_t max_body_bytes) {
+  if (ec == http::error::body_limit)
+    return {413, "request body is larger than the limit of " + std::to_string(max_body_bytes) + " bytes"};
+  if (ec == http::error::header_limit) return {431, "request header is too large"};
+  if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+      ec != http::error::end_of_stream && ec != http::error::partial_message)
+    return {400, "malformed HTTP request: " + ec.message()};
+  return {0, ""};
+}
+
 HttpRequest to_http_request(const http::request<http::string_body>& req) {
   HttpRequest out;
   out.method = std::string(req.method_string());
@@ -126,6 +138,7 @@ struct HttpServer::Impl {
   net::awaitable<void> session(std::shared_ptr<Connection> c);
   net::awaitable<void> watch(std::shared_ptr<Connection> c);
   net::awaitable<bool> write_response(Connection& c, HttpResponse r, unsigned version, bool keep_alive);
+  net::awaitable<bool> write_stream_head(Connection& c, const HttpResponse& head, unsigned version, bool keep_alive);
   net::awaitable<bool> run_source(std::shared_ptr<Connection> c, std::shared_ptr<ResponseSource> source,
                                   unsigned version, bool& keep_alive);
   RouteResult route(const HttpRequest& request, const RouteContext& context);
@@ -201,6 +214,20 @@ net::awaitable<void> HttpServer::Impl::watch(std::shared_ptr<Connection> c) {
   c->wake_timer.cancel();
 }
 
+net::awaitable<bool> HttpServer::Impl::write_stream_head(Connection& c, const HttpResponse& head, unsigned version,
+                                                          bool keep_alive) {
+  http::response<http::empty_body> res{static_cast<http::status>(head.status), version};
+  set_headers(res, head);
+  if (version >= 11) res.chunked(true);
+  res.keep_alive(keep_alive);
+  http::response_serializer<http::empty_body> serializer{res};
+  beast::error_code ec;
+  c.stream.expires_after(ms(options.write_timeout_s));
+  co_await http::async_write_header(c.stream, serializer, net::redirect_error(net::use_awaitable, ec));
+  c.stream.expires_never();
+  co_return !ec;
+}
+
 net::awaitable<bool> HttpServer::Impl::run_source(std::shared_ptr<Connection> c,
                                                   std::shared_ptr<ResponseSource> source, unsigned version,
                                                   bool& keep_alive) {
@@ -217,25 +244,11 @@ net::awaitable<bool> HttpServer::Impl::run_source(std::shared_ptr<Connection> c,
 
   const bool streaming = source->streaming();
   const bool chunked = version >= 11;
-  if (streaming) {
-    const HttpResponse head = source->head();
-    http::response<http::empty_body> res{static_cast<http::status>(head.status), version};
-    set_headers(res, head);
-    if (chunked) {
-      res.chunked(true);
-    } else {
-      keep_alive = false;  // HTTP/1.0: the end of the body is the end of the connection
-    }
-    res.keep_alive(keep_alive);
-    http::response_serializer<http::empty_body> serializer{res};
-    c->stream.expires_after(ms(options.write_timeout_s));
-    co_await http::async_write_header(c->stream, serializer, net::redirect_error(net::use_awaitable, ec));
-    c->stream.expires_never();
-    if (ec) {
-      source->cancel();
-      stop_watching();
-      co_return false;
-    }
+  if (!chunked) keep_alive = keep_alive && !streaming;  // HTTP/1.0: the stream ends with the connection
+  if (streaming && !co_await write_stream_head(*c, source->head(), version, keep_alive)) {
+    source->cancel();
+    stop_watching();
+    co_return false;
   }
 
   auto write_body = [&](const std::string& bytes) -> net::awaitable<bool> {
@@ -316,19 +329,7 @@ net::awaitable<void> HttpServer::Impl::session(std::shared_ptr<Connection> c) {
     }
     c->stream.expires_never();
     if (ec) {
-      int status = 0;
-      std::string message;
-      if (ec == http::error::body_limit) {
-        status = 413;
-        message = "request body is larger than the limit of " + std::to_string(options.max_body_bytes) + " bytes";
-      } else if (ec == http::error::header_limit) {
-        status = 431;
-        message = "request header is too large";
-      } else if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
-                 ec != http::error::end_of_stream && ec != http::error::partial_message) {
-        status = 400;
-        message = "malformed HTTP request: " + ec.message();
-      }
+      const auto [status, message] = read_error_status(ec, options.max_body_bytes);
       if (status != 0) {
         std::string path = path_of_error.substr(0, path_of_error.find('?'));
         co_await write_response(*c, options.error_response(path, status, message), 11, false);

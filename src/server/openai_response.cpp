@@ -22,10 +22,9 @@ OJson bytes_of(const std::string& s) {
   return out;
 }
 
-int64_t prompt_tokens_of(const OpenAiRequest& r, const std::vector<SequenceOutput>& outputs) {
+int64_t prompt_tokens_of(const OpenAiRequest& r) {
   int64_t total = 0;
-  for (size_t p = 0; p < r.prompts.size(); ++p) total += static_cast<int64_t>(r.prompts[p].size());
-  (void)outputs;
+  for (const auto& prompt : r.prompts) total += static_cast<int64_t>(prompt.size());
   return total;
 }
 
@@ -192,7 +191,7 @@ OJson completion_response(const OpenAiRequest& r, const std::vector<SequenceOutp
           {"choices", std::move(choices)},
           {"service_tier", OJson()},
           {"system_fingerprint", OJson()},
-          {"usage", openai_usage(prompt_tokens_of(r, outputs), completion_tokens)},
+          {"usage", openai_usage(prompt_tokens_of(r), completion_tokens)},
           {"kv_transfer_params", OJson()}};
 }
 
@@ -226,7 +225,7 @@ OJson chat_response(const OpenAiRequest& r, const std::vector<SequenceOutput>& o
           {"choices", std::move(choices)},
           {"service_tier", OJson()},
           {"system_fingerprint", OJson()},
-          {"usage", openai_usage(prompt_tokens_of(r, outputs), completion_tokens)},
+          {"usage", openai_usage(prompt_tokens_of(r), completion_tokens)},
           {"prompt_logprobs", OJson()},
           {"kv_transfer_params", OJson()}};
 }
