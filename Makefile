@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 MODEL ?= models/demo/base
 CMAKE_FLAGS ?=
 
-.PHONY: serve test deps venv build build-asan clean
+.PHONY: serve test deps venv build build-serve build-asan clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -24,7 +24,12 @@ build-asan: deps
 	  -DLORASERVE_BENCH=OFF >/dev/null
 	@cmake --build $(ASAN_DIR) -j $(JOBS) --target ls_sanitized_tests
 
-serve: build
+# Only what the server needs: the loraserve binary (with the CUDA backend where nvcc exists).
+build-serve: deps
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target loraserve
+
+serve: build-serve
 	@bash scripts/serve.sh $(BUILD_DIR)/app/loraserve $(MODEL)
 
 test: build build-asan venv

@@ -1,15 +1,20 @@
 // cmd_bench.cpp: `loraserve bench-engine`: the forward pass on one GPU next to its hardware floors, all in one
 // run: the device's measured copy bandwidth and bf16 GEMM rate; decode steps (graph replays, median) at the
-// given batch sizes and context against (weight bytes + KV bytes) / bandwidth, as reference/performance.md §3
-// counts them (embedding rows not counted, lm_head counted); a prefill against FLOPs / GEMM rate; and a
-// per-op breakdown of one layer's ops at each batch size.
+// given batch sizes and context against (weight bytes + KV bytes + adapter bytes) / bandwidth, as
+// reference/performance.md §3 counts them (embedding rows not counted, lm_head counted), base-only, with one
+// adapter for the whole batch and with a distinct adapter per sequence (dummy rank-16 adapters on all seven
+// projections); a prefill with and without an adapter against FLOPs / GEMM rate; and a per-op breakdown of one
+// layer's ops (the LoRA ops included) at each batch size.
 #include <algorithm>
 #include <cstdio>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "commands.h"
 #include "io/hub_cache.h"
+#include "lora/lora_slots.h"
 #include "model/decode_graphs.h"
 #include "model/transformer.h"
 
@@ -31,6 +36,9 @@ struct BenchArgs {
   int32_t prefill = 1024;
   int32_t block_size = 16;
   bool breakdown = true;
+  int32_t lora_rank = 16;  // 0: no adapter measurements
+
+  BackendOptions backend;  // --gemv, --skinny, --decode-attention, --pdl, --gemm-tune fill backend.cuda
 };
 
 int fail(const std::string& message) {
@@ -88,6 +96,7 @@ struct Bench {
   KvCache& kv;
   int32_t blocks_per_seq;
   double bandwidth = 0, gemm_flops = 0;
+  LoraSlots* lora = nullptr;  // dummy adapters, one per slot, at args.lora_rank
 
   // Median of `reps` timings of one eager op.
   double op_us(const std::function<void()>& op, int reps = 20) {
@@ -97,44 +106,128 @@ struct Bench {
     return median(t);
   }
 
-  void decode(const std::vector<int32_t>& batches);
+  void decode(const std::vector<int32_t>& batches, bool with_adapters);
   void breakdown(const ForwardBatch& fb, const std::string& label);
+  void lora_ops(int32_t batch);
   void prefill();
 };
 
-void Bench::decode(const std::vector<int32_t>& batches) {
+enum class Adapters { kNone, kOne, kDistinct };
+const char* adapters_name(Adapters a) {
+  return a == Adapters::kNone ? "base" : a == Adapters::kOne ? "one" : "distinct";
+}
+
+// Sequence s uses no adapter, slot 0, or slot s (modulo the slots).
+void assign_adapters(ForwardBatch& fb, Adapters a, int32_t num_slots) {
+  for (size_t s = 0; s < fb.seqs.size(); ++s)
+    fb.seqs[s].lora_slot = a == Adapters::kNone ? -1 : a == Adapters::kOne ? 0 : static_cast<int32_t>(s) % num_slots;
+}
+
+// Adapter bytes a step reads: each distinct adapter's A and B once.
+double adapter_bytes(const LoraSlots* lora, int32_t rank, Adapters a, int32_t batch) {
+  if (a == Adapters::kNone || !lora) return 0;
+  const int32_t n = a == Adapters::kOne ? 1 : std::min(batch, lora->num_slots());
+  return static_cast<double>(n) * rank * static_cast<double>(lora->bytes_per_rank());
+}
+
+void Bench::decode(const std::vector<int32_t>& batches, bool with_adapters) {
   const ModelConfig& c = model.config();
   DecodeGraphOptions o;
   o.buckets = batches;
   o.max_context = blocks_per_seq * args.block_size;
+  const LoraTable* table = with_adapters ? lora : nullptr;
   auto graphs = DecodeGraphs::create(model, kv, o);
   LS_CHECK(graphs.is_ok()) << graphs.status().to_string();
   LS_CHECK((*graphs)->capture().is_ok());
   const double wbytes = step_weight_bytes(model.weights());
   std::printf("\ndecode steps at context %d (CUDA graphs; step = median of %d replays, pipelined = %d back-to-back "
-              "steps with host staging overlapped):\n", args.context, args.replays, args.replays);
-  std::printf("  %6s %10s %10s %9s %10s %10s %14s\n", "batch", "step ms", "floor ms", "floor %", "tok/s",
-              "pipelined", "bytes/step GB");
+              "steps with host staging overlapped; adapters: none, one for the batch, one per sequence, rank %d on "
+              "all 7 projections):\n", args.context, args.replays, args.replays, args.lora_rank);
+  std::printf("  %6s %9s %10s %10s %9s %10s %10s %14s %11s\n", "batch", "adapters", "step ms", "floor ms", "floor %",
+              "tok/s", "pipelined", "bytes/step GB", "adapter GB");
   for (int32_t b : batches) {
-    const ForwardBatch fb = decode_batch(b, args.context, blocks_per_seq, c.vocab_size);
-    auto packed = pack_batch(fb, kv.block_size(), kv.num_blocks(), c.vocab_size, 0, (*graphs)->layout_for(b));
-    LS_CHECK(packed.is_ok()) << packed.status().to_string();
-    const PackedBatch& pb = packed.value();
-    for (int i = 0; i < 3; ++i) LS_CHECK((*graphs)->run(pb).is_ok());
-    backend.synchronize();
-    std::vector<double> ms;
-    for (int i = 0; i < args.replays; ++i) {
-      const int32_t bucket = (*graphs)->prepare(pb).value();
-      ms.push_back(cuda_time_ms(backend, [&] { (*graphs)->replay(bucket); }));
+    std::vector<Adapters> modes = {Adapters::kNone};
+    if (table) modes.push_back(Adapters::kOne);
+    if (table && b > 1) modes.push_back(Adapters::kDistinct);
+    for (Adapters mode : modes) {
+      ForwardBatch fb = decode_batch(b, args.context, blocks_per_seq, c.vocab_size);
+      if (table) assign_adapters(fb, mode, lora->num_slots());
+      auto packed = pack_batch(fb, kv.block_size(), kv.num_blocks(), c.vocab_size, table ? lora->num_slots() : 0,
+                               (*graphs)->layout_for(b));
+      LS_CHECK(packed.is_ok()) << packed.status().to_string();
+      const PackedBatch& pb = packed.value();
+      for (int i = 0; i < 3; ++i) LS_CHECK((*graphs)->run(pb, table).is_ok());
+      backend.synchronize();
+      std::vector<double> ms;
+      for (int i = 0; i < args.replays; ++i) {
+        const DecodeGraphs::GraphKey key = (*graphs)->prepare(pb, table).value();
+        ms.push_back(cuda_time_ms(backend, [&] { (*graphs)->replay(key); }));
+      }
+      const double pipelined = cuda_time_ms(backend, [&] {
+        for (int i = 0; i < args.replays; ++i) LS_CHECK((*graphs)->run(pb, table).is_ok());
+      }) / args.replays;
+      const double abytes = adapter_bytes(lora, args.lora_rank, mode, b);
+      const double step = median(ms), bytes = wbytes + kv_bytes(c, b, args.context) + abytes;
+      const double floor_ms = bytes / bandwidth * 1e3;
+      std::printf("  %6d %9s %10.3f %10.3f %8.1f%% %10.0f %10.3f %14.2f %11.3f\n", b, adapters_name(mode), step,
+                  floor_ms, 100.0 * floor_ms / step, b / step * 1e3, pipelined, bytes / 1e9, abytes / 1e9);
     }
-    const double pipelined = cuda_time_ms(backend, [&] {
-      for (int i = 0; i < args.replays; ++i) LS_CHECK((*graphs)->run(pb).is_ok());
-    }) / args.replays;
-    const double step = median(ms), bytes = wbytes + kv_bytes(c, b, args.context);
-    const double floor_ms = bytes / bandwidth * 1e3;
-    std::printf("  %6d %10.3f %10.3f %8.1f%% %10.0f %10.3f %14.2f\n", b, step, floor_ms, 100.0 * floor_ms / step,
-                b / step * 1e3, pipelined, bytes / 1e9);
   }
+}
+
+// The LoRA ops of one layer at a decode batch, timed alone (launch included): each module group with one adapter
+// for the batch and with one adapter per sequence, against the adapter bytes it must read.
+void Bench::lora_ops(int32_t batch) {
+  const ModelConfig& c = model.config();
+  ForwardWorkspace ws;
+  LS_CHECK(model.reserve_workspace(ws, batch, 1).is_ok());
+  const int64_t q = c.q_size(), kvs = c.kv_size(), inter = c.intermediate_size;
+  const int64_t T = batch;
+  Tensor x = ws.t_normed.row_slice(0, T), qkv = ws.t_qkv.row_slice(0, T), attn = ws.t_attn.row_slice(0, T);
+  Tensor proj = ws.t_proj.row_slice(0, T), gu = ws.t_gate_up.row_slice(0, T), act = ws.t_act.row_slice(0, T);
+  uint64_t seed = 91;
+  for (Tensor* t : {&x, &qkv, &attn, &proj, &gu, &act}) backend.fill_uniform(*t, seed++, -1.0f, 1.0f);
+  struct Group {
+    const char* name;
+    Tensor x;
+    std::vector<std::pair<LoraModule, Tensor>> out;
+  };
+  const std::vector<Group> groups = {
+      {"lora q/k/v", x, {{LoraModule::kQ, qkv.col_slice(0, q)}, {LoraModule::kK, qkv.col_slice(q, kvs)},
+                         {LoraModule::kV, qkv.col_slice(q + kvs, kvs)}}},
+      {"lora o", attn, {{LoraModule::kO, proj}}},
+      {"lora gate/up", x, {{LoraModule::kGate, gu.col_slice(0, inter)}, {LoraModule::kUp, gu.col_slice(inter, inter)}}},
+      {"lora down", act, {{LoraModule::kDown, proj}}}};
+  std::printf("\nLoRA ops at decode batch %d, layer 0, rank %d (timed alone, median of 20, launch included; GB/s of "
+              "adapter bytes):\n", batch, args.lora_rank);
+  std::printf("  %-14s %9s %10s %9s %10s %9s\n", "op", "one us", "GB/s", "dist. us", "GB/s", "x layers");
+  double total[2] = {0, 0};
+  for (const Group& g : groups) {
+    double us[2], gbs[2];
+    for (int which = 0; which < 2; ++which) {
+      ForwardBatch fb = decode_batch(batch, args.context, blocks_per_seq, c.vocab_size);
+      assign_adapters(fb, which == 0 ? Adapters::kOne : Adapters::kDistinct, lora->num_slots());
+      auto packed = pack_batch(fb, kv.block_size(), kv.num_blocks(), c.vocab_size, lora->num_slots());
+      LS_CHECK(packed.is_ok()) << packed.status().to_string();
+      const BatchMeta meta = backend.upload_batch(packed->meta);
+      LoraModuleWeights w[3];
+      Tensor ys[3];
+      double bytes = 0;
+      for (size_t i = 0; i < g.out.size(); ++i) {
+        w[i] = lora->module(0, g.out[i].first);
+        ys[i] = g.out[i].second;
+        bytes += 2.0 * args.lora_rank * (w[i].in_dim + w[i].out_dim);
+      }
+      const int32_t n = which == 0 ? 1 : std::min(batch, lora->num_slots());
+      us[which] = op_us([&] { backend.lora_group(meta, g.x, w, ys, static_cast<int>(g.out.size())); });
+      gbs[which] = n * bytes / (us[which] * 1e-6) / 1e9;
+      total[which] += us[which];
+    }
+    std::printf("  %-14s %9.1f %10.0f %9.1f %10.0f %9.0f\n", g.name, us[0], gbs[0], us[1], gbs[1],
+                us[1] * c.num_layers);
+  }
+  std::printf("  sum x %lld layers: one adapter %.3f ms, distinct %.3f ms\n", static_cast<long long>(c.num_layers),
+              total[0] * c.num_layers * 1e-3, total[1] * c.num_layers * 1e-3);
 }
 
 // One layer's ops on a batch (decode steps or a prefill), timed one by one (each includes its launch).
@@ -216,27 +309,38 @@ ForwardBatch prefill_batch(int32_t tokens, int32_t block_size, int64_t vocab) {
 void Bench::prefill() {
   const ModelConfig& c = model.config();
   const int32_t T = args.prefill;
-  const ForwardBatch fb = prefill_batch(T, args.block_size, c.vocab_size);
-  auto once = [&] {
-    PackedBatch packed;
-    auto logits = model.forward_device(fb, kv, nullptr, &packed);
-    LS_CHECK(logits.is_ok()) << logits.status().to_string();
-  };
-  for (int i = 0; i < 2; ++i) {
-    once();
-    backend.synchronize();
-  }
-  std::vector<double> ms;
-  for (int i = 0; i < 7; ++i) ms.push_back(cuda_time_ms(backend, once));
-  const double t = median(ms);
   const double attention = 2.0 * 2.0 * c.num_heads * c.head_dim * (static_cast<double>(T) * (T + 1) / 2) * c.num_layers;
   const double flops = 2.0 * T * layer_params(c) * c.num_layers + attention +
                        2.0 * static_cast<double>(c.vocab_size) * c.hidden_size;
   const double floor_ms = flops / gemm_flops * 1e3;
-  std::printf("\nprefill of %d tokens (one sequence, logits of the last; median of 7): %.2f ms, %.0f tok/s\n", T, t,
-              T / t * 1e3);
-  std::printf("  GEMM floor %.2f ms (%.2f TFLOP / %.0f TFLOP/s measured): %.1f%% of the floor rate, %.0f TFLOP/s\n",
-              floor_ms, flops / 1e12, gemm_flops / 1e12, 100.0 * floor_ms / t, flops / (t * 1e-3) / 1e12);
+  double base_ms = 0;
+  for (bool adapter : {false, true}) {
+    if (adapter && !lora) break;
+    ForwardBatch fb = prefill_batch(T, args.block_size, c.vocab_size);
+    fb.seqs[0].lora_slot = adapter ? 0 : -1;
+    auto once = [&] {
+      PackedBatch packed;
+      auto logits = model.forward_device(fb, kv, lora, &packed);
+      LS_CHECK(logits.is_ok()) << logits.status().to_string();
+    };
+    for (int i = 0; i < 2; ++i) {
+      once();
+      backend.synchronize();
+    }
+    std::vector<double> ms;
+    for (int i = 0; i < 7; ++i) ms.push_back(cuda_time_ms(backend, once));
+    const double t = median(ms);
+    if (!adapter) {
+      base_ms = t;
+      std::printf("\nprefill of %d tokens (one sequence, logits of the last; median of 7): %.2f ms, %.0f tok/s\n", T,
+                  t, T / t * 1e3);
+      std::printf("  GEMM floor %.2f ms (%.2f TFLOP / %.0f TFLOP/s measured): %.1f%% of the floor rate, %.0f TFLOP/s\n",
+                  floor_ms, flops / 1e12, gemm_flops / 1e12, 100.0 * floor_ms / t, flops / (t * 1e-3) / 1e12);
+    } else {
+      std::printf("  with one rank-%d adapter on all 7 projections: %.2f ms (%+.1f%%)\n", args.lora_rank, t,
+                  100.0 * (t / base_ms - 1.0));
+    }
+  }
 }
 
 Result<std::vector<int32_t>> parse_batches(const std::string& text) {
@@ -258,7 +362,9 @@ int run_bench(const BenchArgs& a) {
   if (a.device != "cuda") return fail("bench-engine measures the cuda device (bench/cpu_decode_bench covers the CPU)");
   auto batches = parse_batches(a.batches);
   if (!batches.is_ok()) return fail(batches.status().to_string());
-  auto backend = make_backend(a.device);
+  BackendOptions backend_options = a.backend;
+  backend_options.device = a.device;
+  auto backend = make_backend(backend_options);
   if (!backend.is_ok()) return fail(backend.status().to_string());
   Backend& b = **backend;
   auto dir = resolve_model_dir(a.model);
@@ -286,34 +392,55 @@ int run_bench(const BenchArgs& a) {
                      1000 + l, -1.0f, 1.0f);
   }
   Bench run{a, b, **model, *kv, blocks_per_seq, bandwidth, gemm_flops};
-  run.decode(*batches);
+  std::optional<LoraSlots> slots;
+  if (a.lora_rank > 0) {  // one dummy adapter per slot, as many slots as the largest batch
+    const int32_t n = batches->back();
+    auto created = LoraSlots::create(b, c, n, static_cast<int64_t>(n) * a.lora_rank);
+    if (!created.is_ok()) return fail(created.status().to_string());
+    slots.emplace(std::move(created).value());
+    for (int32_t s = 0; s < n; ++s) {
+      const Status st = slots->load_random(s, a.lora_rank, 7000 + s);
+      if (!st.is_ok()) return fail(st.to_string());
+    }
+    run.lora = &*slots;
+    std::printf("adapters: %d dummy rank-%d adapters on all 7 projections, %.1f MB each (%.2f GB of arenas)\n", n,
+                a.lora_rank, static_cast<double>(slots->bytes_per_rank()) * a.lora_rank / 1e6,
+                static_cast<double>(slots->bytes_per_rank()) * slots->rank_capacity() / 1e9);
+  }
+  run.decode(*batches, run.lora != nullptr);
   if (CudaBackend* cb = as_cuda_backend(b)) {  // the projection paths not taken, for comparison
-    const bool gemv = cb->gemv_enabled();
-    const CudaBackend::SkinnyMode skinny = cb->skinny_mode();
+    const CudaBackendOptions chosen = cb->options();
     std::vector<int32_t> small, large;
     for (int32_t batch : *batches) (batch <= 4 ? small : large).push_back(batch);
     if (!small.empty()) {
-      cb->set_gemv_enabled(!gemv);
-      std::printf("\nthe same with the GEMV kernel %s (cuBLASLt %s) for 1-4 rows:", gemv ? "off" : "on",
-                  gemv ? "instead" : "replaced");
-      run.decode(small);
-      cb->set_gemv_enabled(gemv);
+      CudaBackendOptions other = chosen;
+      other.gemv = !chosen.gemv;
+      cb->set_options(other);
+      std::printf("\nthe same with the GEMV kernel %s (cuBLASLt %s) for 1-4 rows:", chosen.gemv ? "off" : "on",
+                  chosen.gemv ? "instead" : "replaced");
+      run.decode(small, false);
+      cb->set_options(chosen);
     }
     if (!large.empty()) {
-      const bool off = skinny == CudaBackend::SkinnyMode::kOff;
-      cb->set_skinny_mode(off ? CudaBackend::SkinnyMode::kAuto : CudaBackend::SkinnyMode::kOff);
+      using Skinny = CudaBackendOptions::Skinny;
+      const bool off = chosen.skinny == Skinny::kOff;
+      CudaBackendOptions other = chosen;
+      other.skinny = off ? Skinny::kAuto : Skinny::kOff;
+      cb->set_options(other);
       std::printf("\nthe same with the skinny weight-streaming GEMM %s for 5-64 rows:",
                   off ? "where it measured faster (instead of cuBLASLt and a separate SiLU-mul)"
                       : "off (cuBLASLt for every projection, SiLU-mul separate)");
-      run.decode(large);
-      cb->set_skinny_mode(skinny);
+      run.decode(large, false);
+      cb->set_options(chosen);
     }
   }
   run.prefill();
   if (a.breakdown) {
-    for (int32_t batch : *batches)
+    for (int32_t batch : *batches) {
       run.breakdown(decode_batch(batch, a.context, blocks_per_seq, c.vocab_size),
                     "decode batch " + std::to_string(batch) + " at context " + std::to_string(a.context));
+      if (run.lora) run.lora_ops(batch);
+    }
     run.breakdown(prefill_batch(a.prefill, a.block_size, c.vocab_size), "prefill of " + std::to_string(a.prefill) + " tokens");
   }
   return 0;
@@ -324,6 +451,28 @@ int run_bench(const BenchArgs& a) {
 int run_bench(const BenchArgs&) { return fail("bench-engine needs a build with the CUDA backend (LORASERVE_CUDA=ON)"); }
 
 #endif
+
+// The CUDA backend's kernel-path flags, each a field of CudaBackendOptions (defaults: the fastest measured).
+void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
+  using Skinny = CudaBackendOptions::Skinny;
+  using Decode = CudaBackendOptions::DecodeAttention;
+  using Tune = CudaBackendOptions::GemmTune;
+  const std::map<std::string, bool> on_off = {{"on", true}, {"off", false}};
+  cmd.add_option("--gemv", o.gemv, "cuda: weight-streaming GEMV for 1-4 rows (on, off: cuBLASLt)")
+      ->transform(CLI::CheckedTransformer(on_off));
+  cmd.add_option("--skinny", o.skinny, "cuda: skinny weight-streaming GEMM for 5-64 rows (auto, off, all)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, Skinny>{{"off", Skinny::kOff}, {"auto", Skinny::kAuto}, {"all", Skinny::kAll}}));
+  cmd.add_option("--decode-attention", o.decode_attention, "cuda: decode attention kernel (tensor-core, simt)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, Decode>{{"tensor-core", Decode::kTensorCore}, {"simt", Decode::kSimt}}));
+  cmd.add_option("--pdl", o.pdl, "cuda: programmatic dependent launch between kernels (on, off)")
+      ->transform(CLI::CheckedTransformer(on_off));
+  cmd.add_option("--gemm-tune", o.gemm_tune,
+                 "cuda: cuBLASLt plan choice (cold: timed on cold L2, warm: timed on warm L2, off: heuristic)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, Tune>{{"cold", Tune::kCold}, {"warm", Tune::kWarm}, {"off", Tune::kOff}}));
+}
 
 }  // namespace
 
@@ -342,6 +491,9 @@ void register_bench_commands(CLI::App& app, CommandRunner& runner) {
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--block-size", args.block_size, "KV block size (default 16)")->check(CLI::Range(1, 1024));
   cmd->add_flag("!--no-breakdown", args.breakdown, "skip the per-op breakdown");
+  cmd->add_option("--lora-rank", args.lora_rank, "rank of the dummy adapters (default 16; 0: no adapter runs)")
+      ->check(CLI::Range(0, static_cast<int>(kLoraMaxRank)));
+  add_cuda_backend_options(*cmd, args.backend.cuda);
   cmd->callback([&runner] { runner = [] { return run_bench(args); }; });
 }
 

@@ -3,15 +3,21 @@
 # tests (every CUDA op against its CPU twin, GPU oracle parity, decode graphs), the CLI oracle check
 # (`loraserve generate --device cuda` reproduces the shared oracle's greedy paths), focused decode-kernel timings
 # (attention: tensor-core against CUDA-core kernel; projections: skinny GEMM against cuBLASLt), and
-# `loraserve bench-engine` on the Llama-3-8B-shaped dummy model. Logs go under $OUT (or /tmp/gpu-check); a summary table prints last.
+# `loraserve bench-engine` on the Llama-3-8B-shaped dummy model (base-only, one adapter, one adapter per
+# sequence), and the transformers+peft peer (bench/peft_peer.py) on the same GPU. Logs go under $OUT (or
+# /tmp/gpu-check); a summary table prints last.
 # The build is made elsewhere (cmake -DLORASERVE_CUDA=ON) and carried, as BUILD_DIR or as the bundle
-# carry/gpu-build.tar.xz that scripts/gpu-pack.sh makes.
-# Usage: scripts/gpu-check.sh [BUILD_DIR]   (default build-cuda)
+# gpu-build.tar.xz that scripts/gpu-pack.sh makes (looked for beside this script, then in carry/).
+# Usage: scripts/gpu-check.sh [BUILD_DIR] [quick]   (default build-cuda; quick: no peer, no PDL/tuning variants)
 set -uo pipefail
 build=${1:-build-cuda}
+quick=${2:-}
 logs=${OUT:-/tmp/gpu-check}
+here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$logs"
-if [ ! -d "$build" ] && [ -f carry/gpu-build.tar.xz ]; then tar -xJf carry/gpu-build.tar.xz; fi
+for bundle in "$here/gpu-build.tar.xz" carry/gpu-build.tar.xz; do
+  if [ ! -d "$build" ] && [ -f "$bundle" ]; then tar -xJf "$bundle"; fi
+done
 [ -f "$build/CMakeCache.txt" ] || { echo "gpu-check: no build in $build" >&2; exit 1; }
 
 # CTest files name the build's source tree by absolute path; make that path lead here.
@@ -33,7 +39,7 @@ echo "== ctest -L gpu"
 ctest_rc=${PIPESTATUS[0]}
 
 echo "== decode kernel microbenchmarks"
-timeout 120 "$build/tests/kernels/cuda_kernels_test" --gtest_also_run_disabled_tests --gtest_filter='*KernelBench*' \
+timeout 180 "$build/tests/kernels/cuda_kernels_test" --gtest_also_run_disabled_tests --gtest_filter='*KernelBench*' \
   2>&1 | tee "$logs/kernel_bench.log"
 attn_rc=${PIPESTATUS[0]}
 
@@ -77,15 +83,23 @@ PY
 cli_rc=${PIPESTATUS[0]}
 
 echo "== bench-engine"
-timeout 200 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda 2>&1 |
+timeout 300 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda 2>&1 |
   tee "$logs/bench.log"
 bench_rc=${PIPESTATUS[0]}
+if [ "$quick" != quick ]; then
+echo "== peer: transformers+peft, batch 32, 32 distinct adapters"
+peer="$here/peft_peer.py"  # beside the script when gpu-pack.sh put it there, else the repository's
+[ -f "$peer" ] || peer="$here/../bench/peft_peer.py"
+PYTHONUNBUFFERED=1 timeout 300 python3 "$peer" tests/data/configs/llama3-8b 2>&1 | grep -v Warning | tee "$logs/peer.log"
+
 # The same decode steps without programmatic dependent launch, to see what the launch overlap buys.
-LS_CUDA_PDL=0 timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda \
-  --batches 1,128 --replays 30 --prefill 128 --no-breakdown > "$logs/bench_no_pdl.log" 2>&1
+timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda --pdl off \
+  --batches 1,128 --replays 30 --prefill 128 --no-breakdown --lora-rank 0 > "$logs/bench_no_pdl.log" 2>&1
 # The same steps with cuBLASLt plans tuned on L2-warm weights (the first tuner), to see what cold tuning buys.
-LS_CUBLASLT_TUNE=warm timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy \
-  --device cuda --batches 1,32,128 --replays 50 --no-breakdown > "$logs/bench_warm_tune.log" 2>&1
+timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --gemm-tune warm \
+  --device cuda --batches 1,32,128 --replays 50 --no-breakdown --lora-rank 0 > "$logs/bench_warm_tune.log" 2>&1
+fi
+
 
 echo
 echo "== summary ($(head -2 "$logs/device.txt" | tail -1))"
@@ -95,10 +109,16 @@ printf '%-22s %s\n' "kernel bench" "$( [ $attn_rc -eq 0 ] && echo ok || echo "FA
 grep -E "^ +(batch|[0-9]+) +[0-9a-z]+ +[0-9KV]" "$logs/kernel_bench.log" | head -7
 grep -E "^ +(proj|qkv|o|gate_up|down) +(rows|32) " "$logs/kernel_bench.log"
 printf '%-22s %s\n' "bench-engine" "$( [ $bench_rc -eq 0 ] && echo ok || echo "FAIL (rc $bench_rc)")"
-echo "decode steps (rows: default paths; batch 1 without the GEMV; 32 and 128 with the skinny GEMM off), prefill:"
-grep -E "^device:|^ +(1|32|128) +[0-9]|^prefill|GEMM floor" "$logs/bench.log" | head -12
+echo "decode steps (rows: default paths with adapters none/one/distinct; then batch 1 without the GEMV; 32 and 128"
+echo "with the skinny GEMM off), prefill with and without an adapter:"
+grep -E "^device:|^adapters:|^ +(1|32|128) +(base|one|distinct) |^prefill|GEMM floor|with one rank" "$logs/bench.log" | head -20
+grep -E "^  sum x" "$logs/bench.log"
+[ "$quick" = quick ] || {
 echo "without PDL:"
-grep -E "^ +(1|128) +[0-9]" "$logs/bench_no_pdl.log" | head -2
+grep -E "^ +(1|128) +base " "$logs/bench_no_pdl.log" | head -2
 echo "cuBLASLt plans tuned on L2-warm weights:"
-grep -E "^ +(1|32|128) +[0-9]|^prefill" "$logs/bench_warm_tune.log" | head -4
+grep -E "^ +(1|32|128) +base |^prefill" "$logs/bench_warm_tune.log" | head -4
+echo "peer:"
+grep -E "tok/s|model:" "$logs/peer.log"
+}
 exit $(( ctest_rc != 0 || cli_rc != 0 || bench_rc != 0 || attn_rc != 0 ))

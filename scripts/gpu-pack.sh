@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# gpu-pack.sh: packs what scripts/gpu-check.sh needs from a CUDA build directory into carry/gpu-build.tar.xz
-# (stripped loraserve and GPU test binaries, the CTest files, the CMake cache), small enough to travel to the
-# GPU machine (the device tool's carry limit is 64 MiB with the working tree; each binary holds OpenBLAS).
-# Run here, from the repository root, after building: scripts/gpu-pack.sh [BUILD_DIR]
+# gpu-pack.sh: packs what scripts/gpu-check.sh needs from a CUDA build directory into a bundle (stripped
+# loraserve and GPU test binaries, the CTest files, the CMake cache), small enough to travel to the GPU machine
+# (the device tool's carry limit is 64 MiB with the working tree; each binary holds OpenBLAS). With a DEST
+# folder it also puts scripts/gpu-check.sh and bench/peft_peer.py beside the bundle, so a checkout that lacks
+# them can run `bash DEST/gpu-check.sh` with DEST carried.
+# Run here, from the repository root, after building: scripts/gpu-pack.sh [BUILD_DIR] [DEST]
+# (default DEST: carry/, the bundle only).
 set -euo pipefail
 build=${1:-build-cuda}
+dest=${2:-}
 [ -f "$build/CMakeCache.txt" ] || { echo "gpu-pack: no CMake build in $build" >&2; exit 1; }
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -18,6 +22,13 @@ for bin in app/loraserve tests/kernels/cuda_kernels_test tests/kernels/cuda_orac
   mkdir -p "$stage/$build/$(dirname "$bin")"
   strip -o "$stage/$build/$bin" "$build/$bin"
 done
-mkdir -p carry
-tar -C "$stage" -cJf carry/gpu-build.tar.xz "$build"
-ls -l carry/gpu-build.tar.xz
+if [ -z "$dest" ]; then
+  mkdir -p carry
+  tar -C "$stage" -cJf carry/gpu-build.tar.xz "$build"
+  ls -l carry/gpu-build.tar.xz
+else
+  mkdir -p "$dest"
+  tar -C "$stage" -cJf "$dest/gpu-build.tar.xz" "$build"
+  cp scripts/gpu-check.sh bench/peft_peer.py "$dest/"
+  ls -l "$dest"
+fi

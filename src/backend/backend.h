@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,11 @@ class Backend {
   }
   // y += B_slot (A_slot x) per token, slot from the batch's LoRA segments (slot -1 or rank 0: nothing).
   virtual void lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& weights, Tensor y) = 0;
+  // lora() for n <= 3 modules that read the same x (q/k/v; gate/up): ys[i] += B_i(A_i x) by weights[i], in one
+  // pass where a backend fuses them.
+  virtual void lora_group(const BatchMeta& batch, Tensor x, const LoraModuleWeights* weights, const Tensor* ys, int n) {
+    for (int i = 0; i < n; ++i) lora(batch, x, weights[i], ys[i]);
+  }
   // out[i] = src[batch.logit_rows[i]]
   virtual void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) = 0;
   // tokens[r] = argmax over logits row r (float32 logits); tokens in backend memory.
@@ -122,6 +128,36 @@ class Backend {
   virtual void logprobs(Tensor logits, const int32_t* targets, int32_t top_n, float* logprob, int32_t* top_ids,
                         float* top_logprobs) = 0;
 
+  // ---- copies beside the ops (adapter loads) ----
+  // A host-to-device copy of `rows` rows of `width` bytes (pitches in bytes; rows == 1: one plain block).
+  struct HostCopy {
+    void* dst = nullptr;
+    size_t dst_pitch = 0;
+    const void* src = nullptr;
+    size_t src_pitch = 0;
+    size_t width = 0;
+    size_t rows = 1;
+  };
+  // Host memory that copy_beside reads fastest (pinned on CUDA: the copy engine streams it directly).
+  virtual Result<Buffer> allocate_host(size_t bytes) {
+    void* p = ::operator new(bytes, std::nothrow);
+    if (!p) return resource_exhausted("host allocation of " + std::to_string(bytes) + " bytes failed");
+    return Buffer(p, bytes, [](void* q) { ::operator delete(q); });
+  }
+  // Queues copies on a queue beside the ops: they start once every op enqueued so far has finished (so they may
+  // overwrite memory those ops read) and never delay ops enqueued later. Returns a fence for copies_done and
+  // wait_copies; the sources must stay unchanged until the fence is done. Synchronous where a backend has no
+  // such queue.
+  virtual uint64_t copy_beside(const HostCopy* copies, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+      for (size_t r = 0; r < copies[i].rows; ++r)
+        copy_to_device(static_cast<char*>(copies[i].dst) + r * copies[i].dst_pitch,
+                       static_cast<const char*>(copies[i].src) + r * copies[i].src_pitch, copies[i].width);
+    return 0;
+  }
+  virtual bool copies_done(uint64_t /*fence*/) { return true; }
+  virtual void wait_copies(uint64_t /*fence*/) {}
+
   // ---- graphs ----
   // Ops enqueued between begin_capture and end_capture are recorded instead of run (backends without graphs
   // return kUnsupported from begin_capture). Nothing may allocate backend memory while capturing.
@@ -133,11 +169,29 @@ class Backend {
 // The CPU backend (float32, OpenBLAS GEMM, OpenMP threads).
 std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0);
 
+// The CUDA backend's settings: which kernel path each op takes where there are alternatives. The defaults are
+// the measured-fastest paths; bench-engine's flags and the tests set the others to compare them.
+struct CudaBackendOptions {
+  enum class Skinny { kOff, kAuto, kAll };
+  enum class DecodeAttention { kTensorCore, kSimt };
+  enum class GemmTune { kCold, kWarm, kOff };
+  bool gemv = true;  // the weight-streaming GEMV for projections of 1-4 rows (else cuBLASLt)
+  // The weight-streaming skinny GEMM for 5-64 rows: never, where it measured faster than cuBLASLt (and the fused
+  // gate/up SiLU product), or wherever it applies.
+  Skinny skinny = Skinny::kAuto;
+  DecodeAttention decode_attention = DecodeAttention::kTensorCore;  // or the older CUDA-core kernel
+  bool pdl = true;  // programmatic dependent launch: each kernel's launch overlaps the previous one's tail
+  // cuBLASLt plan choice per shape: its candidates timed with L2 swept cold (as decode steps see their weights),
+  // timed on warm L2, or the heuristic's first without timing.
+  GemmTune gemm_tune = GemmTune::kCold;
+};
+
 // Every setting of a backend, in one place: the command line and the benchmarks fill it, nothing reads the
 // environment behind it.
 struct BackendOptions {
   std::string device = "cpu";  // "cpu", or "cuda" when built with LORASERVE_CUDA and a GPU is present
   int cpu_threads = 0;         // cpu: worker threads (0: one per core)
+  CudaBackendOptions cuda;     // cuda: kernel paths
 };
 
 Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options);

@@ -19,7 +19,7 @@ Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
   if (device == "cpu") return make_cpu_backend(options.cpu_threads);
   if (device == "cuda") {
 #ifdef LORASERVE_WITH_CUDA
-    return make_cuda_backend();
+    return make_cuda_backend(options.cuda);
 #else
     return unsupported("this build has no CUDA backend (configure with -DLORASERVE_CUDA=ON)");
 #endif

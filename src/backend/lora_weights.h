@@ -1,7 +1,8 @@
 // lora_weights.h: how the LoRA ops see resident adapters. For one (layer, module) pair, LoraModuleWeights
 // holds per adapter slot a pointer to A [rank, in] and to B [out, rank] (scale already folded into B), and the
 // slot's rank for this module (0: the adapter does not target it). The arrays live in backend memory and are
-// indexed by slot; the device-slot manager (lora/) keeps them current.
+// indexed by slot; the device-slot manager (lora/LoraSlots) keeps them current and never moves them, so CUDA
+// graphs may record them and read whichever adapters the slots hold at replay.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,8 @@ namespace ls {
 // The seven adaptable projections of a Llama-family layer.
 enum class LoraModule : int { kQ = 0, kK, kV, kO, kGate, kUp, kDown };
 inline constexpr int kNumLoraModules = 7;
+// The largest adapter rank the LoRA ops take (the CUDA kernels' per-token scratch is sized by it).
+inline constexpr int32_t kLoraMaxRank = 256;
 const char* lora_module_name(LoraModule module);  // "q_proj", ...
 
 struct LoraModuleWeights {
@@ -18,7 +21,7 @@ struct LoraModuleWeights {
   const void* const* b = nullptr;  // [num_slots] -> B [out_dim, rank]
   const int32_t* ranks = nullptr;  // [num_slots]
   int32_t num_slots = 0;
-  int32_t max_rank = 0;            // host scalar: the largest rank of any slot for this module
+  int32_t max_rank = 0;            // host scalar: the largest rank of any slot for this module (0: none adapts it)
   int64_t in_dim = 0;
   int64_t out_dim = 0;
 };

@@ -31,7 +31,7 @@ class BoundArgs {
 bool has_filter(const std::string& name);
 Result<Value> call_filter(Interpreter& in, const std::string& name, Value input, CallArgs& args);
 
-// Tests (tests.cpp).
+// Tests (is_tests.cpp).
 bool has_test(const std::string& name);
 Result<bool> call_test(Interpreter& in, const std::string& name, const Value& input, CallArgs& args);
 

@@ -2,6 +2,8 @@
 // render call.
 #include "chat/chat_template.h"
 
+#include "core/file.h"
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,16 +17,7 @@ constexpr const char* kSpecialTokenNames[] = {"bos_token", "eos_token", "unk_tok
 constexpr size_t kMaxTemplateBytes = 4 << 20;
 constexpr int kMaxJsonDepth = 100;
 
-Result<std::string> read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return not_found("cannot open " + path.string());
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) return internal_error("error reading " + path.string());
-  std::string s = buf.str();
-  if (s.size() > kMaxTemplateBytes) return invalid_argument(path.string() + " is too large");
-  return s;
-}
+Result<std::string> read_file(const std::filesystem::path& path) { return ls::read_file(path.string(), kMaxTemplateBytes); }
 
 Result<OrderedJson> read_json(const std::filesystem::path& path) {
   LS_ASSIGN_OR_RETURN(std::string text, read_file(path));

@@ -1,6 +1,8 @@
 // json.cpp: the non-throwing JSON readers.
 #include "core/json.h"
 
+#include "core/file.h"
+
 #include <fstream>
 #include <sstream>
 
@@ -15,12 +17,8 @@ Result<Json> parse_json(std::string_view text, std::string_view what) {
 }
 
 Result<Json> read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return not_found("cannot open " + path);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return internal_error("error reading " + path);
-  return parse_json(buffer.str(), path);
+  LS_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  return parse_json(text, path);
 }
 
 const Json* find_field(const Json& obj, std::string_view key) {

@@ -40,6 +40,7 @@ Result<int32_t> AdapterSlots::acquire(const RegisteredAdapter& adapter, double n
     slots_[slot].key = 0;
     LS_RETURN_IF_ERROR(lora_->load(slot, adapter.weights));
     slots_[slot].key = adapter.key;
+    ++loads_;
   }
   ++slots_[slot].refs;
   slots_[slot].last_used = now;
@@ -49,6 +50,12 @@ Result<int32_t> AdapterSlots::acquire(const RegisteredAdapter& adapter, double n
 void AdapterSlots::release(int32_t slot) {
   LS_CHECK(slot >= 0 && slot < num_slots() && slots_[slot].refs > 0) << "releasing adapter slot " << slot;
   --slots_[slot].refs;
+}
+
+int32_t AdapterSlots::free_slots() const {
+  int32_t n = 0;
+  for (const Slot& s : slots_) n += s.refs == 0;
+  return n;
 }
 
 std::vector<uint64_t> AdapterSlots::resident_keys() const {

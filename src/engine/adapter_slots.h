@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "lora/adapter_registry.h"
+#include "lora/adapter_catalog.h"
 #include "lora/lora_slots.h"
 
 namespace ls {
@@ -29,6 +29,8 @@ class AdapterSlots {
   // Registration keys of the resident adapters (0: empty slot).
   std::vector<uint64_t> resident_keys() const;
   const LoraTable* table() const { return lora_.get(); }
+  int32_t free_slots() const;  // slots no running sequence references
+  uint64_t loads() const { return loads_; }
 
  private:
   struct Slot {
@@ -39,6 +41,7 @@ class AdapterSlots {
   int32_t find(uint64_t key) const;
   std::unique_ptr<LoraSlots> lora_;
   std::vector<Slot> slots_;
+  uint64_t loads_ = 0;
 };
 
 }  // namespace ls

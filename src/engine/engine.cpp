@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -53,7 +54,7 @@ struct Engine::Impl {
   ServedModel* model = nullptr;
   EngineOptions options;
   EngineLimits limits;
-  AdapterRegistry registry;
+  std::unique_ptr<AdapterCatalog> catalog;
   std::unique_ptr<ModelRunner> runner;
   std::unique_ptr<AdapterSlots> slots;
   std::unique_ptr<BlockPool> pool;
@@ -80,16 +81,51 @@ struct Engine::Impl {
     uint64_t requests = 0;
     double last_used = 0;
   };
-  std::map<uint64_t, Usage> usage;     // by registration key
+  std::map<std::string, Usage> usage;  // by adapter name
   std::vector<uint64_t> resident_keys;
+  int32_t free_slots = 0;
 
-  Impl(ServedModel& m, const EngineOptions& o) : model(&m), options(o), registry(m.config(), o.max_lora_rank) {}
+  Impl(ServedModel& m, const EngineOptions& o) : model(&m), options(o) {
+    AdapterCatalogOptions co;
+    co.roots = o.adapter_dirs;
+    co.max_cpu_loras = o.max_cpu_loras;
+    co.max_cpu_bytes = o.max_cpu_lora_bytes;
+    co.max_rank = o.max_lora_rank;
+    catalog = std::make_unique<AdapterCatalog>(m.config(), co, [this] {
+      std::lock_guard<std::mutex> lock(mu);
+      cv.notify_all();
+    });
+  }
+  ~Impl() { catalog.reset(); }  // joins the loaders before the mutex they notify goes
+
+  // The step the device is computing while the host finishes the previous one.
+  struct InFlight {
+    std::vector<ScheduledSeq> scheduled;
+    bool decode_only = true;
+    int64_t tokens = 0;
+    double launched = 0;
+  };
+  // A generated token whose text and stop strings are handled after the next step is launched.
+  struct NewToken {
+    Sequence* seq;
+    TokenInfo info;
+    bool prompt_done;  // the prompt's log-probabilities are complete and unsent
+  };
+  std::optional<InFlight> inflight;
+  std::vector<std::unique_ptr<Sequence>> retired;  // finished; kept until no step in flight can name them
+  double last_collect = 0, last_publish = 0;
 
   void loop();
   void drain_inbox();
+  // Pushes the final update and retires the sequence (its blocks and slot are freed at once).
   void finish(Sequence* seq, FinishReason reason, Status error = Status::ok(), RequestUpdate* update = nullptr);
-  void run_step(const SchedulerOutput& out, double now);
-  void process(Sequence* seq, int32_t n, RunnerResult& result, double now);
+  Status launch(const SchedulerOutput& out, double now);
+  // Collects the step in flight: token ids, counts and the stops that need no text (end-of-sequence, stop
+  // ids, length), so the next step can be scheduled; the rest waits in `fresh` for emit().
+  void collect(std::vector<NewToken>& fresh);
+  void apply(Sequence* seq, int32_t n, RunnerResult& result, double now, std::vector<NewToken>& fresh);
+  // Text, stop strings and updates for the tokens collected last.
+  void emit(std::vector<NewToken>& fresh);
   void publish(double now);
   RunnerSeq runner_seq(Sequence* seq, int32_t n) const;
   RequestUpdate base_update(const Sequence& seq) const;
@@ -148,33 +184,66 @@ Engine::Engine(ServedModel& model) : model_(&model) {}
 
 Engine::~Engine() { shutdown(0); }
 
-Status Engine::add_adapter(const std::string& name, const std::string& source, const std::string& base_model_name) {
+Status Engine::add_adapter(const std::string& name, const std::string& source, const std::string& base_model_name,
+                           bool replace) {
   if (model_->is_base_name(name)) return invalid_argument("adapter name \"" + name + "\" is the base model's name");
-  auto added = impl_->registry.add(name, source, base_model_name);
-  return added.is_ok() ? Status::ok() : added.status();
+  return impl_->catalog->register_name(name, source, base_model_name, replace);
 }
 
-bool Engine::has_adapter(const std::string& name) const { return impl_->registry.find(name) != nullptr; }
+Status Engine::remove_adapter(const std::string& name) { return impl_->catalog->unregister(name); }
+
+bool Engine::has_adapter(const std::string& name) const { return impl_->catalog->known(name); }
+
+EngineCapacity Engine::capacity(int32_t rank) const {
+  const Impl& im = *impl_;
+  EngineCapacity c;
+  c.rank = rank;
+  const ModelConfig& m = model_->config();
+  for (int mod = 0; mod < kNumLoraModules; ++mod) {
+    const ProjectionShape shape = projection_shape(m, static_cast<LoraModule>(mod));
+    c.adapter_bytes += static_cast<int64_t>(rank) * (shape.in_dim + shape.out_dim) * m.num_layers * 4;
+  }
+  const AdapterCatalogStats cs = im.catalog->stats();
+  c.host_bytes_used = cs.host_bytes;
+  c.host_bytes_limit = im.options.max_cpu_lora_bytes;
+  int64_t free_host = -1;
+  if (im.options.max_cpu_lora_bytes > 0 && c.adapter_bytes > 0)
+    free_host = std::max<int64_t>(0, (im.options.max_cpu_lora_bytes - cs.host_bytes) / c.adapter_bytes);
+  if (im.options.max_cpu_loras > 0) {
+    const int64_t by_count = std::max<int64_t>(0, im.options.max_cpu_loras - cs.host_adapters);
+    free_host = free_host < 0 ? by_count : std::min(free_host, by_count);
+  }
+  c.host_adapters_free = free_host;
+  std::lock_guard<std::mutex> lock(im.stats_mu);
+  c.device_slots = limits_.max_loras;
+  c.device_slots_free = im.free_slots;
+  c.kv_tokens_total = limits_.kv_tokens();
+  c.kv_tokens_free = (im.stats.kv_blocks_total - im.stats.kv_blocks_used) * limits_.block_size;
+  return c;
+}
 
 std::vector<AdapterInfo> Engine::adapters() const {
   std::vector<AdapterInfo> out;
+  const std::vector<AdapterListing> listing = impl_->catalog->list();
   std::lock_guard<std::mutex> lock(impl_->stats_mu);
-  for (const auto& a : impl_->registry.list()) {
+  for (const AdapterListing& a : listing) {
     AdapterInfo info;
-    info.name = a->name;
-    info.path = a->path;
-    info.source = a->source;
-    info.base_model_name = a->base_model_name;
-    info.content_hash = a->content_hash;
-    info.rank = a->rank;
-    info.target_modules = a->target_modules;
-    info.bytes = a->bytes;
+    info.name = a.name;
+    info.path = a.path;
+    info.source = a.source;
+    info.base_model_name = a.base_model_name;
+    info.content_hash = a.content_hash;
+    info.rank = a.rank;
+    info.target_modules = a.target_modules;
+    info.bytes = a.bytes;
+    info.registered = a.registered;
+    info.last_used = a.last_used;
     const auto& keys = impl_->resident_keys;
-    info.tier = std::find(keys.begin(), keys.end(), a->key) != keys.end() ? "device" : "host";
-    auto it = impl_->usage.find(a->key);
+    info.tier = a.key && std::find(keys.begin(), keys.end(), a.key) != keys.end() ? "device" : a.state;
+    auto it = impl_->usage.find(a.name);
     if (it != impl_->usage.end()) {
       info.requests = it->second.requests;
-      info.last_used = it->second.last_used;
+      info.last_used = std::max(info.last_used, it->second.last_used);
     }
     out.push_back(std::move(info));
   }
@@ -208,8 +277,8 @@ Result<std::shared_ptr<RequestStream>> Engine::submit(EngineRequest request, std
                             std::to_string(request.params.stop.max_new_tokens) + " in the completion).");
   auto seq = std::make_unique<Sequence>();
   if (!request.adapter.empty()) {
-    seq->adapter = im.registry.find(request.adapter);
-    if (!seq->adapter) return not_found("adapter \"" + request.adapter + "\" is not known");
+    LS_ASSIGN_OR_RETURN(const AdapterSource source, parse_adapter_source(request.adapter_source));
+    LS_ASSIGN_OR_RETURN(seq->claim, im.catalog->claim(request.adapter, source));
   }
   if (!request.params.stop.stop_strings.empty() && !model_->has_tokenizer())
     return invalid_argument("stop strings need a tokenizer; the model has none");
@@ -308,18 +377,23 @@ void Engine::Impl::finish(Sequence* seq, FinishReason reason, Status error, Requ
     }
     stats.request_prompt_tokens.observe(static_cast<double>(seq->prompt.size()));
     stats.request_generation_tokens.observe(static_cast<double>(seq->output.size()));
-    const std::string name = seq->adapter ? seq->adapter->name : "";
+    const std::string& name = seq->adapter_name();
     AdapterStats& a = stats.adapters[name];
     ++a.requests;
     a.e2e.observe(now - seq->times.arrival);
-    if (seq->adapter) {
-      Usage& use = usage[seq->adapter->key];
+    if (seq->claim) {
+      Usage& use = usage[name];
       ++use.requests;
       use.last_used = now;
     }
   }
   seq->stream->push(std::move(u));
-  live.erase(seq->id);
+  seq->finished = true;
+  auto it = live.find(seq->id);
+  if (it != live.end()) {
+    retired.push_back(std::move(it->second));
+    live.erase(it);
+  }
 }
 
 RunnerSeq Engine::Impl::runner_seq(Sequence* seq, int32_t n) const {
@@ -347,10 +421,9 @@ RunnerSeq Engine::Impl::runner_seq(Sequence* seq, int32_t n) const {
   return r;
 }
 
-void Engine::Impl::process(Sequence* seq, int32_t n, RunnerResult& result, double now) {
+void Engine::Impl::apply(Sequence* seq, int32_t n, RunnerResult& result, double now, std::vector<NewToken>& fresh) {
   if (seq->num_computed == 0) seq->prompt_logprobs.clear();  // a recomputation after preemption starts over
   seq->num_computed += n;
-  const bool had_prompt_lp = !result.prompt.empty();
   for (TokenLogprob& t : result.prompt) {
     TokenInfo info;
     info.id = t.token;
@@ -360,111 +433,138 @@ void Engine::Impl::process(Sequence* seq, int32_t n, RunnerResult& result, doubl
   }
   if (result.sampled.token < 0) return;  // a prompt chunk that does not end the prompt
   const int32_t token = result.sampled.token;
-  AdapterStats* adapter_stats = nullptr;
   {
     std::lock_guard<std::mutex> lock(stats_mu);
-    adapter_stats = &stats.adapters[seq->adapter ? seq->adapter->name : ""];
-    if (seq->output.empty() || seq->times.first_token == 0) {
-      if (seq->times.first_token == 0) {
-        seq->times.first_token = now;
-        stats.ttft.observe(now - seq->times.arrival);
-        adapter_stats->ttft.observe(now - seq->times.arrival);
-      }
+    AdapterStats& a = stats.adapters[seq->adapter_name()];
+    if (seq->times.first_token == 0) {
+      seq->times.first_token = now;
+      stats.ttft.observe(now - seq->times.arrival);
+      a.ttft.observe(now - seq->times.arrival);
     } else {
       stats.itl.observe(now - seq->last_token_time);
-      adapter_stats->itl.observe(now - seq->last_token_time);
+      a.itl.observe(now - seq->last_token_time);
     }
     ++stats.generation_tokens;
-    ++adapter_stats->generation_tokens;
+    ++a.generation_tokens;
   }
   seq->last_token_time = now;
   seq->output.push_back(token);
   seq->note_token(token, true);
-  RequestUpdate u = base_update(*seq);
-  TokenInfo info;
-  info.id = token;
-  info.logprob = result.sampled.logprob;
-  info.top = std::move(result.sampled.top);
-  if (seq->text) {
-    auto piece = seq->text->add(token);
-    if (!piece.is_ok()) {
-      finish(seq, FinishReason::kError, piece.status());
-      return;
-    }
-    info.text = std::move(piece).value();
-  }
-  u.tokens.push_back(std::move(info));
-  if ((had_prompt_lp || !seq->prompt_logprobs.empty()) && !seq->prompt_logprobs_sent &&
-      seq->params.prompt_logprobs >= 0) {
-    u.prompt_tokens = std::move(seq->prompt_logprobs);
-    seq->prompt_logprobs.clear();
-    seq->prompt_logprobs_sent = true;
-  }
+  NewToken t{seq, TokenInfo{}, false};
+  t.info.id = token;
+  t.info.logprob = result.sampled.logprob;
+  t.info.top = std::move(result.sampled.top);
+  t.prompt_done = seq->params.prompt_logprobs >= 0 && !seq->prompt_logprobs_sent;
+  // Stops that need no text end the sequence before the next step is scheduled.
   const StopConditions& stop = seq->params.stop;
   const auto generated = static_cast<int32_t>(seq->output.size());
-  FinishReason reason = FinishReason::kNone;
   if (generated >= stop.min_new_tokens) {
     const auto& eos = model->eos_ids();
     if (!stop.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) {
-      reason = FinishReason::kEos;
-      u.stop_token = token;
+      seq->stop_reason = FinishReason::kEos;
     } else if (std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(), token) != stop.stop_token_ids.end()) {
-      reason = FinishReason::kStopToken;
-      u.stop_token = token;
-    } else if (seq->text && seq->text->matched_stop()) {
+      seq->stop_reason = FinishReason::kStopToken;
+    }
+  }
+  if (seq->stop_reason == FinishReason::kNone && generated >= stop.max_new_tokens) seq->stop_reason = FinishReason::kLength;
+  if (seq->stop_reason != FinishReason::kNone) scheduler->remove(seq);
+  fresh.push_back(std::move(t));
+}
+
+void Engine::Impl::emit(std::vector<NewToken>& fresh) {
+  for (NewToken& t : fresh) {
+    Sequence* seq = t.seq;
+    if (seq->finished) continue;  // aborted meanwhile
+    RequestUpdate u = base_update(*seq);
+    if (seq->text) {
+      auto piece = seq->text->add(t.info.id);
+      if (!piece.is_ok()) {
+        finish(seq, FinishReason::kError, piece.status());
+        continue;
+      }
+      t.info.text = std::move(piece).value();
+    }
+    u.tokens.push_back(std::move(t.info));
+    if (t.prompt_done) {
+      u.prompt_tokens = std::move(seq->prompt_logprobs);
+      seq->prompt_logprobs.clear();
+      seq->prompt_logprobs_sent = true;
+    }
+    FinishReason reason = seq->stop_reason;
+    if (reason == FinishReason::kEos || reason == FinishReason::kStopToken) {
+      u.stop_token = seq->output.back();
+    } else if (seq->text && seq->text->matched_stop() &&
+               static_cast<int32_t>(seq->output.size()) >= seq->params.stop.min_new_tokens) {
+      // A stop string ends the sequence even if the step after this token is already running: that step's
+      // token for it is dropped when collected.
       reason = FinishReason::kStopSequence;
       u.stop_string = *seq->text->matched_stop();
     }
+    if (reason != FinishReason::kNone) {
+      finish(seq, reason, Status::ok(), &u);
+      continue;
+    }
+    if (seq->text) u.text = seq->text->take_ready();
+    seq->stream->push(std::move(u));
   }
-  if (reason == FinishReason::kNone && generated >= stop.max_new_tokens) reason = FinishReason::kLength;
-  if (reason != FinishReason::kNone) {
-    finish(seq, reason, Status::ok(), &u);
-    return;
-  }
-  if (seq->text) u.text = seq->text->take_ready();
-  seq->stream->push(std::move(u));
+  fresh.clear();
 }
 
-void Engine::Impl::run_step(const SchedulerOutput& out, double now) {
+Status Engine::Impl::launch(const SchedulerOutput& out, double now) {
   std::vector<RunnerSeq> seqs;
   seqs.reserve(out.scheduled.size());
-  bool decode_only = true;
-  int64_t tokens = 0;
+  InFlight f;
+  f.scheduled = out.scheduled;
+  bool has_lora = false;
   for (const ScheduledSeq& s : out.scheduled) {
     seqs.push_back(runner_seq(s.seq, s.num_tokens));
-    decode_only &= s.num_tokens == 1 && s.seq->prefill_done();
-    tokens += s.num_tokens;
+    f.decode_only &= s.num_tokens == 1 && s.seq->prefill_done();
+    f.tokens += s.num_tokens;
+    has_lora |= s.seq->slot >= 0;
   }
-  bool has_lora = false;
-  for (const ScheduledSeq& s : out.scheduled) has_lora |= s.seq->slot >= 0;
-  const double t0 = engine_clock_seconds();
-  auto results = runner->step(seqs, has_lora ? slots->table() : nullptr);
-  const double t1 = engine_clock_seconds();
+  f.launched = now;
+  LS_RETURN_IF_ERROR(runner->launch(seqs, has_lora ? slots->table() : nullptr));
+  std::lock_guard<std::mutex> lock(stats_mu);
+  for (const ScheduledSeq& s : out.scheduled) {
+    const int32_t prompt_part = std::max(0, std::min<int32_t>(s.num_tokens, static_cast<int32_t>(s.seq->prompt.size()) - s.seq->num_computed));
+    stats.prompt_tokens += prompt_part;
+    stats.adapters[s.seq->adapter_name()].prompt_tokens += prompt_part;
+  }
+  inflight = std::move(f);
+  return Status::ok();
+}
+
+void Engine::Impl::collect(std::vector<NewToken>& fresh) {
+  InFlight f = std::move(*inflight);
+  inflight.reset();
+  auto results = runner->collect();
+  const double now = engine_clock_seconds();
   if (!results.is_ok()) {
     // A failed step fails its requests (with the reason); the server goes on.
-    for (const ScheduledSeq& s : out.scheduled) finish(s.seq, FinishReason::kError, results.status());
+    for (const ScheduledSeq& s : f.scheduled)
+      if (!s.seq->finished) finish(s.seq, FinishReason::kError, results.status());
     return;
   }
   {
     std::lock_guard<std::mutex> lock(stats_mu);
     ++stats.steps;
-    stats.iteration_tokens.observe(static_cast<double>(tokens));
-    if (decode_only) {
+    stats.iteration_tokens.observe(static_cast<double>(f.tokens));
+    if (f.decode_only) {
+      // The device time of this step: from when it could start (launched, and the step before it done).
       ++stats.decode_steps;
-      stats.decode_step_seconds += t1 - t0;
-    }
-    for (const ScheduledSeq& s : out.scheduled) {
-      const int32_t prompt_part = std::max(0, std::min<int32_t>(s.num_tokens, static_cast<int32_t>(s.seq->prompt.size()) - s.seq->num_computed));
-      stats.prompt_tokens += prompt_part;
-      stats.adapters[s.seq->adapter ? s.seq->adapter->name : ""].prompt_tokens += prompt_part;
+      stats.decode_step_seconds += now - std::max(f.launched, last_collect);
     }
   }
-  for (size_t i = 0; i < out.scheduled.size(); ++i)
-    process(out.scheduled[i].seq, out.scheduled[i].num_tokens, results.value()[i], t1);
-  (void)now;
+  last_collect = now;
+  for (size_t i = 0; i < f.scheduled.size(); ++i) {
+    Sequence* seq = f.scheduled[i].seq;
+    if (seq->finished) continue;  // finished after this step was launched: its token is dropped
+    apply(seq, f.scheduled[i].num_tokens, results.value()[i], now, fresh);
+  }
 }
 
 void Engine::Impl::publish(double now) {
+  last_publish = now;
   std::lock_guard<std::mutex> lock(stats_mu);
   stats.running = static_cast<int32_t>(scheduler->running().size());
   stats.waiting = static_cast<int32_t>(scheduler->waiting().size());
@@ -473,8 +573,8 @@ void Engine::Impl::publish(double now) {
   waiting_count = stats.waiting;
   resident_keys = slots->resident_keys();
   std::map<std::string, std::pair<int32_t, int32_t>> counts;
-  for (const Sequence* s : scheduler->running()) ++counts[s->adapter ? s->adapter->name : ""].first;
-  for (const Sequence* s : scheduler->waiting()) ++counts[s->adapter ? s->adapter->name : ""].second;
+  for (const Sequence* s : scheduler->running()) ++counts[s->adapter_name()].first;
+  for (const Sequence* s : scheduler->waiting()) ++counts[s->adapter_name()].second;
   stats.running_adapters.clear();
   stats.waiting_adapters.clear();
   for (auto& [name, a] : stats.adapters) a.running = a.waiting = 0;
@@ -487,18 +587,28 @@ void Engine::Impl::publish(double now) {
     if (c.second) stats.waiting_adapters.push_back(name);
   }
   for (const Sequence* s : scheduler->running())
-    if (s->adapter) usage[s->adapter->key].last_used = now;
+    if (s->claim) usage[s->adapter_name()].last_used = now;
+  free_slots = slots->free_slots();
+  stats.adapter_slot_loads = slots->loads();
+  const AdapterCatalogStats cs = catalog->stats();
+  stats.adapter_loads = cs.loads;
+  stats.adapter_load_failures = cs.load_failures;
+  stats.adapter_evictions = cs.evictions;
+  stats.adapter_load_seconds = cs.load_seconds;
+  stats.host_adapters = cs.host_adapters;
+  stats.host_adapter_bytes = cs.host_bytes;
 }
 
 void Engine::Impl::loop() {
+  std::vector<NewToken> fresh;
   for (;;) {
-    {
+    if (!inflight) {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait(lock, [this] { return !inbox.empty() || stopping || !live.empty(); });
       if (stopping && inbox.empty() && live.empty()) break;
     }
     drain_inbox();
-    const double now = engine_clock_seconds();
+    double now = engine_clock_seconds();
     bool abort_all;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -508,18 +618,40 @@ void Engine::Impl::loop() {
     for (auto& [id, seq] : live)
       if (abort_all || seq->stream->cancelled()) gone.push_back(seq.get());
     for (Sequence* s : gone) finish(s, FinishReason::kAbort);
+    if (inflight) collect(fresh);  // the step launched last time round
+    if (!inflight) retired.clear();  // no step in flight can name them any more
     if (abort_all) {
-      publish(now);
+      emit(fresh);
+      publish(engine_clock_seconds());
       break;
     }
+    // Adapters that finished loading make their requests schedulable; failed loads fail them.
+    std::vector<std::pair<Sequence*, Status>> failed_loads;
+    for (Sequence* s : std::vector<Sequence*>(scheduler->waiting().begin(), scheduler->waiting().end())) {
+      if (!s->adapter_pending()) continue;
+      if (s->claim->ready()) s->adapter = s->claim->adapter();
+      else if (s->claim->failed()) failed_loads.emplace_back(s, s->claim->error());
+    }
+    for (auto& [s, status] : failed_loads) finish(s, FinishReason::kError, status);
+    now = engine_clock_seconds();
     SchedulerOutput out = scheduler->schedule(now);
     for (auto& [seq, status] : out.failed) finish(seq, FinishReason::kError, status);
-    if (!out.scheduled.empty()) run_step(out, now);
-    publish(engine_clock_seconds());
-    if (out.scheduled.empty() && !live.empty()) {
+    if (!out.scheduled.empty()) {
+      if (Status s = launch(out, now); !s.is_ok())
+        for (const ScheduledSeq& x : out.scheduled) finish(x.seq, FinishReason::kError, s);
+    }
+    // While the device runs the new step: text, stop strings and updates of the tokens just collected.
+    emit(fresh);
+    now = engine_clock_seconds();
+    if (!inflight || now - last_publish > 0.005) publish(now);
+    if (!inflight && out.scheduled.empty() && !live.empty()) {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait_for(lock, std::chrono::milliseconds(2), [this] { return !inbox.empty() || stopping; });
     }
+  }
+  if (inflight) {
+    inflight.reset();
+    (void)runner->collect();
   }
 }
 

@@ -16,6 +16,7 @@
 #include "engine/request.h"
 #include "engine/request_stream.h"
 #include "engine/served_model.h"
+#include "lora/adapter_catalog.h"
 
 namespace ls {
 
@@ -32,6 +33,10 @@ struct EngineOptions {
   double gpu_memory_utilization = 0.9;    // cuda: fraction of device memory the process may use in all
   int32_t max_queued_requests = 4096;     // waiting requests beyond this are refused (kResourceExhausted)
   bool cuda_graphs = true;                // replay decode steps from graphs where the backend records them
+  // Adapters (lora/adapter_catalog.h): roots searched by name on first use, and the host tier's budget.
+  std::vector<std::string> adapter_dirs;
+  int32_t max_cpu_loras = 0;              // adapters kept in host memory (0: no limit)
+  int64_t max_cpu_lora_bytes = 0;         // host bytes of adapter weights (0: no limit)
 };
 
 // What the engine settled on at start-up.
@@ -49,15 +54,26 @@ struct EngineLimits {
 struct AdapterInfo {
   std::string name;
   std::string path;             // the resolved directory
-  std::string source;           // what the user gave (a path or a Hub id)
+  std::string source;           // what named it: a path, a Hub id, or ROOT/NAME
   std::string base_model_name;  // vLLM's `parent` ("" = the base's first served name)
-  std::string content_hash;     // sha256 of adapter_config.json and the weights file
-  int32_t rank = 0;             // the largest rank of any module
+  std::string content_hash;     // sha256 of adapter_config.json and the weights file ("" until loaded)
+  int32_t rank = 0;             // the largest rank of any module (0 until loaded)
   std::vector<std::string> target_modules;  // adapted projections ("q_proj", ...)
   size_t bytes = 0;             // host memory of its weights
-  std::string tier;             // "host" or "device" (resident in a slot)
+  std::string tier;             // "disk", "loading", "host", "device" (resident in a slot) or "failed"
+  bool registered = false;      // named at start-up or through the management API (vs. found under a root)
   uint64_t requests = 0;        // requests finished with it
-  double last_used = 0;         // engine_clock_seconds() of its last step (0: never)
+  double last_used = 0;         // engine_clock_seconds() of its last use (0: never)
+};
+
+// Room for more adapters and tokens (GET /v1/capacity).
+struct EngineCapacity {
+  int32_t rank = 0;                 // the rank asked about
+  int64_t adapter_bytes = 0;        // host bytes of one all-projection adapter of that rank
+  int64_t host_adapters_free = -1;  // more such adapters the host budget holds (-1: no limit)
+  int64_t host_bytes_used = 0, host_bytes_limit = 0;  // limit 0: none
+  int32_t device_slots = 0, device_slots_free = 0;     // slots no running request holds
+  int64_t kv_tokens_total = 0, kv_tokens_free = 0;
 };
 
 class Engine {
@@ -71,10 +87,16 @@ class Engine {
   ServedModel& model() const { return *model_; }
 
   // Loads and validates an adapter against the base (host memory) and registers it under `name`; fails with
-  // the reason (kNotFound, kInvalidArgument, kUnsupported, kCorrupt). Thread-safe.
-  Status add_adapter(const std::string& name, const std::string& source, const std::string& base_model_name = "");
+  // the reason (kNotFound, kInvalidArgument, kUnsupported, kCorrupt). `replace`: load again over a registered
+  // name (vLLM's load_inplace); without it a registered name is refused. Thread-safe.
+  Status add_adapter(const std::string& name, const std::string& source, const std::string& base_model_name = "",
+                     bool replace = false);
+  // Forgets a registered name: requests using it finish, new ones get kNotFound.
+  Status remove_adapter(const std::string& name);
+  // Whether a request for `name` would find an adapter (registered, under a root, or a Hub id in the cache).
   bool has_adapter(const std::string& name) const;
   std::vector<AdapterInfo> adapters() const;
+  EngineCapacity capacity(int32_t rank) const;
 
   // Starts the engine thread.
   void start();

@@ -1,16 +1,9 @@
-// metrics.cpp: histogram buckets (vLLM's edges) and observation.
+// metrics.cpp: histogram bucket edges (vLLM's).
 #include "engine/metrics.h"
 
 #include <algorithm>
 
 namespace ls {
-
-void Histogram::observe(double v) {
-  const auto i = static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), v) - bounds.begin());
-  ++counts[i];
-  sum += v;
-  ++count;
-}
 
 std::vector<double> ttft_buckets() {
   return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,

@@ -7,16 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace ls {
+#include "core/histogram.h"
 
-struct Histogram {
-  std::vector<double> bounds;    // upper bounds, ascending; an implicit +Inf bucket follows
-  std::vector<uint64_t> counts;  // per bucket (not cumulative), bounds.size() + 1
-  double sum = 0;
-  uint64_t count = 0;
-  explicit Histogram(std::vector<double> b = {}) : bounds(std::move(b)), counts(bounds.size() + 1, 0) {}
-  void observe(double v);
-};
+namespace ls {
 
 // vLLM's bucket edges.
 std::vector<double> ttft_buckets();           // time_to_first_token_seconds
@@ -46,6 +39,11 @@ struct EngineStats {
   int32_t max_loras = 0;
   std::vector<std::string> running_adapters, waiting_adapters;  // names with running / waiting requests
   std::map<std::string, AdapterStats> adapters;                 // every adapter that has seen a request
+  // Adapter loads (lora/adapter_catalog.h) and device slot loads.
+  uint64_t adapter_loads = 0, adapter_load_failures = 0, adapter_evictions = 0, adapter_slot_loads = 0;
+  Histogram adapter_load_seconds;
+  int32_t host_adapters = 0;
+  int64_t host_adapter_bytes = 0;
   uint64_t steps = 0;                  // forward passes run
   uint64_t decode_steps = 0;           // of which decode-only (every sequence one token)
   double decode_step_seconds = 0;      // summed wall time of those (host-side, sampling included)

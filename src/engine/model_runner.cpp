@@ -116,14 +116,15 @@ void ModelRunner::sample(Tensor logits, const std::vector<RunnerSeq>& seqs, cons
     }
   }
   if (any_penalty) {
+    std::vector<int32_t> seq_at_row(rows, -1);
+    for (size_t i = 0; i < seqs.size(); ++i)
+      if (row_of[i] >= 0) seq_at_row[row_of[i]] = static_cast<int32_t>(i);
     for (size_t r = 0; r < rows; ++r) {
       count_start_[r] = static_cast<int32_t>(count_token_.size());
-      for (size_t i = 0; i < seqs.size(); ++i) {
-        if (row_of[i] != static_cast<int32_t>(r) || !penalties_[r].active()) continue;
-        for (const auto& [token, count] : *seqs[i].history) {
-          count_token_.push_back(token);
-          count_value_.push_back(count);
-        }
+      if (seq_at_row[r] < 0 || !penalties_[r].active()) continue;
+      for (const auto& [token, count] : *seqs[seq_at_row[r]].history) {
+        count_token_.push_back(token);
+        count_value_.push_back(count);
       }
     }
     count_start_[rows] = static_cast<int32_t>(count_token_.size());
@@ -134,21 +135,54 @@ void ModelRunner::sample(Tensor logits, const std::vector<RunnerSeq>& seqs, cons
   b.sample(logits, params_.data(), static_cast<int32_t*>(tokens_.data()));
 }
 
-Result<std::vector<RunnerResult>> ModelRunner::step(std::vector<RunnerSeq>& seqs, const LoraTable* lora) {
-  if (seqs.empty()) return invalid_argument("empty step");
+Status ModelRunner::prompt_logprobs(Tensor logits, const std::vector<RunnerSeq>& seqs, const PackedBatch& packed,
+                                    int32_t top_n) {
   Backend& b = model_->backend();
+  const auto rows = static_cast<size_t>(logits.rows);
+  std::vector<int32_t> target(rows, -1);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const RunnerSeq& s = seqs[i];
+    if (s.prompt_logprobs < 0 || s.prompt_targets.empty()) continue;
+    const int32_t begin = packed.seq_logit_begin[i], end = packed.seq_logit_begin[i + 1];
+    for (int32_t r = begin; r < end && r - begin < static_cast<int32_t>(s.prompt_targets.size()); ++r)
+      target[r] = s.prompt_targets[r - begin];
+  }
+  b.copy_to_device(targets_.data(), target.data(), rows * sizeof(int32_t));
+  b.logprobs(logits, static_cast<const int32_t*>(targets_.data()), top_n, static_cast<float*>(logprob_.data()),
+             static_cast<int32_t*>(top_ids_.data()), static_cast<float*>(top_logprobs_.data()));
+  HostLogprobs host;
+  host.top_n = top_n;
+  host.logprob.resize(rows);
+  host.top_ids.resize(rows * top_n);
+  host.top_lp.resize(rows * top_n);
+  b.copy_to_host(host.logprob.data(), logprob_.data(), rows * sizeof(float));
+  if (top_n > 0) {
+    b.copy_to_host(host.top_ids.data(), top_ids_.data(), host.top_ids.size() * sizeof(int32_t));
+    b.copy_to_host(host.top_lp.data(), top_logprobs_.data(), host.top_lp.size() * sizeof(float));
+  }
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const int32_t begin = packed.seq_logit_begin[i], end = packed.seq_logit_begin[i + 1];
+    for (int32_t r = begin; r < end; ++r)
+      if (target[r] >= 0) results_[i].prompt.push_back(host.row(r, target[r], seqs[i].prompt_logprobs));
+  }
+  return Status::ok();
+}
+
+Status ModelRunner::launch(std::vector<RunnerSeq>& seqs, const LoraTable* lora) {
+  LS_CHECK(!in_flight_) << "model runner: launch with a step in flight";
+  if (seqs.empty()) return invalid_argument("empty step");
   const ModelConfig& c = model_->config();
   ForwardBatch batch;
   batch.seqs.reserve(seqs.size());
   for (RunnerSeq& s : seqs) batch.seqs.push_back(std::move(s.step));
-  const bool padded = graphs_ && graphs_->eligible(batch);
+  const bool padded = graphs_ && graphs_->eligible(batch, lora);
   PackedBatch packed;
   Tensor logits;
   if (padded) {
     const int32_t slots = lora ? lora->num_slots() : 0;
     LS_ASSIGN_OR_RETURN(packed, pack_batch(batch, kv_.block_size(), kv_.num_blocks(), c.vocab_size, slots,
                                            graphs_->layout_for(static_cast<int64_t>(seqs.size()))));
-    LS_ASSIGN_OR_RETURN(logits, graphs_->run(packed));
+    LS_ASSIGN_OR_RETURN(logits, graphs_->run(packed, lora));
   } else {
     LS_ASSIGN_OR_RETURN(logits, model_->forward_device(batch, kv_, lora, &packed));
   }
@@ -167,73 +201,76 @@ Result<std::vector<RunnerResult>> ModelRunner::step(std::vector<RunnerSeq>& seqs
       prompt_top_n = std::max(prompt_top_n, s.prompt_logprobs);
     }
   }
-  std::vector<RunnerResult> results(seqs.size());
-  if (logits.rows == 0 || (!any_sample && !any_prompt)) return results;
+  results_.assign(seqs.size(), RunnerResult{});
+  sampled_row_.assign(seqs.size(), -1);
+  seq_logprobs_.assign(seqs.size(), -1);
+  rows_ = 0;
+  any_logprobs_ = false;
+  if (logits.rows == 0 || (!any_sample && !any_prompt)) {
+    in_flight_ = true;
+    return Status::ok();
+  }
   top_n = std::min(top_n, kMaxTopLogprobs);
   prompt_top_n = std::min(prompt_top_n, kMaxTopLogprobs);
   LS_RETURN_IF_ERROR(reserve(logits.rows, std::max(top_n, prompt_top_n)));
-  const auto rows = static_cast<size_t>(logits.rows);
-
   // Prompt log-probabilities come from the raw logits, before penalties touch them.
-  HostLogprobs prompt;
-  std::vector<int32_t> prompt_target(rows, -1);
-  if (any_prompt) {
-    for (size_t i = 0; i < seqs.size(); ++i) {
-      const RunnerSeq& s = seqs[i];
-      if (s.prompt_logprobs < 0 || s.prompt_targets.empty()) continue;
-      const int32_t begin = packed.seq_logit_begin[i], end = packed.seq_logit_begin[i + 1];
-      for (int32_t r = begin; r < end && r - begin < static_cast<int32_t>(s.prompt_targets.size()); ++r)
-        prompt_target[r] = s.prompt_targets[r - begin];
-    }
-    b.copy_to_device(targets_.data(), prompt_target.data(), rows * sizeof(int32_t));
-    b.logprobs(logits, static_cast<const int32_t*>(targets_.data()), prompt_top_n, static_cast<float*>(logprob_.data()),
-               static_cast<int32_t*>(top_ids_.data()), static_cast<float*>(top_logprobs_.data()));
-    prompt.top_n = prompt_top_n;
-    prompt.logprob.resize(rows);
-    prompt.top_ids.resize(rows * prompt_top_n);
-    prompt.top_lp.resize(rows * prompt_top_n);
-    b.copy_to_host(prompt.logprob.data(), logprob_.data(), rows * sizeof(float));
-    if (prompt_top_n > 0) {
-      b.copy_to_host(prompt.top_ids.data(), top_ids_.data(), prompt.top_ids.size() * sizeof(int32_t));
-      b.copy_to_host(prompt.top_lp.data(), top_logprobs_.data(), prompt.top_lp.size() * sizeof(float));
-    }
-    for (size_t i = 0; i < seqs.size(); ++i) {
-      const int32_t begin = packed.seq_logit_begin[i], end = packed.seq_logit_begin[i + 1];
-      for (int32_t r = begin; r < end; ++r)
-        if (prompt_target[r] >= 0)
-          results[i].prompt.push_back(prompt.row(r, prompt_target[r], seqs[i].prompt_logprobs));
-    }
-  }
-
+  if (any_prompt) LS_RETURN_IF_ERROR(prompt_logprobs(logits, seqs, packed, prompt_top_n));
   sample(logits, seqs, packed, padded);
-  std::vector<int32_t> tokens(rows);
-  HostLogprobs sampled;
   if (any_logprobs) {
-    b.logprobs(logits, static_cast<const int32_t*>(tokens_.data()), top_n, static_cast<float*>(logprob_.data()),
-               static_cast<int32_t*>(top_ids_.data()), static_cast<float*>(top_logprobs_.data()));
-    sampled.top_n = top_n;
-    sampled.logprob.resize(rows);
-    sampled.top_ids.resize(rows * top_n);
-    sampled.top_lp.resize(rows * top_n);
+    model_->backend().logprobs(logits, static_cast<const int32_t*>(tokens_.data()), top_n,
+                               static_cast<float*>(logprob_.data()), static_cast<int32_t*>(top_ids_.data()),
+                               static_cast<float*>(top_logprobs_.data()));
   }
+  rows_ = logits.rows;
+  top_n_ = top_n;
+  any_logprobs_ = any_logprobs;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    sampled_row_[i] = sampled_row(seqs[i], packed, i, padded);
+    seq_logprobs_[i] = seqs[i].logprobs;
+  }
+  in_flight_ = true;
+  return Status::ok();
+}
+
+Result<std::vector<RunnerResult>> ModelRunner::collect() {
+  LS_CHECK(in_flight_) << "model runner: collect without a step in flight";
+  in_flight_ = false;
+  Backend& b = model_->backend();
+  std::vector<RunnerResult> results = std::move(results_);
+  if (rows_ == 0) {
+    b.synchronize();
+    return results;
+  }
+  const auto rows = static_cast<size_t>(rows_);
+  std::vector<int32_t> tokens(rows);
   b.copy_to_host(tokens.data(), tokens_.data(), rows * sizeof(int32_t));
-  if (any_logprobs) {
+  HostLogprobs sampled;
+  if (any_logprobs_) {
+    sampled.top_n = top_n_;
+    sampled.logprob.resize(rows);
+    sampled.top_ids.resize(rows * top_n_);
+    sampled.top_lp.resize(rows * top_n_);
     b.copy_to_host(sampled.logprob.data(), logprob_.data(), rows * sizeof(float));
-    if (top_n > 0) {
+    if (top_n_ > 0) {
       b.copy_to_host(sampled.top_ids.data(), top_ids_.data(), sampled.top_ids.size() * sizeof(int32_t));
       b.copy_to_host(sampled.top_lp.data(), top_logprobs_.data(), sampled.top_lp.size() * sizeof(float));
     }
   }
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    const int32_t r = sampled_row(seqs[i], packed, i, padded);
+  for (size_t i = 0; i < results.size(); ++i) {
+    const int32_t r = sampled_row_[i];
     if (r < 0) continue;
-    if (seqs[i].logprobs >= 0) {
-      results[i].sampled = sampled.row(r, tokens[r], seqs[i].logprobs);
+    if (seq_logprobs_[i] >= 0) {
+      results[i].sampled = sampled.row(r, tokens[r], seq_logprobs_[i]);
     } else {
       results[i].sampled.token = tokens[r];
     }
   }
   return results;
+}
+
+Result<std::vector<RunnerResult>> ModelRunner::step(std::vector<RunnerSeq>& seqs, const LoraTable* lora) {
+  LS_RETURN_IF_ERROR(launch(seqs, lora));
+  return collect();
 }
 
 }  // namespace ls

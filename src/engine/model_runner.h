@@ -73,13 +73,31 @@ class ModelRunner {
   // Records every graph bucket up front (a server does this at start-up; otherwise on first use).
   Status capture_graphs();
 
-  // Runs one step over `seqs` (non-empty). `lora` may be null when no sequence has an adapter slot.
+  // Runs one step over `seqs` (non-empty): launch() then collect(). `lora` may be null when no sequence has
+  // an adapter slot.
   Result<std::vector<RunnerResult>> step(std::vector<RunnerSeq>& seqs, const LoraTable* lora);
+  // The step in two halves, so the host can do other work while the device computes: launch() queues the
+  // forward pass and sampling (on an asynchronous backend it returns before they finish); collect() waits
+  // and returns each sequence's result. At most one step is in flight.
+  Status launch(std::vector<RunnerSeq>& seqs, const LoraTable* lora);
+  Result<std::vector<RunnerResult>> collect();
+  bool in_flight() const { return in_flight_; }
 
  private:
   ModelRunner(Transformer& model, KvCache kv) : model_(&model), kv_(std::move(kv)) {}
   Status reserve(int64_t rows, int32_t top_n);
   void sample(Tensor logits, const std::vector<RunnerSeq>& seqs, const PackedBatch& packed, bool padded);
+  Status prompt_logprobs(Tensor logits, const std::vector<RunnerSeq>& seqs, const PackedBatch& packed,
+                         int32_t top_n);
+
+  // The step in flight: what collect() needs to unpack its outputs.
+  bool in_flight_ = false;
+  int64_t rows_ = 0;
+  int32_t top_n_ = 0;
+  bool any_logprobs_ = false;
+  std::vector<int32_t> sampled_row_;    // per sequence (-1: none)
+  std::vector<int32_t> seq_logprobs_;   // per sequence: alternatives asked for (-1: none)
+  std::vector<RunnerResult> results_;   // prompt log-probabilities, filled at launch
 
   Transformer* model_;
   KvCache kv_;

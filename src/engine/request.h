@@ -42,7 +42,8 @@ struct GenerationParams {
 
 struct EngineRequest {
   std::vector<int32_t> prompt;                // token ids, non-empty, within the model's vocabulary
-  std::string adapter;                        // "" for the base model, else a name the engine knows
+  std::string adapter;                        // "" for the base model, else what names the adapter
+  std::string adapter_source;                 // how `adapter` is resolved: "" (a name), "local", "hub"
   GenerationParams params;
 };
 

@@ -50,6 +50,10 @@ void Scheduler::admit_waiting(SchedulerOutput& out, int32_t& budget, double now)
   for (size_t i = 0; i < waiting_.size();) {
     Sequence* w = waiting_[i];
     if (static_cast<int32_t>(running_.size()) >= limits_.max_num_seqs || budget <= 0) return;
+    if (w->adapter_pending()) {  // its adapter is still loading: others go ahead
+      ++i;
+      continue;
+    }
     if (w->adapter) {
       const bool resident = slots_->resident(*w->adapter);
       if ((!resident && (slot_blocked || !slots_->can_acquire(*w->adapter))) || (resident && slot_blocked)) {

@@ -9,7 +9,8 @@
 // Fairness across adapters: when a waiting sequence cannot get an adapter slot (all referenced by running
 // sequences), later arrivals for adapters that are resident are not admitted either until it has one, so the
 // slots drain and a rare adapter is served after at most the running requests' remaining time; requests for
-// the base model need no slot and keep flowing. Engine thread only.
+// the base model need no slot and keep flowing. A sequence whose adapter is still loading is passed over
+// until the load is done. Engine thread only.
 #pragma once
 
 #include <cstdint>

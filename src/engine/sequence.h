@@ -13,14 +13,15 @@
 #include "engine/request_stream.h"
 #include "engine/text_output.h"
 #include "kv/block_pool.h"
-#include "lora/adapter_registry.h"
+#include "lora/adapter_catalog.h"
 
 namespace ls {
 
 struct Sequence {
   uint64_t id = 0;
   std::shared_ptr<RequestStream> stream;
-  std::shared_ptr<const RegisteredAdapter> adapter;  // null: the base model
+  std::shared_ptr<AdapterClaim> claim;              // the adapter asked for (null: the base model)
+  std::shared_ptr<const RegisteredAdapter> adapter; // set once the claim's load is ready
   GenerationParams params;
   uint64_t seed = 0;
   std::vector<int32_t> prompt;
@@ -29,6 +30,8 @@ struct Sequence {
   std::unique_ptr<BlockTable> blocks;       // null while waiting
   int32_t slot = -1;                        // adapter slot while running (-1: none)
   int32_t preemptions = 0;
+  FinishReason stop_reason = FinishReason::kNone;  // set when a stop needing no text was seen
+  bool finished = false;                           // its final update is sent
   RequestTimes times;
   double last_token_time = 0;
   std::optional<TextOutput> text;           // null when the model has no tokenizer
@@ -37,6 +40,12 @@ struct Sequence {
   TokenHistory history;                     // distinct tokens and output counts (penalties only)
   std::unordered_map<int32_t, int32_t> history_index;
 
+  // Waiting for its adapter to load: not schedulable yet.
+  bool adapter_pending() const { return claim && !adapter; }
+  const std::string& adapter_name() const {
+    static const std::string kBase;
+    return claim ? claim->name() : kBase;
+  }
   int32_t num_tokens() const { return static_cast<int32_t>(prompt.size() + output.size()); }
   int32_t token_at(int32_t i) const {
     const auto p = static_cast<int32_t>(prompt.size());

@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/file.h"
 #include "io/safetensors.h"
 
 namespace ls {
@@ -112,14 +113,6 @@ Status check_target_names(const PeftLoraConfig& c, const ModelConfig& model) {
   return Status::ok();
 }
 
-Result<std::string> read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return not_found("cannot open " + path);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 Status check_shape(const TensorView& t, int64_t rows, int64_t cols, const std::string& what) {
   if (!is_float_dtype(t.dtype))
     return invalid_argument("tensor \"" + t.name + "\" has dtype " + std::string(dtype_name(t.dtype)) +
@@ -158,12 +151,16 @@ Status load_module(const PeftLoraConfig& config, const ModelConfig& model, const
 
 }  // namespace
 
-Result<LoraAdapter> load_lora_adapter(const std::string& dir, const ModelConfig& model) {
+Result<LoraAdapter> load_lora_adapter(const std::string& dir, const ModelConfig& model, const std::string* text) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return not_found("adapter directory not found: " + dir);
-  LS_ASSIGN_OR_RETURN(std::string config_text, read_text_file(dir + "/adapter_config.json"));
-  auto config = parse_peft_config(config_text);
+  std::string read_text;
+  if (!text) {
+    LS_ASSIGN_OR_RETURN(read_text, read_file(dir + "/adapter_config.json", size_t{1} << 20));
+    text = &read_text;
+  }
+  auto config = parse_peft_config(*text);
   if (!config.is_ok()) return config.status().with_context(dir + "/adapter_config.json");
   LoraAdapter adapter;
   adapter.path = dir;

@@ -39,6 +39,8 @@ ProjectionShape projection_shape(const ModelConfig& model, LoraModule module);
 std::string module_key(int64_t layer, LoraModule module);
 
 // Loads DIR/adapter_config.json and DIR/adapter_model.safetensors and validates them against `model`.
-Result<LoraAdapter> load_lora_adapter(const std::string& dir, const ModelConfig& model);
+// `config_text`, when given, is adapter_config.json's content already read by the caller.
+Result<LoraAdapter> load_lora_adapter(const std::string& dir, const ModelConfig& model,
+                                      const std::string* config_text = nullptr);
 
 }  // namespace ls

@@ -19,6 +19,23 @@ bool same_addresses(const BatchMeta& a, const BatchMeta& b) {
          a.token_lora_slot == b.token_lora_slot;
 }
 
+// The resident adapters as a LoRA graph records them: every module counts as adapted (the graph must hold the
+// LoRA ops of all seven, whatever the slots hold when it is captured).
+class AnyAdapterTable final : public LoraTable {
+ public:
+  explicit AnyAdapterTable(const LoraTable* t) : t_(t) {}
+  int32_t num_slots() const override { return t_->num_slots(); }
+  bool occupied(int32_t slot) const override { return t_->occupied(slot); }
+  LoraModuleWeights module(int64_t layer, LoraModule m) const override {
+    LoraModuleWeights w = t_->module(layer, m);
+    w.max_rank = kLoraMaxRank;
+    return w;
+  }
+
+ private:
+  const LoraTable* t_;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<DecodeGraphs>> DecodeGraphs::create(Transformer& model, const KvCache& kv,
@@ -44,11 +61,14 @@ int32_t DecodeGraphs::bucket_for(int64_t num_seqs) const {
   return 0;
 }
 
-bool DecodeGraphs::eligible(const ForwardBatch& batch) const {
+bool DecodeGraphs::eligible(const ForwardBatch& batch, const LoraTable* lora) const {
   if (batch.seqs.empty() || bucket_for(static_cast<int64_t>(batch.seqs.size())) == 0) return false;
   const int32_t bs = kv_->block_size();
   for (const SequenceStep& s : batch.seqs) {
-    if (s.tokens.size() != 1 || s.lora_slot != -1 || s.num_cached < 0) return false;
+    if (s.tokens.size() != 1 || s.num_cached < 0) return false;
+    if (s.lora_slot != -1 && !(lora && (!lora_ || lora == lora_) && s.lora_slot >= 0 &&
+                               s.lora_slot < lora->num_slots() && lora->occupied(s.lora_slot)))
+      return false;
     if (s.num_cached + 1 > options_.max_context) return false;
     if (static_cast<int64_t>(s.block_table.size()) * bs < s.num_cached + 1) return false;
   }
@@ -63,56 +83,65 @@ PackLayout DecodeGraphs::layout_for(int64_t num_seqs) const {
   return layout;
 }
 
-Result<BatchMeta> DecodeGraphs::upload_empty(int32_t bucket) {
+Result<BatchMeta> DecodeGraphs::upload_empty(int32_t bucket, bool with_lora) {
   const ModelConfig& c = model_->config();
   PackLayout layout = layout_for(bucket);
   LS_ASSIGN_OR_RETURN(empty_, pack_batch(ForwardBatch{}, kv_->block_size(), kv_->num_blocks(), c.vocab_size, 0, layout));
+  empty_.meta.has_lora = with_lora;
   return model_->backend().upload_batch(empty_.meta);
 }
 
-Status DecodeGraphs::capture(const std::vector<int32_t>& wanted) {
+Status DecodeGraphs::capture(const std::vector<int32_t>& wanted, const LoraTable* lora) {
+  if (lora && lora_ && lora != lora_) return invalid_argument("decode graphs already hold another adapter table");
+  const bool with_lora = lora != nullptr;
   std::vector<int32_t> todo;
   for (int32_t b : wanted.empty() ? options_.buckets : wanted) {
     if (std::find(options_.buckets.begin(), options_.buckets.end(), b) == options_.buckets.end())
       return invalid_argument("no decode graph bucket of size " + std::to_string(b));
-    if (!graphs_.count(b)) todo.push_back(b);
+    if (!graphs_.count({b, with_lora})) todo.push_back(b);
   }
   Backend& backend = model_->backend();
+  const AnyAdapterTable any(lora);
+  const LoraTable* recorded = with_lora ? &any : nullptr;
   // Warm-up first, all of them: scratch buffers grow and GEMM plans are made before any address is recorded.
   for (int32_t b : todo) {
-    LS_ASSIGN_OR_RETURN(const BatchMeta meta, upload_empty(b));
-    model_->run_uploaded(meta, *kv_, nullptr, ws_);
+    LS_ASSIGN_OR_RETURN(const BatchMeta meta, upload_empty(b, with_lora));
+    model_->run_uploaded(meta, *kv_, recorded, ws_);
   }
   backend.synchronize();
   for (int32_t b : todo) {
     Entry e;
-    LS_ASSIGN_OR_RETURN(e.device_meta, upload_empty(b));
+    LS_ASSIGN_OR_RETURN(e.device_meta, upload_empty(b, with_lora));
     LS_RETURN_IF_ERROR(backend.begin_capture());
-    e.logits = model_->run_uploaded(e.device_meta, *kv_, nullptr, ws_);
+    e.logits = model_->run_uploaded(e.device_meta, *kv_, recorded, ws_);
     LS_ASSIGN_OR_RETURN(e.graph, backend.end_capture());
-    graphs_.emplace(b, std::move(e));
+    graphs_.emplace(GraphKey{b, with_lora}, std::move(e));
   }
+  if (with_lora) lora_ = lora;
   return Status::ok();
 }
 
-Result<Tensor> DecodeGraphs::run(const PackedBatch& packed) {
-  LS_ASSIGN_OR_RETURN(const int32_t bucket, prepare(packed));
-  return replay(bucket);
+Result<Tensor> DecodeGraphs::run(const PackedBatch& packed, const LoraTable* lora) {
+  LS_ASSIGN_OR_RETURN(const GraphKey key, prepare(packed, lora));
+  return replay(key);
 }
 
-Result<int32_t> DecodeGraphs::prepare(const PackedBatch& packed) {
+Result<DecodeGraphs::GraphKey> DecodeGraphs::prepare(const PackedBatch& packed, const LoraTable* lora) {
   const int32_t bucket = packed.meta.num_seqs;
   if (std::find(options_.buckets.begin(), options_.buckets.end(), bucket) == options_.buckets.end() ||
       packed.meta.num_tokens != bucket || packed.meta.max_blocks_per_seq != max_blocks_)
     return invalid_argument("batch is not packed with a decode graph layout");
-  if (!graphs_.count(bucket)) LS_RETURN_IF_ERROR(capture({bucket}));
+  const GraphKey key{bucket, packed.meta.has_lora};
+  if (key.with_lora && (!lora || (lora_ && lora != lora_)))
+    return invalid_argument("a decode graph step with adapters needs the adapter table the graphs recorded");
+  if (!graphs_.count(key)) LS_RETURN_IF_ERROR(capture({bucket}, key.with_lora ? lora : nullptr));
   const BatchMeta meta = model_->backend().upload_batch(packed.meta);
-  LS_CHECK(same_addresses(meta, graphs_.at(bucket).device_meta)) << "decode graph: batch arrays moved since capture";
-  return bucket;
+  LS_CHECK(same_addresses(meta, graphs_.at(key).device_meta)) << "decode graph: batch arrays moved since capture";
+  return key;
 }
 
-Tensor DecodeGraphs::replay(int32_t bucket) {
-  Entry& e = graphs_.at(bucket);
+Tensor DecodeGraphs::replay(GraphKey key) {
+  Entry& e = graphs_.at(key);
   e.graph->replay();
   return e.logits;
 }

@@ -2,8 +2,13 @@
 // One graph per batch-size bucket; a step is packed by pack_batch padded to its bucket with a fixed block-table
 // width (layout_for), so its index arrays land at the same device addresses the graph recorded, in a workspace
 // reserved once. The host packs and stages the next step (double-buffered pinned staging,
-// Backend::upload_batch) while the GPU still runs the current one. Steps with adapters, prefill chunks or more
-// sequences than the largest bucket are not eligible and run through Transformer::forward_device.
+// Backend::upload_batch) while the GPU still runs the current one. Steps whose sequences use adapters replay a
+// second graph per bucket that holds the LoRA ops of all seven modules: which slot (so which adapter and rank)
+// each row uses is read on the device from the step's segment arrays, so loading, evicting or mixing adapters
+// never needs a new capture; base-only steps keep the graph without LoRA ops. The LoraTable of the first LoRA
+// capture is the one the graphs recorded (its tables never move: lora/LoraSlots); steps with another table,
+// prefill chunks, slots without a ready adapter or more sequences than the largest bucket are not eligible and
+// run through Transformer::forward_device.
 #pragma once
 
 #include <cstdint>
@@ -29,23 +34,30 @@ class DecodeGraphs {
   const std::vector<int32_t>& buckets() const { return options_.buckets; }
   // The smallest bucket holding num_seqs sequences (0 when none does).
   int32_t bucket_for(int64_t num_seqs) const;
-  // Whether the batch can run from a graph: one token per sequence, no adapter, within the buckets and
-  // max_context.
-  bool eligible(const ForwardBatch& batch) const;
+  // Whether the batch can run from a graph: one token per sequence, within the buckets and max_context, and
+  // adapters only from `lora` (the table the LoRA graphs recorded, if any), in occupied slots.
+  bool eligible(const ForwardBatch& batch, const LoraTable* lora = nullptr) const;
   // The layout (model/forward_batch.h) a step of num_seqs sequences is packed with to run from a graph.
   PackLayout layout_for(int64_t num_seqs) const;
 
-  // Records the graphs of the given buckets (all when empty) that are not recorded yet. Every bucket first
-  // runs once eagerly, so backend scratch and GEMM plans exist before anything is recorded.
-  Status capture(const std::vector<int32_t>& buckets = {});
+  // Records the graphs of the given buckets (all when empty) that are not recorded yet: base-only, or with the
+  // LoRA ops of `lora`'s tables. Every bucket first runs once eagerly, so backend scratch and GEMM plans exist
+  // before anything is recorded.
+  Status capture(const std::vector<int32_t>& buckets = {}, const LoraTable* lora = nullptr);
 
   // One decode step, packed with layout_for(), through its bucket's graph (recorded on first use): uploads
   // the arrays and replays. Returns float32 logits [bucket, vocab] in backend memory, row i for sequence i
   // (rows past the batch are padding), valid until the next run; the GPU may still be computing them.
-  Result<Tensor> run(const PackedBatch& packed);
-  // run() in two halves, so a benchmark can time the replay alone: upload (returns the bucket), then replay.
-  Result<int32_t> prepare(const PackedBatch& packed);
-  Tensor replay(int32_t bucket);
+  // A step with adapters (packed.meta.has_lora) replays the bucket's LoRA graph, recorded with `lora`.
+  Result<Tensor> run(const PackedBatch& packed, const LoraTable* lora = nullptr);
+  // run() in two halves, so a benchmark can time the replay alone: upload (returns the graph), then replay.
+  struct GraphKey {
+    int32_t bucket;
+    bool with_lora;
+    bool operator<(const GraphKey& o) const { return bucket != o.bucket ? bucket < o.bucket : with_lora < o.with_lora; }
+  };
+  Result<GraphKey> prepare(const PackedBatch& packed, const LoraTable* lora = nullptr);
+  Tensor replay(GraphKey key);
 
  private:
   struct Entry {
@@ -54,15 +66,17 @@ class DecodeGraphs {
     Tensor logits;
   };
   DecodeGraphs(Transformer& model, const KvCache& kv, DecodeGraphOptions options);
-  // The all-padding step of a bucket, uploaded (capture and warm-up run it).
-  Result<BatchMeta> upload_empty(int32_t bucket);
+  // The all-padding step of a bucket, uploaded (capture and warm-up run it; with_lora: flagged as a step with
+  // adapters, so the forward pass enqueues the LoRA ops).
+  Result<BatchMeta> upload_empty(int32_t bucket, bool with_lora);
 
   Transformer* model_;
   const KvCache* kv_;
   DecodeGraphOptions options_;
   int32_t max_blocks_;
   ForwardWorkspace ws_;
-  std::map<int32_t, Entry> graphs_;
+  std::map<GraphKey, Entry> graphs_;
+  const LoraTable* lora_ = nullptr;  // the table the LoRA graphs recorded
   PackedBatch empty_;  // keeps the host arrays of upload_empty alive until the upload is queued
 };
 

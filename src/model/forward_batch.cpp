@@ -70,7 +70,7 @@ Result<PackedBatch> pack_padded(const ForwardBatch& batch, int32_t block_size, c
   p.lora_seg_start.resize(rows + 1);
   p.lora_seg_slot.assign(rows, -1);
   p.token_lora_slot.assign(rows, -1);
-  for (int32_t i = 0; i <= rows; ++i) p.query_start[i] = p.seq_logit_begin[i] = p.lora_seg_start[i] = i;
+  for (int32_t i = 0; i <= rows; ++i) p.query_start[i] = p.seq_logit_begin[i] = i;
   for (int32_t i = 0; i < rows; ++i) p.logit_rows[i] = i;
   for (int32_t i = 0; i < n; ++i) {
     const SequenceStep& s = batch.seqs[i];
@@ -81,10 +81,19 @@ Result<PackedBatch> pack_padded(const ForwardBatch& batch, int32_t block_size, c
     p.positions[i] = pos;
     p.kv_slots[i] = s.block_table[pos / block_size] * block_size + pos % block_size;
     p.context_lens[i] = pos + 1;
-    p.lora_seg_slot[i] = p.token_lora_slot[i] = s.lora_slot;
+    p.token_lora_slot[i] = s.lora_slot;
     const size_t blocks = std::min<size_t>(s.block_table.size(), static_cast<size_t>(width));
     std::copy_n(s.block_table.begin(), blocks, p.block_tables.begin() + static_cast<size_t>(i) * width);
   }
+  // LoRA segments: the runs of equal slots (so a batch sharing one adapter is one segment, read in tiles of many
+  // rows), then empty segments up to `rows`, so the segment count the graph recorded never changes.
+  int32_t segments = 0;
+  for (int32_t t = 0; t < rows; ++t) {
+    if (t > 0 && p.token_lora_slot[t] == p.token_lora_slot[t - 1]) continue;
+    p.lora_seg_start[segments] = t;
+    p.lora_seg_slot[segments++] = p.token_lora_slot[t];
+  }
+  for (int32_t g = segments; g <= rows; ++g) p.lora_seg_start[g] = rows;
   set_meta(p, rows, width, 1, layout.max_context_len > 0 ? layout.max_context_len : width * block_size);
   return p;
 }

@@ -39,7 +39,8 @@ struct PackedBatch {
 // How a decode step is laid out for a recorded graph (model/decode_graphs.h): padded to a fixed number of
 // sequences with fixed-width block tables, so its arrays have the sizes, hence the device addresses, that the
 // graph recorded. Padding sequences hold one token 0 that writes no KV (slot -1), attends to nothing (context
-// 0) and gets a logits row; LoRA segments are one per token.
+// 0) and gets a logits row; LoRA segments are the runs of equal slots, padded with empty segments to one per
+// row.
 struct PackLayout {
   int32_t pad_to_seqs = 0;        // 0: no padding (eager steps)
   int32_t block_table_width = 0;  // blocks per table row (0: the longest table)

@@ -1,9 +1,12 @@
 // transformer.cpp: model loading and the forward pass. Per layer: RMSNorm (fused with the residual add), fused
-// QKV projection (+bias) plus per-module LoRA into its column slice, RoPE, KV write, paged attention, output
-// projection (+LoRA), RMSNorm, fused gate/up (+LoRA), SiLU-mul, down projection (+LoRA).
+// QKV projection (+bias) plus the q/k/v LoRA into their column slices (one lora_group), RoPE, KV write, paged
+// attention, output projection (+LoRA), RMSNorm, fused gate/up (+LoRA, one lora_group), SiLU-mul, down
+// projection (+LoRA).
 #include "model/transformer.h"
 
 #include <cmath>
+#include <initializer_list>
+#include <utility>
 
 namespace ls {
 
@@ -55,11 +58,19 @@ Status Transformer::reserve_workspace(ForwardWorkspace& w, int64_t num_tokens, i
 
 namespace {
 
-void apply_lora(Backend& b, const BatchMeta& meta, const LoraTable* lora, int64_t layer, LoraModule m, Tensor x,
-                Tensor y) {
+// The LoRA deltas of up to three modules that read the same x, in one backend call; modules that no resident
+// adapter targets are left out.
+void apply_lora(Backend& b, const BatchMeta& meta, const LoraTable* lora, int64_t layer,
+                std::initializer_list<std::pair<LoraModule, Tensor>> targets, Tensor x) {
   if (!lora || !meta.has_lora) return;
-  const LoraModuleWeights w = lora->module(layer, m);
-  if (w.max_rank > 0) b.lora(meta, x, w, y);
+  LoraModuleWeights w[3];
+  Tensor ys[3];
+  int n = 0;
+  for (const auto& [m, y] : targets) {
+    w[n] = lora->module(layer, m);
+    if (w[n].max_rank > 0) ys[n++] = y;
+  }
+  if (n > 0) b.lora_group(meta, x, w, ys, n);
 }
 
 }  // namespace
@@ -82,9 +93,7 @@ void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv,
   }
   b.linear(x, w.qkv, w.qkv_bias, qkv);
   Tensor tq = qkv.col_slice(0, q), tk = qkv.col_slice(q, kvs), tv = qkv.col_slice(q + kvs, kvs);
-  apply_lora(b, meta, lora, l, LoraModule::kQ, x, tq);
-  apply_lora(b, meta, lora, l, LoraModule::kK, x, tk);
-  apply_lora(b, meta, lora, l, LoraModule::kV, x, tv);
+  apply_lora(b, meta, lora, l, {{LoraModule::kQ, tq}, {LoraModule::kK, tk}, {LoraModule::kV, tv}}, x);
   b.rope_kv_write(meta, tq, tk, tv, static_cast<const float*>(inv_freq_.data()), c.head_dim, kv.layer(l));
   AttentionParams params;
   params.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
@@ -92,21 +101,21 @@ void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv,
   params.sliding_window = c.sliding_window;
   b.attention(meta, tq, kv.layer(l), params, attn);
   b.linear(attn, w.o, w.o_bias, proj);
-  apply_lora(b, meta, lora, l, LoraModule::kO, attn, proj);
+  apply_lora(b, meta, lora, l, {{LoraModule::kO, proj}}, attn);
 
   b.add_rms_norm(residual, proj, w.post_attention_norm, static_cast<float>(c.rms_norm_eps), x);
   const bool gate_up_lora = lora && meta.has_lora &&
                             (lora->module(l, LoraModule::kGate).max_rank > 0 || lora->module(l, LoraModule::kUp).max_rank > 0);
   if (gate_up_lora) {  // the adapters' deltas join the product before the activation
     b.linear(x, w.gate_up, w.gate_up_bias, gate_up);
-    apply_lora(b, meta, lora, l, LoraModule::kGate, x, gate_up.col_slice(0, inter));
-    apply_lora(b, meta, lora, l, LoraModule::kUp, x, gate_up.col_slice(inter, inter));
+    apply_lora(b, meta, lora, l,
+               {{LoraModule::kGate, gate_up.col_slice(0, inter)}, {LoraModule::kUp, gate_up.col_slice(inter, inter)}}, x);
     b.silu_mul(gate_up, act);
   } else {
     b.linear_silu_mul(x, w.gate_up, w.gate_up_bias, gate_up, act);
   }
   b.linear(act, w.down, w.down_bias, proj);
-  apply_lora(b, meta, lora, l, LoraModule::kDown, act, proj);
+  apply_lora(b, meta, lora, l, {{LoraModule::kDown, proj}}, act);
 }
 
 Result<Tensor> Transformer::forward_device(const ForwardBatch& batch, KvCache& kv, const LoraTable* lora,

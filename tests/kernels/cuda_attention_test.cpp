@@ -8,7 +8,6 @@
 #include <cmath>
 #include <numeric>
 
-#include "backend/cuda/kernels/attention.h"
 #include "cuda_test_fixture.h"
 
 namespace ls::testing {
@@ -113,18 +112,13 @@ std::vector<std::pair<int32_t, int32_t>> decode_seqs(std::mt19937& rng, int n, s
   return seqs;
 }
 
-// Selects a decode kernel for one scope, restoring the default after.
-struct DecodeKernelScope {
-  explicit DecodeKernelScope(cuda::DecodeKernel k) : saved(cuda::decode_kernel()) { cuda::set_decode_kernel(k); }
-  ~DecodeKernelScope() { cuda::set_decode_kernel(saved); }
-  cuda::DecodeKernel saved;
-};
-const char* kernel_name(cuda::DecodeKernel k) { return k == cuda::DecodeKernel::kSimt ? "simt" : "tensor-core"; }
+using DecodeAttention = CudaBackendOptions::DecodeAttention;
+const char* kernel_name(DecodeAttention k) { return k == DecodeAttention::kSimt ? "simt" : "tensor-core"; }
 
 TEST_F(CudaAttention, DecodeFastPath) {
   SCOPED_TRACE(trace());
-  for (cuda::DecodeKernel k : {cuda::DecodeKernel::kTensorCore, cuda::DecodeKernel::kSimt}) {
-    DecodeKernelScope scope(k);
+  for (DecodeAttention k : {DecodeAttention::kTensorCore, DecodeAttention::kSimt}) {
+    set_cuda_options([k](CudaBackendOptions& o) { o.decode_attention = k; });
     SCOPED_TRACE(kernel_name(k));
     for (int64_t d : {64, 128}) {
       for (int64_t group : {1, 2, 4, 8}) {
@@ -141,8 +135,8 @@ TEST_F(CudaAttention, DecodeFastPath) {
 
 TEST_F(CudaAttention, DecodeOddBlocksAndWindows) {
   SCOPED_TRACE(trace());
-  for (cuda::DecodeKernel k : {cuda::DecodeKernel::kTensorCore, cuda::DecodeKernel::kSimt}) {
-    DecodeKernelScope scope(k);
+  for (DecodeAttention k : {DecodeAttention::kTensorCore, DecodeAttention::kSimt}) {
+    set_cuda_options([k](CudaBackendOptions& o) { o.decode_attention = k; });
     SCOPED_TRACE(kernel_name(k));
     check_attention(this, {8, 2, 128, 5}, decode_seqs(rng_, 7, {1, 17, 1030, 6, 5}));
     check_attention(this, {8, 2, 128, 16, 8}, decode_seqs(rng_, 7, {1, 17, 1030, 6, 5}));

@@ -2,13 +2,18 @@
 // random Llama (head dim 64, GQA 4) prefills sequences of different lengths; then decode steps of 1, 3 and 13
 // sequences (buckets 1 (GEMV), 4 (padded), 16 (cuBLASLt, padded)) run both ways over two copies of the cache,
 // feeding both the same tokens, and every step's logits must agree within bf16 tolerance. Ineligible batches
-// (prefill chunks, adapters, too many sequences) are refused, and the CPU backend has no graphs.
+// (prefill chunks, adapters, too many sequences) are refused, and the CPU backend has no graphs. With adapters:
+// decode steps whose sequences switch among adapters of ranks 4, 16 and 64 (and none) at every step, and a slot
+// reloaded with a rank-32 adapter between replays, replay the same LoRA graphs and equal the eager pass.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include <random>
+
 #include "backend_pair.h"
+#include "lora/lora_slots.h"
 #include "model/decode_graphs.h"
 
 namespace ls::testing {
@@ -94,6 +99,79 @@ TEST(CudaDecodeGraphs, MatchEagerSteps) {
   ForwardBatch too_many;
   for (int i = 0; i < 17; ++i) too_many.seqs.push_back({{1}, 0, {i}, -1, LogitsWanted::kLast});
   EXPECT_FALSE((*graphs)->eligible(too_many));
+}
+
+TEST(CudaDecodeGraphs, AdapterMixChangesBetweenReplays) {
+  auto backend = make_backend("cuda");
+  if (!backend.is_ok()) GTEST_SKIP() << "no GPU: " << backend.status().to_string();
+  Backend& b = **backend;
+  LoadOptions load;
+  load.dummy_weights = true;
+  load.dummy_seed = 5;
+  auto model = Transformer::load(write_model_dir(), b, load);
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  Transformer& m = **model;
+  LoraSlots slots = LoraSlots::create(b, m.config(), 4, 4 + 16 + 64 + 32).value();
+  const int32_t ranks[3] = {4, 16, 64};
+  for (int32_t s = 0; s < 3; ++s) ASSERT_TRUE(slots.load_random(s, ranks[s], 40 + s).is_ok());
+  const int32_t bs = 16, blocks_per_seq = 16, n = 13;
+  KvCache kv_eager = KvCache::create(b, m.config(), n * blocks_per_seq, bs).value();
+  KvCache kv_graph = KvCache::create(b, m.config(), n * blocks_per_seq, bs).value();
+  DecodeGraphOptions o;
+  o.buckets = {4, 16};
+  o.max_context = blocks_per_seq * bs;
+  auto graphs = DecodeGraphs::create(m, kv_graph, o);
+  ASSERT_TRUE(graphs.is_ok()) << graphs.status().to_string();
+  std::mt19937 rng(11);
+  std::vector<SequenceStep> seqs(n);
+  for (int32_t s = 0; s < n; ++s) {
+    for (int32_t i = 0; i < 3 + 7 * s; ++i) seqs[s].tokens.push_back((13 * s + 5 * i) % 1000);
+    for (int32_t blk = 0; blk < blocks_per_seq; ++blk) seqs[s].block_table.push_back(s * blocks_per_seq + blk);
+    seqs[s].lora_slot = s % 4 - 1;
+    ForwardBatch fb;
+    fb.seqs.push_back(seqs[s]);
+    ASSERT_TRUE(m.forward(fb, kv_eager, &slots).is_ok());
+    ASSERT_TRUE(m.forward(fb, kv_graph, &slots).is_ok());
+    seqs[s].num_cached = static_cast<int32_t>(seqs[s].tokens.size());
+    seqs[s].tokens = {(3 * s + 2) % 1000};
+  }
+  for (int step = 0; step < 8; ++step) {
+    if (step == 4) {  // a new adapter of another rank in slot 1, between replays
+      slots.clear(1);
+      ASSERT_TRUE(slots.load_random(1, 32, 99).is_ok());
+    }
+    // Every step a new mix: the first 3 or all 13 sequences, each with a random slot or none.
+    const int32_t count = step % 2 == 0 ? n : 3;
+    ForwardBatch fb;
+    for (int32_t s = 0; s < count; ++s) {
+      seqs[s].lora_slot = static_cast<int32_t>(rng() % 4) - 1;
+      fb.seqs.push_back(seqs[s]);
+    }
+    fb.seqs[0].lora_slot = 2;  // at least one adapter: the LoRA graph
+    ASSERT_TRUE((*graphs)->eligible(fb, &slots));
+    EXPECT_FALSE((*graphs)->eligible(fb));  // adapters need the table
+    auto eager = m.forward(fb, kv_eager, &slots);
+    ASSERT_TRUE(eager.is_ok()) << eager.status().to_string();
+    auto packed = pack_batch(fb, bs, kv_graph.num_blocks(), m.config().vocab_size, slots.num_slots(),
+                             (*graphs)->layout_for(count));
+    ASSERT_TRUE(packed.is_ok()) << packed.status().to_string();
+    auto logits = (*graphs)->run(packed.value(), &slots);
+    ASSERT_TRUE(logits.is_ok()) << logits.status().to_string();
+    const std::vector<float> graph = download(b, logits->row_slice(0, count));
+    const double err = rel_error(graph, eager.value());
+    EXPECT_LT(err, 2e-2) << "step " << step;
+    std::printf("decode graph with adapters, %2d sequences, step %d: rel error vs eager %.2e\n", count, step, err);
+    for (int32_t s = 0; s < count; ++s) {
+      const float* row = eager.value().data() + s * 1000;
+      seqs[s].num_cached += 1;
+      seqs[s].tokens = {static_cast<int32_t>(std::max_element(row, row + 1000) - row)};
+    }
+  }
+  // A slot that holds no adapter is not eligible.
+  ForwardBatch empty_slot;
+  empty_slot.seqs.push_back(seqs[0]);
+  empty_slot.seqs[0].lora_slot = 3;
+  EXPECT_FALSE((*graphs)->eligible(empty_slot, &slots));
 }
 
 TEST(DecodeGraphs, CpuBackendHasNone) {

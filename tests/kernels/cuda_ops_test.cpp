@@ -88,9 +88,8 @@ void check_linear(BackendPair& p, std::mt19937& rng, int64_t m, int64_t n, int64
 // paths off).
 TEST_F(CudaOps, Linear) {
   SCOPED_TRACE(trace());
-  CudaBackend* cuda = as_cuda_backend(*p_.gpu);
-  ASSERT_NE(cuda, nullptr);
-  cuda->set_skinny_mode(CudaBackend::SkinnyMode::kAll);
+  using Skinny = CudaBackendOptions::Skinny;
+  set_cuda_options([](CudaBackendOptions& o) { o.skinny = Skinny::kAll; });
   for (int64_t m : {1, 2, 3, 4, 7, 8, 20, 32, 50, 64, 65, 99, 128, 200}) {
     for (auto [n, k] : {std::pair<int64_t, int64_t>{96, 64}, {1000, 4096}, {4096, 1024}, {77, 40}, {384, 14336},
                         {6144, 512}}) {
@@ -99,14 +98,18 @@ TEST_F(CudaOps, Linear) {
       check_linear(p_, rng_, m, n, k, false, true, 8);
     }
   }
-  cuda->set_gemv_enabled(false);  // the same small batches through cuBLASLt
-  cuda->set_skinny_mode(CudaBackend::SkinnyMode::kOff);
+  set_cuda_options([](CudaBackendOptions& o) {  // the same small batches through cuBLASLt
+    o.gemv = false;
+    o.skinny = Skinny::kOff;
+  });
   for (int64_t m : {1, 3, 7, 99}) check_linear(p_, rng_, m, 4096, 1024, true, false, 0);
-  cuda->set_gemv_enabled(true);
-  cuda->set_skinny_mode(CudaBackend::SkinnyMode::kAll);
+  set_cuda_options([](CudaBackendOptions& o) {
+    o.gemv = true;
+    o.skinny = Skinny::kAll;
+  });
   // Repeated split-K products leave their accumulator clean: the second result equals the first.
   for (int rep = 0; rep < 2; ++rep) check_linear(p_, rng_, 33, 4096, 4096, true, false, 0);
-  cuda->set_skinny_mode(CudaBackend::SkinnyMode::kAuto);
+  set_cuda_options([](CudaBackendOptions& o) { o.skinny = Skinny::kAuto; });
   for (int64_t m : {5, 8, 16, 32, 64}) check_linear(p_, rng_, m, 28672, 512, false, false, 0);
 }
 
@@ -115,10 +118,8 @@ TEST_F(CudaOps, Linear) {
 // more than 64 rows).
 TEST_F(CudaOps, LinearSiluMul) {
   SCOPED_TRACE(trace());
-  CudaBackend* cuda = as_cuda_backend(*p_.gpu);
-  ASSERT_NE(cuda, nullptr);
-  for (auto mode : {CudaBackend::SkinnyMode::kAll, CudaBackend::SkinnyMode::kAuto}) {
-    cuda->set_skinny_mode(mode);
+  for (auto mode : {CudaBackendOptions::Skinny::kAll, CudaBackendOptions::Skinny::kAuto}) {
+    set_cuda_options([mode](CudaBackendOptions& o) { o.skinny = mode; });
     for (int64_t m : {1, 3, 5, 8, 20, 32, 50, 64, 65}) {
       for (auto [inter, k] : {std::pair<int64_t, int64_t>{14336, 256}, {4864, 896}, {96, 40}, {8192, 1000}}) {
         for (bool bias : {false, true}) {
@@ -137,7 +138,6 @@ TEST_F(CudaOps, LinearSiluMul) {
       }
     }
   }
-  cuda->set_skinny_mode(CudaBackend::SkinnyMode::kAuto);
 }
 
 TEST_F(CudaOps, SiluMul) {

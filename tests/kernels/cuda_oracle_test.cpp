@@ -9,6 +9,8 @@
 //    rounding; measured up to 2.5e-1). The worst row of each run is printed.
 //  - greedy paths (through the serving engine, all runs of a case mixed in its batches): equal, except where the paths part at a near-tie: the reference's top-2 margin at that row
 //    (over max |ref|) is below twice our measured deviation from the reference at that row, and below 5e-2.
+//  - all mixed: every path of a case (the base model's and every adapter's, each its own sequence in the slot of
+//    its adapter) in one teacher-forced batch through the multi-LoRA kernels, every row within the same bounds.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -113,6 +115,61 @@ TEST(CudaOracle, SharedOracleGreedyPaths) {
       std::printf("shared/%-8s %-10s max row deviation from the shared logits %.2e, near-tie divergences %d of %zu\n",
                   arch, run.name.c_str(), worst, near_ties, run.paths.size());
     }
+  }
+}
+
+TEST(CudaOracle, AllAdaptersInOneBatch) {
+  for (const testing::OracleCase& c : testing::cpu_reference_cases()) {
+    Engine e;
+    std::string why;
+    if (!make_engine(c.base_dir, &e, &why)) GTEST_SKIP() << "no GPU: " << why;
+    const int64_t vocab = e.model->config().vocab_size;
+    const auto adapters = static_cast<int32_t>(c.runs.size()) - 1;
+    if (adapters == 0) continue;
+    LoraSlots slots = LoraSlots::create(*e.backend, e.model->config(), adapters).value();
+    for (int32_t a = 0; a < adapters; ++a) {
+      auto adapter = load_lora_adapter(c.runs[a + 1].adapter_dir, e.model->config());
+      ASSERT_TRUE(adapter.is_ok()) << adapter.status().to_string();
+      ASSERT_TRUE(slots.load(a, adapter.value()).is_ok());
+    }
+    // Sequences interleaved across runs, so every adapter's rows sit between others'.
+    constexpr int32_t kBlock = 16;
+    ForwardBatch batch;
+    std::vector<std::pair<size_t, size_t>> which;  // (run, path) of each sequence
+    int32_t next_block = 0;
+    for (size_t i = 0;; ++i) {
+      bool any = false;
+      for (size_t r = 0; r < c.runs.size(); ++r) {
+        if (i >= c.runs[r].paths.size()) continue;
+        any = true;
+        SequenceStep s;
+        s.tokens = c.runs[r].paths[i];
+        s.lora_slot = static_cast<int32_t>(r) - 1;
+        s.logits = LogitsWanted::kAll;
+        const int32_t blocks = (static_cast<int32_t>(s.tokens.size()) + kBlock - 1) / kBlock;
+        for (int32_t b = 0; b < blocks; ++b) s.block_table.push_back(next_block++);
+        batch.seqs.push_back(std::move(s));
+        which.emplace_back(r, i);
+      }
+      if (!any) break;
+    }
+    KvCache kv = KvCache::create(*e.backend, e.model->config(), next_block, kBlock).value();
+    auto logits = e.model->forward(batch, kv, &slots);
+    ASSERT_TRUE(logits.is_ok()) << logits.status().to_string();
+    size_t row = 0;
+    double worst[2] = {0, 0};
+    for (size_t s = 0; s < batch.seqs.size(); ++s) {
+      const auto [r, i] = which[s];
+      const std::vector<float> ref = c.reference(c.runs[r].name, i);
+      for (size_t t = 0; t < batch.seqs[s].tokens.size(); ++t, ++row) {
+        const double err = row_error(logits.value().data() + row * vocab, &ref[t * vocab], vocab);
+        worst[r > 0] = std::max(worst[r > 0], err);
+        EXPECT_LE(err, r == 0 ? kBaseRowTol : kAdapterRowTol) << c.label << " " << c.runs[r].name << " path " << i
+                                                               << " row " << t;
+      }
+    }
+    std::printf("%-34s all %zu paths in one batch (%d adapters): max row error base %.2e, adapters %.2e\n",
+                c.label.c_str(), batch.seqs.size(), adapters, worst[0], worst[1]);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <random>
 #include <string>
 
+#include "backend/cuda/cuda_backend.h"
 #include "backend_pair.h"
 #include "model/forward_batch.h"
 
@@ -34,6 +35,15 @@ class CudaOpTest : public ::testing::Test {
     return m;
   }
   std::string trace() const { return "seed " + std::to_string(seed_); }
+  // Switches the CUDA backend's kernel paths for the rest of the test (each test starts from the defaults).
+  template <typename Change>
+  void set_cuda_options(Change change) {
+    CudaBackend* cuda = as_cuda_backend(*p_.gpu);
+    ASSERT_NE(cuda, nullptr);
+    CudaBackendOptions o = cuda->options();
+    change(o);
+    cuda->set_options(o);
+  }
 
   BackendPair p_;
   uint32_t seed_ = 0;

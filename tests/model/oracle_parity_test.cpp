@@ -77,7 +77,9 @@ TEST(OracleParity, AsCloseToSharedOracleAsTransformersItself) {
         std::vector<double> deviation(path.size());
         for (size_t r = 0; r < path.size(); ++r) {
           const double ours = row_error(hf.value()[r].data(), &ref[r * vocab], vocab);
-          if (r == 0) EXPECT_LE(ours, 1e-3) << arch << " " << run.name << " path " << i;
+          if (r == 0) {
+            EXPECT_LE(ours, 1e-3) << arch << " " << run.name << " path " << i;
+          }
           // Reference deviation of transformers itself: same path only when the CPU oracle's greedy path agrees.
           deviation[r] = ours;
         }

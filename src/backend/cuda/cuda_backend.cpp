@@ -3,7 +3,6 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -15,6 +14,7 @@ namespace {
 
 constexpr size_t kBatchArenaBytes = 32u << 20;      // every index array of one step
 constexpr size_t kParamsArenaBytes = 256u << 10;    // sampling params of one step
+constexpr size_t kPenaltyArenaBytes = 8u << 20;     // token counts of apply_penalties (rows go in groups that fit)
 constexpr size_t kGemmWorkspaceBytes = 32u << 20;
 constexpr size_t kConvertChunkFloats = 16u << 20;   // upload_f32 converts 64 MB at a time
 constexpr size_t kArrivalCounters = 1u << 16;       // decode attention: sequences x KV heads per step
@@ -32,14 +32,14 @@ class CudaGraph final : public OpGraph {
 
 }  // namespace
 
-Result<std::unique_ptr<Backend>> make_cuda_backend() {
-  LS_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::create());
+Result<std::unique_ptr<Backend>> make_cuda_backend(const CudaBackendOptions& options) {
+  LS_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::create(options));
   return std::unique_ptr<Backend>(std::move(b));
 }
 
 CudaBackend* as_cuda_backend(Backend& backend) { return dynamic_cast<CudaBackend*>(&backend); }
 
-Result<std::unique_ptr<CudaBackend>> CudaBackend::create() {
+Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const CudaBackendOptions& options) {
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess || count == 0)
@@ -50,19 +50,24 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create() {
   if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return unavailable("cudaGetDeviceProperties failed");
   if (prop.major < 9) return unavailable(std::string("the CUDA backend needs sm_90 (Hopper); found ") + prop.name);
   b->num_sms_ = prop.multiProcessorCount;
-  if (cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking) != cudaSuccess)
+  b->options_ = options;
+  if (cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking) != cudaSuccess ||
+      cudaStreamCreateWithFlags(&b->copy_stream_, cudaStreamNonBlocking) != cudaSuccess ||
+      cudaEventCreateWithFlags(&b->ops_mark_, cudaEventDisableTiming) != cudaSuccess)
     return unavailable("cudaStreamCreate failed");
-  LS_ASSIGN_OR_RETURN(b->gemm_, cuda::CudaGemm::create(b->stream_, kGemmWorkspaceBytes));
+  LS_ASSIGN_OR_RETURN(b->gemm_, cuda::CudaGemm::create(b->stream_, kGemmWorkspaceBytes, options.gemm_tune));
   LS_ASSIGN_OR_RETURN(b->batch_upload_, cuda::StagedUpload::create(kBatchArenaBytes));
   LS_ASSIGN_OR_RETURN(b->params_upload_, cuda::StagedUpload::create(kParamsArenaBytes));
+  LS_ASSIGN_OR_RETURN(b->penalty_upload_, cuda::StagedUpload::create(kPenaltyArenaBytes));
   LS_ASSIGN_OR_RETURN(b->arrivals_, b->allocate(kArrivalCounters * sizeof(int32_t)));
   LS_CUDA_CHECK(cudaMemsetAsync(b->arrivals_.data(), 0, b->arrivals_.bytes(), b->stream_));
-  const char* gemv = std::getenv("LS_CUDA_GEMV");
-  b->gemv_enabled_ = !(gemv && gemv[0] == '0');
-  const char* skinny = std::getenv("LS_CUDA_SKINNY");
-  if (skinny && skinny[0] == '0') b->skinny_mode_ = SkinnyMode::kOff;
-  if (skinny && skinny[0] == '1') b->skinny_mode_ = SkinnyMode::kAll;
   return b;
+}
+
+void CudaBackend::set_options(const CudaBackendOptions& options) {
+  LS_CHECK(!capturing_) << "cuda backend: options changed while capturing a graph";
+  options_ = options;
+  gemm_->set_tune(options.gemm_tune);
 }
 
 CudaBackend::~CudaBackend() {
@@ -75,6 +80,12 @@ CudaBackend::~CudaBackend() {
   lora_scratch_ = Buffer();
   batch_upload_ = cuda::StagedUpload();
   params_upload_ = cuda::StagedUpload();
+  penalty_upload_ = cuda::StagedUpload();
+  if (copy_stream_) cudaStreamSynchronize(copy_stream_);
+  for (auto& f : fences_) cudaEventDestroy(f.second);
+  for (cudaEvent_t e : spare_events_) cudaEventDestroy(e);
+  if (ops_mark_) cudaEventDestroy(ops_mark_);
+  if (copy_stream_) cudaStreamDestroy(copy_stream_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -118,14 +129,14 @@ void CudaBackend::upload_f32(void* dst, const float* src, size_t n) {
     // Stream order keeps the next chunk's copy behind this chunk's conversion.
     LS_CUDA_CHECK(cudaMemcpyAsync(staging, src + done, count * sizeof(float), cudaMemcpyHostToDevice, stream_));
     LS_CUDA_CHECK(cuda::launch_f32_to_bf16(staging, static_cast<uint16_t*>(dst) + done, static_cast<int64_t>(count),
-                                           stream_));
+                                           launch_stream()));
   }
   LS_CUDA_CHECK(cudaStreamSynchronize(stream_));  // src may be freed when we return
 }
 
 void CudaBackend::fill_uniform(Tensor t, uint64_t seed, float lo, float hi) {
   LS_CHECK(t.dtype == DType::kBF16 || t.dtype == DType::kF32) << "cuda backend: fill_uniform of bf16 or f32 only";
-  LS_CUDA_CHECK(cuda::launch_fill_uniform(t.data, t.ld, t.rows, t.cols, t.dtype == DType::kF32, seed, lo, hi, stream_));
+  LS_CUDA_CHECK(cuda::launch_fill_uniform(t.data, t.ld, t.rows, t.cols, t.dtype == DType::kF32, seed, lo, hi, launch_stream()));
 }
 
 BatchMeta CudaBackend::upload_batch(const BatchMeta& host) {
@@ -166,6 +177,62 @@ BatchMeta CudaBackend::upload_batch(const BatchMeta& host) {
   }
   batch_upload_.commit(offset, stream_);
   return d;
+}
+
+Result<Buffer> CudaBackend::allocate_host(size_t bytes) {
+  void* p = nullptr;
+  if (cudaMallocHost(&p, std::max<size_t>(bytes, 1)) != cudaSuccess) {
+    cudaGetLastError();
+    return resource_exhausted("pinned host allocation of " + std::to_string(bytes) + " bytes failed");
+  }
+  return Buffer(p, bytes, [](void* q) { cudaFreeHost(q); });
+}
+
+uint64_t CudaBackend::copy_beside(const HostCopy* copies, size_t n) {
+  LS_CHECK(!capturing_) << "cuda backend: copy_beside while capturing a graph";
+  // The copies go after every op queued so far (they may overwrite what those ops read); later ops never wait.
+  LS_CUDA_CHECK(cudaEventRecord(ops_mark_, stream_));
+  LS_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, ops_mark_, 0));
+  for (size_t i = 0; i < n; ++i) {
+    const HostCopy& c = copies[i];
+    if (c.width == 0 || c.rows == 0) continue;
+    if (c.rows == 1) {
+      LS_CUDA_CHECK(cudaMemcpyAsync(c.dst, c.src, c.width, cudaMemcpyHostToDevice, copy_stream_));
+    } else {
+      LS_CUDA_CHECK(cudaMemcpy2DAsync(c.dst, c.dst_pitch, c.src, c.src_pitch, c.width, c.rows, cudaMemcpyHostToDevice,
+                                      copy_stream_));
+    }
+  }
+  cudaEvent_t e = nullptr;
+  if (!spare_events_.empty()) {
+    e = spare_events_.back();
+    spare_events_.pop_back();
+  } else {
+    LS_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  }
+  LS_CUDA_CHECK(cudaEventRecord(e, copy_stream_));
+  fences_.emplace_back(++last_fence_, e);
+  return last_fence_;
+}
+
+bool CudaBackend::copies_done(uint64_t fence) {
+  while (!fences_.empty() && fence > done_fence_) {
+    const cudaError_t err = cudaEventQuery(fences_.front().second);
+    if (err == cudaErrorNotReady) break;
+    LS_CUDA_CHECK(err);
+    done_fence_ = fences_.front().first;
+    spare_events_.push_back(fences_.front().second);
+    fences_.pop_front();
+  }
+  return fence <= done_fence_;
+}
+
+void CudaBackend::wait_copies(uint64_t fence) {
+  for (const auto& f : fences_) {
+    if (f.first > fence) break;
+    LS_CUDA_CHECK(cudaEventSynchronize(f.second));
+  }
+  copies_done(fence);
 }
 
 float* CudaBackend::scratch(Buffer& buffer, size_t n) {

@@ -6,20 +6,23 @@
 
 #include <cuda_runtime_api.h>
 
+#include <deque>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_gemm.h"
 #include "backend/cuda/cuda_staging.h"
+#include "backend/cuda/kernels/stream.h"
 
 namespace ls {
 
-Result<std::unique_ptr<Backend>> make_cuda_backend();
+Result<std::unique_ptr<Backend>> make_cuda_backend(const CudaBackendOptions& options = {});
 
 class CudaBackend final : public Backend {
  public:
-  static Result<std::unique_ptr<CudaBackend>> create();
+  static Result<std::unique_ptr<CudaBackend>> create(const CudaBackendOptions& options = {});
   ~CudaBackend() override;
 
   std::string name() const override { return "cuda"; }
@@ -47,12 +50,19 @@ class CudaBackend final : public Backend {
   void silu_mul(Tensor gate_up, Tensor out) override;
   void linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor gate_up, Tensor out) override;
   void lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& weights, Tensor y) override;
+  void lora_group(const BatchMeta& batch, Tensor x, const LoraModuleWeights* weights, const Tensor* ys,
+                  int n) override;
   void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) override;
   void argmax(Tensor logits, int32_t* tokens) override;
   void sample(Tensor logits, const SamplingParams* params, int32_t* tokens) override;
   void apply_penalties(Tensor logits, const TokenCounts& counts) override;
   void logprobs(Tensor logits, const int32_t* targets, int32_t top_n, float* logprob, int32_t* top_ids,
                 float* top_logprobs) override;
+
+  Result<Buffer> allocate_host(size_t bytes) override;
+  uint64_t copy_beside(const HostCopy* copies, size_t n) override;
+  bool copies_done(uint64_t fence) override;
+  void wait_copies(uint64_t fence) override;
 
   bool supports_graphs() const override { return true; }
   Status begin_capture() override;
@@ -61,40 +71,41 @@ class CudaBackend final : public Backend {
   // ---- CUDA-only, for tests and the benchmark ----
   cudaStream_t stream() const { return stream_; }
   int num_sms() const { return num_sms_; }
-  // Whether linear() takes the weight-streaming GEMV for 1-4 rows (default on; LS_CUDA_GEMV=0 turns it off).
-  void set_gemv_enabled(bool on) { gemv_enabled_ = on; }
-  bool gemv_enabled() const { return gemv_enabled_; }
-  // When linear() and linear_silu_mul() take the weight-streaming skinny GEMM (skinny_gemm.cu, 5-64 rows) instead
-  // of cuBLASLt: kAuto (default) where it measured faster on the H100 (skinny_gemm_preferred; the fused gate/up
-  // SiLU product always), kAll wherever it applies (LS_CUDA_SKINNY=1), kOff never (LS_CUDA_SKINNY=0).
-  enum class SkinnyMode { kOff, kAuto, kAll };
-  void set_skinny_mode(SkinnyMode mode) { skinny_mode_ = mode; }
-  SkinnyMode skinny_mode() const { return skinny_mode_; }
+  const CudaBackendOptions& options() const { return options_; }
+  // Switches kernel paths (tests and bench-engine compare them). Graphs keep the paths they recorded.
+  void set_options(const CudaBackendOptions& options);
 
  private:
   CudaBackend() = default;
+  // Where launchers queue kernels: the op stream, with PDL as the options say.
+  cuda::Stream launch_stream() const { return {stream_, options_.pdl}; }
   // Float32 scratch of at least n values that stays put while a graph is being captured.
   float* scratch(Buffer& buffer, size_t n);
   // The same, zero-filled when (re)allocated; kernels that use it leave it zero.
   float* zeroed_scratch(Buffer& buffer, size_t n);
-  // Sampling through the host reference (cuda_sampling_host.cpp), for what the kernels do not cover yet.
-  void sample_on_host(Tensor logits, const SamplingParams* params, int32_t* tokens);
 
   int device_ = 0;
   int num_sms_ = 0;
   cudaStream_t stream_ = nullptr;
   bool capturing_ = false;
-  bool gemv_enabled_ = true;
-  SkinnyMode skinny_mode_ = SkinnyMode::kAuto;
+  CudaBackendOptions options_;
   std::unique_ptr<cuda::CudaGemm> gemm_;
   cuda::StagedUpload batch_upload_;
   cuda::StagedUpload params_upload_;
+  cuda::StagedUpload penalty_upload_;  // apply_penalties' token counts
   Buffer convert_staging_;    // float32 chunk of upload_f32
   Buffer attention_scratch_;  // decode split partials
   Buffer arrivals_;           // split arrival counters (attention, skinny GEMM), zero between launches
   Buffer skinny_accumulator_; // skinny GEMM split-K partial sums
-  Buffer lora_scratch_;       // shrunk LoRA activations
+  Buffer lora_scratch_;       // LoRA shrink partial sums
   std::vector<Buffer> retired_scratch_;  // outgrown scratch, kept: graphs recorded earlier still point at it
+  // The copy queue beside the ops (copy_beside): its stream, the event that orders it after the ops, and the
+  // fences in flight (ascending), with spare events.
+  cudaStream_t copy_stream_ = nullptr;
+  cudaEvent_t ops_mark_ = nullptr;
+  std::deque<std::pair<uint64_t, cudaEvent_t>> fences_;
+  std::vector<cudaEvent_t> spare_events_;
+  uint64_t last_fence_ = 0, done_fence_ = 0;
 };
 
 // The backend as a CudaBackend, or null when it is another backend.

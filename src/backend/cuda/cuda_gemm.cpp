@@ -4,8 +4,6 @@
 #include "backend/cuda/cuda_gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -40,7 +38,8 @@ struct CudaGemm::Plan {
   }
 };
 
-Result<std::unique_ptr<CudaGemm>> CudaGemm::create(cudaStream_t stream, size_t workspace_bytes) {
+Result<std::unique_ptr<CudaGemm>> CudaGemm::create(cudaStream_t stream, size_t workspace_bytes,
+                                                  CudaBackendOptions::GemmTune tune) {
   cublasLtHandle_t handle = nullptr;
   if (cublasLtCreate(&handle) != CUBLAS_STATUS_SUCCESS) return unavailable("cublasLtCreate failed");
   void* workspace = nullptr;
@@ -48,14 +47,18 @@ Result<std::unique_ptr<CudaGemm>> CudaGemm::create(cudaStream_t stream, size_t w
     cublasLtDestroy(handle);
     return resource_exhausted("cannot allocate the cuBLASLt workspace");
   }
-  return std::unique_ptr<CudaGemm>(new CudaGemm(stream, handle, workspace, workspace_bytes));
+  return std::unique_ptr<CudaGemm>(new CudaGemm(stream, handle, workspace, workspace_bytes, tune));
 }
 
-CudaGemm::CudaGemm(cudaStream_t stream, cublasLtHandle_t handle, void* workspace, size_t workspace_bytes)
+CudaGemm::CudaGemm(cudaStream_t stream, cublasLtHandle_t handle, void* workspace, size_t workspace_bytes,
+                   CudaBackendOptions::GemmTune tune)
     : stream_(stream), handle_(handle), workspace_(workspace), workspace_bytes_(workspace_bytes) {
-  const char* e = std::getenv("LS_CUBLASLT_TUNE");
-  tune_ = !(e && e[0] == '0');
-  cold_ = !(e && std::strcmp(e, "warm") == 0);
+  set_tune(tune);
+}
+
+void CudaGemm::set_tune(CudaBackendOptions::GemmTune tune) {
+  tune_ = tune != CudaBackendOptions::GemmTune::kOff;
+  cold_ = tune == CudaBackendOptions::GemmTune::kCold;
 }
 
 CudaGemm::~CudaGemm() {
@@ -114,7 +117,7 @@ CudaGemm::Plan& CudaGemm::plan_for(const GemmArgs& g, bool capturing) {
 // the forward pass runs it: with the weights cold in L2 (a read sweep of twice the L2 size before each timed
 // launch, leaving clean lines; the decode step's ~16 GB of weights never stay there) and with the GPU busy
 // from the sweep on, so the events time the kernel and not the host's launch latency. Median of kTuneReps per
-// candidate. LS_CUBLASLT_TUNE=warm skips the sweep (the first version's way: repeated launches on L2-warm
+// candidate. GemmTune::kWarm skips the sweep (the first version's way: repeated launches on L2-warm
 // weights), for comparison.
 void CudaGemm::tune(Plan& plan, const GemmArgs& g, const cublasLtMatmulHeuristicResult_t* results, int count) {
   if (cold_ && !flush_ && flush_bytes_ == 0) {
@@ -136,7 +139,7 @@ void CudaGemm::tune(Plan& plan, const GemmArgs& g, const cublasLtMatmulHeuristic
     enqueue(plan, g, results[i].algo);  // warm-up
     std::vector<float> times;
     for (int rep = 0; rep < kTuneReps; ++rep) {
-      if (flush_) LS_CUDA_CHECK(launch_read_sweep(flush_, static_cast<int64_t>(flush_bytes_), stream_));
+      if (flush_) LS_CUDA_CHECK(launch_read_sweep(flush_, static_cast<int64_t>(flush_bytes_), Stream{stream_, false}));
       LS_CUDA_CHECK(cudaEventRecord(start, stream_));
       enqueue(plan, g, results[i].algo);
       LS_CUDA_CHECK(cudaEventRecord(stop, stream_));

@@ -1,7 +1,7 @@
 // cuda_gemm.h: CudaGemm, the projections out = x W^T (+ bias) through cuBLASLt (bf16 inputs, fp32 compute,
 // bf16 or fp32 output, bias in the epilogue). One plan per shape: the heuristic's candidates (up to 32) are
 // timed once on the real operands with cold L2 (outside graph capture) and the fastest is kept;
-// LS_CUBLASLT_TUNE=0 keeps the first, LS_CUBLASLT_TUNE=warm times them with warm L2.
+// CudaBackendOptions::gemm_tune kOff keeps the first, kWarm times them with warm L2.
 #pragma once
 
 #include <cublasLt.h>
@@ -12,6 +12,7 @@
 #include <memory>
 #include <tuple>
 
+#include "backend/backend.h"
 #include "core/status.h"
 
 namespace ls::cuda {
@@ -30,18 +31,22 @@ struct GemmArgs {
 
 class CudaGemm {
  public:
-  static Result<std::unique_ptr<CudaGemm>> create(cudaStream_t stream, size_t workspace_bytes);
+  static Result<std::unique_ptr<CudaGemm>> create(cudaStream_t stream, size_t workspace_bytes,
+                                                  CudaBackendOptions::GemmTune tune);
   ~CudaGemm();
   CudaGemm(const CudaGemm&) = delete;
   CudaGemm& operator=(const CudaGemm&) = delete;
 
+  // How plans made from now on are chosen (plans made earlier stay).
+  void set_tune(CudaBackendOptions::GemmTune tune);
   // Enqueues the product on the stream; `capturing` forbids tuning (no synchronization inside a graph).
   void run(const GemmArgs& args, bool capturing);
 
  private:
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int, int>;
   struct Plan;
-  CudaGemm(cudaStream_t stream, cublasLtHandle_t handle, void* workspace, size_t workspace_bytes);
+  CudaGemm(cudaStream_t stream, cublasLtHandle_t handle, void* workspace, size_t workspace_bytes,
+           CudaBackendOptions::GemmTune tune);
   Plan& plan_for(const GemmArgs& args, bool capturing);
   void tune(Plan& plan, const GemmArgs& args, const cublasLtMatmulHeuristicResult_t* results, int count);
   void enqueue(const Plan& plan, const GemmArgs& args, const cublasLtMatmulAlgo_t& algo);
@@ -51,7 +56,7 @@ class CudaGemm {
   void* workspace_;
   size_t workspace_bytes_;
   bool tune_;
-  bool cold_;              // tune with L2 swept before each timed launch (LS_CUBLASLT_TUNE=warm: not)
+  bool cold_;              // tune with L2 swept before each timed launch (GemmTune::kWarm: not)
   void* flush_ = nullptr;  // evicts L2 between tuning launches (allocated at the first tuning)
   size_t flush_bytes_ = 0;
   std::map<Key, std::unique_ptr<Plan>> plans_;

@@ -1,5 +1,6 @@
 // cuda_ops.cpp: CudaBackend's ops: Tensor-level shape and dtype checks, then one launcher call each (kernels/)
-// or cuBLASLt (cuda_gemm.h). A launch error is fatal.
+// or cuBLASLt (cuda_gemm.h); the sampling ops upload their host arrays through pinned staging first. A launch
+// error is fatal.
 #include <algorithm>
 #include <cstring>
 
@@ -10,7 +11,9 @@
 #include "backend/cuda/kernels/gather_rows.h"
 #include "backend/cuda/kernels/gemv.h"
 #include "backend/cuda/kernels/kv_write.h"
+#include "backend/cuda/kernels/logprobs.h"
 #include "backend/cuda/kernels/lora.h"
+#include "backend/cuda/kernels/penalties.h"
 #include "backend/cuda/kernels/rms_norm.h"
 #include "backend/cuda/kernels/rope.h"
 #include "backend/cuda/kernels/sample.h"
@@ -54,14 +57,14 @@ void CudaBackend::embedding(const BatchMeta& batch, Tensor table, Tensor out) {
   check_bf16(out, "embedding output");
   LS_CHECK(out.rows == batch.num_tokens && out.cols == table.cols) << "embedding shape mismatch";
   LS_CUDA_CHECK(cuda::launch_embedding(batch.token_ids, batch.num_tokens, table.data, table.ld, table.rows, table.cols,
-                                       out.data, out.ld, stream_));
+                                       out.data, out.ld, launch_stream()));
 }
 
 void CudaBackend::rms_norm(Tensor x, Tensor weight, float eps, Tensor out) {
   check_bf16(x, "rms_norm input");
   LS_CHECK(weight.cols == x.cols && out.rows == x.rows && out.cols == x.cols) << "rms_norm shape mismatch";
   LS_CUDA_CHECK(cuda::launch_rms_norm(nullptr, 0, x.data, x.ld, weight.data, out.data, out.ld, x.rows, x.cols, eps,
-                                      stream_));
+                                      launch_stream()));
 }
 
 void CudaBackend::add_rms_norm(Tensor residual, Tensor x, Tensor weight, float eps, Tensor out) {
@@ -71,7 +74,7 @@ void CudaBackend::add_rms_norm(Tensor residual, Tensor x, Tensor weight, float e
            out.cols == x.cols)
       << "add_rms_norm shape mismatch";
   LS_CUDA_CHECK(cuda::launch_rms_norm(residual.data, residual.ld, x.data, x.ld, weight.data, out.data, out.ld, x.rows,
-                                      x.cols, eps, stream_));
+                                      x.cols, eps, launch_stream()));
 }
 
 void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
@@ -83,20 +86,21 @@ void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
       << " out " << out.rows << "x" << out.cols;
   if (x.rows == 0) return;
   const bool out_f32 = out.dtype == DType::kF32;
-  if (gemv_enabled_ && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
+  if (options_.gemv && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
     LS_CUDA_CHECK(cuda::launch_gemv(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, out_f32, x.rows,
-                                    weight.rows, x.cols, stream_));
+                                    weight.rows, x.cols, launch_stream()));
     return;
   }
-  const bool skinny = skinny_mode_ == SkinnyMode::kAll ||
-                      (skinny_mode_ == SkinnyMode::kAuto &&
+  using Skinny = CudaBackendOptions::Skinny;
+  const bool skinny = options_.skinny == Skinny::kAll ||
+                      (options_.skinny == Skinny::kAuto &&
                        cuda::skinny_gemm_preferred(x.rows, weight.rows, x.cols, num_sms_));
   if (skinny && cuda::skinny_gemm_supported(x.rows, weight.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
     const int64_t floats = cuda::skinny_gemm_accumulator_floats(x.rows, weight.rows, x.cols, num_sms_);
     float* acc = floats > 0 ? zeroed_scratch(skinny_accumulator_, static_cast<size_t>(floats)) : nullptr;
     LS_CUDA_CHECK(cuda::launch_skinny_gemm(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, out_f32,
                                            x.rows, weight.rows, x.cols, acc, static_cast<int32_t*>(arrivals_.data()),
-                                           num_sms_, stream_));
+                                           num_sms_, launch_stream()));
     return;
   }
   LS_CHECK(!(bias.data && out_f32)) << "cuda backend: linear with bias into float32 output is not supported";
@@ -116,7 +120,7 @@ void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
 }
 
 void CudaBackend::rope(const BatchMeta& batch, Tensor q, Tensor k, const float* inv_freq, int64_t head_dim) {
-  LS_CUDA_CHECK(cuda::launch_rope(rope_args(batch, q, k, inv_freq, head_dim), stream_));
+  LS_CUDA_CHECK(cuda::launch_rope(rope_args(batch, q, k, inv_freq, head_dim), launch_stream()));
 }
 
 void CudaBackend::kv_write(const BatchMeta& batch, Tensor k, Tensor v, const KvLayer& cache) {
@@ -124,7 +128,7 @@ void CudaBackend::kv_write(const BatchMeta& batch, Tensor k, Tensor v, const KvL
   const int64_t width = cache.num_kv_heads * cache.head_dim;
   LS_CHECK(k.cols == width && v.cols == width) << "kv_write width mismatch";
   LS_CUDA_CHECK(cuda::launch_kv_write(batch.kv_slots, batch.num_tokens, k.data, k.ld, v.data, v.ld, width, cache.k,
-                                      cache.v, cache.num_blocks * cache.block_size, stream_));
+                                      cache.v, cache.num_blocks * cache.block_size, launch_stream()));
 }
 
 void CudaBackend::rope_kv_write(const BatchMeta& batch, Tensor q, Tensor k, Tensor v, const float* inv_freq,
@@ -140,7 +144,7 @@ void CudaBackend::rope_kv_write(const BatchMeta& batch, Tensor q, Tensor k, Tens
   a.k_cache = cache.k;
   a.v_cache = cache.v;
   a.cache_slots = cache.num_blocks * cache.block_size;
-  LS_CUDA_CHECK(cuda::launch_rope(a, stream_));
+  LS_CUDA_CHECK(cuda::launch_rope(a, launch_stream()));
 }
 
 void CudaBackend::attention(const BatchMeta& batch, Tensor q, const KvLayer& cache, const AttentionParams& params,
@@ -174,22 +178,24 @@ void CudaBackend::attention(const BatchMeta& batch, Tensor q, const KvLayer& cac
   a.num_heads = params.num_heads;
   a.scale = params.scale;
   a.sliding_window = params.sliding_window;
+  a.decode_kernel = options_.decode_attention == CudaBackendOptions::DecodeAttention::kSimt ? cuda::DecodeKernel::kSimt
+                                                                                          : cuda::DecodeKernel::kTensorCore;
   if (a.num_tokens == 0) return;
   if (cuda::attention_decode_supported(a) && a.num_tokens == a.num_seqs) {
     const int64_t floats = cuda::attention_decode_scratch_floats(a, num_sms_);
     float* partials = floats > 0 ? scratch(attention_scratch_, static_cast<size_t>(floats)) : nullptr;
-    LS_CUDA_CHECK(cuda::launch_attention_decode(a, partials, num_sms_, stream_));
+    LS_CUDA_CHECK(cuda::launch_attention_decode(a, partials, num_sms_, launch_stream()));
   } else if (cuda::attention_prefill_supported(a)) {
-    LS_CUDA_CHECK(cuda::launch_attention_prefill(a, stream_));
+    LS_CUDA_CHECK(cuda::launch_attention_prefill(a, launch_stream()));
   } else {
-    LS_CUDA_CHECK(cuda::launch_attention_generic(a, stream_));
+    LS_CUDA_CHECK(cuda::launch_attention_generic(a, launch_stream()));
   }
 }
 
 void CudaBackend::silu_mul(Tensor gate_up, Tensor out) {
   check_bf16(gate_up, "silu_mul input");
   LS_CHECK(gate_up.cols == 2 * out.cols && gate_up.rows == out.rows) << "silu_mul shape mismatch";
-  LS_CUDA_CHECK(cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, stream_));
+  LS_CUDA_CHECK(cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, launch_stream()));
 }
 
 void CudaBackend::linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor gate_up, Tensor out) {
@@ -200,40 +206,52 @@ void CudaBackend::linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor g
       << "linear_silu_mul shape mismatch: x " << x.rows << "x" << x.cols << " w " << weight.rows << "x" << weight.cols
       << " out " << out.rows << "x" << out.cols;
   // Batches of 1-4 rows keep the GEMV (it streams at the copy rate there) unless the skinny kernel is forced.
-  const bool fused = skinny_mode_ == SkinnyMode::kAll ||
-                     (skinny_mode_ == SkinnyMode::kAuto && (x.rows > 4 || !gemv_enabled_));
+  using Skinny = CudaBackendOptions::Skinny;
+  const bool fused = options_.skinny == Skinny::kAll ||
+                     (options_.skinny == Skinny::kAuto && (x.rows > 4 || !options_.gemv));
   if (fused && x.rows > 0 &&
       cuda::skinny_gemm_silu_supported(x.rows, out.cols, x.cols, x.data, x.ld, weight.data, weight.ld, num_sms_)) {
     LS_CUDA_CHECK(cuda::launch_skinny_gemm_silu(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld,
-                                                x.rows, out.cols, x.cols, num_sms_, stream_));
+                                                x.rows, out.cols, x.cols, num_sms_, launch_stream()));
     return;
   }
   Backend::linear_silu_mul(x, weight, bias, gate_up, out);
 }
 
 void CudaBackend::lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& w, Tensor y) {
-  if (!batch.has_lora || w.num_slots == 0 || w.max_rank == 0) return;
+  lora_group(batch, x, &w, &y, 1);
+}
+
+void CudaBackend::lora_group(const BatchMeta& batch, Tensor x, const LoraModuleWeights* w, const Tensor* ys, int n) {
+  LS_CHECK(n >= 1 && n <= cuda::kLoraMaxModules) << "lora_group of " << n << " modules";
+  if (!batch.has_lora || batch.num_lora_segments == 0 || x.rows == 0) return;
   check_bf16(x, "lora input");
-  check_bf16(y, "lora output");
-  LS_CHECK(x.cols == w.in_dim && y.cols == w.out_dim && x.rows == y.rows) << "lora shape mismatch";
   cuda::LoraArgs a;
   a.seg_start = batch.lora_seg_start;
   a.seg_slot = batch.lora_seg_slot;
   a.num_segments = batch.num_lora_segments;
   a.num_tokens = static_cast<int32_t>(x.rows);
-  a.a = w.a;
-  a.b = w.b;
-  a.ranks = w.ranks;
-  a.num_slots = w.num_slots;
-  a.max_rank = w.max_rank;
-  a.in_dim = w.in_dim;
-  a.out_dim = w.out_dim;
+  a.in_dim = x.cols;
   a.x = x.data;
   a.x_ld = x.ld;
-  a.y = y.data;
-  a.y_ld = y.ld;
-  float* shrunk = scratch(lora_scratch_, static_cast<size_t>(x.rows) * w.max_rank);
-  LS_CUDA_CHECK(cuda::launch_lora(a, shrunk, stream_));
+  for (int i = 0; i < n; ++i) {
+    if (w[i].num_slots == 0) continue;
+    check_bf16(ys[i], "lora output");
+    LS_CHECK(x.cols == w[i].in_dim && ys[i].cols == w[i].out_dim && x.rows == ys[i].rows) << "lora shape mismatch";
+    LS_CHECK(a.num_modules == 0 || a.num_slots == w[i].num_slots) << "lora_group: modules of different slot tables";
+    a.num_slots = w[i].num_slots;
+    cuda::LoraModuleArgs& m = a.m[a.num_modules++];
+    m.a = w[i].a;
+    m.b = w[i].b;
+    m.ranks = w[i].ranks;
+    m.out_dim = w[i].out_dim;
+    m.y = ys[i].data;
+    m.y_ld = ys[i].ld;
+  }
+  if (a.num_modules == 0) return;
+  LS_CHECK(cuda::lora_supported(a)) << "cuda backend: lora needs in_dim and row strides that are multiples of 8";
+  float* partial = scratch(lora_scratch_, static_cast<size_t>(cuda::lora_scratch_floats(a, num_sms_)));
+  LS_CUDA_CHECK(cuda::launch_lora(a, partial, num_sms_, launch_stream()));
 }
 
 void CudaBackend::gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) {
@@ -241,28 +259,74 @@ void CudaBackend::gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor o
       << "gather shape mismatch";
   const auto elem = static_cast<int64_t>(src.element_size());
   LS_CUDA_CHECK(cuda::launch_gather_rows(batch.logit_rows, batch.num_logit_rows, src.data, src.ld * elem, src.rows,
-                                         out.data, out.ld * elem, src.cols * elem, stream_));
+                                         out.data, out.ld * elem, src.cols * elem, launch_stream()));
 }
 
 void CudaBackend::argmax(Tensor logits, int32_t* tokens) {
   LS_CHECK(logits.dtype == DType::kF32) << "cuda backend: argmax input must be float32";
-  LS_CUDA_CHECK(cuda::launch_argmax(logits.ptr<float>(), logits.ld, logits.rows, logits.cols, tokens, stream_));
+  LS_CUDA_CHECK(cuda::launch_argmax(logits.ptr<float>(), logits.ld, logits.rows, logits.cols, tokens, launch_stream()));
 }
 
 void CudaBackend::sample(Tensor logits, const SamplingParams* params, int32_t* tokens) {
   LS_CHECK(logits.dtype == DType::kF32) << "cuda backend: sample input must be float32";
   LS_CHECK(!capturing_) << "cuda backend: sample uploads its params and cannot be captured";
   if (logits.rows == 0) return;
-  if (std::any_of(params, params + logits.rows, [](const SamplingParams& p) { return p.typical_p < 1.0f; })) {
-    sample_on_host(logits, params, tokens);  // the kernel has no typical-p filter yet
-    return;
-  }
   const size_t bytes = static_cast<size_t>(logits.rows) * sizeof(SamplingParams);
   LS_CHECK(bytes <= params_upload_.capacity()) << "too many rows to sample at once: " << logits.rows;
   std::memcpy(params_upload_.begin(), params, bytes);
   params_upload_.commit(bytes, stream_);
   LS_CUDA_CHECK(cuda::launch_sample(logits.ptr<float>(), logits.ld, logits.rows, logits.cols,
-                                    static_cast<const SamplingParams*>(params_upload_.device()), tokens, stream_));
+                                    static_cast<const SamplingParams*>(params_upload_.device()), tokens, launch_stream()));
+}
+
+void CudaBackend::apply_penalties(Tensor logits, const TokenCounts& counts) {
+  LS_CHECK(logits.dtype == DType::kF32 && counts.num_rows == logits.rows) << "cuda backend: apply_penalties shape";
+  LS_CHECK(!capturing_) << "cuda backend: apply_penalties uploads its counts and cannot be captured";
+  // Rows in groups whose counts fit the staging arena: row starts, tokens, counts, params, each 16-byte aligned.
+  auto align = [](size_t b) { return (b + 15) / 16 * 16; };
+  auto group_bytes = [&](int32_t first, int32_t end) {
+    const auto entries = static_cast<size_t>(counts.row_start[end] - counts.row_start[first]);
+    return align((end - first + 1) * sizeof(int32_t)) + 2 * align(entries * sizeof(int32_t)) +
+           align((end - first) * sizeof(PenaltyParams));
+  };
+  for (int32_t first = 0; first < counts.num_rows;) {
+    int32_t end = first + 1;
+    LS_CHECK(group_bytes(first, end) <= penalty_upload_.capacity()) << "apply_penalties: one row's counts exceed "
+                                                                      << penalty_upload_.capacity() << " bytes";
+    while (end < counts.num_rows && group_bytes(first, end + 1) <= penalty_upload_.capacity()) ++end;
+    const int32_t rows = end - first, base = counts.row_start[first];
+    const auto entries = static_cast<size_t>(counts.row_start[end] - base);
+    auto* host = static_cast<char*>(penalty_upload_.begin());
+    auto* device = static_cast<char*>(penalty_upload_.device());
+    size_t offset = 0;
+    auto put = [&](const void* src, size_t bytes) {
+      std::memcpy(host + offset, src, bytes);
+      const size_t at = offset;
+      offset += align(bytes);
+      return device + at;
+    };
+    auto* starts = reinterpret_cast<int32_t*>(host);
+    for (int32_t r = 0; r <= rows; ++r) starts[r] = counts.row_start[first + r] - base;
+    offset = align((rows + 1) * sizeof(int32_t));
+    const auto* d_starts = reinterpret_cast<const int32_t*>(device);
+    const auto* d_tokens = reinterpret_cast<const int32_t*>(put(counts.token + base, entries * sizeof(int32_t)));
+    const auto* d_counts = reinterpret_cast<const int32_t*>(put(counts.output_count + base, entries * sizeof(int32_t)));
+    const auto* d_params = reinterpret_cast<const PenaltyParams*>(put(counts.params + first, rows * sizeof(PenaltyParams)));
+    penalty_upload_.commit(offset, stream_);
+    LS_CUDA_CHECK(cuda::launch_penalties(logits.ptr<float>() + first * logits.ld, logits.ld, rows, logits.cols, d_starts,
+                                         d_tokens, d_counts, d_params, launch_stream()));
+    first = end;
+  }
+}
+
+static_assert(cuda::kLogprobsMaxTop == kMaxTopLogprobs, "the logprobs kernel's list length is the op's limit");
+
+void CudaBackend::logprobs(Tensor logits, const int32_t* targets, int32_t top_n, float* logprob, int32_t* top_ids,
+                           float* top_logprobs) {
+  LS_CHECK(logits.dtype == DType::kF32) << "cuda backend: logprobs input must be float32";
+  LS_CHECK(top_n >= 0 && top_n <= kMaxTopLogprobs) << "cuda backend: top_n out of range";
+  LS_CUDA_CHECK(cuda::launch_logprobs(logits.ptr<float>(), logits.ld, logits.rows, logits.cols, targets, top_n, logprob,
+                                      top_ids, top_logprobs, launch_stream()));
 }
 
 }  // namespace ls

@@ -9,7 +9,13 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kernels/stream.h"
+
 namespace ls::cuda {
+
+// Which decode kernel runs: the tensor-core one (default), or the older CUDA-core one that tests and benchmarks
+// compare it with (CudaBackendOptions::decode_attention). Fixed per backend before graphs are captured.
+enum class DecodeKernel { kTensorCore, kSimt };
 
 struct AttentionArgs {
   // The batch (device arrays) and its host scalars.
@@ -30,24 +36,19 @@ struct AttentionArgs {
   int32_t block_shift = -1;  // log2(block_size) when a power of two, else -1 (set by the launchers)
   float scale = 1.0f;
   int64_t sliding_window = 0;
+  DecodeKernel decode_kernel = DecodeKernel::kTensorCore;  // launch_attention_decode: which kernel
 };
-
-// Which decode kernel runs: the tensor-core one (default), or the older CUDA-core one that tests and benchmarks
-// compare it with (LS_CUDA_DECODE=simt selects it at start). Set it before capturing graphs.
-enum class DecodeKernel { kTensorCore, kSimt };
-void set_decode_kernel(DecodeKernel k);
-DecodeKernel decode_kernel();
 
 // Decode: every sequence has exactly one query token (max_query_len == 1).
 bool attention_decode_supported(const AttentionArgs& a);
 // Float32 scratch the decode path needs (0 when it splits no context).
 int64_t attention_decode_scratch_floats(const AttentionArgs& a, int num_sms);
-cudaError_t launch_attention_decode(const AttentionArgs& a, float* scratch, int num_sms, cudaStream_t stream);
+cudaError_t launch_attention_decode(const AttentionArgs& a, float* scratch, int num_sms, Stream stream);
 
 bool attention_prefill_supported(const AttentionArgs& a);
-cudaError_t launch_attention_prefill(const AttentionArgs& a, cudaStream_t stream);
+cudaError_t launch_attention_prefill(const AttentionArgs& a, Stream stream);
 
 // Any head_dim <= 256, any batch.
-cudaError_t launch_attention_generic(const AttentionArgs& a, cudaStream_t stream);
+cudaError_t launch_attention_generic(const AttentionArgs& a, Stream stream);
 
 }  // namespace ls::cuda

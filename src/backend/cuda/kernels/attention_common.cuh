@@ -1,5 +1,5 @@
 // attention_common.cuh: what the attention kernels share: asynchronous 16-byte copies into shared memory
-// (cp.async, zero-filled past the context), the tensor-core fragment helpers (mma.sync, ldmatrix, movmatrix),
+// (cp.async, zero-filled past the context), the shared-memory fragment loads (ldmatrix, movmatrix),
 // the paged-cache address of a key, and each query's key range.
 #pragma once
 
@@ -21,21 +21,8 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-// Tensor-core fragments (mma.sync m16n8k16, bf16 in, fp32 accumulate) and the shared-memory matrix loads
-// that feed them; the prefill and decode kernels both use them.
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
+// The shared-memory matrix loads that feed the tensor-core fragments (common.cuh's mma_bf16); the prefill and
+// decode kernels both use them.
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"

@@ -14,10 +14,7 @@
 // splits its real context in-kernel, so CUDA graphs replay it for any context lengths; a combine kernel (one
 // block per sequence and head) merges the splits of sequences that used several.
 // The older CUDA-core kernel (lanes across head dims, per-key shuffle reductions) stays as DecodeKernel::kSimt
-// for comparison (tests and benchmarks select it with set_decode_kernel or LS_CUDA_DECODE=simt).
-#include <cstdlib>
-#include <cstring>
-
+// for comparison (tests and benchmarks select it through AttentionArgs::decode_kernel, from CudaBackendOptions).
 #include "backend/cuda/kernels/attention_common.cuh"
 #include "backend/cuda/kernels/dispatch.h"
 
@@ -30,12 +27,6 @@ constexpr int kTileKeys = 16;  // keys per tile: one mma M, and one page of a bl
 constexpr int kStages = 3;     // per warp (tensor-core kernel)
 constexpr int kMinKeysPerSplit = 64;
 constexpr int kMaxSplits = 64;
-
-DecodeKernel initial_decode_kernel() {
-  const char* e = std::getenv("LS_CUDA_DECODE");
-  return e && std::strcmp(e, "simt") == 0 ? DecodeKernel::kSimt : DecodeKernel::kTensorCore;
-}
-DecodeKernel g_decode_kernel = initial_decode_kernel();
 
 struct DecodeParams {
   AttentionArgs a;
@@ -535,7 +526,7 @@ int prepare_kernel(DecodeKernel k) {
 // (whole waves of blocks are what finish together), and at least 64 keys each.
 int decode_splits(const AttentionArgs& a, int num_sms) {
   int per_sm = 4;  // the CUDA-core kernel's 48 KB blocks
-  if (g_decode_kernel == DecodeKernel::kTensorCore) {
+  if (a.decode_kernel == DecodeKernel::kTensorCore) {
     dispatch_head_dim(a.head_dim, [&](auto d) {
       dispatch_group(a.num_heads / a.num_kv_heads,
                      [&](auto g) { per_sm = prepare_kernel<d.value, g.value>(DecodeKernel::kTensorCore); });
@@ -551,8 +542,8 @@ int decode_splits(const AttentionArgs& a, int num_sms) {
 }
 
 template <int D, int G>
-cudaError_t launch_typed(const DecodeParams& p, cudaStream_t stream) {
-  const DecodeKernel k = g_decode_kernel;
+cudaError_t launch_typed(const DecodeParams& p, Stream stream) {
+  const DecodeKernel k = p.a.decode_kernel;
   if (prepare_kernel<D, G>(k) <= 0) return cudaErrorInvalidConfiguration;
   const dim3 grid(p.num_splits, static_cast<unsigned>(p.a.num_kv_heads), static_cast<unsigned>(p.a.num_seqs));
   cudaError_t e = launch(decode_kernel_fn<D, G>(k), grid, dim3(kThreads), decode_smem<D, G>(k), stream, p);
@@ -562,9 +553,6 @@ cudaError_t launch_typed(const DecodeParams& p, cudaStream_t stream) {
 }
 
 }  // namespace
-
-void set_decode_kernel(DecodeKernel k) { g_decode_kernel = k; }
-DecodeKernel decode_kernel() { return g_decode_kernel; }
 
 bool attention_decode_supported(const AttentionArgs& a) {
   return a.max_query_len == 1 && a.num_kv_heads > 0 && a.num_heads % a.num_kv_heads == 0 &&
@@ -579,7 +567,7 @@ int64_t attention_decode_scratch_floats(const AttentionArgs& a, int num_sms) {
   return static_cast<int64_t>(a.num_seqs) * a.num_heads * splits * (a.head_dim + 2);
 }
 
-cudaError_t launch_attention_decode(const AttentionArgs& a, float* scratch, int num_sms, cudaStream_t stream) {
+cudaError_t launch_attention_decode(const AttentionArgs& a, float* scratch, int num_sms, Stream stream) {
   if (a.num_seqs == 0) return cudaSuccess;
   if (!attention_decode_supported(a) || a.num_tokens != a.num_seqs) return cudaErrorInvalidValue;
   DecodeParams p;

@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(32) generic_kernel(AttentionArgs a) {
 
 }  // namespace
 
-cudaError_t launch_attention_generic(const AttentionArgs& a, cudaStream_t stream) {
+cudaError_t launch_attention_generic(const AttentionArgs& a, Stream stream) {
   if (a.num_tokens == 0) return cudaSuccess;
   if (a.head_dim <= 0 || a.head_dim > kMaxHeadDim || a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0 ||
       a.num_heads > 65535 || a.num_seqs <= 0)

@@ -199,7 +199,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, int 
 }
 
 template <int D>
-cudaError_t launch_typed(const AttentionArgs& a, cudaStream_t stream) {
+cudaError_t launch_typed(const AttentionArgs& a, Stream stream) {
   const size_t smem = 2 * sizeof(PrefillStage<D>);
   static const cudaError_t attr = cudaFuncSetAttribute(prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                        static_cast<int>(smem));
@@ -219,7 +219,7 @@ bool attention_prefill_supported(const AttentionArgs& a) {
          (reinterpret_cast<uintptr_t>(a.q) & 3) == 0 && (reinterpret_cast<uintptr_t>(a.out) & 3) == 0;
 }
 
-cudaError_t launch_attention_prefill(const AttentionArgs& a, cudaStream_t stream) {
+cudaError_t launch_attention_prefill(const AttentionArgs& a, Stream stream) {
   if (a.num_seqs == 0 || a.max_query_len == 0) return cudaSuccess;
   if (!attention_prefill_supported(a) || a.num_seqs > 65535 || a.num_heads > 65535) return cudaErrorInvalidValue;
   cudaError_t result = cudaErrorInvalidValue;

@@ -1,5 +1,6 @@
 // common.cuh: device helpers every kernel shares: bf16 vectors of 8 (16-byte loads and stores), warp
-// reductions, programmatic dependent launch (PDL) waits, and the launch helper that sets the PDL attribute.
+// reductions, programmatic dependent launch (PDL) waits, and the launch helper that sets the PDL attribute
+// (when the Stream asks for it).
 // Every kernel calls pdl_wait() before it reads what the previous kernel wrote, then pdl_launch_dependents(),
 // so the next kernel's launch overlaps this one's execution.
 #pragma once
@@ -8,8 +9,9 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <utility>
+
+#include "backend/cuda/kernels/stream.h"
 
 namespace ls::cuda {
 
@@ -18,19 +20,9 @@ using bf16 = __nv_bfloat16;
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;"); }
 
-// Whether launches carry the PDL attribute (LS_CUDA_PDL=0 turns it off); read once.
-inline bool pdl_enabled() {
-  static const bool enabled = [] {
-    const char* e = std::getenv("LS_CUDA_PDL");
-    return !(e && e[0] == '0');
-  }();
-  return enabled;
-}
-
-// Launches `kernel` on `stream` with programmatic stream serialization when PDL is enabled.
+// Launches `kernel` on `stream`, with programmatic stream serialization when stream.pdl is set.
 template <typename... Params, typename... Args>
-cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                   Args&&... args) {
+cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, Stream stream, Args&&... args) {
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
@@ -38,9 +30,9 @@ cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
-  config.stream = stream;
+  config.stream = stream.stream;
   config.attrs = attr;
-  config.numAttrs = pdl_enabled() ? 1 : 0;
+  config.numAttrs = stream.pdl ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
@@ -87,6 +79,21 @@ __device__ __forceinline__ float fast_exp2(float x) {
 // rounding; the IEEE versions made SiLU-mul issue-bound). For g < -88, exp(-g) overflows and __fdividef returns 0,
 // the right limit. The SiLU-mul kernel and the fused gate/up GEMM epilogue share it.
 __device__ __forceinline__ float silu(float g) { return __fdividef(g, 1.0f + __expf(-g)); }
+
+// Tensor-core fragments: mma.sync m16n8k16, bf16 in, fp32 accumulate (attention, LoRA); pack_bf16 makes one
+// 32-bit fragment register of two values.
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll

@@ -27,7 +27,7 @@ __global__ void embedding_kernel(const int32_t* __restrict__ ids, const bf16* __
 }  // namespace
 
 cudaError_t launch_embedding(const int32_t* ids, int64_t num_tokens, const void* table, int64_t table_ld,
-                             int64_t vocab, int64_t cols, void* out, int64_t out_ld, cudaStream_t stream) {
+                             int64_t vocab, int64_t cols, void* out, int64_t out_ld, Stream stream) {
   if (num_tokens == 0) return cudaSuccess;
   if (!ids || !table || !out || cols <= 0 || table_ld < cols || out_ld < cols) return cudaErrorInvalidValue;
   const bool vec = cols % 8 == 0 && table_ld % 8 == 0 && out_ld % 8 == 0 && aligned16(table) && aligned16(out);

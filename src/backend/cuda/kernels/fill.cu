@@ -43,30 +43,28 @@ __global__ void read_sweep_kernel(const uint4* p, int64_t n) {
   pdl_launch_dependents();
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    uint4 v;  // volatile: the loads are the point, their values are not used
-    asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p + i));
+    // volatile: the loads are the point, their values are not used (scratch registers inside the asm).
+    asm volatile("{ .reg .u32 a, b, c, d; ld.global.cg.v4.u32 {a, b, c, d}, [%0]; }" : : "l"(p + i));
   }
 }
 
 }  // namespace
 
-cudaError_t launch_f32_to_bf16(const float* src, void* dst, int64_t n, cudaStream_t stream) {
+cudaError_t launch_f32_to_bf16(const float* src, void* dst, int64_t n, Stream stream) {
   if (n == 0) return cudaSuccess;
   if (!src || !dst) return cudaErrorInvalidValue;
   return launch(f32_to_bf16_kernel, dim3(grid_for(n)), dim3(256), 0, stream, src, static_cast<bf16*>(dst), n);
 }
 
 cudaError_t launch_fill_uniform(void* t, int64_t ld, int64_t rows, int64_t cols, bool out_f32, uint64_t seed,
-                                float lo, float hi, cudaStream_t stream) {
+                                float lo, float hi, Stream stream) {
   if (rows == 0 || cols == 0) return cudaSuccess;
   if (!t || ld < cols) return cudaErrorInvalidValue;
   return launch(fill_uniform_kernel, dim3(grid_for(rows * cols)), dim3(256), 0, stream, t, ld, rows, cols, out_f32,
                 seed, lo, hi);
 }
 
-cudaError_t launch_read_sweep(const void* p, int64_t bytes, cudaStream_t stream) {
+cudaError_t launch_read_sweep(const void* p, int64_t bytes, Stream stream) {
   if (bytes <= 0) return cudaSuccess;
   if (!p || bytes % 16 != 0 || !aligned16(p)) return cudaErrorInvalidValue;
   return launch(read_sweep_kernel, dim3(1024), dim3(256), 0, stream, static_cast<const uint4*>(p), bytes / 16);

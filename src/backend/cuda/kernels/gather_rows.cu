@@ -27,7 +27,7 @@ __global__ void gather_rows_kernel(const int32_t* __restrict__ rows, const char*
 
 cudaError_t launch_gather_rows(const int32_t* rows, int64_t num_rows, const void* src, int64_t src_stride,
                                int64_t src_rows, void* out, int64_t out_stride, int64_t row_bytes,
-                               cudaStream_t stream) {
+                               Stream stream) {
   if (num_rows == 0) return cudaSuccess;
   if (!rows || !src || !out || row_bytes <= 0 || row_bytes % 2 != 0) return cudaErrorInvalidValue;
   const bool vec = row_bytes % 16 == 0 && src_stride % 16 == 0 && out_stride % 16 == 0 && aligned16(src) &&

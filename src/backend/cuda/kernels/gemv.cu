@@ -84,7 +84,7 @@ bool gemv_supported(int64_t m, int64_t k, const void* x, int64_t ldx, const void
 }
 
 cudaError_t launch_gemv(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out,
-                        int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+                        int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, Stream stream) {
   if (m == 0 || n == 0) return cudaSuccess;
   if (!out || !gemv_supported(m, k, x, ldx, w, ldw) || ldo < n) return cudaErrorInvalidValue;
   const dim3 grid(ceil_div(n, kRows)), block(kThreads);

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kernels/stream.h"
+
 namespace ls::cuda {
 
 inline constexpr int64_t kGemvMaxRows = 4;
@@ -16,6 +18,6 @@ bool gemv_supported(int64_t m, int64_t k, const void* x, int64_t ldx, const void
 
 // out[m, n] = x[m, k] w[n, k]^T (+ bias[n]); x, w, bias bf16; out bf16 or float32.
 cudaError_t launch_gemv(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out,
-                        int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+                        int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, Stream stream);
 
 }  // namespace ls::cuda

@@ -34,7 +34,7 @@ __global__ void kv_write_kernel(const int32_t* __restrict__ kv_slots, const bf16
 
 cudaError_t launch_kv_write(const int32_t* kv_slots, int64_t num_tokens, const void* k, int64_t k_ld, const void* v,
                             int64_t v_ld, int64_t width, void* k_cache, void* v_cache, int64_t cache_slots,
-                            cudaStream_t stream) {
+                            Stream stream) {
   if (num_tokens == 0) return cudaSuccess;
   if (!kv_slots || !k || !v || !k_cache || !v_cache || width <= 0 || k_ld < width || v_ld < width)
     return cudaErrorInvalidValue;

@@ -65,7 +65,7 @@ __global__ void rms_norm_kernel(bf16* __restrict__ residual, int64_t residual_ld
 template <bool kAdd>
 cudaError_t launch_variant(bf16* residual, int64_t residual_ld, const bf16* x, int64_t x_ld, const bf16* weight,
                            bf16* out, int64_t out_ld, int64_t rows, int64_t cols, float eps, bool vec,
-                           cudaStream_t stream) {
+                           Stream stream) {
   const int64_t work = vec ? cols / 8 : cols;
   const int threads = work >= 256 ? 256 : static_cast<int>((work + 31) / 32 * 32);
   const dim3 grid(static_cast<unsigned>(rows));
@@ -79,7 +79,7 @@ cudaError_t launch_variant(bf16* residual, int64_t residual_ld, const bf16* x, i
 }  // namespace
 
 cudaError_t launch_rms_norm(void* residual, int64_t residual_ld, const void* x, int64_t x_ld, const void* weight,
-                            void* out, int64_t out_ld, int64_t rows, int64_t cols, float eps, cudaStream_t stream) {
+                            void* out, int64_t out_ld, int64_t rows, int64_t cols, float eps, Stream stream) {
   if (rows == 0) return cudaSuccess;
   if (!x || !weight || !out || cols <= 0 || x_ld < cols || out_ld < cols) return cudaErrorInvalidValue;
   if (residual && residual_ld < cols) return cudaErrorInvalidValue;

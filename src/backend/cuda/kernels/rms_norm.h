@@ -5,10 +5,12 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kernels/stream.h"
+
 namespace ls::cuda {
 
 // out = rmsnorm(x) * weight; with `residual` non-null first residual += x and normalize the new residual.
 cudaError_t launch_rms_norm(void* residual, int64_t residual_ld, const void* x, int64_t x_ld, const void* weight,
-                            void* out, int64_t out_ld, int64_t rows, int64_t cols, float eps, cudaStream_t stream);
+                            void* out, int64_t out_ld, int64_t rows, int64_t cols, float eps, Stream stream);
 
 }  // namespace ls::cuda

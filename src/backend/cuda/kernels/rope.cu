@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(1024) rope_vec_kernel(RopeArgs a) {
 
 }  // namespace
 
-cudaError_t launch_rope(const RopeArgs& a, cudaStream_t stream) {
+cudaError_t launch_rope(const RopeArgs& a, Stream stream) {
   if (a.num_tokens == 0) return cudaSuccess;
   if (!a.positions || !a.q || !a.k || !a.inv_freq || a.head_dim <= 0 || a.head_dim % 2 != 0 ||
       a.head_dim / 2 > kMaxHalf || a.q_ld < a.q_heads * a.head_dim || a.k_ld < a.kv_heads * a.head_dim ||

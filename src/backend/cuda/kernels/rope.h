@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kernels/stream.h"
+
 namespace ls::cuda {
 
 struct RopeArgs {
@@ -26,6 +28,6 @@ struct RopeArgs {
   int64_t cache_slots = 0;             // num_blocks * block_size
 };
 
-cudaError_t launch_rope(const RopeArgs& args, cudaStream_t stream);
+cudaError_t launch_rope(const RopeArgs& args, Stream stream);
 
 }  // namespace ls::cuda

@@ -34,7 +34,7 @@ __global__ void silu_mul_kernel(const bf16* __restrict__ gate_up, int64_t gu_ld,
 }  // namespace
 
 cudaError_t launch_silu_mul(const void* gate_up, int64_t gate_up_ld, void* out, int64_t out_ld, int64_t rows,
-                            int64_t inter, cudaStream_t stream) {
+                            int64_t inter, Stream stream) {
   if (rows == 0) return cudaSuccess;
   if (!gate_up || !out || inter <= 0 || gate_up_ld < 2 * inter || out_ld < inter || rows > 65535)
     return cudaErrorInvalidValue;

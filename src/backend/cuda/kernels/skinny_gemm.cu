@@ -411,7 +411,7 @@ cudaError_t tensor_map(const void* base, int64_t rows, int64_t cols, int64_t ld,
 }
 
 template <class C>
-cudaError_t launch_typed(SkinnyArgs& p, int grid, cudaStream_t stream) {
+cudaError_t launch_typed(SkinnyArgs& p, int grid, Stream stream) {
   static const cudaError_t attr =
       cudaFuncSetAttribute(skinny_gemm_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
   if (attr != cudaSuccess) return attr;
@@ -423,7 +423,7 @@ cudaError_t launch_typed(SkinnyArgs& p, int grid, cudaStream_t stream) {
 }
 
 template <bool SILU>
-cudaError_t launch_rows(SkinnyArgs& p, int grid, cudaStream_t stream) {
+cudaError_t launch_rows(SkinnyArgs& p, int grid, Stream stream) {
   if (p.m <= 8) return launch_typed<Cfg<1, SILU>>(p, grid, stream);
   if (p.m <= 16) return launch_typed<Cfg<2, SILU>>(p, grid, stream);
   if (p.m <= 32) return launch_typed<Cfg<4, SILU>>(p, grid, stream);
@@ -463,7 +463,7 @@ int64_t skinny_gemm_accumulator_floats(int64_t m, int64_t n, int64_t k, int num_
 
 cudaError_t launch_skinny_gemm(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out,
                                int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, float* accumulator,
-                               int32_t* arrivals, int num_sms, cudaStream_t stream) {
+                               int32_t* arrivals, int num_sms, Stream stream) {
   if (m == 0) return cudaSuccess;
   if (!out || !skinny_gemm_supported(m, n, k, x, ldx, w, ldw) || ldo < n) return cudaErrorInvalidValue;
   const Plan pl = plain_plan(n, k, num_sms);
@@ -480,7 +480,7 @@ bool skinny_gemm_silu_supported(int64_t m, int64_t inter, int64_t k, const void*
 
 cudaError_t launch_skinny_gemm_silu(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias,
                                     void* out, int64_t ldo, int64_t m, int64_t inter, int64_t k, int num_sms,
-                                    cudaStream_t stream) {
+                                    Stream stream) {
   if (m == 0) return cudaSuccess;
   if (!out || !skinny_gemm_silu_supported(m, inter, k, x, ldx, w, ldw, num_sms) || ldo < inter)
     return cudaErrorInvalidValue;

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kernels/stream.h"
+
 namespace ls::cuda {
 
 inline constexpr int64_t kSkinnyMaxRows = 64;
@@ -27,7 +29,7 @@ int64_t skinny_gemm_accumulator_floats(int64_t m, int64_t n, int64_t k, int num_
 // zero) count the splits of each feature tile and are zero again afterwards.
 cudaError_t launch_skinny_gemm(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out,
                                int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, float* accumulator,
-                               int32_t* arrivals, int num_sms, cudaStream_t stream);
+                               int32_t* arrivals, int num_sms, Stream stream);
 
 // The MLP's first half in one kernel: out[m, inter] = silu(x W_gate^T + b_gate) * (x W_up^T + b_up), where
 // w = [W_gate; W_up] ([2 inter, k], bias likewise [2 inter] or null), out bf16. Supported where the plain
@@ -36,6 +38,6 @@ bool skinny_gemm_silu_supported(int64_t m, int64_t inter, int64_t k, const void*
                                 int64_t ldw, int num_sms);
 cudaError_t launch_skinny_gemm_silu(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias,
                                     void* out, int64_t ldo, int64_t m, int64_t inter, int64_t k, int num_sms,
-                                    cudaStream_t stream);
+                                    Stream stream);
 
 }  // namespace ls::cuda

@@ -1,4 +1,4 @@
-// tests.cpp: jinja2's tests (`x is defined`, `x is string`, `x is divisibleby 3`, ...) with Python semantics.
+// is_tests.cpp: jinja2's tests (`x is defined`, `x is string`, `x is divisibleby 3`, ...) with Python semantics.
 #include "chat/builtins.h"
 #include "chat/interpreter.h"
 #include "chat/operators.h"

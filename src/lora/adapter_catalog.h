@@ -1,0 +1,161 @@
+// adapter_catalog.h: AdapterCatalog, every adapter a server can serve and the host tier that holds them.
+//
+// Sources: names registered at start-up or through the management API (a directory or a Hub id each),
+// subdirectories of the --adapter-dir roots found by name on first use (vLLM's filesystem resolver, Ray Serve
+// LLM's dynamic_lora_loading_path), Hub ids ("org/name[@revision]") in the local Hub cache, and LoRAX's
+// adapter_source "local" paths, which must lie inside a root. A name or path from a request never reaches
+// outside the roots: names are single path components of safe bytes, and every directory and file is
+// resolved (symlinks followed) and checked to lie inside its root before anything is opened.
+//
+// Host tier: loads (read, validate, convert, hash) run on loader threads; a request claims its adapter
+// (AdapterClaim) and waits while it loads; concurrent first requests share one load. Loaded adapters stay in
+// host memory in LRU order within --max-cpu-loras / a byte budget; an adapter some claim holds is never
+// evicted. Identity follows content: each request re-checks the files' fingerprint (device, inode, size, mtime,
+// ctime), and changed files mean a new load with a new key (RegisteredAdapter::key), so requests already
+// running finish on what they started with and nothing keyed by the old load (device slots) serves the new
+// one. A failed load is reported to its requests and not kept. Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/histogram.h"
+#include "io/model_config.h"
+#include "lora/lora_adapter.h"
+
+namespace ls {
+
+// One loaded adapter. Immutable; shared by every request that uses this load.
+struct RegisteredAdapter {
+  uint64_t key = 0;             // unique per load (never reused): what device slots are keyed by
+  std::string name;             // the name it was requested or registered under
+  std::string source;           // what named it: a path, a Hub id, or "ROOT/NAME"
+  std::string path;             // the resolved directory
+  std::string base_model_name;  // vLLM's parent ("" = the base's first served name)
+  std::string content_hash;     // sha256(sha256(adapter_config.json) || sha256(adapter_model.safetensors))
+  LoraAdapter weights;          // float32, scales folded into B
+  int32_t rank = 0;             // the largest rank of any module
+  std::vector<std::string> target_modules;  // adapted projection names
+  size_t bytes = 0;             // host bytes of A and B
+  double load_seconds = 0;
+};
+
+// How a request names its adapter: by name (registered, under a root, or a Hub id), LoRAX's "local" (a path
+// inside a root) or "hub" (a Hub id in the local cache).
+enum class AdapterSource { kName, kLocal, kHub };
+Result<AdapterSource> parse_adapter_source(const std::string& source);  // "", "local", "hub" (case-insensitive)
+
+// Whether a string can name an adapter found under a root: one path component of 1-255 printable ASCII
+// bytes, without '/', '\\', '%', whitespace or NUL, not "." or "..".
+bool valid_adapter_name(const std::string& name);
+
+struct AdapterCatalogOptions {
+  std::vector<std::string> roots;  // --adapter-dir
+  int32_t max_cpu_loras = 0;       // adapters in host memory (0: no limit)
+  int64_t max_cpu_bytes = 0;       // host bytes of adapter weights (0: no limit)
+  int32_t max_rank = 0;            // larger ranks are refused (0: any)
+  int32_t loader_threads = 4;     // loads at once (a slow one must not hold up the rest)
+};
+
+class AdapterCatalog;
+
+// A request's hold on an adapter: pins it in host memory while alive.
+class AdapterClaim {
+ public:
+  struct Entry;
+  explicit AdapterClaim(std::shared_ptr<Entry> entry) : entry_(std::move(entry)) {}
+  bool ready() const;
+  bool failed() const;
+  Status error() const;
+  // The loaded adapter (null until ready).
+  std::shared_ptr<const RegisteredAdapter> adapter() const;
+  const std::string& name() const;
+
+ private:
+  std::shared_ptr<Entry> entry_;
+};
+
+struct AdapterListing {
+  std::string name, source, path, base_model_name, content_hash;
+  std::string state;  // "disk" (known, not loaded), "loading", "host", "failed"
+  int32_t rank = 0;
+  std::vector<std::string> target_modules;
+  size_t bytes = 0;
+  uint64_t key = 0;       // of the current load (0: none)
+  bool registered = false;
+  double last_used = 0;
+};
+
+struct AdapterCatalogStats {
+  uint64_t loads = 0, load_failures = 0, evictions = 0;
+  Histogram load_seconds{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
+  int32_t host_adapters = 0;
+  int64_t host_bytes = 0;
+};
+
+class AdapterCatalog {
+ public:
+  // on_change runs (on a loader thread) whenever a load finishes, so the engine can wake.
+  AdapterCatalog(ModelConfig model, AdapterCatalogOptions options, std::function<void()> on_change = {});
+  ~AdapterCatalog();
+  AdapterCatalog(const AdapterCatalog&) = delete;
+  AdapterCatalog& operator=(const AdapterCatalog&) = delete;
+
+  const AdapterCatalogOptions& options() const { return options_; }
+  // Registers `name` for `source` (a directory, or a Hub id in the local cache) and loads it now, returning
+  // the load's status. A name already registered fails with kInvalidArgument unless `replace`.
+  Status register_name(const std::string& name, const std::string& source, const std::string& base_model_name,
+                       bool replace);
+  // Forgets a registered name (kNotFound if it is not one). Requests holding it finish with it.
+  Status unregister(const std::string& name);
+  bool is_registered(const std::string& name) const;
+  // Whether a request for `id` by name would find something (a registered name, a root subdirectory, a Hub
+  // id in the cache) without loading it.
+  bool known(const std::string& id) const;
+
+  // Resolves what a request names and claims it, starting a load when it is not in host memory. Fails at
+  // once for names and paths that resolve to nothing (kNotFound) or are not allowed (kInvalidArgument).
+  Result<std::shared_ptr<AdapterClaim>> claim(const std::string& id, AdapterSource source);
+
+  // Registered names, everything in host memory, and every subdirectory of the roots.
+  std::vector<AdapterListing> list() const;
+  AdapterCatalogStats stats() const;
+
+ private:
+  struct Resolved {
+    std::string name, source, path, base_model_name;
+    bool registered = false;
+  };
+  Result<Resolved> resolve(const std::string& id, AdapterSource source) const;
+  Result<std::shared_ptr<AdapterClaim::Entry>> claim_resolved(const Resolved& r);
+  void loader();
+  void load_entry(const std::shared_ptr<AdapterClaim::Entry>& e);
+  void evict_locked();
+
+  ModelConfig model_;
+  AdapterCatalogOptions options_;
+  std::vector<std::string> real_roots_;
+  std::function<void()> on_change_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  struct NameRecord {
+    std::string source, path, base_model_name;
+  };
+  std::map<std::string, NameRecord> names_;                                  // registered names
+  std::map<std::string, std::shared_ptr<AdapterClaim::Entry>> entries_;      // by resolved directory
+  std::deque<std::shared_ptr<AdapterClaim::Entry>> queue_;                   // loads to run
+  std::vector<std::thread> loaders_;
+  bool stopping_ = false;
+  uint64_t next_key_ = 1;
+  AdapterCatalogStats stats_;
+};
+
+}  // namespace ls

@@ -1,0 +1,313 @@
+// engine_test.cpp: the serving engine on the demo model (CPU): a request's output does not depend on what
+// shares its steps (greedy and seeded sampling), preemption under a small KV pool loses nothing, stops and
+// finish reasons, log-probabilities, aborts free the KV cache, a rare adapter is not starved by a popular one
+// with one adapter slot, and shutdown lets running requests finish.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "core/json.h"
+#include "engine/generate.h"
+
+namespace ls {
+namespace {
+
+const std::string kDemo = std::string(LS_SOURCE_DIR) + "/models/demo";
+const char* const kAdapters[] = {"calc", "reverse", "sql", "upper"};
+
+ServedModel& demo() {
+  static std::unique_ptr<ServedModel> model = [] {
+    ServedModelOptions o;
+    o.model = kDemo + "/base";
+    auto m = ServedModel::load(o);
+    LS_CHECK(m.is_ok()) << m.status().to_string();
+    return std::move(m).value();
+  }();
+  return *model;
+}
+
+std::unique_ptr<Engine> make_engine(EngineOptions o = {}) {
+  if (o.kv_cache_bytes == 0) o.kv_cache_bytes = 64 << 20;
+  auto e = Engine::create(demo(), o);
+  LS_CHECK(e.is_ok()) << e.status().to_string();
+  for (const char* name : kAdapters) LS_CHECK((*e)->add_adapter(name, kDemo + "/adapters/" + name).is_ok());
+  (*e)->start();
+  return std::move(e).value();
+}
+
+// The eval prompts of each demo task, as chat token ids.
+std::vector<std::pair<std::string, std::vector<int32_t>>> task_prompts(int per_task) {
+  std::vector<std::pair<std::string, std::vector<int32_t>>> out;
+  for (const char* name : kAdapters) {
+    const Json eval = read_json_file(kDemo + "/eval/" + name + ".json").value();
+    for (int i = 0; i < per_task; ++i)
+      out.emplace_back(name, eval.at("prompts")[i].at("prompt_ids").get<std::vector<int32_t>>());
+  }
+  return out;
+}
+
+// A mix of adapters and the base, greedy and seeded sampling, different output lengths.
+std::vector<EngineRequest> mixed_requests(int per_task) {
+  std::vector<EngineRequest> out;
+  int i = 0;
+  for (auto& [task, ids] : task_prompts(per_task)) {
+    EngineRequest r;
+    r.prompt = ids;
+    r.adapter = i % 5 == 4 ? "" : task;
+    r.params.stop.max_new_tokens = 8 + (i * 7) % 40;
+    r.params.stop.ignore_eos = i % 3 == 0;
+    if (i % 2 == 1) {
+      r.params.sampling.temperature = 0.8f;
+      r.params.sampling.top_p = 0.9f;
+      r.params.sampling.top_k = 50;
+      r.params.seed = 1000 + i;
+    }
+    out.push_back(std::move(r));
+    ++i;
+  }
+  return out;
+}
+
+std::vector<Generation> run(Engine& e, std::vector<EngineRequest> requests) {
+  auto g = generate_all(e, std::move(requests));
+  LS_CHECK(g.is_ok()) << g.status().to_string();
+  return std::move(g).value();
+}
+
+// Each request alone in an engine of its own.
+std::vector<Generation> run_alone(const std::vector<EngineRequest>& requests) {
+  EngineOptions o;
+  o.max_num_seqs = 1;
+  auto e = make_engine(o);
+  std::vector<Generation> out;
+  for (const EngineRequest& r : requests) out.push_back(run(*e, {r}).front());
+  return out;
+}
+
+TEST(Engine, OutputsDoNotDependOnTheBatch) {
+  const std::vector<EngineRequest> requests = mixed_requests(4);
+  auto e = make_engine();
+  const std::vector<Generation> together = run(*e, requests);
+  const std::vector<Generation> alone = run_alone(requests);
+  ASSERT_EQ(together.size(), alone.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(together[i].tokens, alone[i].tokens) << "request " << i << " (adapter \"" << requests[i].adapter << "\")";
+    EXPECT_EQ(together[i].text, alone[i].text) << "request " << i;
+    EXPECT_EQ(together[i].reason, alone[i].reason) << "request " << i;
+  }
+  const EngineStats s = e->stats();
+  EXPECT_EQ(s.kv_blocks_used, 0);
+  EXPECT_EQ(s.running + s.waiting, 0);
+}
+
+TEST(Engine, PreemptionUnderASmallKvPoolLosesNothing) {
+  std::vector<EngineRequest> requests = mixed_requests(2);
+  for (EngineRequest& r : requests) {
+    r.params.stop.max_new_tokens = 48;
+    r.params.stop.ignore_eos = true;
+  }
+  EngineOptions o;
+  const auto per_block = static_cast<int64_t>(KvCache::bytes_per_block(demo().config(), 16, DType::kF32));
+  o.kv_cache_bytes = 16 * per_block;  // 256 tokens for 8 requests of ~70-110 tokens each
+  o.max_model_len = 256;
+  auto e = make_engine(o);
+  const std::vector<Generation> small = run(*e, requests);
+  EXPECT_GT(e->stats().preemptions, 0u) << "the pool was meant to be too small for the load";
+  const std::vector<Generation> alone = run_alone(requests);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(small[i].reason, FinishReason::kLength) << i;
+    EXPECT_EQ(small[i].tokens, alone[i].tokens) << "request " << i << " preempted " << small[i].num_preemptions;
+  }
+  EXPECT_EQ(e->stats().kv_blocks_used, 0);
+}
+
+EngineRequest calc_question(const std::string& q) {
+  EngineRequest r;
+  r.prompt = demo().codec().encode(q, true).value();
+  r.adapter = "calc";
+  return r;
+}
+
+TEST(Engine, StopsAndFinishReasons) {
+  auto e = make_engine();
+  EngineRequest plain = calc_question("What is 127 + 385?");
+  const Generation g = run(*e, {plain}).front();
+  ASSERT_EQ(g.text, "512");
+  ASSERT_EQ(g.reason, FinishReason::kEos);
+  ASSERT_EQ(g.tokens.size(), 4u);
+
+  EngineRequest stop = plain;
+  stop.params.stop.stop_strings = {"12"};
+  Generation s = run(*e, {stop}).front();
+  EXPECT_EQ(s.reason, FinishReason::kStopSequence);
+  EXPECT_EQ(s.stop_string, "12");
+  EXPECT_EQ(s.text, "5");
+  stop.params.stop.include_stop_str_in_output = true;
+  EXPECT_EQ(run(*e, {stop}).front().text, "512");
+
+  EngineRequest token = plain;
+  token.params.stop.stop_token_ids = {g.tokens[1]};
+  s = run(*e, {token}).front();
+  EXPECT_EQ(s.reason, FinishReason::kStopToken);
+  EXPECT_EQ(s.stop_token, g.tokens[1]);
+  EXPECT_EQ(s.tokens, std::vector<int32_t>(g.tokens.begin(), g.tokens.begin() + 2));
+
+  EngineRequest length = plain;
+  length.params.stop.max_new_tokens = 2;
+  s = run(*e, {length}).front();
+  EXPECT_EQ(s.reason, FinishReason::kLength);
+  EXPECT_EQ(s.tokens.size(), 2u);
+
+  EngineRequest min_tokens = plain;
+  min_tokens.params.stop.min_new_tokens = 6;
+  min_tokens.params.stop.max_new_tokens = 6;
+  s = run(*e, {min_tokens}).front();
+  EXPECT_EQ(s.tokens.size(), 6u) << "end-of-sequence must not end generation before min_tokens";
+  EXPECT_EQ(s.tokens[3], g.tokens[3]);
+
+  EngineRequest ignore = plain;
+  ignore.params.stop.ignore_eos = true;
+  ignore.params.stop.max_new_tokens = 7;
+  EXPECT_EQ(run(*e, {ignore}).front().tokens.size(), 7u);
+}
+
+TEST(Engine, LogprobsOfTokensAndPrompt) {
+  auto e = make_engine();
+  EngineRequest r = calc_question("What is 12 * 11?");
+  r.params.logprobs = 3;
+  r.params.prompt_logprobs = 2;
+  const Generation g = run(*e, {r}).front();
+  ASSERT_FALSE(g.token_info.empty());
+  for (const TokenInfo& t : g.token_info) {
+    ASSERT_EQ(t.top.size(), 3u);
+    EXPECT_EQ(t.top[0].first, t.id) << "greedy picks the most likely token";
+    EXPECT_FLOAT_EQ(t.logprob, t.top[0].second);
+    EXPECT_LE(t.top[1].second, t.top[0].second);
+    EXPECT_LE(t.logprob, 0.0f);
+  }
+  ASSERT_EQ(g.prompt_tokens.size(), r.prompt.size() - 1);
+  for (size_t i = 0; i < g.prompt_tokens.size(); ++i) {
+    EXPECT_EQ(g.prompt_tokens[i].id, r.prompt[i + 1]);
+    EXPECT_EQ(g.prompt_tokens[i].top.size(), 2u);
+    EXPECT_LE(g.prompt_tokens[i].logprob, g.prompt_tokens[i].top[0].second + 1e-6f);
+  }
+}
+
+TEST(Engine, SeededSamplingIsReproducibleAndSeedsDiffer) {
+  auto e = make_engine();
+  EngineRequest r;
+  r.prompt = demo().tokenizer().encode("def ", true).value();
+  r.params.sampling.temperature = 1.0f;
+  r.params.stop.max_new_tokens = 24;
+  r.params.stop.ignore_eos = true;
+  r.params.seed = 7;
+  EngineRequest other = r;
+  other.params.seed = 8;
+  const auto g = run(*e, {r, other, r});
+  EXPECT_EQ(g[0].tokens, g[2].tokens);
+  EXPECT_NE(g[0].tokens, g[1].tokens);
+  EXPECT_EQ(g[0].seed, 7u);
+  EngineRequest unseeded = r;
+  unseeded.params.seed.reset();
+  const auto u = run(*e, {unseeded, unseeded});
+  EXPECT_NE(u[0].seed, u[1].seed) << "requests without a seed get their own";
+}
+
+TEST(Engine, CancelledStreamsFreeTheirBlocks) {
+  auto e = make_engine();
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (EngineRequest& r : mixed_requests(4)) {
+    r.params.stop.max_new_tokens = 300;
+    r.params.stop.ignore_eos = true;
+    streams.push_back(e->submit(std::move(r)).value());
+  }
+  for (auto& s : streams) {
+    RequestUpdate first = s->wait();
+    EXPECT_FALSE(first.finished);
+    s->cancel();
+  }
+  for (auto& s : streams) {
+    RequestUpdate u = s->wait();
+    while (!u.finished) u = s->wait();
+    EXPECT_EQ(u.reason, FinishReason::kAbort);
+  }
+  EngineStats st = e->stats();
+  for (int i = 0; i < 500 && (st.kv_blocks_used != 0 || st.running != 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    st = e->stats();
+  }
+  EXPECT_EQ(st.kv_blocks_used, 0);
+  EXPECT_EQ(st.running, 0);
+  EXPECT_GE(st.finished["abort"], streams.size());
+}
+
+TEST(Engine, ARareAdapterIsNotStarvedWithOneSlot) {
+  EngineOptions o;
+  o.max_loras = 1;
+  o.max_num_seqs = 4;
+  auto e = make_engine(o);
+  auto make = [](const std::string& adapter) {
+    EngineRequest r;
+    r.prompt = demo().codec().encode("What is 3 + 4?", true).value();
+    r.adapter = adapter;
+    r.params.stop.max_new_tokens = 24;
+    r.params.stop.ignore_eos = true;
+    return r;
+  };
+  std::vector<EngineRequest> queue = {make("calc"), make("upper")};
+  for (int i = 0; i < 12; ++i) queue.push_back(make("calc"));
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (EngineRequest& r : queue) streams.push_back(e->submit(std::move(r)).value());
+  std::vector<RequestTimes> times;
+  for (auto& s : streams) {
+    RequestUpdate u = s->wait();
+    while (!u.finished) u = s->wait();
+    times.push_back(u.times);
+  }
+  // "upper" arrived second: it starts before, and finishes before, every calc request that arrived after it
+  // (with one slot, those run only once its slot is free again).
+  for (size_t i = 2; i < times.size(); ++i) {
+    EXPECT_LT(times[1].scheduled, times[i].scheduled) << "calc request " << i << " started before the rare adapter";
+    EXPECT_LT(times[1].finished, times[i].finished) << "calc request " << i << " finished before the rare adapter";
+  }
+}
+
+TEST(Engine, RefusesBadRequestsClearly) {
+  auto e = make_engine();
+  EngineRequest r = calc_question("What is 1 + 1?");
+  r.adapter = "nope";
+  EXPECT_EQ(e->submit(r).status().code(), ErrorCode::kNotFound);
+  r.adapter = "";
+  r.params.stop.max_new_tokens = e->limits().max_model_len;
+  auto too_long = e->submit(r);
+  EXPECT_EQ(too_long.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(too_long.status().message().find("maximum context length"), std::string::npos);
+  r.params.stop.max_new_tokens = 4;
+  r.params.sampling.temperature = -1;
+  EXPECT_EQ(e->submit(r).status().code(), ErrorCode::kInvalidArgument);
+  r.params.sampling.temperature = 0;
+  r.prompt = {999999};
+  EXPECT_EQ(e->submit(r).status().code(), ErrorCode::kInvalidArgument);
+  r.prompt = {};
+  EXPECT_EQ(e->submit(r).status().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(Engine, ShutdownLetsRunningRequestsFinish) {
+  auto e = make_engine();
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (EngineRequest& r : mixed_requests(2)) streams.push_back(e->submit(std::move(r)).value());
+  e->shutdown(30.0);
+  for (auto& s : streams) {
+    RequestUpdate u = s->wait();
+    while (!u.finished) u = s->wait();
+    EXPECT_NE(u.reason, FinishReason::kAbort);
+    EXPECT_NE(u.reason, FinishReason::kError);
+  }
+  EXPECT_FALSE(e->accepting());
+  EXPECT_EQ(e->submit(calc_question("What is 2 + 2?")).status().code(), ErrorCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace ls

@@ -1,0 +1,248 @@
+// cuda_lora_test.cpp: the multi-LoRA op of the CUDA backend against the CPU twin, and LoraSlots' device arenas.
+//  - one module: batches of 1, 7, 99 and 513 tokens whose sequences (single decode tokens and prefill chunks, in
+//    random order, so one adapter's tokens form several segments) use slots of ranks 1, 4, 16, 64, 128, 5 and 24,
+//    a rank-0 slot and no adapter, into column slices of wider outputs;
+//  - lora_group: q/k/v into the column slices of one fused output and gate/up, in one call;
+//  - LoraSlots: adapters of mixed ranks staged, loaded beside the ops (polled with is_ready), cleared and
+//    reloaded into freed ranges, run through the op against the CPU backend's LoraSlots; out-of-capacity errors.
+// Deltas are compared (they are small next to y); rows without an adapter must stay bit-identical.
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "cuda_test_fixture.h"
+#include "lora/lora_slots.h"
+
+namespace ls::testing {
+namespace {
+
+using CudaLora = CudaOpTest;
+
+// Delta tolerance: the intermediate t is rounded to bf16 as PEFT rounds it, A and B are bf16.
+constexpr double kDeltaTol = 3e-2;
+// y starts small, so that the bf16 rounding of y + delta is on the scale of the delta even for rank-1 slots
+// (with |y| ~ 1 it alone moved a rank-1 delta by up to 8%).
+constexpr float kY = 0.02f;
+
+struct SlotTables {
+  std::vector<Twin> a, b;
+  Buffer cpu_ptrs, gpu_ptrs, cpu_ranks, gpu_ranks;
+  LoraModuleWeights cpu, gpu;
+};
+
+SlotTables make_slots(BackendPair& p, std::mt19937& rng, const std::vector<int32_t>& ranks, int64_t in, int64_t out) {
+  SlotTables t;
+  const auto n = static_cast<int32_t>(ranks.size());
+  std::vector<const void*> cpu_a(n), cpu_b(n), gpu_a(n), gpu_b(n);
+  for (int32_t s = 0; s < n; ++s) {
+    const int32_t r = std::max(ranks[s], 1);
+    t.a.push_back(make_twin(p, r, in, rng, -0.1f, 0.1f));
+    t.b.push_back(make_twin(p, out, r, rng, -0.1f, 0.1f));
+    cpu_a[s] = t.a.back().cpu.data;
+    cpu_b[s] = t.b.back().cpu.data;
+    gpu_a[s] = t.a.back().gpu.data;
+    gpu_b[s] = t.b.back().gpu.data;
+  }
+  auto ptrs = [&](Backend& b, Buffer& buf, const std::vector<const void*>& a, const std::vector<const void*>& bb) {
+    buf = b.allocate(2 * n * sizeof(void*)).value();
+    b.copy_to_device(buf.data(), a.data(), n * sizeof(void*));
+    b.copy_to_device(static_cast<char*>(buf.data()) + n * sizeof(void*), bb.data(), n * sizeof(void*));
+  };
+  ptrs(*p.cpu, t.cpu_ptrs, cpu_a, cpu_b);
+  ptrs(*p.gpu, t.gpu_ptrs, gpu_a, gpu_b);
+  t.cpu_ranks = upload_ints(*p.cpu, ranks);
+  t.gpu_ranks = upload_ints(*p.gpu, ranks);
+  for (auto [w, buf, r] : {std::tuple{&t.cpu, &t.cpu_ptrs, &t.cpu_ranks}, std::tuple{&t.gpu, &t.gpu_ptrs, &t.gpu_ranks}}) {
+    const auto* table = static_cast<const void* const*>(buf->data());
+    w->a = table;
+    w->b = table + n;
+    w->ranks = static_cast<const int32_t*>(r->data());
+    w->num_slots = n;
+    w->max_rank = *std::max_element(ranks.begin(), ranks.end());
+    w->in_dim = in;
+    w->out_dim = out;
+  }
+  return t;
+}
+
+// Sequences of random lengths (a third single decode tokens) and slots (-1 .. num_slots - 1), in random order.
+ForwardBatch random_batch(std::mt19937& rng, int32_t total, int32_t num_slots) {
+  ForwardBatch fb;
+  int32_t left = total;
+  while (left > 0) {
+    SequenceStep s;
+    const int32_t n = rng() % 3 == 0 ? 1 : std::min<int32_t>(left, 1 + static_cast<int32_t>(rng() % 40));
+    s.tokens.assign(std::min(n, left), 1);
+    s.block_table = {0, 0, 0};
+    s.lora_slot = static_cast<int32_t>(rng() % (num_slots + 1)) - 1;
+    s.logits = LogitsWanted::kNone;
+    fb.seqs.push_back(s);
+    left -= static_cast<int32_t>(s.tokens.size());
+  }
+  return fb;
+}
+
+std::vector<float> delta(const std::vector<float>& after, const std::vector<float>& before) {
+  std::vector<float> d(after.size());
+  for (size_t i = 0; i < after.size(); ++i) d[i] = after[i] - before[i];
+  return d;
+}
+
+// Rows of tokens without an adapter (or a rank-0 one) are exactly as before.
+void expect_untouched(const CudaOpTest::Meta& m, const std::vector<int32_t>& ranks, const std::vector<float>& gpu,
+                      const std::vector<float>& before, int64_t cols) {
+  for (int32_t t = 0; t < m.packed.meta.num_tokens; ++t) {
+    const int32_t slot = m.packed.token_lora_slot[t];
+    if (slot >= 0 && ranks[slot] > 0) continue;
+    for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(gpu[t * cols + c], before[t * cols + c]) << "token " << t;
+  }
+}
+
+TEST_F(CudaLora, MixedRanksMatchCpu) {
+  SCOPED_TRACE(trace());
+  const std::vector<int32_t> ranks = {1, 4, 16, 64, 128, 0, 5, 24};
+  for (auto [in, out] : {std::pair<int64_t, int64_t>{64, 96}, {4096, 1024}, {200, 14336}, {1024, 8}}) {
+    SlotTables slots = make_slots(p_, rng_, ranks, in, out);
+    for (int32_t total : {1, 7, 99, 513}) {
+      if (in * out > 4096 * 1024 && total > 99) continue;  // the CPU twin's time
+      Meta m = meta(random_batch(rng_, total, 8), 16, 1, 10, static_cast<int32_t>(ranks.size()));
+      Twin x = make_twin(p_, total, in, rng_, -1, 1, in + 8, 8);
+      Twin y = make_twin(p_, total, out, rng_, -kY, kY, out + 24, 16);  // a slice, as q/k/v of the fused QKV
+      p_.cpu->lora(m.packed.meta, x.cpu, slots.cpu, y.cpu);
+      p_.gpu->lora(m.gpu, x.gpu, slots.gpu, y.gpu);
+      const std::vector<float> cpu = download(*p_.cpu, y.cpu), gpu = download(*p_.gpu, y.gpu);
+      const double err = rel_error(delta(gpu, y.host), delta(cpu, y.host));
+      EXPECT_LT(err, kDeltaTol) << "in " << in << " out " << out << " tokens " << total;
+      std::printf("lora in %5lld out %5lld tokens %3d segments %3d: delta rel error %.2e\n", static_cast<long long>(in),
+                  static_cast<long long>(out), total, m.packed.meta.num_lora_segments, err);
+      expect_untouched(m, ranks, gpu, y.host, out);
+    }
+  }
+}
+
+// q/k/v of a fused [T, q + 2 kv] output and gate/up of a [T, 2 I] output, one lora_group each, against the CPU's
+// per-module ops; modules of different ranks per slot (one slot adapts k only).
+TEST_F(CudaLora, GroupsMatchCpu) {
+  SCOPED_TRACE(trace());
+  const int64_t in = 512, q = 512, kv = 128, inter = 1408;
+  const std::vector<std::vector<int32_t>> ranks = {{8, 16, 0, 32}, {8, 3, 16, 32}, {8, 16, 0, 64}};
+  for (int32_t total : {1, 7, 99, 513}) {
+    for (auto outs : {std::vector<int64_t>{q, kv, kv}, std::vector<int64_t>{inter, inter}}) {
+      const auto n = static_cast<int>(outs.size());
+      int64_t width = 0;
+      for (int64_t o : outs) width += o;
+      std::vector<SlotTables> slots;
+      for (int i = 0; i < n; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], in, outs[i]));
+      Meta m = meta(random_batch(rng_, total, 4), 16, 1, 10, 4);
+      Twin x = make_twin(p_, total, in, rng_);
+      Twin y = make_twin(p_, total, width, rng_, -kY, kY);
+      LoraModuleWeights cw[3], gw[3];
+      Tensor cy[3], gy[3];
+      int64_t col = 0;
+      for (int i = 0; i < n; ++i) {
+        cw[i] = slots[i].cpu;
+        gw[i] = slots[i].gpu;
+        cy[i] = y.cpu.col_slice(col, outs[i]);
+        gy[i] = y.gpu.col_slice(col, outs[i]);
+        col += outs[i];
+      }
+      p_.cpu->lora_group(m.packed.meta, x.cpu, cw, cy, n);
+      p_.gpu->lora_group(m.gpu, x.gpu, gw, gy, n);
+      const std::vector<float> cpu = download(*p_.cpu, y.cpu), gpu = download(*p_.gpu, y.gpu);
+      EXPECT_LT(rel_error(delta(gpu, y.host), delta(cpu, y.host)), kDeltaTol) << n << " modules, tokens " << total;
+    }
+  }
+}
+
+ModelConfig small_config() {
+  ModelConfig c;
+  c.vocab_size = 100;
+  c.hidden_size = 256;
+  c.intermediate_size = 704;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  return c;
+}
+
+// A host adapter with random weights at `rank` on every module (rank_pattern-style: k at half the rank).
+LoraAdapter random_adapter(const ModelConfig& c, int64_t rank, std::mt19937& rng) {
+  LoraAdapter a;
+  a.layers.resize(static_cast<size_t>(c.num_layers));
+  std::uniform_real_distribution<float> u(-0.1f, 0.1f);
+  for (auto& layer : a.layers) {
+    for (int m = 0; m < kNumLoraModules; ++m) {
+      const ProjectionShape shape = projection_shape(c, static_cast<LoraModule>(m));
+      LoraModuleTensors& t = layer[m];
+      t.rank = m == static_cast<int>(LoraModule::kK) ? std::max<int64_t>(rank / 2, 1) : rank;
+      t.a.resize(static_cast<size_t>(t.rank * shape.in_dim));
+      t.b.resize(static_cast<size_t>(shape.out_dim * t.rank));
+      for (float& v : t.a) v = u(rng);
+      for (float& v : t.b) v = u(rng);
+    }
+  }
+  a.max_rank = rank;
+  return a;
+}
+
+// One module's op on both backends' slots; the deltas must agree.
+void check_module(CudaOpTest& f, LoraSlots& cpu_slots, LoraSlots& gpu_slots, LoraModule module, int32_t tokens,
+                  const std::string& what) {
+  const ModelConfig c = small_config();
+  const ProjectionShape shape = projection_shape(c, module);
+  // Slots 0-2 hold adapters (slot 3 stays empty) and -1 none.
+  CudaOpTest::Meta m = f.meta(random_batch(f.rng_, tokens, 3), 16, 1, 10, cpu_slots.num_slots());
+  Twin x = make_twin(f.p_, tokens, shape.in_dim, f.rng_);
+  Twin y = make_twin(f.p_, tokens, shape.out_dim, f.rng_, -kY, kY);
+  f.p_.cpu->lora(m.packed.meta, x.cpu, cpu_slots.module(1, module), y.cpu);
+  f.p_.gpu->lora(m.gpu, x.gpu, gpu_slots.module(1, module), y.gpu);
+  const std::vector<float> cpu = download(*f.p_.cpu, y.cpu), gpu = download(*f.p_.gpu, y.gpu);
+  EXPECT_LT(rel_error(delta(gpu, y.host), delta(cpu, y.host)), kDeltaTol) << what << " " << lora_module_name(module);
+}
+
+TEST_F(CudaLora, SlotsLoadBesideTheOps) {
+  SCOPED_TRACE(trace());
+  const ModelConfig c = small_config();
+  // Capacity 64 + 16 + 8 rank rows: exactly the three adapters below.
+  LoraSlots cpu_slots = LoraSlots::create(*p_.cpu, c, 4, 88).value();
+  LoraSlots gpu_slots = LoraSlots::create(*p_.gpu, c, 4, 88).value();
+  const std::vector<LoraAdapter> adapters = {random_adapter(c, 64, rng_), random_adapter(c, 16, rng_),
+                                             random_adapter(c, 8, rng_), random_adapter(c, 4, rng_)};
+  std::vector<StagedAdapter> staged;
+  for (const LoraAdapter& a : adapters) staged.push_back(gpu_slots.stage(a).value());
+  for (int32_t s = 0; s < 3; ++s) {
+    ASSERT_TRUE(cpu_slots.load(s, adapters[s]).is_ok());
+    ASSERT_TRUE(gpu_slots.begin_load(s, staged[s]).is_ok());
+  }
+  // Full: the fourth adapter does not fit until a slot is cleared.
+  const Status full = gpu_slots.begin_load(3, staged[3]);
+  EXPECT_EQ(full.code(), ErrorCode::kResourceExhausted) << full.to_string();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int32_t s = 0; s < 3; ++s) {
+    while (!gpu_slots.is_ready(s)) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "slot " << s << " never became ready";
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    EXPECT_TRUE(gpu_slots.occupied(s));
+  }
+  for (int m = 0; m < kNumLoraModules; ++m)
+    check_module(*this, cpu_slots, gpu_slots, static_cast<LoraModule>(m), 99, "three resident");
+  // Clear the rank-16 adapter; the rank-4 one takes part of its range, beside the others.
+  cpu_slots.clear(1);
+  gpu_slots.clear(1);
+  EXPECT_FALSE(gpu_slots.occupied(1));
+  ASSERT_TRUE(cpu_slots.load(1, adapters[3]).is_ok());
+  ASSERT_TRUE(gpu_slots.begin_load(1, staged[3]).is_ok());
+  while (!gpu_slots.is_ready(1)) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  for (int32_t tokens : {1, 7, 513})
+    for (int m = 0; m < kNumLoraModules; ++m)
+      check_module(*this, cpu_slots, gpu_slots, static_cast<LoraModule>(m), tokens, "after reload");
+  // An adapter above the largest rank is refused at staging.
+  LoraAdapter big = random_adapter(c, 4, rng_);
+  big.max_rank = kLoraMaxRank + 1;
+  EXPECT_FALSE(gpu_slots.stage(big).is_ok());
+}
+
+}  // namespace
+}  // namespace ls::testing
