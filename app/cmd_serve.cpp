@@ -30,6 +30,7 @@ struct ServeArgs {
   std::vector<std::string> served_model_names;
   std::string lora_adapters;                 // TGI (also LORA_ADAPTERS)
   std::vector<std::string> lora_modules;     // vLLM
+  std::vector<std::string> adapter_dirs;     // roots searched by name on first use
   bool enable_lora = false;
   int max_lora_rank = 0, max_loras = 4, max_cpu_loras = 0;
   int max_model_len = 0, max_num_seqs = 256, max_num_batched_tokens = 0;
@@ -125,6 +126,8 @@ int run_serve(ServeArgs a) {
   eo.gpu_memory_utilization = a.gpu_memory_utilization;
   eo.max_queued_requests = std::max(4096, a.max_concurrent_requests);
   eo.cuda_graphs = !a.enforce_eager;
+  eo.adapter_dirs = a.adapter_dirs;
+  eo.max_cpu_loras = a.max_cpu_loras;
   auto created = Engine::create(model, eo);
   if (!created.is_ok()) return fail(created.status());
   Engine& engine = **created;
@@ -201,7 +204,10 @@ void register_serve_command(CLI::App& app, CommandRunner& runner) {
   cmd->add_flag("--enable-lora", args.enable_lora, "vLLM: accepted (adapters are always enabled)");
   cmd->add_option("--max-lora-rank", args.max_lora_rank, "refuse adapters of a larger rank (0: any)");
   cmd->add_option("--max-loras", args.max_loras, "distinct adapters in one step (device slots)");
-  cmd->add_option("--max-cpu-loras", args.max_cpu_loras, "vLLM: accepted (every registered adapter stays in memory)");
+  cmd->add_option("--max-cpu-loras", args.max_cpu_loras, "adapters kept in host memory (0: no limit)");
+  cmd->add_option("--adapter-dir", args.adapter_dirs,
+                  "a directory whose subdirectories are adapters, loaded by name on first request (repeatable)")
+      ->expected(1, -1);
   cmd->add_option("--max-model-len", args.max_model_len, "prompt + output tokens per request (default: the model's)");
   cmd->add_option("--max-num-seqs", args.max_num_seqs, "sequences in one step");
   cmd->add_option("--max-num-batched-tokens", args.max_num_batched_tokens, "tokens in one step");

@@ -14,8 +14,8 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
 }
 
-// The registered name of an adapter given only by its source: a directory's base name, a Hub id with '/'
-// spelled "--" (and without its @revision).
+// The registered name of an adapter given only by its source: a directory's base name, or the Hub id itself
+// without its @revision (TGI requests then name it by that id).
 std::string name_of_source(const std::string& source) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -25,16 +25,7 @@ std::string name_of_source(const std::string& source) {
     if (base.empty()) base = fs::path(source).lexically_normal().parent_path().filename().string();
     return base;
   }
-  std::string id = source.substr(0, source.find('@'));
-  std::string name;
-  for (char c : id) {
-    if (c == '/') {
-      name += "--";
-    } else {
-      name.push_back(c);
-    }
-  }
-  return name;
+  return source.substr(0, source.find('@'));
 }
 
 }  // namespace

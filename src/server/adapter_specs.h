@@ -1,8 +1,7 @@
 // adapter_specs.h: the start-up adapter lists users bring, in their launchers' spellings: TGI's
 // --lora-adapters / LORA_ADAPTERS ("id", "id@revision" or "name=/path", comma-separated) and vLLM's
-// --lora-modules ("name=path" or JSON {"name", "path", "base_model_name"}). Each becomes a name (adapter names
-// cannot contain '/': a Hub id "org/name" is registered as "org--name" and still resolves by its id) and a
-// source for Engine::add_adapter.
+// --lora-modules ("name=path" or JSON {"name", "path", "base_model_name"}). Each becomes a name (a Hub id is
+// its own name, "org/name", as TGI requests name it) and a source for Engine::add_adapter.
 #pragma once
 
 #include <string>

@@ -21,30 +21,29 @@ bool ApiModel::is_base_name(const std::string& name) const {
   return std::find(names.begin(), names.end(), name) != names.end() || name == root;
 }
 
-Result<std::string> ApiModel::resolve_adapter_id(const std::optional<std::string>& adapter_id,
-                                                 const std::optional<std::string>& adapter_source) const {
+Result<AdapterRef> ApiModel::resolve_adapter_id(const std::optional<std::string>& adapter_id,
+                                                const std::optional<std::string>& adapter_source) const {
   const std::string source = adapter_source.value_or("");
   if (!source.empty() && source != "hub" && source != "local")
     return unsupported("`adapter_source` \"" + *adapter_source +
                        "\" is not supported; use \"hub\" or \"local\" with an adapter registered at start-up");
-  if (!adapter_id || adapter_id->empty() || *adapter_id == kLoraxBaseModel) return std::string();
+  if (!adapter_id || adapter_id->empty() || *adapter_id == kLoraxBaseModel) return AdapterRef{};
   const std::string& id = *adapter_id;
-  if (source != "local" && has_adapter && has_adapter(id)) return id;
+  if (source != "local" && has_adapter && has_adapter(id)) return AdapterRef{id, ""};
   if (adapters) {
     const std::string wanted_path = source == "local" ? canonical_path(id) : std::string();
     for (const AdapterInfo& a : adapters()) {
       if (source == "local") {
         if (a.name == id || canonical_path(a.path) == wanted_path || canonical_path(a.source) == wanted_path)
-          return a.name;
+          return AdapterRef{a.name, ""};
       } else if (a.source == id || a.source.substr(0, a.source.find('@')) == id) {
-        return a.name;
+        return AdapterRef{a.name, ""};
       }
     }
   }
-  std::string message = "adapter `" + id + "` is not loaded";
-  if (source == "local") message += " (no adapter registered at start-up has this directory)";
-  message += "; adapters are registered at start-up with --lora-adapters or --lora-modules";
-  return not_found(message);
+  if (source == "local") return AdapterRef{id, "local"};  // the engine checks it lies inside a root
+  return not_found("adapter `" + id + "` was not found: it is not registered (--lora-adapters, --lora-modules), "
+                   "not under an --adapter-dir and not in the local Hub cache");
 }
 
 Result<std::string> ApiModel::resolve_model(const std::optional<std::string>& model) const {

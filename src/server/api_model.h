@@ -30,6 +30,12 @@ struct ApiLimits {
   int64_t vocab_size = 0;          // token ids in requests are below this (0: unchecked in the schema)
 };
 
+// How an engine request names its adapter (EngineRequest::adapter and ::adapter_source).
+struct AdapterRef {
+  std::string name;    // "" = the base model
+  std::string source;  // "" (a name the engine knows: registered, under --adapter-dir, a cached Hub id), "local"
+};
+
 class ApiModel {
  public:
   const PromptCodec* codec = nullptr;
@@ -45,11 +51,12 @@ class ApiModel {
   const std::string& id() const { return names.front(); }
   bool is_base_name(const std::string& name) const;
 
-  // TGI/LoRAX: adapter_id null, "" or "__base_model__" is the base; otherwise a registered adapter by name,
-  // or (adapter_source "local") by its directory, or ("hub") by the Hub id it was loaded from. Other sources
-  // (s3, pbase) are kUnsupported; an unknown adapter is kNotFound.
-  Result<std::string> resolve_adapter_id(const std::optional<std::string>& adapter_id,
-                                         const std::optional<std::string>& adapter_source) const;
+  // TGI/LoRAX: adapter_id null, "" or "__base_model__" is the base; otherwise an adapter the engine knows by
+  // that name (or Hub id), a registered one by the Hub id or (adapter_source "local") the directory it was
+  // loaded from, or any other "local" path, which the engine resolves inside its --adapter-dir roots. Other
+  // sources (s3, pbase) are kUnsupported; an unknown name is kNotFound.
+  Result<AdapterRef> resolve_adapter_id(const std::optional<std::string>& adapter_id,
+                                        const std::optional<std::string>& adapter_source) const;
   // OpenAI: absent, "", "tgi" or a served name is the base (""); an adapter by name or as base:adapter;
   // anything else kNotFound with vLLM's message.
   Result<std::string> resolve_model(const std::optional<std::string>& model) const;

@@ -203,6 +203,17 @@ std::string render_metrics(const EngineStats& s, const std::string& model_name, 
            {"waiting_lora_adapters", join(s.waiting_adapters)}},
           unix_now);
   write_adapters(w, s, m);
+  w.counter("loraserve:adapter_loads", "Adapters loaded into host memory.", m, static_cast<double>(s.adapter_loads));
+  w.counter("loraserve:adapter_load_failures", "Adapter loads that failed.", m,
+            static_cast<double>(s.adapter_load_failures));
+  w.counter("loraserve:adapter_evictions", "Adapters evicted from host memory.", m,
+            static_cast<double>(s.adapter_evictions));
+  w.counter("loraserve:adapter_slot_loads", "Adapters copied into device slots.", m,
+            static_cast<double>(s.adapter_slot_loads));
+  w.histogram("loraserve:adapter_load_seconds", "Time to load an adapter into host memory.", m,
+              s.adapter_load_seconds);
+  w.gauge("loraserve:host_adapters", "Adapters in host memory.", m, s.host_adapters);
+  w.gauge("loraserve:host_adapter_bytes", "Host bytes of adapter weights.", m, static_cast<double>(s.host_adapter_bytes));
   w.counter("loraserve:engine_steps", "Forward passes run by the engine.", m, static_cast<double>(s.steps));
   w.counter("loraserve:decode_steps", "Decode-only forward passes.", m, static_cast<double>(s.decode_steps));
   w.counter("loraserve:decode_step_seconds", "Summed wall time of decode-only steps.", m, s.decode_step_seconds);

@@ -165,7 +165,8 @@ Status parse_openai_common(const Fields& f, const ApiModel& model, OpenAiRequest
         return not_found("The model `" + *r.model_requested + "` does not exist.");
       return adapter.status();
     }
-    r.adapter = adapter.value();
+    r.adapter = adapter->name;
+    r.adapter_source = adapter->source;
   } else {
     LS_ASSIGN_OR_RETURN(r.adapter, model.resolve_model(r.model_requested));
   }
@@ -306,6 +307,7 @@ std::vector<EngineRequest> openai_engine_requests(const OpenAiRequest& r) {
       EngineRequest e;
       e.prompt = prompt;
       e.adapter = r.adapter;
+      e.adapter_source = r.adapter_source;
       e.params = r.params;
       if (r.params.seed) e.params.seed = *r.params.seed + static_cast<uint64_t>(i);
       out.push_back(std::move(e));

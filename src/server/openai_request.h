@@ -22,6 +22,7 @@ struct OpenAiRequest {
   OpenAiKind kind = OpenAiKind::kCompletion;
   std::optional<std::string> model_requested;
   std::string adapter;                       // engine name ("" = base)
+  std::string adapter_source;                // EngineRequest::adapter_source ("" or LoRAX's "local")
   std::string model_name;                    // the response's `model`
   std::vector<std::vector<int32_t>> prompts; // completions: one per prompt; chat: exactly one
   std::vector<std::string> echo_texts;       // per prompt: the text `echo` prepends ("" without echo)

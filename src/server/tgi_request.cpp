@@ -190,7 +190,8 @@ std::vector<EngineRequest> tgi_engine_requests(const TgiRequest& r) {
   for (int32_t i = 0; i < r.best_of; ++i) {
     EngineRequest e;
     e.prompt = r.prompt;
-    e.adapter = r.adapter;
+    e.adapter = r.adapter.name;
+    e.adapter_source = r.adapter.source;
     e.params = r.params;
     out.push_back(std::move(e));
   }

@@ -18,7 +18,7 @@ struct TgiRequest {
   std::string inputs;
   bool stream = false;
   std::optional<std::string> adapter_id, adapter_source;  // as the client gave them
-  std::string adapter;                                     // the engine's name ("" = base)
+  AdapterRef adapter;                                      // what the engine is asked for ("" = base)
   std::vector<int32_t> prompt;                             // after `truncate`
   int32_t best_of = 1;
   bool sampling = false;

@@ -168,8 +168,8 @@ std::vector<std::pair<std::string, std::string>> tgi_headers(const TgiRequest& r
     h.emplace_back("x-prompt-tokens", std::to_string(o->prompt_len));
     h.emplace_back("x-generated-tokens", std::to_string(o->generated));
   }
-  if (!r.adapter.empty()) {
-    h.emplace_back("x-adapter-id", r.adapter_id.value_or(r.adapter));
+  if (!r.adapter.name.empty()) {
+    h.emplace_back("x-adapter-id", r.adapter_id.value_or(r.adapter.name));
     h.emplace_back("x-adapter-source", r.adapter_source.value_or("hub"));
   }
   h.emplace_back("x-model-id", model.id());

@@ -91,4 +91,4 @@ def test_unknown_adapter_is_a_validation_error(demo_server, hf):
     from lorax.errors import ValidationError
     with pytest.raises(ValidationError) as e:
         LoraxClient(demo_server.url).generate("hi", adapter_id="nope", max_new_tokens=4)
-    assert "adapter `nope` is not loaded" in str(e.value)
+    assert "adapter `nope` was not found" in str(e.value)

@@ -13,9 +13,9 @@ TEST(AdapterSpecs, TgiList) {
   auto specs = parse_tgi_adapter_list("predibase/customer_support, org/sql@v2,mine=/data/adapters/mine ,");
   ASSERT_TRUE(specs.is_ok()) << specs.status().to_string();
   ASSERT_EQ(specs->size(), 3u);
-  EXPECT_EQ((*specs)[0].name, "predibase--customer_support");
+  EXPECT_EQ((*specs)[0].name, "predibase/customer_support");
   EXPECT_EQ((*specs)[0].source, "predibase/customer_support");
-  EXPECT_EQ((*specs)[1].name, "org--sql");
+  EXPECT_EQ((*specs)[1].name, "org/sql");
   EXPECT_EQ((*specs)[1].source, "org/sql@v2");
   EXPECT_EQ((*specs)[2].name, "mine");
   EXPECT_EQ((*specs)[2].source, "/data/adapters/mine");
@@ -82,14 +82,19 @@ TEST(ApiModel, OpenAiModelResolution) {
 
 TEST(ApiModel, TgiAdapterIdResolution) {
   const ApiModel m = model_with_adapters();
-  EXPECT_EQ(m.resolve_adapter_id(std::nullopt, std::nullopt).value(), "");
-  EXPECT_EQ(m.resolve_adapter_id(std::string("__base_model__"), std::nullopt).value(), "");
-  EXPECT_EQ(m.resolve_adapter_id(std::string("sql"), std::nullopt).value(), "sql");
-  EXPECT_EQ(m.resolve_adapter_id(std::string("org/tone"), std::string("hub")).value(), "org--tone");
-  EXPECT_EQ(m.resolve_adapter_id(std::string("org/tone@v1"), std::nullopt).value(), "org--tone");
-  EXPECT_EQ(m.resolve_adapter_id(std::string("/adapters/sql"), std::string("local")).value(), "sql");
-  EXPECT_EQ(m.resolve_adapter_id(std::string("/adapters/other"), std::string("local")).status().code(),
-            ErrorCode::kNotFound);
+  auto name = [&](std::optional<std::string> id, std::optional<std::string> source) {
+    return m.resolve_adapter_id(id, source).value().name;
+  };
+  EXPECT_EQ(name(std::nullopt, std::nullopt), "");
+  EXPECT_EQ(name(std::string("__base_model__"), std::nullopt), "");
+  EXPECT_EQ(name(std::string("sql"), std::nullopt), "sql");
+  EXPECT_EQ(name(std::string("org/tone"), std::string("hub")), "org--tone");
+  EXPECT_EQ(name(std::string("org/tone@v1"), std::nullopt), "org--tone");
+  EXPECT_EQ(name(std::string("/adapters/sql"), std::string("local")), "sql");
+  // Any other local path goes to the engine, which resolves it inside its --adapter-dir roots.
+  const AdapterRef other = m.resolve_adapter_id(std::string("/adapters/other"), std::string("local")).value();
+  EXPECT_EQ(other.name, "/adapters/other");
+  EXPECT_EQ(other.source, "local");
   EXPECT_EQ(m.resolve_adapter_id(std::string("sql"), std::string("s3")).status().code(), ErrorCode::kUnsupported);
   EXPECT_EQ(m.resolve_adapter_id(std::string("nope"), std::nullopt).status().code(), ErrorCode::kNotFound);
 }

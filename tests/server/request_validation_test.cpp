@@ -83,7 +83,7 @@ const std::vector<BadCase>& tgi_cases() {
       {"/generate", R"({"inputs": "hi", "parameters": {"grammar": {"type": "regex", "value": "a+"}}})", 422,
        "validation", "grammar is not supported"},
       {"/generate", R"({"inputs": "hi", "parameters": {"adapter_id": "nope"}})", 422, "validation",
-       "adapter `nope` is not loaded"},
+       "adapter `nope` was not found"},
       {"/generate", R"({"inputs": "hi", "parameters": {"adapter_id": "calc", "adapter_source": "s3"}})", 422,
        "validation", "`adapter_source` \"s3\" is not supported"},
       {"/generate", R"({"inputs": "hi", "parameters": {"merged_adapters": {"ids": ["calc"]}}})", 422, "validation",
