@@ -19,6 +19,8 @@ enum class ErrorCode {
   kResourceExhausted, // out of KV blocks, adapter slots, memory (HTTP 429 / 503)
   kUnavailable,       // device or engine not ready (HTTP 503)
   kInternal,          // unexpected failure of a dependency (HTTP 500)
+  kFailedDependency,  // an outside service the request needs failed: an adapter's download from object
+                      //  storage (wrong credentials, timeout, truncated transfer) (HTTP 424)
 };
 
 const char* error_code_name(ErrorCode code);
@@ -49,6 +51,7 @@ inline Status corrupt(std::string m) { return {ErrorCode::kCorrupt, std::move(m)
 inline Status resource_exhausted(std::string m) { return {ErrorCode::kResourceExhausted, std::move(m)}; }
 inline Status unavailable(std::string m) { return {ErrorCode::kUnavailable, std::move(m)}; }
 inline Status internal_error(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
+inline Status failed_dependency(std::string m) { return {ErrorCode::kFailedDependency, std::move(m)}; }
 
 // Result<T> holds either a value or a non-ok Status.
 template <typename T>

@@ -91,6 +91,7 @@ struct Engine::Impl {
     co.max_cpu_loras = o.max_cpu_loras;
     co.max_cpu_bytes = o.max_cpu_lora_bytes;
     co.max_rank = o.max_lora_rank;
+    co.remote = o.remote_adapters;
     catalog = std::make_unique<AdapterCatalog>(m.config(), co, [this] {
       std::lock_guard<std::mutex> lock(mu);
       cv.notify_all();

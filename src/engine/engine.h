@@ -37,6 +37,7 @@ struct EngineOptions {
   std::vector<std::string> adapter_dirs;
   int32_t max_cpu_loras = 0;              // adapters kept in host memory (0: no limit)
   int64_t max_cpu_lora_bytes = 0;         // host bytes of adapter weights (0: no limit)
+  RemoteAdapterOptions remote_adapters;   // s3:// roots: endpoint, credentials, download cache
 };
 
 // What the engine settled on at start-up.

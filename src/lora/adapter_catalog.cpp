@@ -1,4 +1,5 @@
-// adapter_catalog.cpp: resolution with path containment, fingerprints, the loader threads and LRU eviction.
+// adapter_catalog.cpp: resolution with path containment, fingerprints, the loader threads (which fetch
+// object-storage adapters into the download cache before loading them) and LRU eviction.
 #include "lora/adapter_catalog.h"
 
 #include <sys/stat.h>
@@ -21,6 +22,7 @@ namespace ls {
 struct AdapterClaim::Entry {
   enum State : int { kLoading, kReady, kFailed };
   std::string name, source, path, base_model_name, fingerprint;
+  std::string remote;                             // s3:// URL fetched before loading ("" : local)
   std::atomic<int> state{kLoading};
   Status error;                                   // written before state becomes kFailed
   std::shared_ptr<const RegisteredAdapter> adapter;  // written before state becomes kReady
@@ -97,7 +99,8 @@ Result<AdapterSource> parse_adapter_source(const std::string& source) {
   if (s.empty()) return AdapterSource::kName;
   if (s == "local") return AdapterSource::kLocal;
   if (s == "hub") return AdapterSource::kHub;
-  return invalid_argument("adapter_source \"" + source + "\" is not supported (local, hub)");
+  if (s == "s3") return AdapterSource::kS3;
+  return invalid_argument("adapter_source \"" + source + "\" is not supported (local, hub, s3)");
 }
 
 bool valid_adapter_name(const std::string& name) {
@@ -110,9 +113,13 @@ bool valid_adapter_name(const std::string& name) {
 AdapterCatalog::AdapterCatalog(ModelConfig model, AdapterCatalogOptions options, std::function<void()> on_change)
     : model_(std::move(model)), options_(std::move(options)), on_change_(std::move(on_change)) {
   for (const std::string& root : options_.roots) {
+    if (is_s3_url(root)) continue;
     const std::string real = real_path(root);
-    if (!real.empty()) real_roots_.push_back(real);
+    if (real.empty()) continue;
+    real_roots_.push_back(real);
+    real_root_names_.push_back(root);
   }
+  s3_ = std::make_unique<S3AdapterSource>(options_.roots, options_.remote);
   const int threads = std::max(1, options_.loader_threads);
   for (int i = 0; i < threads; ++i) loaders_.emplace_back([this] { loader(); });
 }
@@ -137,6 +144,7 @@ Result<AdapterCatalog::Resolved> AdapterCatalog::resolve(const std::string& id, 
         r.source = it->second.source;
         r.path = it->second.path;
         r.base_model_name = it->second.base_model_name;
+        r.remote = it->second.remote;
         r.registered = true;
         return r;
       }
@@ -148,13 +156,20 @@ Result<AdapterCatalog::Resolved> AdapterCatalog::resolve(const std::string& id, 
         if (!std::filesystem::is_directory(dir, ec)) continue;
         const std::string real = real_path(dir);
         LS_RETURN_IF_ERROR(check_contained(real, real_roots_[i], "adapter \"" + id + "\""));
-        r.source = options_.roots[i] + "/" + id;
+        r.source = real_root_names_[i] + "/" + id;
         r.path = real;
         return r;
       }
     }
+    LS_ASSIGN_OR_RETURN(const bool remote, resolve_remote_name(id, r));
+    if (remote) return r;
     if (!is_hub_repo_id(id)) return not_found("adapter \"" + id + "\" not found");
     source = AdapterSource::kHub;
+  }
+  if (source == AdapterSource::kS3) {
+    LS_ASSIGN_OR_RETURN(r.remote, s3_->contained(id));
+    r.source = r.path = r.remote;
+    return r;
   }
   if (source == AdapterSource::kHub) {
     if (!is_hub_repo_id(id)) return invalid_argument("\"" + id + "\" is not a Hub repo id (org/name[@revision])");
@@ -180,6 +195,18 @@ Result<AdapterCatalog::Resolved> AdapterCatalog::resolve(const std::string& id, 
   return invalid_argument("adapter path \"" + id + "\" is not inside an adapter directory");
 }
 
+// A name under an s3:// root: true with r filled, false when no root holds it (or it cannot name one).
+Result<bool> AdapterCatalog::resolve_remote_name(const std::string& id, Resolved& r) const {
+  if (!s3_->has_roots() || !valid_adapter_name(id)) return false;
+  auto url = s3_->find(id);
+  if (!url.is_ok()) {
+    if (url.status().code() == ErrorCode::kNotFound) return false;
+    return url.status().with_context("adapter \"" + id + "\"");
+  }
+  r.remote = r.source = r.path = url.value();
+  return true;
+}
+
 bool AdapterCatalog::is_registered(const std::string& name) const {
   std::lock_guard<std::mutex> lock(mu_);
   return names_.count(name) > 0;
@@ -187,14 +214,16 @@ bool AdapterCatalog::is_registered(const std::string& name) const {
 
 bool AdapterCatalog::known(const std::string& id) const {
   auto r = resolve(id, AdapterSource::kName);
-  return r.is_ok();
+  // An object store that cannot be asked: let the request through to fail with the store's error.
+  return r.is_ok() || r.status().code() == ErrorCode::kFailedDependency;
 }
 
 Result<std::shared_ptr<AdapterClaim::Entry>> AdapterCatalog::claim_resolved(const Resolved& r) {
   std::error_code ec;
-  if (!std::filesystem::exists(r.path + "/adapter_config.json", ec))
+  // Remote adapters are fetched and checked by the loader; while loaded they are served as loaded.
+  if (r.remote.empty() && !std::filesystem::exists(r.path + "/adapter_config.json", ec))
     return not_found("adapter \"" + r.name + "\" has no adapter_config.json");
-  const std::string fp = fingerprint(r.path);
+  const std::string fp = r.remote.empty() ? fingerprint(r.path) : "remote";
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(r.path);
   if (it != entries_.end() && it->second->fingerprint == fp &&
@@ -207,6 +236,7 @@ Result<std::shared_ptr<AdapterClaim::Entry>> AdapterCatalog::claim_resolved(cons
   e->source = r.source;
   e->path = r.path;
   e->base_model_name = r.base_model_name;
+  e->remote = r.remote;
   e->fingerprint = fp;
   e->last_used = now_seconds();
   entries_[r.path] = e;
@@ -230,14 +260,20 @@ Status AdapterCatalog::register_name(const std::string& name, const std::string&
       return invalid_argument("The lora adapter '" + name + "' has already been loaded. If you want to load the "
                               "adapter in place, set 'load_inplace' to True.");
   }
-  LS_ASSIGN_OR_RETURN(std::string dir, resolve_model_dir(source));
   Resolved r;
   r.name = name;
   r.source = source;
-  r.path = real_path(dir);
   r.base_model_name = base_model_name;
   r.registered = true;
-  if (r.path.empty()) return not_found("adapter directory not found: " + source);
+  if (is_s3_url(source)) {  // the management API is trusted with any bucket its credentials reach
+    LS_ASSIGN_OR_RETURN(S3Location loc, parse_s3_url(source));
+    if (loc.key.empty()) return invalid_argument("\"" + source + "\" names a bucket, not an adapter directory");
+    r.remote = r.path = loc.url();
+  } else {
+    LS_ASSIGN_OR_RETURN(std::string dir, resolve_model_dir(source));
+    r.path = real_path(dir);
+    if (r.path.empty()) return not_found("adapter directory not found: " + source);
+  }
   if (replace) {  // load_inplace: always a fresh load
     std::lock_guard<std::mutex> lock(mu_);
     entries_.erase(r.path);
@@ -247,7 +283,7 @@ Status AdapterCatalog::register_name(const std::string& name, const std::string&
   cv_.wait(lock, [&] { return entry->state.load() != AdapterClaim::Entry::kLoading || stopping_; });
   if (entry->state.load() != AdapterClaim::Entry::kReady)
     return stopping_ ? unavailable("shutting down") : entry->error;
-  names_[name] = {source, r.path, base_model_name};
+  names_[name] = {source, r.path, base_model_name, r.remote};
   return Status::ok();
 }
 
@@ -262,13 +298,19 @@ Status AdapterCatalog::unregister(const std::string& name) {
 void AdapterCatalog::load_entry(const std::shared_ptr<AdapterClaim::Entry>& e) {
   const double t0 = now_seconds();
   auto adapter = std::make_shared<RegisteredAdapter>();
+  adapter->path = e->path;
+  std::unique_ptr<CacheLease> download;  // held until the files are read
   Status status = [&]() -> Status {
+    if (!e->remote.empty()) {
+      LS_ASSIGN_OR_RETURN(download, s3_->fetch(e->remote));
+      adapter->path = download->dir();
+    }
     // Every file is read once: the config here, the weights by the parser and, on a second thread at the
     // same time, by the hash. content_hash = sha256(sha256(config) || sha256 of the weights file).
-    LS_ASSIGN_OR_RETURN(std::string config, read_file(e->path + "/adapter_config.json", size_t{1} << 20));
-    const std::string weights = e->path + "/adapter_model.safetensors";
+    LS_ASSIGN_OR_RETURN(std::string config, read_file(adapter->path + "/adapter_config.json", size_t{1} << 20));
+    const std::string weights = adapter->path + "/adapter_model.safetensors";
     auto hash = std::async(std::launch::async, [weights] { return sha256_of_files({weights}); });
-    auto loaded = load_lora_adapter(e->path, model_, &config);
+    auto loaded = load_lora_adapter(adapter->path, model_, &config);
     auto digest = hash.get();
     if (!loaded.is_ok()) return loaded.status();
     adapter->weights = std::move(loaded).value();
@@ -280,9 +322,11 @@ void AdapterCatalog::load_entry(const std::shared_ptr<AdapterClaim::Entry>& e) {
                               std::to_string(options_.max_rank));
     return Status::ok();
   }();
+  // Downloaded files that do not load are not kept as good either.
+  if (download && !status.is_ok()) s3_->discard(download->id());
+  download.reset();
   adapter->name = e->name;
   adapter->source = e->source;
-  adapter->path = e->path;
   adapter->base_model_name = e->base_model_name;
   adapter->load_seconds = now_seconds() - t0;
   bool targeted[kNumLoraModules] = {};
@@ -392,7 +436,7 @@ std::vector<AdapterListing> AdapterCatalog::list() const {
       if (!std::filesystem::exists(d.path() / "adapter_config.json", ec)) continue;
       AdapterListing& l = by_name[name];
       l.name = name;
-      l.source = options_.roots[i] + "/" + name;
+      l.source = real_root_names_[i] + "/" + name;
       l.path = real_path(d.path().string());
       l.state = "disk";
       auto it = entries_.find(l.path);

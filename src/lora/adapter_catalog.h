@@ -2,8 +2,10 @@
 //
 // Sources: names registered at start-up or through the management API (a directory or a Hub id each),
 // subdirectories of the --adapter-dir roots found by name on first use (vLLM's filesystem resolver, Ray Serve
-// LLM's dynamic_lora_loading_path), Hub ids ("org/name[@revision]") in the local Hub cache, and LoRAX's
-// adapter_source "local" paths, which must lie inside a root. A name or path from a request never reaches
+// LLM's dynamic_lora_loading_path), Hub ids ("org/name[@revision]") in the local Hub cache, LoRAX's
+// adapter_source "local" paths, which must lie inside a root, and object storage: s3:// roots, LoRAX's
+// adapter_source "s3" URLs inside them, s3:// paths registered by name (lora/s3_adapter_source.h; the loader
+// thread downloads into the size-capped download cache, then loads from there). A name or path from a request never reaches
 // outside the roots: names are single path components of safe bytes, and every directory and file is
 // resolved (symlinks followed) and checked to lie inside its root before anything is opened.
 //
@@ -30,6 +32,7 @@
 #include "core/histogram.h"
 #include "io/model_config.h"
 #include "lora/lora_adapter.h"
+#include "lora/s3_adapter_source.h"
 
 namespace ls {
 
@@ -49,20 +52,22 @@ struct RegisteredAdapter {
 };
 
 // How a request names its adapter: by name (registered, under a root, or a Hub id), LoRAX's "local" (a path
-// inside a root) or "hub" (a Hub id in the local cache).
-enum class AdapterSource { kName, kLocal, kHub };
-Result<AdapterSource> parse_adapter_source(const std::string& source);  // "", "local", "hub" (case-insensitive)
+// inside a root), "hub" (a Hub id in the local cache) or "s3" (an s3:// URL inside an s3:// root).
+enum class AdapterSource { kName, kLocal, kHub, kS3 };
+// "", "local", "hub", "s3" (case-insensitive)
+Result<AdapterSource> parse_adapter_source(const std::string& source);
 
 // Whether a string can name an adapter found under a root: one path component of 1-255 printable ASCII
 // bytes, without '/', '\\', '%', whitespace or NUL, not "." or "..".
 bool valid_adapter_name(const std::string& name);
 
 struct AdapterCatalogOptions {
-  std::vector<std::string> roots;  // --adapter-dir
+  std::vector<std::string> roots;  // --adapter-dir: directories and s3://bucket/prefix URLs
   int32_t max_cpu_loras = 0;       // adapters in host memory (0: no limit)
   int64_t max_cpu_bytes = 0;       // host bytes of adapter weights (0: no limit)
   int32_t max_rank = 0;            // larger ranks are refused (0: any)
   int32_t loader_threads = 4;     // loads at once (a slow one must not hold up the rest)
+  RemoteAdapterOptions remote;    // object storage: endpoint, credentials, download cache
 };
 
 class AdapterCatalog;
@@ -132,8 +137,10 @@ class AdapterCatalog {
  private:
   struct Resolved {
     std::string name, source, path, base_model_name;
+    std::string remote;  // an s3:// URL to fetch first ("" : path is the local directory)
     bool registered = false;
   };
+  Result<bool> resolve_remote_name(const std::string& id, Resolved& r) const;
   Result<Resolved> resolve(const std::string& id, AdapterSource source) const;
   Result<std::shared_ptr<AdapterClaim::Entry>> claim_resolved(const Resolved& r);
   void loader();
@@ -143,14 +150,16 @@ class AdapterCatalog {
   ModelConfig model_;
   AdapterCatalogOptions options_;
   std::vector<std::string> real_roots_;
+  std::vector<std::string> real_root_names_;  // the --adapter-dir spelling of each real_roots_ entry
+  std::unique_ptr<S3AdapterSource> s3_;
   std::function<void()> on_change_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   struct NameRecord {
-    std::string source, path, base_model_name;
+    std::string source, path, base_model_name, remote;
   };
   std::map<std::string, NameRecord> names_;                                  // registered names
-  std::map<std::string, std::shared_ptr<AdapterClaim::Entry>> entries_;      // by resolved directory
+  std::map<std::string, std::shared_ptr<AdapterClaim::Entry>> entries_;      // by resolved directory or URL
   std::deque<std::shared_ptr<AdapterClaim::Entry>> queue_;                   // loads to run
   std::vector<std::thread> loaders_;
   bool stopping_ = false;

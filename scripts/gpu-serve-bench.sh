@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# gpu-serve-bench.sh: the server's overhead on the GPU machine, measured in one run: `loraserve serve` on the
+# Llama-3-8B-shaped dummy model (random bf16 weights, the Llama 3 tokenizer), 64 concurrent streaming requests
+# (base model, ~900-token prompts, 256 tokens each with ignore_eos) from bench/serving_bench.py, the server's
+# mean decode step from its /metrics (loraserve:decode_step_seconds / loraserve:decode_steps, decode-only steps
+# at 64 sequences), next to `loraserve bench-engine`'s graph-replay decode step at batch 64, context 1024 on
+# the same card. Logs under $OUT (or /tmp/gpu-serve-bench).
+# Usage: scripts/gpu-serve-bench.sh BINARY TOKENIZER_DIR
+set -uo pipefail
+bin=${1:?loraserve binary}
+tok=${2:?tokenizer directory (tokenizer.json, tokenizer_config.json)}
+logs=${OUT:-/tmp/gpu-serve-bench}
+mkdir -p "$logs"
+port=8093
+model=tests/data/configs/llama3-8b
+"$bin" serve --model "$model" --load-format dummy --tokenizer "$tok" --device cuda --port $port \
+  --max-num-seqs 64 --max-model-len 1280 --served-model-name llama3-8b-dummy > "$logs/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 240); do
+  curl -sf "http://127.0.0.1:$port/health" > /dev/null && break
+  kill -0 $server 2> /dev/null || { echo "server exited"; tail -20 "$logs/server.log"; exit 1; }
+  sleep 0.5
+done
+scrape() { curl -s "http://127.0.0.1:$port/metrics" | grep -E '^loraserve:decode_step(s|_seconds)' ; }
+bench() {
+  python3 bench/serving_bench.py --base-url "http://127.0.0.1:$port" --model llama3-8b-dummy --num-prompts 64 \
+    --request-rate inf --prompt-words 900 900 --output-len 256 256 --ignore-eos --result-file "$1"
+}
+bench "$logs/warmup.json" > "$logs/warmup.txt" 2>&1  # graphs, GEMM plans
+scrape > "$logs/metrics_before.txt"
+bench "$logs/serving.json" | tee "$logs/serving.txt"
+scrape > "$logs/metrics_after.txt"
+kill -TERM $server
+wait $server
+"$bin" bench-engine --model "$model" --load-format dummy --device cuda --batches 64 --context 1024 \
+  --replays 100 --prefill 128 --no-breakdown > "$logs/bench_engine.txt" 2>&1
+python3 - "$logs" <<'PY'
+import json, re, sys
+logs = sys.argv[1]
+def read(name):
+    vals = {}
+    for line in open(f"{logs}/{name}"):
+        k, v = line.split()[0], float(line.split()[-1])
+        vals[k.split("{")[0]] = v
+    return vals
+b, a = read("metrics_before.txt"), read("metrics_after.txt")
+steps = a["loraserve:decode_steps_total"] - b["loraserve:decode_steps_total"]
+secs = a["loraserve:decode_step_seconds_total"] - b["loraserve:decode_step_seconds_total"]
+server_ms = 1e3 * secs / steps
+engine_ms = None
+for line in open(f"{logs}/bench_engine.txt"):
+    m = re.match(r"\s+64\s+([0-9.]+)\s", line)
+    if m:
+        engine_ms = float(m.group(1))
+        break
+s = json.load(open(f"{logs}/serving.json"))
+print(f"server: {steps:.0f} decode steps, mean {server_ms:.3f} ms; output {s['output_throughput']:.0f} tok/s, "
+      f"TPOT p50 {s['p50_tpot_ms']:.2f} ms, ITL p50 {s['p50_itl_ms']:.2f} ms")
+if engine_ms:
+    print(f"bench-engine batch 64, context 1024: {engine_ms:.3f} ms; server / bench-engine = {server_ms / engine_ms:.3f}")
+PY
