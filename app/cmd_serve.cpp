@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "engine/engine.h"
 #include "engine/served_model.h"
+#include "lora/s3_adapter_source.h"
 #include "server/adapter_specs.h"
 #include "server/api.h"
 #include "server/http_server.h"
@@ -30,7 +31,10 @@ struct ServeArgs {
   std::vector<std::string> served_model_names;
   std::string lora_adapters;                 // TGI (also LORA_ADAPTERS)
   std::vector<std::string> lora_modules;     // vLLM
-  std::vector<std::string> adapter_dirs;     // roots searched by name on first use
+  std::vector<std::string> adapter_dirs;     // roots searched by name on first use (directories, s3:// URLs)
+  std::string adapter_cache_dir;             // downloads from object storage ("" = the default)
+  double adapter_cache_gib = 8;
+  bool enable_lora_management = false;       // also VLLM_ALLOW_RUNTIME_LORA_UPDATING
   bool enable_lora = false;
   int max_lora_rank = 0, max_loras = 4, max_cpu_loras = 0;
   int max_model_len = 0, max_num_seqs = 256, max_num_batched_tokens = 0;
@@ -95,6 +99,7 @@ int run_serve(ServeArgs a) {
   if (a.port < 0 || a.port > 65535) return fail(invalid_argument("--port must be in [0, 65535]"));
   auto specs = adapter_specs(a);
   if (!specs.is_ok()) return fail(specs.status());
+  if (Status s = check_adapter_roots(a.adapter_dirs); !s.is_ok()) return fail(s);
   const sigset_t signals = block_shutdown_signals();
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -128,6 +133,9 @@ int run_serve(ServeArgs a) {
   eo.cuda_graphs = !a.enforce_eager;
   eo.adapter_dirs = a.adapter_dirs;
   eo.max_cpu_loras = a.max_cpu_loras;
+  eo.remote_adapters = RemoteAdapterOptions::from_environment();  // AWS_* credentials and endpoint
+  if (!a.adapter_cache_dir.empty()) eo.remote_adapters.cache_dir = a.adapter_cache_dir;
+  eo.remote_adapters.cache_max_bytes = static_cast<int64_t>(a.adapter_cache_gib * (1 << 30));
   auto created = Engine::create(model, eo);
   if (!created.is_ok()) return fail(created.status());
   Engine& engine = **created;
@@ -147,6 +155,7 @@ int run_serve(ServeArgs a) {
   so.http.io_threads = a.io_threads;
   so.api_keys = a.api_keys;
   so.max_concurrent_requests = a.max_concurrent_requests;
+  so.enable_lora_management = a.enable_lora_management;
   so.limits.max_input_tokens = a.max_input_tokens;
   so.limits.max_total_tokens = a.max_total_tokens;
   so.limits.max_best_of = a.max_best_of;
@@ -206,8 +215,15 @@ void register_serve_command(CLI::App& app, CommandRunner& runner) {
   cmd->add_option("--max-loras", args.max_loras, "distinct adapters in one step (device slots)");
   cmd->add_option("--max-cpu-loras", args.max_cpu_loras, "adapters kept in host memory (0: no limit)");
   cmd->add_option("--adapter-dir", args.adapter_dirs,
-                  "a directory whose subdirectories are adapters, loaded by name on first request (repeatable)")
+                  "a directory (or s3://bucket/prefix) whose subdirectories are adapters, loaded by name on first "
+                  "request (repeatable)")
       ->expected(1, -1);
+  cmd->add_option("--adapter-cache-dir", args.adapter_cache_dir,
+                  "where adapters from object storage are downloaded (default: ~/.cache/loraserve/adapters)");
+  cmd->add_option("--adapter-cache-gib", args.adapter_cache_gib, "size cap of that cache in GiB (0: none)");
+  cmd->add_flag("--enable-lora-management", args.enable_lora_management,
+                "POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM's runtime LoRA updating)")
+      ->envname("VLLM_ALLOW_RUNTIME_LORA_UPDATING");
   cmd->add_option("--max-model-len", args.max_model_len, "prompt + output tokens per request (default: the model's)");
   cmd->add_option("--max-num-seqs", args.max_num_seqs, "sequences in one step");
   cmd->add_option("--max-num-batched-tokens", args.max_num_batched_tokens, "tokens in one step");

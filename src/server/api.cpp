@@ -87,6 +87,11 @@ Api::Api(Engine& engine, ServerOptions options)
   model_.adapters = [&engine] { return engine.adapters(); };
 }
 
+Api::~Api() {
+  std::unique_lock<std::mutex> lock(tasks_mu_);
+  tasks_cv_.wait(lock, [this] { return tasks_running_ == 0; });
+}
+
 bool Api::authorized(const HttpRequest& request) const {
   if (options_.api_keys.empty()) return true;
   const std::string header = request.header("authorization");
@@ -128,6 +133,7 @@ RouteResult Api::handle(const HttpRequest& request, const RouteContext& context)
     if (p == "/version") return json_response({{"version", options_.version}});
     if (p == "/openapi.json" || p == "/api-doc/openapi.json") return json_response(openapi_document(openapi_context()));
     if (p == "/v1/models") return models();
+    if (p == "/v1/capacity") return capacity(request);
     if (p.rfind("/v1/models/", 0) == 0) return model_card(p.substr(11));
   } else if (m == "POST") {
     if (p == "/generate") return tgi_generate(request, context, "generate");
@@ -139,12 +145,15 @@ RouteResult Api::handle(const HttpRequest& request, const RouteContext& context)
     if (p == "/tokenize") return tokenize(request);
     if (p == "/chat_tokenize") return chat_tokenize(request);
     if (p == "/detokenize") return detokenize(request);
+    if (options_.enable_lora_management && p == "/v1/load_lora_adapter") return load_lora_adapter(request, context);
+    if (options_.enable_lora_management && p == "/v1/unload_lora_adapter") return unload_lora_adapter(request);
   }
   static const std::map<std::string, std::string> kAllowed = {
       {"/health", "GET"}, {"/ping", "GET"}, {"/info", "GET"}, {"/metrics", "GET"}, {"/version", "GET"},
       {"/openapi.json", "GET"}, {"/v1/models", "GET"}, {"/", "GET, POST"}, {"/generate", "POST"},
       {"/generate_stream", "POST"}, {"/invocations", "POST"}, {"/v1/completions", "POST"},
-      {"/v1/chat/completions", "POST"}, {"/tokenize", "POST"}, {"/chat_tokenize", "POST"}, {"/detokenize", "POST"}};
+      {"/v1/chat/completions", "POST"}, {"/tokenize", "POST"}, {"/chat_tokenize", "POST"}, {"/detokenize", "POST"},
+      {"/v1/capacity", "GET"}};
   const ApiFamily family = family_of_path(p);
   auto allowed = kAllowed.find(p);
   if (allowed != kAllowed.end()) {
@@ -163,6 +172,7 @@ OpenApiContext Api::openapi_context() const {
   c.version = options_.version;
   c.limits = model_.limits;
   c.secured = !options_.api_keys.empty();
+  c.lora_management = options_.enable_lora_management;
   c.model_names = {"", "tgi"};
   c.adapter_ids = {"", "__base_model__"};
   for (const std::string& name : model_.names) c.model_names.push_back(name);

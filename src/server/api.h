@@ -1,11 +1,15 @@
 // api.h: Api, every HTTP route of loraserve: the route table (TGI's published routes plus vLLM's), the API-key
 // guard, and the handlers. Generation routes validate and tokenize on the calling I/O thread, submit to the
 // Engine and answer with a ResponseSource that the connection drives; the rest answer at once. Route bodies
-// live in api.cpp (model info, health, tokenize), tgi_routes.cpp and openai_routes.cpp.
+// live in api.cpp (model info, health, tokenize), tgi_routes.cpp, openai_routes.cpp and admin_routes.cpp
+// (runtime adapter management, capacity).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "engine/engine.h"
@@ -36,6 +40,7 @@ class FlightToken {
 class Api {
  public:
   Api(Engine& engine, ServerOptions options);
+  ~Api();  // waits for adapter loads still running on their threads
 
   RouteResult handle(const HttpRequest& request, const RouteContext& context);
   // Transport-level errors (413, 431, 400) in the family shape of the path.
@@ -66,6 +71,12 @@ class Api {
   RouteResult invocations(const HttpRequest& request, const RouteContext& context);
   // openai_routes.cpp
   RouteResult openai_generate(const HttpRequest& request, const RouteContext& context, bool chat);
+  // admin_routes.cpp
+  RouteResult load_lora_adapter(const HttpRequest& request, const RouteContext& context);
+  HttpResponse unload_lora_adapter(const HttpRequest& request);
+  HttpResponse capacity(const HttpRequest& request) const;
+  // Runs task on a thread of its own; its response is sent when it returns.
+  RouteResult run_task(std::function<HttpResponse()> task, const RouteContext& context);
 
   Engine& engine_;
   ServerOptions options_;
@@ -73,6 +84,9 @@ class Api {
   ServerCounters counters_;
   std::atomic<int32_t> in_flight_{0};
   int64_t created_;  // unix time at start-up (model cards)
+  std::mutex tasks_mu_;
+  std::condition_variable tasks_cv_;
+  int32_t tasks_running_ = 0;
 };
 
 }  // namespace ls::server

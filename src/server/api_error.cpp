@@ -20,6 +20,7 @@ ApiError to_api_error(ApiFamily family, const Status& status, std::string param)
       case ErrorCode::kUnavailable:
         return {503, "unavailable", m, e.param};
       case ErrorCode::kInternal:
+      case ErrorCode::kFailedDependency:
         return {424, "generation", "Request failed during generation: " + m, e.param};
     }
   }
@@ -37,6 +38,8 @@ ApiError to_api_error(ApiFamily family, const Status& status, std::string param)
       return {503, "ServiceUnavailableError", m, e.param};
     case ErrorCode::kInternal:
       return {500, "InternalServerError", m, e.param};
+    case ErrorCode::kFailedDependency:
+      return {424, "FailedDependencyError", m, e.param};
   }
   return {500, "InternalServerError", m, e.param};
 }

@@ -22,7 +22,8 @@ struct ApiError {
 };
 
 // The one table. TGI messages get TGI's prefixes ("Input validation error: ", "Request failed during
-// generation: "); a kResourceExhausted becomes TGI's "Model is overloaded".
+// generation: "); a kResourceExhausted becomes TGI's "Model is overloaded"; a kFailedDependency (an adapter's
+// download failed) is 424 in both families.
 ApiError to_api_error(ApiFamily family, const Status& status, std::string param = "");
 // A body that is not JSON at all: 400 in both families (TGI error_type "validation").
 ApiError malformed_body_error(ApiFamily family, const Status& status);

@@ -24,9 +24,8 @@ bool ApiModel::is_base_name(const std::string& name) const {
 Result<AdapterRef> ApiModel::resolve_adapter_id(const std::optional<std::string>& adapter_id,
                                                 const std::optional<std::string>& adapter_source) const {
   const std::string source = adapter_source.value_or("");
-  if (!source.empty() && source != "hub" && source != "local")
-    return unsupported("`adapter_source` \"" + *adapter_source +
-                       "\" is not supported; use \"hub\" or \"local\" with an adapter registered at start-up");
+  if (!source.empty() && source != "hub" && source != "local" && source != "s3")
+    return unsupported("`adapter_source` \"" + *adapter_source + "\" is not supported; use \"hub\", \"local\" or \"s3\"");
   if (!adapter_id || adapter_id->empty() || *adapter_id == kLoraxBaseModel) return AdapterRef{};
   const std::string& id = *adapter_id;
   if (source != "local" && has_adapter && has_adapter(id)) return AdapterRef{id, ""};
@@ -41,7 +40,8 @@ Result<AdapterRef> ApiModel::resolve_adapter_id(const std::optional<std::string>
       }
     }
   }
-  if (source == "local") return AdapterRef{id, "local"};  // the engine checks it lies inside a root
+  // A path or URL the engine resolves and checks to lie inside one of its --adapter-dir roots.
+  if (source == "local" || source == "s3") return AdapterRef{id, source};
   return not_found("adapter `" + id + "` was not found: it is not registered (--lora-adapters, --lora-modules), "
                    "not under an --adapter-dir and not in the local Hub cache");
 }

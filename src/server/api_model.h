@@ -33,7 +33,8 @@ struct ApiLimits {
 // How an engine request names its adapter (EngineRequest::adapter and ::adapter_source).
 struct AdapterRef {
   std::string name;    // "" = the base model
-  std::string source;  // "" (a name the engine knows: registered, under --adapter-dir, a cached Hub id), "local"
+  std::string source;  // "" (a name the engine knows: registered, under --adapter-dir, a cached Hub id), or
+                       // LoRAX's "local" / "s3" (a path or URL inside a root)
 };
 
 class ApiModel {
@@ -53,8 +54,8 @@ class ApiModel {
 
   // TGI/LoRAX: adapter_id null, "" or "__base_model__" is the base; otherwise an adapter the engine knows by
   // that name (or Hub id), a registered one by the Hub id or (adapter_source "local") the directory it was
-  // loaded from, or any other "local" path, which the engine resolves inside its --adapter-dir roots. Other
-  // sources (s3, pbase) are kUnsupported; an unknown name is kNotFound.
+  // loaded from, or any other "local" path or "s3" URL, which the engine resolves inside its --adapter-dir
+  // roots. Other sources (pbase) are kUnsupported; an unknown name is kNotFound.
   Result<AdapterRef> resolve_adapter_id(const std::optional<std::string>& adapter_id,
                                         const std::optional<std::string>& adapter_source) const;
   // OpenAI: absent, "", "tgi" or a served name is the base (""); an adapter by name or as base:adapter;

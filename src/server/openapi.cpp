@@ -89,6 +89,35 @@ OJson openai_generation(const std::string& id, const std::string& summary, const
   return post(id, summary, "OpenAI", request, std::move(responses), true);
 }
 
+// vLLM's runtime adapter management and the capacity report.
+void add_admin_paths(OJson& p, bool lora_management) {
+  const OJson error = json_content(ref("OpenAIError"));
+  OJson capacity = {{"200", response("Room for adapters and tokens", json_content(ref("Capacity")))},
+                    {"400", response("Bad rank", error)},
+                    {"401", response("Missing or wrong API key", json_content(ref("Unauthorized")))}};
+  OJson capacity_op = get("capacity", "Room for more adapters of a rank, device slots and KV tokens", "Adapters",
+                          capacity, true);
+  capacity_op["parameters"] = OJson::array({{{"name", "rank"}, {"in", "query"}, {"required", false},
+                                             {"schema", {{"type", "integer"}, {"minimum", 1}, {"maximum", 4096}}}}});
+  p["/v1/capacity"] = {{"get", capacity_op}};
+  if (!lora_management) return;
+  const OJson text = {{"text/plain", {{"schema", {{"type", "string"}}}}}};
+  for (const char* route : {"load", "unload"}) {
+    OJson responses = {{"200", response(std::string("Adapter ") + route + "ed", text)},
+                       {"400", response("Invalid input", error)},
+                       {"401", response("Missing or wrong API key", json_content(ref("Unauthorized")))},
+                       {"404", response("Adapter not found", error)},
+                       {"424", response("Adapter download failed", error)},
+                       {"500", response("Adapter failed to load", error)},
+                       {"503", response("Server shutting down", error)}};
+    const std::string name = std::string(route) + "_lora_adapter";
+    p["/v1/" + name] = {{"post", post(name, std::string("Runtime adapter ") + route + " (vLLM)", "Adapters",
+                                      route == std::string("load") ? "LoadLoraAdapterRequest"
+                                                                   : "UnloadLoraAdapterRequest",
+                                      responses, true)}};
+  }
+}
+
 OJson paths() {
   OJson p = OJson::object();
   const OJson generate = json_content(ref("GenerateResponse"));
@@ -172,6 +201,7 @@ OJson paths() {
 
 OJson openapi_document(const OpenApiContext& context) {
   OJson p = paths();
+  add_admin_paths(p, context.lora_management);
   if (!context.secured) {
     for (auto path = p.begin(); path != p.end(); ++path)
       for (auto op = path.value().begin(); op != path.value().end(); ++op) op.value().erase("security");

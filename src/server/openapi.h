@@ -16,6 +16,7 @@ struct OpenApiContext {
   std::string version;
   ApiLimits limits;
   bool secured = false;                  // an API key is required (guarded routes declare the bearer scheme)
+  bool lora_management = false;          // /v1/load_lora_adapter and /v1/unload_lora_adapter exist
   std::vector<std::string> model_names;  // values `model` may take on OpenAI routes (empty: any string)
   std::vector<std::string> adapter_ids;  // values `adapter_id` may take on TGI routes (empty: any string)
 };

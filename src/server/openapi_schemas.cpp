@@ -76,7 +76,7 @@ void add_tgi_schemas(OJson& s, const ApiLimits& l, const std::vector<std::string
   stop["nullable"] = true;
   s["GenerateParameters"] = object({
       {"adapter_id", nullable(one_of_strings(adapter_ids))},
-      {"adapter_source", nullable({{"type", "string"}, {"enum", {"hub", "local"}}})},
+      {"adapter_source", nullable({{"type", "string"}, {"enum", {"hub", "local", "s3"}}})},
       {"api_token", nullable(str())},
       {"best_of", nullable(integer(1, l.max_best_of))},
       {"decoder_input_details", nullable(boolean())},
@@ -248,6 +248,17 @@ void add_openai_response_schemas(OJson& s) {
                           {"id", "object", "created", "owned_by"});
   s["ModelList"] = object({{"object", str()}, {"data", array_of(ref("ModelCard"))}}, {"object", "data"});
   s["Version"] = object({{"version", str()}}, {"version"});
+  s["LoadLoraAdapterRequest"] = object({{"lora_name", {{"type", "string"}, {"minLength", 1}}},
+                                        {"lora_path", {{"type", "string"}, {"minLength", 1}}},
+                                        {"load_inplace", nullable(boolean())},
+                                        {"base_model_name", nullable(str())}},
+                                       {"lora_name", "lora_path"});
+  s["UnloadLoraAdapterRequest"] = object({{"lora_name", {{"type", "string"}, {"minLength", 1}}}}, {"lora_name"});
+  s["Capacity"] = object({{"rank", integer(1)}, {"adapter_bytes", integer(0)}, {"host_adapters_free", integer(-1)},
+                          {"host_bytes_used", integer(0)}, {"host_bytes_limit", integer(0)},
+                          {"device_slots", integer(0)}, {"device_slots_free", integer(0)},
+                          {"kv_tokens_total", integer(0)}, {"kv_tokens_free", integer(0)}},
+                         {"rank", "adapter_bytes", "device_slots", "kv_tokens_total", "kv_tokens_free"});
   s["DetokenizeResponse"] = object({{"prompt", str()}}, {"prompt"});
 }
 

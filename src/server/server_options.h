@@ -18,6 +18,7 @@ struct ServerOptions {
   std::vector<std::string> api_keys;      // non-empty: generation and model routes need "Bearer <key>"
   ApiLimits limits;                       // max_model_len comes from the engine; 0 elsewhere = derived
   int32_t max_concurrent_requests = 1024; // generation requests in flight; beyond: 429 overloaded
+  bool enable_lora_management = false;    // POST /v1/load_lora_adapter and /v1/unload_lora_adapter exist
   std::string version = kLoraserveVersion;
 };
 

@@ -113,7 +113,8 @@ std::optional<ApiError> tgi_job_error(const std::vector<SequenceOutput>& outputs
   for (const SequenceOutput& o : outputs) {
     if (o.reason == FinishReason::kError) {
       const Status s = o.error.is_ok() ? internal_error("the request failed") : o.error;
-      if (s.code() == ErrorCode::kInternal || s.code() == ErrorCode::kUnavailable)
+      if (s.code() == ErrorCode::kInternal || s.code() == ErrorCode::kUnavailable ||
+          s.code() == ErrorCode::kFailedDependency)
         return ApiError{424, "generation", "Request failed during generation: " + s.message(), ""};
       return to_api_error(ApiFamily::kTgi, s);
     }

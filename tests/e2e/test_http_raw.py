@@ -67,6 +67,9 @@ def test_info_health_version(demo_server):
     assert r.status_code == 200 and r.content == b""
     assert requests.get(demo_server.url + "/ping").status_code == 200
     assert "version" in requests.get(demo_server.url + "/version").json()
+    # Runtime adapter management exists only with --enable-lora-management.
+    r = requests.post(demo_server.url + "/v1/load_lora_adapter", json={"lora_name": "a", "lora_path": "/tmp"})
+    assert r.status_code == 404
 
 
 def test_metrics_after_requests(demo_server):

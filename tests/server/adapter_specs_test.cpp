@@ -95,7 +95,8 @@ TEST(ApiModel, TgiAdapterIdResolution) {
   const AdapterRef other = m.resolve_adapter_id(std::string("/adapters/other"), std::string("local")).value();
   EXPECT_EQ(other.name, "/adapters/other");
   EXPECT_EQ(other.source, "local");
-  EXPECT_EQ(m.resolve_adapter_id(std::string("sql"), std::string("s3")).status().code(), ErrorCode::kUnsupported);
+  EXPECT_EQ(m.resolve_adapter_id(std::string("sql"), std::string("pbase")).status().code(), ErrorCode::kUnsupported);
+  EXPECT_EQ(m.resolve_adapter_id(std::string("s3://b/p/x"), std::string("s3")).value().source, "s3");
   EXPECT_EQ(m.resolve_adapter_id(std::string("nope"), std::nullopt).status().code(), ErrorCode::kNotFound);
 }
 
