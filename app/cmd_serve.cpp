@@ -41,6 +41,7 @@ struct ServeArgs {
   int max_concurrent_requests = 1024, max_input_tokens = 0, max_total_tokens = 0;
   int max_best_of = 2, max_stop_sequences = 4, max_top_n_tokens = 5;
   std::vector<std::string> api_keys;         // also LORASERVE_API_KEY
+  std::vector<std::string> admin_keys;       // the management routes' key (also LORASERVE_ADMIN_KEY)
   int io_threads = 2, block_size = 16, cpu_threads = 0;
   double gpu_memory_utilization = 0.9, kv_cache_gib = 0, shutdown_grace = 30;
   bool enforce_eager = false;
@@ -154,6 +155,7 @@ int run_serve(ServeArgs a) {
   so.http.port = static_cast<uint16_t>(a.port);
   so.http.io_threads = a.io_threads;
   so.api_keys = a.api_keys;
+  so.admin_keys = a.admin_keys;
   so.max_concurrent_requests = a.max_concurrent_requests;
   so.enable_lora_management = a.enable_lora_management;
   so.limits.max_input_tokens = a.max_input_tokens;
@@ -237,6 +239,9 @@ void register_serve_command(CLI::App& app, CommandRunner& runner) {
   cmd->add_option("--max-top-n-tokens", args.max_top_n_tokens, "TGI: largest top_n_tokens");
   cmd->add_option("--api-key", args.api_keys, "require Authorization: Bearer KEY on generation and model routes")
       ->envname("LORASERVE_API_KEY");
+  cmd->add_option("--admin-key", args.admin_keys,
+                  "require Authorization: Bearer KEY on the adapter management routes (instead of --api-key)")
+      ->envname("LORASERVE_ADMIN_KEY");
   cmd->add_option("--io-threads", args.io_threads, "HTTP I/O threads")->check(CLI::Range(1, 64));
   cmd->add_option("--cpu-threads", args.cpu_threads, "cpu: compute threads (0: one per core)")->check(CLI::Range(0, 1024));
   cmd->add_option("--block-size", args.block_size, "tokens per KV block");

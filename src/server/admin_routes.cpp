@@ -1,6 +1,7 @@
 // admin_routes.cpp: vLLM's runtime adapter management, POST /v1/load_lora_adapter and /v1/unload_lora_adapter
 // (interfaces.md 3.9; present only with --enable-lora-management, as vLLM registers them only with
-// VLLM_ALLOW_RUNTIME_LORA_UPDATING), and GET /v1/capacity (room for more adapters and tokens). A load reads,
+// VLLM_ALLOW_RUNTIME_LORA_UPDATING; with --admin-key they need that key), GET /v1/adapters (every known
+// adapter: source, hash, rank, tier, use) and GET /v1/capacity (room for more adapters and tokens). A load reads,
 // validates and maybe downloads the adapter, so it runs on a thread of its own and answers through a
 // ResponseSource when done: the I/O thread never waits on it.
 #include <charconv>
@@ -102,6 +103,27 @@ HttpResponse Api::unload_lora_adapter(const HttpRequest& request) {
   const Status s = engine_.remove_adapter(**name);
   if (!s.is_ok()) return error_response(ApiFamily::kOpenAi, s);
   return text_response("Success: LoRA adapter '" + **name + "' removed successfully.");
+}
+
+HttpResponse Api::adapters_list() const {
+  OJson data = OJson::array();
+  for (const AdapterInfo& a : engine_.adapters()) {
+    data.push_back({{"name", a.name},
+                    {"source", a.source},
+                    {"path", a.path},
+                    {"base_model_name", a.base_model_name.empty() ? model_.id() : a.base_model_name},
+                    {"content_hash", a.content_hash},
+                    {"rank", a.rank},
+                    {"target_modules", a.target_modules},
+                    {"bytes", a.bytes},
+                    {"tier", a.tier},
+                    {"registered", a.registered},
+                    {"last_used", a.last_used},
+                    {"requests", a.requests}});
+  }
+  HttpResponse r;
+  r.body = dump_json({{"object", "list"}, {"data", std::move(data)}});
+  return r;
 }
 
 HttpResponse Api::capacity(const HttpRequest& request) const {

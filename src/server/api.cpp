@@ -92,8 +92,8 @@ Api::~Api() {
   tasks_cv_.wait(lock, [this] { return tasks_running_ == 0; });
 }
 
-bool Api::authorized(const HttpRequest& request) const {
-  if (options_.api_keys.empty()) return true;
+// Whether the request's Authorization header is "Bearer <one of keys>" (scheme case-insensitive).
+static bool bearer_matches(const HttpRequest& request, const std::vector<std::string>& keys) {
   const std::string header = request.header("authorization");
   const size_t space = header.find(' ');
   if (space == std::string::npos) return false;
@@ -102,8 +102,17 @@ bool Api::authorized(const HttpRequest& request) const {
   if (scheme != "bearer") return false;
   const std::string token = header.substr(header.find_first_not_of(' ', space));
   bool ok = false;
-  for (const std::string& key : options_.api_keys) ok |= constant_time_equal(token, key);
+  for (const std::string& key : keys) ok |= constant_time_equal(token, key);
   return ok;
+}
+
+bool Api::authorized(const HttpRequest& request) const {
+  return options_.api_keys.empty() || bearer_matches(request, options_.api_keys);
+}
+
+bool Api::admin_authorized(const HttpRequest& request) const {
+  if (options_.admin_keys.empty()) return authorized(request);
+  return bearer_matches(request, options_.admin_keys);
 }
 
 std::optional<FlightToken> Api::take_flight() {
@@ -125,7 +134,9 @@ HttpResponse Api::transport_error(const std::string& path, int status, const std
 RouteResult Api::handle(const HttpRequest& request, const RouteContext& context) {
   const std::string& m = request.method;
   const std::string& p = request.path;
-  if (!is_open_route(request) && !authorized(request)) return unauthorized_response(family_of_path(p));
+  const bool admin_route = p == "/v1/load_lora_adapter" || p == "/v1/unload_lora_adapter";
+  if (admin_route ? !admin_authorized(request) : (!is_open_route(request) && !authorized(request)))
+    return unauthorized_response(family_of_path(p));
   if (m == "GET") {
     if (p == "/health" || p == "/ping" || p == "/") return health();
     if (p == "/info") return info();
@@ -134,6 +145,7 @@ RouteResult Api::handle(const HttpRequest& request, const RouteContext& context)
     if (p == "/openapi.json" || p == "/api-doc/openapi.json") return json_response(openapi_document(openapi_context()));
     if (p == "/v1/models") return models();
     if (p == "/v1/capacity") return capacity(request);
+    if (p == "/v1/adapters") return adapters_list();
     if (p.rfind("/v1/models/", 0) == 0) return model_card(p.substr(11));
   } else if (m == "POST") {
     if (p == "/generate") return tgi_generate(request, context, "generate");
@@ -153,7 +165,7 @@ RouteResult Api::handle(const HttpRequest& request, const RouteContext& context)
       {"/openapi.json", "GET"}, {"/v1/models", "GET"}, {"/", "GET, POST"}, {"/generate", "POST"},
       {"/generate_stream", "POST"}, {"/invocations", "POST"}, {"/v1/completions", "POST"},
       {"/v1/chat/completions", "POST"}, {"/tokenize", "POST"}, {"/chat_tokenize", "POST"}, {"/detokenize", "POST"},
-      {"/v1/capacity", "GET"}};
+      {"/v1/capacity", "GET"}, {"/v1/adapters", "GET"}};
   const ApiFamily family = family_of_path(p);
   auto allowed = kAllowed.find(p);
   if (allowed != kAllowed.end()) {
@@ -249,6 +261,7 @@ HttpResponse Api::metrics() const {
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.body = render_metrics(engine_.stats(), model_.id(), counters_, static_cast<double>(unix_time_now()));
+  r.body += render_adapter_tiers(engine_.adapters(), model_.id());
   return r;
 }
 

@@ -75,6 +75,8 @@ class Api {
   RouteResult load_lora_adapter(const HttpRequest& request, const RouteContext& context);
   HttpResponse unload_lora_adapter(const HttpRequest& request);
   HttpResponse capacity(const HttpRequest& request) const;
+  HttpResponse adapters_list() const;
+  bool admin_authorized(const HttpRequest& request) const;
   // Runs task on a thread of its own; its response is sent when it returns.
   RouteResult run_task(std::function<HttpResponse()> task, const RouteContext& context);
 

@@ -179,6 +179,21 @@ std::map<std::string, uint64_t> ServerCounters::failures() const {
   return failures_;
 }
 
+std::string render_adapter_tiers(const std::vector<AdapterInfo>& adapters, const std::string& model_name) {
+  std::string out;
+  Writer w(out);
+  std::map<std::string, int64_t> counts = {{"disk", 0}, {"loading", 0}, {"host", 0}, {"device", 0}, {"failed", 0}};
+  w.header("loraserve:adapter_tier", "gauge", "Where each known adapter sits (1 for its tier).");
+  for (const AdapterInfo& a : adapters) {
+    ++counts[a.tier];
+    w.sample("loraserve:adapter_tier", {{"model_name", model_name}, {"adapter", a.name}, {"tier", a.tier}}, 1);
+  }
+  w.header("loraserve:adapters", "gauge", "Known adapters by tier.");
+  for (const auto& [tier, n] : counts)
+    w.sample("loraserve:adapters", {{"model_name", model_name}, {"tier", tier}}, static_cast<double>(n));
+  return out;
+}
+
 std::string escape_label_value(const std::string& value) {
   std::string out;
   out.reserve(value.size());

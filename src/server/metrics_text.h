@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 
+#include "engine/engine.h"
 #include "engine/metrics.h"
 
 namespace ls::server {
@@ -34,6 +35,10 @@ class ServerCounters {
 // The whole /metrics body. unix_now: the value of vllm:lora_requests_info (vLLM sets it to the current time).
 std::string render_metrics(const EngineStats& stats, const std::string& model_name, const ServerCounters& counters,
                            double unix_now);
+
+// Where each known adapter sits: loraserve:adapter_tier{adapter, tier} = 1 per adapter, and
+// loraserve:adapters{tier} counts (disk, loading, host, device, failed).
+std::string render_adapter_tiers(const std::vector<AdapterInfo>& adapters, const std::string& model_name);
 
 // A label value escaped for the exposition format (backslash, double quote, newline).
 std::string escape_label_value(const std::string& value);

@@ -100,6 +100,10 @@ void add_admin_paths(OJson& p, bool lora_management) {
   capacity_op["parameters"] = OJson::array({{{"name", "rank"}, {"in", "query"}, {"required", false},
                                              {"schema", {{"type", "integer"}, {"minimum", 1}, {"maximum", 4096}}}}});
   p["/v1/capacity"] = {{"get", capacity_op}};
+  p["/v1/adapters"] = {{"get", get("adapters", "Every known adapter: source, content hash, rank, tier, use", "Adapters",
+                                   {{"200", response("Adapters", json_content(ref("AdapterList")))},
+                                    {"401", response("Missing or wrong API key", json_content(ref("Unauthorized")))}},
+                                   true)}};
   if (!lora_management) return;
   const OJson text = {{"text/plain", {{"schema", {{"type", "string"}}}}}};
   for (const char* route : {"load", "unload"}) {

@@ -253,6 +253,12 @@ void add_openai_response_schemas(OJson& s) {
                                         {"load_inplace", nullable(boolean())},
                                         {"base_model_name", nullable(str())}},
                                        {"lora_name", "lora_path"});
+  s["AdapterCard"] = object({{"name", str()}, {"source", str()}, {"path", str()}, {"base_model_name", str()},
+                             {"content_hash", str()}, {"rank", integer(0)}, {"target_modules", array_of(str())},
+                             {"bytes", integer(0)}, {"tier", str()}, {"registered", boolean()}, {"last_used", num()},
+                             {"requests", integer(0)}},
+                            {"name", "source", "tier", "registered", "requests"});
+  s["AdapterList"] = object({{"object", str()}, {"data", array_of(ref("AdapterCard"))}}, {"object", "data"});
   s["UnloadLoraAdapterRequest"] = object({{"lora_name", {{"type", "string"}, {"minLength", 1}}}}, {"lora_name"});
   s["Capacity"] = object({{"rank", integer(1)}, {"adapter_bytes", integer(0)}, {"host_adapters_free", integer(-1)},
                           {"host_bytes_used", integer(0)}, {"host_bytes_limit", integer(0)},

@@ -74,7 +74,7 @@ TEST(OpenApi, EveryRouteIsDocumentedAndAnswered) {
   const std::set<std::string> routes = {"/", "/generate", "/generate_stream", "/invocations", "/tokenize",
                                         "/chat_tokenize", "/detokenize", "/v1/completions", "/v1/chat/completions",
                                         "/v1/models", "/v1/models/{model_id}", "/health", "/ping", "/info",
-                                        "/metrics", "/version", "/openapi.json", "/v1/capacity"};
+                                        "/metrics", "/version", "/openapi.json", "/v1/capacity", "/v1/adapters"};
   std::set<std::string> documented;
   for (auto it = doc["paths"].begin(); it != doc["paths"].end(); ++it) documented.insert(it.key());
   EXPECT_EQ(documented, routes);
