@@ -158,10 +158,7 @@ void AddedVocabulary::split(const Piece& piece, bool normalized, std::vector<Pie
   const Trie& trie = normalized ? normalized_trie_ : raw_trie_;
   const std::string_view text = piece.text;
   auto emit_text = [&](size_t start, size_t end) {
-    if (end <= start) return;
-    Piece& p = out.emplace_back();
-    p.text.assign(text.substr(start, end - start));
-    p.at_origin = piece.at_origin && start == 0;
+    if (end > start) emit_sub_piece(piece, start, end, out);
   };
   size_t start_offset = 0;
   size_t pos = 0;
@@ -190,6 +187,10 @@ void AddedVocabulary::split(const Piece& piece, bool normalized, std::vector<Pie
     Piece& p = out.emplace_back();
     p.text = token.content;
     p.added_id = id;
+    if (piece.tracked) {
+      p.tracked = true;
+      p.align = slice_alignment(piece.align, start, stop);
+    }
     start_offset = stop;
   }
   if (start_offset < text.size()) emit_text(start_offset, text.size());

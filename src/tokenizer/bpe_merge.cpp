@@ -29,10 +29,21 @@ struct Symbol {
 
 }  // namespace
 
-Status BpeModel::merge_word(std::string_view piece, bool raw_bytes, std::vector<int32_t>& out) const {
+Status BpeModel::merge_word(std::string_view piece, bool raw_bytes, std::vector<int32_t>& out,
+                            std::vector<std::pair<uint32_t, uint32_t>>* spans) const {
   thread_local std::vector<int32_t> ids;
   ids.clear();
+  // With spans: the byte range of each initial symbol. As in `tokenizers` (Word::add), a symbol's range is
+  // the running sum of the byte lengths before it, in symbol order.
+  std::vector<std::pair<uint32_t, uint32_t>> ranges;
+  uint32_t cursor = 0;
+  auto push = [&](int32_t id, size_t len) {
+    ids.push_back(id);
+    if (spans) ranges.emplace_back(cursor, cursor + static_cast<uint32_t>(len));
+    cursor += static_cast<uint32_t>(len);
+  };
   int32_t pending_unk = -1;  // an unk symbol not yet added (it absorbs following unknowns with fuse_unk)
+  size_t unk_len = 0;
   std::string unit_with_affixes;
   const bool affixes = !prefix_.empty() || !suffix_.empty();
   size_t i = 0;
@@ -65,35 +76,53 @@ Status BpeModel::merge_word(std::string_view piece, bool raw_bytes, std::vector<
     }
     if (id >= 0) {
       if (pending_unk >= 0) {
-        ids.push_back(pending_unk);
+        push(pending_unk, unk_len);
         pending_unk = -1;
       }
-      ids.push_back(id);
+      push(id, len);
       continue;
     }
     if (byte_fallback_) {
       bool all = true;
       for (char c : unit) all = all && byte_fallback_ids_[static_cast<uint8_t>(c)] >= 0;
       if (all) {
-        for (char c : unit) ids.push_back(byte_fallback_ids_[static_cast<uint8_t>(c)]);
+        for (char c : unit) push(byte_fallback_ids_[static_cast<uint8_t>(c)], 1);
         continue;
       }
     }
     if (has_unk_) {
       if (unk_id_ < 0) return invalid_argument("unk_token \"" + unk_token_ + "\" is not in the vocab");
-      if (pending_unk >= 0 && !fuse_unk_) ids.push_back(pending_unk);
+      if (pending_unk >= 0 && !fuse_unk_) {
+        push(pending_unk, unk_len);
+        pending_unk = -1;
+      }
+      unk_len = pending_unk >= 0 ? unk_len + len : len;
       pending_unk = unk_id_;
     }
   }
-  if (pending_unk >= 0) ids.push_back(pending_unk);
-  merge_all(ids);
+  if (pending_unk >= 0) push(pending_unk, unk_len);
+  if (!spans) {
+    merge_all(ids);
+    out.insert(out.end(), ids.begin(), ids.end());
+    return Status::ok();
+  }
+  std::vector<int32_t> starts;
+  merge_all(ids, &starts);
+  for (size_t k = 0; k < starts.size(); ++k) {
+    const size_t last = (k + 1 < starts.size() ? static_cast<size_t>(starts[k + 1]) : ranges.size()) - 1;
+    spans->emplace_back(ranges[static_cast<size_t>(starts[k])].first, ranges[last].second);
+  }
   out.insert(out.end(), ids.begin(), ids.end());
   return Status::ok();
 }
 
-void BpeModel::merge_all(std::vector<int32_t>& ids) const {
+void BpeModel::merge_all(std::vector<int32_t>& ids, std::vector<int32_t>* starts) const {
   const int32_t n = static_cast<int32_t>(ids.size());
-  if (n < 2 || merges_.size() == 0) return;
+  if (n < 2 || merges_.size() == 0) {
+    if (starts)
+      for (int32_t k = 0; k < n; ++k) starts->push_back(k);
+    return;
+  }
   thread_local std::vector<Symbol> symbols;
   thread_local std::vector<Merge> heap_storage;
   symbols.resize(n);
@@ -128,7 +157,10 @@ void BpeModel::merge_all(std::vector<int32_t>& ids) const {
     }
   }
   ids.clear();
-  for (int32_t k = 0; k >= 0 && k < n; k = symbols[k].next) ids.push_back(symbols[k].id);
+  for (int32_t k = 0; k >= 0 && k < n; k = symbols[k].next) {
+    ids.push_back(symbols[k].id);
+    if (starts) starts->push_back(k);
+  }
 }
 
 }  // namespace ls

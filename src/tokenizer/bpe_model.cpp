@@ -180,4 +180,18 @@ Status BpeModel::tokenize(std::string_view piece, bool raw_bytes, std::vector<in
   return Status::ok();
 }
 
+Status BpeModel::tokenize_with_offsets(std::string_view piece, bool raw_bytes, std::vector<int32_t>& out,
+                                      std::vector<std::pair<uint32_t, uint32_t>>& spans) const {
+  raw_bytes = raw_bytes && raw_enabled_;
+  if (ignore_merges_) {
+    const int32_t id = raw_bytes ? raw_vocab_.find(piece) : vocab_.find(piece);
+    if (id >= 0) {
+      out.push_back(id);
+      spans.emplace_back(0, static_cast<uint32_t>(piece.size()));
+      return Status::ok();
+    }
+  }
+  return merge_word(piece, raw_bytes, out, &spans);
+}
+
 }  // namespace ls

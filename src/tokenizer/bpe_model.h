@@ -25,6 +25,9 @@ class BpeModel {
   // Appends the ids of one pre-tokenized piece. raw_bytes: the piece is raw bytes still to be mapped to the
   // byte-level alphabet (see enable_raw_bytes). Fails only when unk_token is needed but not in the vocab.
   Status tokenize(std::string_view piece, bool raw_bytes, std::vector<int32_t>& out) const;
+  // The same, also appending each token's byte range [start, end) within piece (no cache).
+  Status tokenize_with_offsets(std::string_view piece, bool raw_bytes, std::vector<int32_t>& out,
+                               std::vector<std::pair<uint32_t, uint32_t>>& spans) const;
 
   // Prepares lookups keyed by raw bytes, so a deferred ByteLevel pre-tokenizer can skip the mapping.
   void enable_raw_bytes();
@@ -38,8 +41,11 @@ class BpeModel {
   BpeModel() = default;
   Status load_vocab(const Json& vocab);
   Status load_merges(const Json& merges);
-  Status merge_word(std::string_view piece, bool raw_bytes, std::vector<int32_t>& out) const;
-  void merge_all(std::vector<int32_t>& ids) const;
+  // spans: when not null, receives each token's byte range within piece.
+  Status merge_word(std::string_view piece, bool raw_bytes, std::vector<int32_t>& out,
+                    std::vector<std::pair<uint32_t, uint32_t>>* spans = nullptr) const;
+  // starts: when not null, receives for each merged symbol the index of its first initial symbol.
+  void merge_all(std::vector<int32_t>& ids, std::vector<int32_t>* starts = nullptr) const;
 
   StringIdMap vocab_;
   std::vector<std::string> tokens_;            // vocab strings in JSON order

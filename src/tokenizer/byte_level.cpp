@@ -56,4 +56,12 @@ bool decode_to_bytes(std::string_view text, std::string& out) {
   return true;
 }
 
+std::u32string encoded_chars(char32_t c) {
+  std::string utf8;
+  unicode::append_utf8(utf8, c);
+  std::u32string out;
+  for (unsigned char b : utf8) out.push_back(byte_to_char(b));
+  return out;
+}
+
 }  // namespace ls::byte_level

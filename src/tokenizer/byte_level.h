@@ -21,6 +21,9 @@ int char_to_byte(char32_t c);
 // Maps every byte of text to its character (the ByteLevel pre-tokenizer's transform).
 void append_encoded(std::string& out, std::string_view text);
 
+// The alphabet characters of c's UTF-8 bytes (one per byte), for offset-tracking rewrites.
+std::u32string encoded_chars(char32_t c);
+
 // Maps text written in the alphabet back to bytes; false when some character is not in the alphabet.
 bool decode_to_bytes(std::string_view text, std::string& out);
 

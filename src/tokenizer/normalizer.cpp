@@ -62,9 +62,62 @@ char32_t max_code_point(std::string_view text) {
   return max;
 }
 
+// The changes pairing a normalized segment with the n_in characters it came from: each output character
+// replaces the next input character; surplus input characters are removed by the first output character,
+// surplus output characters are insertions.
+void append_segment_changes(std::string_view out, size_t n_in, std::vector<CharChange>& changes) {
+  std::vector<char32_t> chars;
+  for (size_t i = 0; i < out.size();) {
+    size_t len;
+    chars.push_back(unicode::decode(out, i, &len));
+    i += len;
+  }
+  for (size_t k = 0; k < chars.size(); ++k) {
+    int32_t change = k < n_in ? 0 : 1;
+    if (k == 0 && chars.size() < n_in) change = -static_cast<int32_t>(n_in - chars.size());
+    changes.push_back({chars[k], change});
+  }
+}
+
+bool nmt_drops(char32_t c) {
+  return (c >= 0x01 && c <= 0x08) || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F || c == 0x8F || c == 0x9F;
+}
+
+bool nmt_to_space(char32_t c) {
+  return c == 0x09 || c == 0x0A || c == 0x0C || c == 0x0D || c == 0x1680 || (c >= 0x200B && c <= 0x200F) ||
+         c == 0x2028 || c == 0x2029 || c == 0x2581 || c == 0xFEFF || c == 0xFFFD;
+}
+
+
 class UnicodeNormalizer final : public Normalizer {
  public:
   explicit UnicodeNormalizer(Form form) : form_(form) {}
+
+  // Pairs output characters with input characters as unicode-normalization-alignments does for `tokenizers`:
+  // each input character decomposes (its first character replaces it, the rest are inserted), marks are put
+  // in canonical order carrying their pairing, and a character composed into its starter is removed by it.
+  Status normalize_aligned(std::string& text, bool& at_origin, Alignment& align) const override {
+    std::string whole = text;
+    LS_RETURN_IF_ERROR(normalize(whole, at_origin));
+    if (whole == text) return Status::ok();
+    std::vector<Mark> seq;
+    LS_RETURN_IF_ERROR(decompose(text, seq));
+    if (form_ == Form::kNfc || form_ == Form::kNfkc) compose(seq);
+    std::vector<CharChange> changes;
+    std::string rebuilt;
+    for (const Mark& m : seq) {
+      changes.push_back({m.c, m.change});
+      unicode::append_utf8(rebuilt, m.c);
+    }
+    if (rebuilt != whole) {
+      // Our reconstruction disagrees with the normalizer (should not happen): keep the text right and pair
+      // characters by position.
+      changes.clear();
+      append_segment_changes(whole, unicode::count_chars(text), changes);
+    }
+    transform(text, align, changes, 0);
+    return Status::ok();
+  }
 
   Status normalize(std::string& text, bool&) const override {
     // ASCII is invariant under every form; below U+0300 nothing composes, so NFC keeps it as it is.
@@ -95,6 +148,92 @@ class UnicodeNormalizer final : public Normalizer {
   }
 
  private:
+  struct Mark {
+    char32_t c;
+    int32_t change;
+    int ccc;
+    bool frozen;  // a character `tokenizers` leaves as it is: no decomposition, no composition across it
+  };
+
+  static int combining_class(char32_t c) {
+    return utf8proc_get_property(static_cast<utf8proc_int32_t>(c))->combining_class;
+  }
+
+  Status decompose(std::string_view text, std::vector<Mark>& seq) const {
+    const std::span<const char32_t> unchanged = unchanged_chars(form_);
+    int options = UTF8PROC_DECOMPOSE | UTF8PROC_STABLE;
+    if (form_ == Form::kNfkc || form_ == Form::kNfkd) options |= UTF8PROC_COMPAT;
+    for (size_t i = 0; i < text.size();) {
+      size_t len;
+      const char32_t c = unicode::decode(text, i, &len);
+      i += len;
+      if (c >= 0x300 && contains(unchanged, c)) {
+        seq.push_back({c, 0, 0, true});
+        continue;
+      }
+      utf8proc_int32_t buf[32];
+      int boundclass = 0;
+      const utf8proc_ssize_t n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 32,
+                                                         static_cast<utf8proc_option_t>(options), &boundclass);
+      if (n < 0 || n > 32) return invalid_argument(std::string("unicode normalization failed: ") + utf8proc_errmsg(n));
+      for (utf8proc_ssize_t k = 0; k < n; ++k) {
+        const char32_t d = static_cast<char32_t>(buf[k]);
+        seq.push_back({d, k == 0 ? 0 : 1, combining_class(d), false});
+      }
+    }
+    // Canonical order: runs of marks stable-sorted by combining class.
+    for (size_t i = 0; i < seq.size();) {
+      if (seq[i].ccc == 0 || seq[i].frozen) {
+        ++i;
+        continue;
+      }
+      size_t j = i;
+      while (j < seq.size() && seq[j].ccc != 0 && !seq[j].frozen) ++j;
+      std::stable_sort(seq.begin() + static_cast<std::ptrdiff_t>(i), seq.begin() + static_cast<std::ptrdiff_t>(j),
+                       [](const Mark& a, const Mark& b) { return a.ccc < b.ccc; });
+      i = j;
+    }
+    return Status::ok();
+  }
+
+  // The canonical composite of a and b, or 0.
+  static char32_t composite(char32_t a, char32_t b) {
+    utf8proc_int32_t buf[2] = {static_cast<utf8proc_int32_t>(a), static_cast<utf8proc_int32_t>(b)};
+    const utf8proc_ssize_t n = utf8proc_normalize_utf32(buf, 2, static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE |
+                                                                                                UTF8PROC_STABLE));
+    return n == 1 ? static_cast<char32_t>(buf[0]) : 0;
+  }
+
+  // Canonical composition over the decomposed sequence; a composed character's change absorbs the removed one.
+  static void compose(std::vector<Mark>& seq) {
+    std::vector<Mark> out;
+    int64_t starter = -1;  // index in out
+    int last_ccc = 0;
+    for (const Mark& m : seq) {
+      if (starter >= 0 && !m.frozen && !out[static_cast<size_t>(starter)].frozen) {
+        const bool adjacent = static_cast<size_t>(starter) + 1 == out.size();
+        const bool unblocked = adjacent || (last_ccc != 0 && last_ccc < m.ccc);
+        if (unblocked) {
+          Mark& s = out[static_cast<size_t>(starter)];
+          if (const char32_t c = composite(s.c, m.c); c != 0) {
+            s.c = c;
+            s.change += m.change - 1;
+            s.ccc = combining_class(c);
+            continue;
+          }
+        }
+      }
+      if (m.ccc == 0 || m.frozen) {
+        starter = static_cast<int64_t>(out.size());
+        last_ccc = 0;
+      } else {
+        last_ccc = m.ccc;
+      }
+      out.push_back(m);
+    }
+    seq = std::move(out);
+  }
+
   Status append_normalized(std::string_view text, std::string& out) const {
     if (text.empty()) return Status::ok();
     int options = UTF8PROC_STABLE;
@@ -123,6 +262,14 @@ class UnicodeNormalizer final : public Normalizer {
 
 class LowercaseNormalizer final : public Normalizer {
  public:
+  Status normalize_aligned(std::string& text, bool&, Alignment& align) const override {
+    map_chars_aligned(text, align, [](char32_t c) -> std::u32string {
+      if (c < 0x80) return std::u32string(1, c >= 'A' && c <= 'Z' ? c + 32 : c);
+      if (c == 0x130) return U"i\u0307";
+      return std::u32string(1, to_lowercase(c));
+    });
+    return Status::ok();
+  }
   Status normalize(std::string& text, bool&) const override {
     std::string out;
     out.reserve(text.size());
@@ -146,6 +293,26 @@ class LowercaseNormalizer final : public Normalizer {
 class StripNormalizer final : public Normalizer {
  public:
   StripNormalizer(bool left, bool right) : left_(left), right_(right) {}
+
+  Status normalize_aligned(std::string& text, bool& at_origin, Alignment& align) const override {
+    std::vector<char32_t> chars;
+    for (size_t i = 0; i < text.size();) {
+      size_t len;
+      chars.push_back(unicode::decode(text, i, &len));
+      i += len;
+    }
+    const size_t n = chars.size();
+    size_t leading = 0, trailing = 0;
+    if (left_) while (leading < n && unicode::is_whitespace(chars[leading])) ++leading;
+    if (right_) while (trailing < n && unicode::is_whitespace(chars[n - 1 - trailing])) ++trailing;
+    if (leading == 0 && trailing == 0) return Status::ok();
+    std::vector<CharChange> changes;
+    for (size_t i = leading; i + trailing < n; ++i)
+      changes.push_back({chars[i], i + trailing + 1 == n ? -static_cast<int32_t>(trailing) : 0});
+    if (leading > 0 && leading + trailing < n) at_origin = false;
+    transform(text, align, changes, leading);
+    return Status::ok();
+  }
 
   Status normalize(std::string& text, bool& at_origin) const override {
     size_t begin = 0, end = text.size();
@@ -176,6 +343,14 @@ class StripNormalizer final : public Normalizer {
 
 class StripAccentsNormalizer final : public Normalizer {
  public:
+  Status normalize_aligned(std::string& text, bool& at_origin, Alignment& align) const override {
+    size_t len;
+    if (!text.empty() && is_combining_mark(unicode::decode(text, 0, &len))) at_origin = false;
+    map_chars_aligned(text, align, [](char32_t c) {
+      return is_combining_mark(c) ? std::u32string() : std::u32string(1, c);
+    });
+    return Status::ok();
+  }
   Status normalize(std::string& text, bool& at_origin) const override {
     std::string out;
     out.reserve(text.size());
@@ -196,17 +371,23 @@ class StripAccentsNormalizer final : public Normalizer {
 
 class NmtNormalizer final : public Normalizer {
  public:
+  Status normalize_aligned(std::string& text, bool& at_origin, Alignment& align) const override {
+    std::string copy = text;
+    LS_RETURN_IF_ERROR(normalize(copy, at_origin));
+    map_chars_aligned(text, align, [](char32_t c) {
+      if (nmt_drops(c)) return std::u32string();
+      return std::u32string(1, nmt_to_space(c) ? U' ' : c);
+    });
+    return Status::ok();
+  }
   Status normalize(std::string& text, bool& at_origin) const override {
     std::string out;
     out.reserve(text.size());
     for (size_t i = 0; i < text.size();) {
       size_t len;
       const char32_t c = unicode::decode(text, i, &len);
-      const bool drop = (c >= 0x01 && c <= 0x08) || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F ||
-                        c == 0x8F || c == 0x9F;
-      const bool to_space = c == 0x09 || c == 0x0A || c == 0x0C || c == 0x0D || c == 0x1680 ||
-                            (c >= 0x200B && c <= 0x200F) || c == 0x2028 || c == 0x2029 || c == 0x2581 ||
-                            c == 0xFEFF || c == 0xFFFD;
+      const bool drop = nmt_drops(c);
+      const bool to_space = nmt_to_space(c);
       if (drop) {
         if (out.empty()) at_origin = false;
       } else if (to_space) {
@@ -224,6 +405,10 @@ class NmtNormalizer final : public Normalizer {
 class PrependNormalizer final : public Normalizer {
  public:
   explicit PrependNormalizer(std::string prefix) : prefix_(std::move(prefix)) {}
+  Status normalize_aligned(std::string& text, bool&, Alignment& align) const override {
+    prepend_aligned(text, align, prefix_);
+    return Status::ok();
+  }
   Status normalize(std::string& text, bool&) const override {
     if (!text.empty()) text.insert(0, prefix_);
     return Status::ok();
@@ -237,6 +422,31 @@ class ReplaceNormalizer final : public Normalizer {
  public:
   ReplaceNormalizer(std::unique_ptr<Regex> regex, std::string content)
       : regex_(std::move(regex)), content_(std::move(content)) {}
+
+  // Hugging Face replace: each match becomes the content's characters, inserted after the removed match (so
+  // they align with its last byte).
+  Status normalize_aligned(std::string& text, bool& at_origin, Alignment& align) const override {
+    std::vector<std::pair<size_t, size_t>> matches;
+    LS_RETURN_IF_ERROR(regex_->for_each_match(text, [&](size_t start, size_t end) { matches.emplace_back(start, end); }));
+    std::vector<CharChange> content;
+    for (size_t i = 0; i < content_.size();) {
+      size_t len;
+      content.push_back({unicode::decode(content_, i, &len), 1});
+      i += len;
+    }
+    bool removed_start = false;
+    std::ptrdiff_t shift = 0;
+    for (const auto& [start, end] : matches) {
+      if (start == 0 && end > 0 && content_.empty()) removed_start = true;
+      const size_t s = static_cast<size_t>(static_cast<std::ptrdiff_t>(start) + shift);
+      const size_t e = static_cast<size_t>(static_cast<std::ptrdiff_t>(end) + shift);
+      const size_t removed = unicode::count_chars(std::string_view(text).substr(s, e - s));
+      transform_range(text, align, s, e, content, removed);
+      shift += static_cast<std::ptrdiff_t>(content_.size()) - static_cast<std::ptrdiff_t>(end - start);
+    }
+    if (removed_start && !text.empty()) at_origin = false;
+    return Status::ok();
+  }
 
   Status normalize(std::string& text, bool& at_origin) const override {
     std::string out;
@@ -262,6 +472,10 @@ class ReplaceNormalizer final : public Normalizer {
 
 class ByteLevelNormalizer final : public Normalizer {
  public:
+  Status normalize_aligned(std::string& text, bool&, Alignment& align) const override {
+    map_chars_aligned(text, align, byte_level::encoded_chars);
+    return Status::ok();
+  }
   Status normalize(std::string& text, bool&) const override {
     std::string out;
     byte_level::append_encoded(out, text);
@@ -273,6 +487,10 @@ class ByteLevelNormalizer final : public Normalizer {
 class SequenceNormalizer final : public Normalizer {
  public:
   explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> steps) : steps_(std::move(steps)) {}
+  Status normalize_aligned(std::string& text, bool& at_origin, Alignment& align) const override {
+    for (const auto& step : steps_) LS_RETURN_IF_ERROR(step->normalize_aligned(text, at_origin, align));
+    return Status::ok();
+  }
   Status normalize(std::string& text, bool& at_origin) const override {
     for (const auto& step : steps_) LS_RETURN_IF_ERROR(step->normalize(text, at_origin));
     return Status::ok();

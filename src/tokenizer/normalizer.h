@@ -8,6 +8,7 @@
 
 #include "core/json.h"
 #include "core/status.h"
+#include "tokenizer/alignment.h"
 
 namespace ls {
 
@@ -18,6 +19,9 @@ class Normalizer {
   // the original input's first byte; it becomes false when leading characters are deleted (Strip, or a
   // Replace by nothing), which is what Metaspace's prepend_scheme "first" looks at.
   virtual Status normalize(std::string& text, bool& at_origin) const = 0;
+  // The same rewrite, keeping align (one entry per byte of text) in step as Hugging Face's NormalizedString
+  // does, for offsets.
+  virtual Status normalize_aligned(std::string& text, bool& at_origin, Alignment& align) const = 0;
 };
 
 Result<std::unique_ptr<Normalizer>> make_normalizer(const Json& config);

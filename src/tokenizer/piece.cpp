@@ -68,25 +68,30 @@ std::vector<Span> apply_behavior(const std::vector<Span>& spans, SplitBehavior b
 
 }  // namespace
 
+void emit_sub_piece(const Piece& piece, size_t start, size_t end, std::vector<Piece>& out) {
+  Piece& p = out.emplace_back();
+  p.text.assign(piece.text, start, end - start);
+  p.at_origin = piece.at_origin && start == 0;
+  p.raw_bytes = piece.raw_bytes;
+  if (piece.tracked) {
+    p.tracked = true;
+    p.align = slice_alignment(piece.align, start, end);
+  }
+}
+
 void split_piece(const Piece& piece, const std::vector<Span>& spans, SplitBehavior behavior,
                  std::vector<Piece>& out) {
   if (behavior == SplitBehavior::kIsolated || behavior == SplitBehavior::kRemoved) {
     // The common case, without the intermediate vector.
     for (const Span& s : spans) {
       if (s.end <= s.start || (behavior == SplitBehavior::kRemoved && s.is_match)) continue;
-      Piece& p = out.emplace_back();
-      p.text.assign(piece.text, s.start, s.end - s.start);
-      p.at_origin = piece.at_origin && s.start == 0;
-      p.raw_bytes = piece.raw_bytes;
+      emit_sub_piece(piece, s.start, s.end, out);
     }
     return;
   }
   for (const Span& s : apply_behavior(spans, behavior)) {
     if (s.is_match || s.end <= s.start) continue;
-    Piece& p = out.emplace_back();
-    p.text.assign(piece.text, s.start, s.end - s.start);
-    p.at_origin = piece.at_origin && s.start == 0;
-    p.raw_bytes = piece.raw_bytes;
+    emit_sub_piece(piece, s.start, s.end, out);
   }
 }
 

@@ -1,8 +1,12 @@
 // post_processor.cpp: the post-processors and their factory.
 #include "tokenizer/post_processor.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
+
+#include "tokenizer/byte_level.h"
+#include "tokenizer/unicode.h"
 
 namespace ls {
 namespace {
@@ -28,14 +32,63 @@ class TemplateProcessor final : public PostProcessor {
     }
     ids = std::move(out);
   }
+  void process_with_offsets(std::vector<int32_t>& ids, std::vector<Offsets>& offsets,
+                            const std::function<std::string(int32_t)>&) const override {
+    std::vector<int32_t> out;
+    std::vector<Offsets> out_offsets;
+    for (const TemplateItem& item : single_) {
+      if (item.is_sequence) {
+        out.insert(out.end(), ids.begin(), ids.end());
+        out_offsets.insert(out_offsets.end(), offsets.begin(), offsets.end());
+      } else {
+        out.insert(out.end(), item.ids.begin(), item.ids.end());
+        out_offsets.insert(out_offsets.end(), item.ids.size(), Offsets{0, 0});
+      }
+    }
+    ids = std::move(out);
+    offsets = std::move(out_offsets);
+  }
 
  private:
   std::vector<TemplateItem> single_;
 };
 
-class NoOpProcessor final : public PostProcessor {
+// ByteLevel: no special tokens; with trim_offsets, Hugging Face's process_offsets: a token's leading and
+// trailing spaces (the alphabet's space character or whitespace) leave its offsets, except the one space
+// add_prefix_space put before the first token.
+class ByteLevelProcessor final : public PostProcessor {
  public:
+  ByteLevelProcessor(bool trim_offsets, bool add_prefix_space)
+      : trim_offsets_(trim_offsets), add_prefix_space_(add_prefix_space) {}
   void process(std::vector<int32_t>&) const override {}
+  void process_with_offsets(std::vector<int32_t>& ids, std::vector<Offsets>& offsets,
+                            const std::function<std::string(int32_t)>& token_text) const override {
+    if (!trim_offsets_) return;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const std::string token = token_text(ids[i]);
+      std::vector<char32_t> chars;
+      for (size_t k = 0; k < token.size();) {
+        size_t len;
+        chars.push_back(unicode::decode(token, k, &len));
+        k += len;
+      }
+      auto is_space = [](char32_t c) { return c == byte_level::byte_to_char(' ') || unicode::is_whitespace(c); };
+      size_t leading = 0, trailing = 0;
+      while (leading < chars.size() && is_space(chars[leading])) ++leading;
+      while (trailing < chars.size() && is_space(chars[chars.size() - 1 - trailing])) ++trailing;
+      Offsets& o = offsets[i];
+      if (leading > 0) {
+        const bool is_first = i == 0 || o.first == 0;
+        if (is_first && add_prefix_space_ && leading == 1) leading = 0;
+        o.first = std::min<uint32_t>(o.first + static_cast<uint32_t>(leading), o.second);
+      }
+      if (trailing > 0 && o.second >= trailing) o.second = std::max<uint32_t>(o.second - static_cast<uint32_t>(trailing), o.first);
+    }
+  }
+
+ private:
+  bool trim_offsets_;
+  bool add_prefix_space_;
 };
 
 class SequenceProcessor final : public PostProcessor {
@@ -43,6 +96,10 @@ class SequenceProcessor final : public PostProcessor {
   explicit SequenceProcessor(std::vector<std::unique_ptr<PostProcessor>> steps) : steps_(std::move(steps)) {}
   void process(std::vector<int32_t>& ids) const override {
     for (const auto& step : steps_) step->process(ids);
+  }
+  void process_with_offsets(std::vector<int32_t>& ids, std::vector<Offsets>& offsets,
+                            const std::function<std::string(int32_t)>& token_text) const override {
+    for (const auto& step : steps_) step->process_with_offsets(ids, offsets, token_text);
   }
 
  private:
@@ -109,7 +166,7 @@ Result<std::unique_ptr<PostProcessor>> make_template(const Json& config) {
 }
 
 // BertProcessing / RobertaProcessing: {"sep": ["[SEP]", 102], "cls": ["[CLS]", 101]} -> cls A sep.
-Result<std::unique_ptr<PostProcessor>> make_cls_sep(const Json& config) {
+Result<std::unique_ptr<PostProcessor>> make_cls_sep(const Json& config, bool roberta) {
   int32_t ids[2];
   const char* keys[2] = {"cls", "sep"};
   for (int k = 0; k < 2; ++k) {
@@ -120,7 +177,15 @@ Result<std::unique_ptr<PostProcessor>> make_cls_sep(const Json& config) {
     LS_ASSIGN_OR_RETURN(ids[k], parse_u32((*pair)[1], keys[k]));
   }
   std::vector<TemplateItem> items = {{false, {ids[0]}}, {true, {}}, {false, {ids[1]}}};
-  return std::unique_ptr<PostProcessor>(new TemplateProcessor(std::move(items)));
+  std::unique_ptr<PostProcessor> tmpl(new TemplateProcessor(std::move(items)));
+  if (!roberta) return tmpl;
+  // Roberta trims offsets (ByteLevel's rule) before adding its tokens.
+  LS_ASSIGN_OR_RETURN(const bool trim, optional_bool(config, "trim_offsets", true));
+  LS_ASSIGN_OR_RETURN(const bool prefix, optional_bool(config, "add_prefix_space", true));
+  std::vector<std::unique_ptr<PostProcessor>> steps;
+  steps.emplace_back(new ByteLevelProcessor(trim, prefix));
+  steps.push_back(std::move(tmpl));
+  return std::unique_ptr<PostProcessor>(new SequenceProcessor(std::move(steps)));
 }
 
 Result<std::unique_ptr<PostProcessor>> make_at_depth(const Json& config, int depth) {
@@ -128,8 +193,12 @@ Result<std::unique_ptr<PostProcessor>> make_at_depth(const Json& config, int dep
   if (!config.is_object()) return invalid_argument("post_processor must be an object");
   LS_ASSIGN_OR_RETURN(const std::string type, required_string(config, "type"));
   if (type == "TemplateProcessing") return make_template(config);
-  if (type == "ByteLevel") return std::unique_ptr<PostProcessor>(new NoOpProcessor());
-  if (type == "BertProcessing" || type == "RobertaProcessing") return make_cls_sep(config);
+  if (type == "ByteLevel") {
+    LS_ASSIGN_OR_RETURN(const bool trim, optional_bool(config, "trim_offsets", true));
+    LS_ASSIGN_OR_RETURN(const bool prefix, optional_bool(config, "add_prefix_space", true));
+    return std::unique_ptr<PostProcessor>(new ByteLevelProcessor(trim, prefix));
+  }
+  if (type == "BertProcessing" || type == "RobertaProcessing") return make_cls_sep(config, type == "RobertaProcessing");
   if (type == "Sequence") {
     const Json* list = find_field(config, "processors");
     if (!list || !list->is_array()) return invalid_argument("Sequence needs a \"processors\" array");

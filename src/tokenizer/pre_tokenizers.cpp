@@ -16,6 +16,7 @@ constexpr std::string_view kGpt2Pattern =
 constexpr std::string_view kWhitespacePattern =
     R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D}]+|[^\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D}\p{White_Space}]+)";
 
+
 // Spans from a regex's matches, tiling text (Hugging Face's Pattern::find_matches), flags inverted on request.
 Status regex_spans(const Regex& regex, std::string_view text, bool invert, std::vector<Span>& spans) {
   spans.clear();
@@ -37,7 +38,13 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
   Status pre_tokenize(std::vector<Piece>& pieces) const override {
     std::vector<Span> spans;
     return for_each_split(pieces, [&](Piece& piece, std::vector<Piece>& out) -> Status {
-      if (add_prefix_space_ && (piece.text.empty() || piece.text[0] != ' ')) piece.text.insert(0, 1, ' ');
+      if (add_prefix_space_ && (piece.text.empty() || piece.text[0] != ' ')) {
+        if (piece.tracked) {
+          prepend_aligned(piece.text, piece.align, " ");
+        } else {
+          piece.text.insert(0, 1, ' ');
+        }
+      }
       const size_t first = out.size();
       if (regex_) {
         LS_RETURN_IF_ERROR(regex_spans(*regex_, piece.text, false, spans));
@@ -48,6 +55,8 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
       for (size_t i = first; i < out.size(); ++i) {
         if (defer_) {
           out[i].raw_bytes = true;
+        } else if (out[i].tracked) {
+          map_chars_aligned(out[i].text, out[i].align, byte_level::encoded_chars);
         } else {
           std::string mapped;
           byte_level::append_encoded(mapped, out[i].text);
@@ -84,12 +93,23 @@ class MetaspacePreTokenizer final : public PreTokenizer {
                                            (!piece.text.empty() && piece.text[0] == ' ');
       const bool prepend = scheme_ == PrependScheme::kAlways ||
                            (scheme_ == PrependScheme::kFirst && piece.at_origin);
-      if (prepend && !starts_with_replacement) replaced.append(replacement_);
-      for (char c : piece.text) {
-        if (c == ' ') {
-          replaced.append(replacement_);
-        } else {
-          replaced.push_back(c);
+      if (piece.tracked) {
+        // Hugging Face: replace the spaces, then prepend (aligned to the first character).
+        size_t len;
+        const char32_t rep = unicode::decode(replacement_, 0, &len);
+        map_chars_aligned(piece.text, piece.align, [rep](char32_t c) { return std::u32string(1, c == U' ' ? rep : c); });
+        if (prepend && !starts_with_replacement) prepend_aligned(piece.text, piece.align, replacement_);
+        replaced = piece.text;
+      } else if (prepend && !starts_with_replacement) {
+        replaced.append(replacement_);
+      }
+      if (!piece.tracked) {
+        for (char c : piece.text) {
+          if (c == ' ') {
+            replaced.append(replacement_);
+          } else {
+            replaced.push_back(c);
+          }
         }
       }
       piece.text = std::move(replaced);

@@ -2,6 +2,7 @@
 // pre-tokenizer, BPE model, post-processor; and decoding through the decoder chain.
 #include "tokenizer/tokenizer.h"
 
+#include <algorithm>
 #include <unordered_set>
 
 #include "tokenizer/added_vocabulary.h"
@@ -71,11 +72,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json(const Json& root) {
   return t;
 }
 
-Status Tokenizer::encode_piece_list(std::string_view text, std::vector<int32_t>& ids) const {
-  std::vector<Piece> pieces;
-  Piece whole;
-  whole.text.assign(text);
-  whole.at_origin = true;
+Status Tokenizer::split_pieces(Piece whole, std::vector<Piece>& pieces) const {
   if (added_->has_raw_tokens()) {
     added_->split(whole, /*normalized=*/false, pieces);
   } else if (!whole.text.empty()) {
@@ -83,7 +80,11 @@ Status Tokenizer::encode_piece_list(std::string_view text, std::vector<int32_t>&
   }
   if (normalizer_ || added_->has_normalized_tokens()) {
     LS_RETURN_IF_ERROR(for_each_split(pieces, [&](Piece& piece, std::vector<Piece>& out) -> Status {
-      if (normalizer_) LS_RETURN_IF_ERROR(normalizer_->normalize(piece.text, piece.at_origin));
+      if (normalizer_ && piece.tracked) {
+        LS_RETURN_IF_ERROR(normalizer_->normalize_aligned(piece.text, piece.at_origin, piece.align));
+      } else if (normalizer_) {
+        LS_RETURN_IF_ERROR(normalizer_->normalize(piece.text, piece.at_origin));
+      }
       if (added_->has_normalized_tokens()) {
         added_->split(piece, /*normalized=*/true, out);
       } else {
@@ -93,6 +94,15 @@ Status Tokenizer::encode_piece_list(std::string_view text, std::vector<int32_t>&
     }));
   }
   if (pre_tokenizer_) LS_RETURN_IF_ERROR(pre_tokenizer_->pre_tokenize(pieces));
+  return Status::ok();
+}
+
+Status Tokenizer::encode_piece_list(std::string_view text, std::vector<int32_t>& ids) const {
+  std::vector<Piece> pieces;
+  Piece whole;
+  whole.text.assign(text);
+  whole.at_origin = true;
+  LS_RETURN_IF_ERROR(split_pieces(std::move(whole), pieces));
   for (const Piece& piece : pieces) {
     if (piece.added_id >= 0) {
       ids.push_back(piece.added_id);
@@ -112,6 +122,55 @@ Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text, bool add_s
   }
   if (add_special_tokens && post_processor_) post_processor_->process(ids);
   return ids;
+}
+
+Result<Encoding> Tokenizer::encode_with_offsets(std::string_view input, bool add_special_tokens) const {
+  const std::string repaired = unicode::is_valid_utf8(input) ? std::string() : unicode::to_valid_utf8_lossy(input);
+  const std::string_view text = repaired.empty() ? input : std::string_view(repaired);
+  std::vector<Piece> pieces;
+  Piece whole;
+  whole.text.assign(text);
+  whole.at_origin = true;
+  whole.tracked = true;
+  whole.align = identity_alignment(text, 0);
+  LS_RETURN_IF_ERROR(split_pieces(std::move(whole), pieces));
+  Encoding enc;
+  std::vector<std::pair<uint32_t, uint32_t>> spans;
+  for (const Piece& piece : pieces) {
+    if (piece.added_id >= 0) {
+      enc.ids.push_back(piece.added_id);
+      enc.offsets.push_back(expand_alignment(piece.align, 0, piece.align.bytes.size()));
+      continue;
+    }
+    spans.clear();
+    LS_RETURN_IF_ERROR(model_->tokenize_with_offsets(piece.text, piece.raw_bytes, enc.ids, spans));
+    for (const auto& [start, end] : spans) enc.offsets.push_back(expand_alignment(piece.align, start, end));
+  }
+  if (add_special_tokens && post_processor_) {
+    // The post-processor works in characters, as Python's `tokenizers` does (trim_offsets moves offsets by
+    // whole characters): convert, process, convert back.
+    std::vector<uint32_t> char_of_byte(text.size() + 1, 0), byte_of_char;
+    for (size_t i = 0; i < text.size();) {
+      const size_t len = std::max<size_t>(1, unicode::lead_length(static_cast<unsigned char>(text[i])));
+      for (size_t k = 0; k < len && i + k <= text.size(); ++k) char_of_byte[i + k] = static_cast<uint32_t>(byte_of_char.size());
+      byte_of_char.push_back(static_cast<uint32_t>(i));
+      i += len;
+    }
+    char_of_byte[text.size()] = static_cast<uint32_t>(byte_of_char.size());
+    byte_of_char.push_back(static_cast<uint32_t>(text.size()));
+    for (auto& [start, end] : enc.offsets) {
+      start = char_of_byte[std::min<size_t>(start, text.size())];
+      end = char_of_byte[std::min<size_t>(end, text.size())];
+    }
+    post_processor_->process_with_offsets(enc.ids, enc.offsets, [this](int32_t id) {
+      return id_to_token(id).value_or(std::string());
+    });
+    for (auto& [start, end] : enc.offsets) {
+      start = byte_of_char[std::min<size_t>(start, byte_of_char.size() - 1)];
+      end = byte_of_char[std::min<size_t>(end, byte_of_char.size() - 1)];
+    }
+  }
+  return enc;
 }
 
 Result<std::string> Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/json.h"
@@ -28,6 +29,13 @@ class Decoder;
 class Normalizer;
 class PostProcessor;
 class PreTokenizer;
+struct Piece;
+
+// Token ids with the byte range of the input each came from.
+struct Encoding {
+  std::vector<int32_t> ids;
+  std::vector<std::pair<uint32_t, uint32_t>> offsets;
+};
 
 class Tokenizer {
  public:
@@ -44,6 +52,13 @@ class Tokenizer {
   // Encodes one sequence. add_special_tokens applies the post-processor (e.g. BOS). Thread-safe.
   Result<std::vector<int32_t>> encode(std::string_view text, bool add_special_tokens) const;
 
+  // Encodes one sequence and reports, per id, the byte range [start, end) of `text` it comes from, as
+  // `tokenizers` computes offsets (Rust Encoding::get_offsets, byte referential): through every normalizer and
+  // pre-tokenizer; special tokens the post-processor adds get (0, 0); a ByteLevel post-processor with
+  // trim_offsets drops leading and trailing spaces by whole characters (as Python's `tokenizers` does). Invalid UTF-8 is repaired first and the offsets then refer
+  // to the repaired text. Slower than encode(); for /tokenize. Thread-safe.
+  Result<Encoding> encode_with_offsets(std::string_view text, bool add_special_tokens) const;
+
   // Decodes ids; unknown ids are skipped, as in `tokenizers`. Thread-safe.
   Result<std::string> decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
 
@@ -58,6 +73,8 @@ class Tokenizer {
 
  private:
   Tokenizer();
+  // Added-token split, normalizer and pre-tokenizer: the pieces the model tokenizes.
+  Status split_pieces(Piece whole, std::vector<Piece>& pieces) const;
   Status encode_piece_list(std::string_view text, std::vector<int32_t>& ids) const;
 
   std::unique_ptr<BpeModel> model_;

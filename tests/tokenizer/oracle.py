@@ -6,7 +6,8 @@ Writes OUT_DIR/corpus/*.txt (make_corpus.py), OUT_DIR/<name>.tokenizer.json for 
 (the real files plus variants built from them that exercise the other normalizers, pre-tokenizers,
 post-processors, decoders and added-token flags), OUT_DIR/<name>.<corpus file>.jsonl with, for the whole file
 (first line) and then for every line (split on "\\n"): [ids without special tokens, ids with special tokens,
-decode(ids with special tokens), decode(same, skip_special_tokens=True)], and OUT_DIR/manifest.json.
+decode(ids with special tokens), decode(same, skip_special_tokens=True), byte offsets of the ids with special
+tokens], and OUT_DIR/manifest.json.
 """
 import copy
 import json
@@ -114,14 +115,24 @@ def variants(real):
     return out
 
 
+def byte_offsets(text, offsets):
+    """`tokenizers` reports character offsets to Python; the server (like the Rust API) uses bytes."""
+    at = [0]
+    for ch in text:
+        at.append(at[-1] + len(ch.encode("utf-8", "surrogatepass")))
+    return [[at[s], at[e]] for s, e in offsets]
+
+
 def run_file(tok, text):
     """Records for the whole text and for each line."""
     items = [text] + text.split("\n")
     plain = [e.ids for e in tok.encode_batch(items, add_special_tokens=False)]
-    special = [e.ids for e in tok.encode_batch(items, add_special_tokens=True)]
+    special_enc = tok.encode_batch(items, add_special_tokens=True)
+    special = [e.ids for e in special_enc]
+    offsets = [byte_offsets(t, e.offsets) for t, e in zip(items, special_enc)]
     dec = tok.decode_batch(special, skip_special_tokens=False)
     dec_skip = tok.decode_batch(special, skip_special_tokens=True)
-    return [[p, s, d, k] for p, s, d, k in zip(plain, special, dec, dec_skip)]
+    return [[p, s, d, k, o] for p, s, d, k, o in zip(plain, special, dec, dec_skip, offsets)]
 
 
 def main():

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/utf8.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
@@ -43,6 +44,15 @@ void exercise(const ls::Tokenizer& tok, std::string_view text, std::string_view 
       auto rest = stream.finish();
       if (ok && rest.is_ok() && full.is_ok() && streamed + rest.value() != full.value()) __builtin_trap();
     }
+  }
+  // Offsets: the same ids, each range inside the (repaired) input.
+  auto plain = tok.encode(text, true);
+  auto with_offsets = tok.encode_with_offsets(text, true);
+  if (plain.is_ok() && with_offsets.is_ok()) {
+    if (with_offsets->ids != plain.value() || with_offsets->offsets.size() != plain->size()) __builtin_trap();
+    const size_t limit = ls::unicode::to_valid_utf8_lossy(text).size();
+    for (const auto& [start, end] : with_offsets->offsets)
+      if (start > end || end > limit) __builtin_trap();
   }
   std::vector<int32_t> raw;
   for (size_t i = 0; i + 4 <= id_bytes.size(); i += 4) {

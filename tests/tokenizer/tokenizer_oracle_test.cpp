@@ -1,8 +1,8 @@
 // tokenizer_oracle_test.cpp: our Tokenizer against Hugging Face `tokenizers` (the oracle, run by
 // oracle.py from the project venv at test time) on the generated corpus: for every tokenizer under test,
-// every corpus file as a whole and every line of it, the ids without and with special tokens, decode of the
-// oracle's ids with and without skip_special_tokens, and the streaming detokenizer's output, must all be
-// equal to the oracle's.
+// every corpus file as a whole and every line of it, the ids without and with special tokens, the byte offsets
+// of the latter (encode_with_offsets), decode of the oracle's ids with and without skip_special_tokens, and the
+// streaming detokenizer's output, must all be equal to the oracle's.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -98,6 +98,19 @@ void check_item(const Tokenizer& tok, const std::string& where, const std::strin
   }
   auto special = tok.encode(text, true);
   if (!special.is_ok() || special.value() != want_special) return report("encode(add_special_tokens) mismatch");
+  auto with_offsets = tok.encode_with_offsets(text, true);
+  if (!with_offsets.is_ok() || with_offsets->ids != want_special) return report("encode_with_offsets ids mismatch");
+  const auto want_offsets = expected[4].get<std::vector<std::pair<uint32_t, uint32_t>>>();
+  if (with_offsets->offsets != want_offsets) {
+    size_t k = 0;
+    while (k < want_offsets.size() && k < with_offsets->offsets.size() && want_offsets[k] == with_offsets->offsets[k]) ++k;
+    auto pair_text = [](const std::vector<std::pair<uint32_t, uint32_t>>& v, size_t i) {
+      return i < v.size() ? "(" + std::to_string(v[i].first) + "," + std::to_string(v[i].second) + ")" : std::string("none");
+    };
+    return report("offsets mismatch at token " + std::to_string(k) + " (id " +
+                  (k < want_special.size() ? std::to_string(want_special[k]) : std::string("-")) + "): want " +
+                  pair_text(want_offsets, k) + ", got " + pair_text(with_offsets->offsets, k));
+  }
   for (bool skip : {false, true}) {
     const std::string& want = skip ? want_decode_skip : want_decode;
     auto got = tok.decode(want_special, skip);

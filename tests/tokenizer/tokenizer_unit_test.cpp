@@ -1,6 +1,6 @@
 // tokenizer_unit_test.cpp: the Tokenizer on small hand-written tokenizer.json files: loading errors that
 // name the component, merges in both formats, ignore_merges, byte fallback and unk handling, added-token
-// flags, invalid UTF-8 input, long inputs staying fast, and the streaming detokenizer.
+// flags, invalid UTF-8 input, long inputs staying fast, offsets, and the streaming detokenizer.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -147,6 +147,32 @@ TEST(TokenizerBpe, ByteFallbackAndFusedUnk) {
   c["model"]["fuse_unk"] = false;
   auto unfused = make(c);
   EXPECT_EQ(encode(*unfused, "aéèb"), (std::vector<int32_t>{unk->token_to_id("▁a"), 0, 0, unk->token_to_id("b")}));
+}
+
+TEST(TokenizerOffsets, ThroughNormalizersByteFallbackAndTemplate) {
+  auto t = make(sp_config());
+  ASSERT_TRUE(t);
+  using Offsets = std::vector<std::pair<uint32_t, uint32_t>>;
+  // "▁ab▁abc": the prepended "▁" aligns with "a", the replaced space with itself; BOS gets (0, 0).
+  auto e = t->encode_with_offsets("ab abc", true);
+  ASSERT_TRUE(e.is_ok());
+  EXPECT_EQ(e->ids, encode(*t, "ab abc", true));
+  EXPECT_EQ(e->offsets, (Offsets{{0, 0}, {0, 2}, {2, 5}, {5, 6}}));
+  // Byte-fallback tokens of one character all cover the whole character.
+  e = t->encode_with_offsets("é", false);
+  ASSERT_TRUE(e.is_ok());
+  EXPECT_EQ(e->ids, encode(*t, "é"));
+  EXPECT_EQ(e->offsets, (Offsets{{0, 2}, {0, 2}, {0, 2}}));
+  // Added tokens cover their match.
+  e = t->encode_with_offsets("a</s>b", false);
+  ASSERT_TRUE(e.is_ok());
+  EXPECT_EQ(e->ids, encode(*t, "a</s>b"));
+  ASSERT_EQ(e->offsets.size(), e->ids.size());
+  EXPECT_EQ(e->offsets[1], (std::pair<uint32_t, uint32_t>{1, 5}));
+  // Invalid UTF-8 is repaired first; offsets then refer to the repaired text and stay in range.
+  e = t->encode_with_offsets("a\xff\xfe" "b", false);
+  ASSERT_TRUE(e.is_ok());
+  for (const auto& [start, end] : e->offsets) EXPECT_TRUE(start <= end && end <= 8u);
 }
 
 TEST(TokenizerBpe, IgnoreMergesTakesWholeWords) {

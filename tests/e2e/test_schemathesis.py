@@ -1,0 +1,34 @@
+"""schemathesis (PyPI) fuzzes the server against its own /openapi.json, bounded: no 5xx, every status and
+content type documented, every response (and every SSE event) matching its schema, schema-violating requests
+rejected. positive_data_acceptance is left out: the routes validate across fields (best_of >= n, prompt plus
+max_tokens within the context, chat templates that raise) in ways a JSON schema cannot state; and the response
+time limit `--checks all` brings (10 s) is raised, since speed is measured in bench/, not here. A small context
+(--max-model-len 24, --max-total-tokens 12) keeps generations short."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import Server, all_adapter_args
+
+
+@pytest.fixture(scope="module")
+def fuzz_server():
+    server = Server(all_adapter_args() + ["--max-model-len", "24", "--max-total-tokens", "12"])
+    yield server
+    assert server.stop() == 0, "".join(server.log)
+
+
+def test_schemathesis(fuzz_server, tmp_path):
+    st = os.path.join(os.path.dirname(sys.executable), "schemathesis")
+    cmd = [st, "run", fuzz_server.url + "/openapi.json", "--checks", "all", "--exclude-checks",
+           "positive_data_acceptance", "--max-examples", os.environ.get("LS_SCHEMATHESIS_EXAMPLES", "6"),
+           "--phases", "examples,coverage,fuzzing",
+           "--workers", "2", "--seed", "1", "--no-color", "--generation-database", "none", "--request-timeout", "300",
+           "--max-response-time", "300",
+           "--report", "junit", "--report-dir", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, cwd=tmp_path)
+    tail = out.stdout[-6000:]
+    assert out.returncode == 0, tail
+    assert "17/17" in out.stdout, tail
