@@ -100,6 +100,15 @@ int run_serve(ServeArgs a) {
   if (a.port < 0 || a.port > 65535) return fail(invalid_argument("--port must be in [0, 65535]"));
   auto specs = adapter_specs(a);
   if (!specs.is_ok()) return fail(specs.status());
+  // vLLM's filesystem resolver, as vLLM users configure it: VLLM_PLUGINS=lora_filesystem_resolver with
+  // VLLM_LORA_RESOLVER_CACHE_DIR=DIR makes DIR a root searched by name (read once, here).
+  const char* plugins = std::getenv("VLLM_PLUGINS");
+  const char* resolver_dir = std::getenv("VLLM_LORA_RESOLVER_CACHE_DIR");
+  if (plugins && std::string(plugins).find("lora_filesystem_resolver") != std::string::npos) {
+    if (!resolver_dir || !*resolver_dir)
+      return fail(invalid_argument("VLLM_PLUGINS=lora_filesystem_resolver needs VLLM_LORA_RESOLVER_CACHE_DIR"));
+    a.adapter_dirs.push_back(resolver_dir);
+  }
   if (Status s = check_adapter_roots(a.adapter_dirs); !s.is_ok()) return fail(s);
   const sigset_t signals = block_shutdown_signals();
 
