@@ -3,7 +3,7 @@
 // once (`generate`-style offline batching), and prints output tokens/s next to the same step counts the server
 // reports, so the server's overhead is the difference between this and serving_bench.py on the same file.
 //
-//   build/bench/offline_bench --model models/demo/base --adapter calc=models/demo/adapters/calc \
+//   build/bench/offline_bench --model models/demo/base --adapter calc=models/demo/adapters/calc
 //       --requests /tmp/requests.json --ignore-eos
 #include <CLI/CLI.hpp>
 

@@ -68,13 +68,15 @@ TEST(AdapterCatalog, EscapeAttemptsAreRefused) {
   for (const std::string& n : names) {
     auto c = catalog.claim(n, AdapterSource::kName);
     EXPECT_FALSE(c.is_ok()) << "name \"" << n << "\" was accepted";
-    if (!c.is_ok()) EXPECT_TRUE(c.status().code() == ErrorCode::kInvalidArgument || c.status().code() == ErrorCode::kNotFound);
+    if (!c.is_ok()) {
+      EXPECT_TRUE(c.status().code() == ErrorCode::kInvalidArgument || c.status().code() == ErrorCode::kNotFound);
+    }
   }
   const std::vector<std::string> locals = {out, "../" + fs::path(r.outside.path()).filename().string() + "/secret",
                                            "dirlink", "filelink", "/", r.root.path(), "calc/../..", "/etc",
                                            "calc%2F..%2F..", std::string("calc\0", 5)};
   for (const std::string& p : locals) EXPECT_FALSE(catalog.claim(p, AdapterSource::kLocal).is_ok()) << "local \"" << p << "\"";
-  for (const std::string& h : {"../../etc", "org/../x", "/abs/path", "org/name/extra", "org/..@main"})
+  for (const char* h : {"../../etc", "org/../x", "/abs/path", "org/name/extra", "org/..@main"})
     EXPECT_FALSE(catalog.claim(h, AdapterSource::kHub).is_ok()) << "hub \"" << h << "\"";
   // What is inside works, by name and as a local path.
   EXPECT_TRUE(wait_loaded(catalog.claim("calc", AdapterSource::kName).value())->ready());
@@ -120,7 +122,9 @@ TEST(AdapterCatalog, CorruptAdaptersFailClearlyAndAreNotKept) {
     auto c = wait_loaded(catalog.claim(b.name, AdapterSource::kName).value());
     ASSERT_TRUE(c->failed()) << b.name << " loaded";
     EXPECT_FALSE(c->error().message().empty());
-    if (!b.expect.empty()) EXPECT_NE(c->error().message().find(b.expect), std::string::npos) << c->error().message();
+    if (!b.expect.empty()) {
+      EXPECT_NE(c->error().message().find(b.expect), std::string::npos) << c->error().message();
+    }
     EXPECT_NE(c->error().code(), ErrorCode::kInternal) << b.name;
     // Not cached as good: the next request tries again, and a fixed adapter then loads.
     auto again = wait_loaded(catalog.claim(b.name, AdapterSource::kName).value());

@@ -52,7 +52,9 @@ TEST(OpenApi, DocumentIsWellFormed) {
       ASSERT_TRUE(o.contains("responses") && o["responses"].contains("200"));
       for (auto r = o["responses"].begin(); r != o["responses"].end(); ++r)
         EXPECT_TRUE(r.value().contains("description")) << r.key();
-      if (op.key() == "post") EXPECT_TRUE(o.contains("requestBody"));
+      if (op.key() == "post") {
+        EXPECT_TRUE(o.contains("requestBody"));
+      }
     }
   }
   const OJson& params = schemas["GenerateParameters"]["properties"];
