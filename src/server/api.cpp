@@ -167,12 +167,16 @@ RouteResult Api::handle(const HttpRequest& request, const RouteContext& context)
       {"/v1/chat/completions", "POST"}, {"/tokenize", "POST"}, {"/chat_tokenize", "POST"}, {"/detokenize", "POST"},
       {"/v1/capacity", "GET"}, {"/v1/adapters", "GET"}};
   const ApiFamily family = family_of_path(p);
-  auto allowed = kAllowed.find(p);
-  if (allowed != kAllowed.end()) {
+  std::string allow;
+  if (auto it = kAllowed.find(p); it != kAllowed.end()) allow = it->second;
+  if (p.rfind("/v1/models/", 0) == 0 || p == "/api-doc/openapi.json") allow = "GET";
+  if (options_.enable_lora_management && (p == "/v1/load_lora_adapter" || p == "/v1/unload_lora_adapter"))
+    allow = "POST";
+  if (!allow.empty()) {
     HttpResponse r = error_response(family, ApiError{405, family == ApiFamily::kTgi ? "method_not_allowed"
                                                                                       : "MethodNotAllowed",
                                                      "method " + m + " is not allowed on " + p, ""});
-    r.headers.emplace_back("Allow", allowed->second);
+    r.headers.emplace_back("Allow", allow);
     return r;
   }
   return error_response(family, ApiError{404, family == ApiFamily::kTgi ? "not_found" : "NotFoundError",
