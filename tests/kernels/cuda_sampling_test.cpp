@@ -131,7 +131,9 @@ TEST_F(CudaSampling, PenaltiesBitIdentical) {
         ASSERT_EQ(std::memcmp(&cpu[i], &gpu[i], 4), 0) << "vocab " << vocab << " rows " << rows << " element " << i;
         changed += cpu[i] != logits.host[i];
       }
-      if (rows > 1) EXPECT_GT(changed, 0u);
+      if (rows > 1) {
+        EXPECT_GT(changed, 0u);
+      }
     }
   }
 }
