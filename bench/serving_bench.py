@@ -39,6 +39,8 @@ def choose_models(rng, args, adapters, n):
     names = [args.model] * args.base_share_weight + adapters if args.base_share_weight > 0 else list(adapters)
     if not names:
         names = [args.model]
+    if args.popularity == "rotate":
+        return [names[i % len(names)] for i in range(n)]
     if args.popularity == "uniform":
         weights = [1.0] * len(names)
     else:
@@ -253,7 +255,8 @@ def main():
     p.add_argument("--num-prompts", type=int, default=100)
     p.add_argument("--request-rate", type=float, default=math.inf, help="Poisson arrivals per second (inf: all at once)")
     p.add_argument("--max-concurrency", type=int, default=0)
-    p.add_argument("--popularity", choices=["uniform", "power-law"], default="uniform")
+    p.add_argument("--popularity", choices=["uniform", "power-law", "rotate"], default="uniform",
+                   help="how requests pick adapters: at random (uniform, power-law) or in turn (rotate)")
     p.add_argument("--alpha", type=float, default=1.0, help="power-law exponent")
     p.add_argument("--prompt-words", type=int, nargs=2, default=[8, 64], metavar=("MIN", "MAX"))
     p.add_argument("--output-len", type=int, nargs=2, default=[16, 128], metavar=("MIN", "MAX"))
