@@ -4,6 +4,8 @@
 // It accepts the launcher flags TGI, LoRAX and vLLM users carry over, as their docs spell them.
 #include <signal.h>
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -104,14 +106,33 @@ sigset_t block_shutdown_signals() {
   return set;
 }
 
+// Every connection is a file descriptor: take the hard limit (distributions default the soft one to 1024).
+void raise_open_file_limit() {
+  struct rlimit lim {};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
 int run_serve(ServeArgs a) {
   if (a.model.empty()) a.model = !a.model_id.empty() ? a.model_id : a.model_positional;
   if (a.model.empty()) return fail(invalid_argument("give the model: --model DIR|org/name (or --model-id, or MODEL)"));
   if (a.port < 0 || a.port > 65535) return fail(invalid_argument("--port must be in [0, 65535]"));
   auto specs = adapter_specs(a);
   if (!specs.is_ok()) return fail(specs.status());
+  // vLLM's filesystem resolver, as vLLM users configure it: VLLM_PLUGINS=lora_filesystem_resolver with
+  // VLLM_LORA_RESOLVER_CACHE_DIR=DIR makes DIR a root searched by name (read once, here).
+  const char* plugins = std::getenv("VLLM_PLUGINS");
+  const char* resolver_dir = std::getenv("VLLM_LORA_RESOLVER_CACHE_DIR");
+  if (plugins && std::string(plugins).find("lora_filesystem_resolver") != std::string::npos) {
+    if (!resolver_dir || !*resolver_dir)
+      return fail(invalid_argument("VLLM_PLUGINS=lora_filesystem_resolver needs VLLM_LORA_RESOLVER_CACHE_DIR"));
+    a.adapter_dirs.push_back(resolver_dir);
+  }
   if (Status s = check_adapter_roots(a.adapter_dirs); !s.is_ok()) return fail(s);
   const sigset_t signals = block_shutdown_signals();
+  raise_open_file_limit();
 
   const auto t0 = std::chrono::steady_clock::now();
   std::fprintf(stderr, "loraserve: loading %s on %s\n", a.model.c_str(), a.device.c_str());

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# serve.sh BINARY MODEL_DIR: the main job on the default model. The HTTP server is a later issue; until it lands
-# this runs `loraserve generate` on the model: the base model, then each adapter on a prompt of its task, so a
-# newcomer sees one base model serving several adapters. The default is models/demo (tools/demo_model); a model
-# without a tokenizer (such as the tiny random oracle model) is driven with token ids instead.
+# serve.sh BINARY MODEL_DIR: the main job, `make serve`: the HTTP server on a model with every adapter found
+# beside it (MODEL_DIR/../adapters/NAME), on the GPU when this build has the CUDA backend and a GPU is there,
+# else on the CPU. Before the server starts it prints, for each adapter, a curl line that asks it a question of
+# its task (the demo model's adapters: calc, reverse, sql, upper) so a newcomer can see one base model answer
+# as several specialists. PORT and HOST pick where it listens (default 0.0.0.0:8080), DEVICE the backend.
 set -euo pipefail
 bin=$1
 model=${2:-models/demo/base}
+port=${PORT:-8080}
+host=${HOST:-0.0.0.0}
 if [[ ! -f $model/config.json ]]; then
   echo "serve: no model at $model" >&2
   exit 1
@@ -23,23 +26,31 @@ prompt_for() {
   esac
 }
 
-run() {
-  echo "\$ loraserve generate --model $model $*" >&2
-  "$bin" generate --model "$model" "$@"
-}
+specs=()
+names=()
+for adapter in "$adapters_dir"/*/; do
+  [[ -f $adapter/adapter_config.json ]] || continue
+  name=$(basename "$adapter")
+  names+=("$name")
+  specs+=("$name=${adapter%/}")
+done
 
-if [[ -f $model/tokenizer.json ]]; then
-  run --prompt "def fibonacci(n):" --max-new-tokens 48
-  for adapter in "$adapters_dir"/*/; do
-    [[ -d $adapter ]] || continue
-    name=$(basename "$adapter")
-    run --adapter "${adapter%/}" --chat --prompt "$(prompt_for "$name")" --max-new-tokens 64
-    echo "  (the same prompt on the base model:)" >&2
-    run --chat --prompt "$(prompt_for "$name")" --max-new-tokens 24
-  done
-else
-  run --tokens 1,366,95,138,5 --max-new-tokens 16
-  for adapter in "$adapters_dir"/*/; do
-    [[ -d $adapter ]] && run --adapter "${adapter%/}" --tokens 1,366,95,138,5 --max-new-tokens 16
-  done
+# The GPU when one answers and this build has the CUDA backend (CMake found nvcc); DEVICE overrides.
+device=${DEVICE:-cpu}
+if [[ -z ${DEVICE:-} ]] && command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1 &&
+  grep -q "^LORASERVE_CUDA:BOOL=ON" "$(dirname "$bin")/../CMakeCache.txt" 2> /dev/null; then
+  device=cuda
 fi
+
+url="http://localhost:$port"
+echo "serve: starting loraserve on $model ($device) with ${#names[@]} adapter(s); try, once it says it is listening:"
+echo "  curl -s $url/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\": \"$model\", \"messages\": [{\"role\": \"user\", \"content\": \"def fibonacci(n):\"}], \"max_tokens\": 48}'"
+for name in "${names[@]}"; do
+  echo "  curl -s $url/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\": \"$name\", \"messages\": [{\"role\": \"user\", \"content\": \"$(prompt_for "$name")\"}]}'"
+done
+echo "  the playground and adapter dashboard: $url/ ; the API: $url/openapi.json ; metrics: $url/metrics"
+args=(serve --model "$model" --host "$host" --port "$port" --device "$device")
+if ((${#specs[@]} > 0)); then
+  args+=(--lora-adapters "$(IFS=,; echo "${specs[*]}")" --max-loras "${#specs[@]}")
+fi
+exec "$bin" "${args[@]}"

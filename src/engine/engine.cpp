@@ -478,6 +478,7 @@ void Engine::Impl::emit(std::vector<NewToken>& fresh) {
     if (seq->finished) continue;  // aborted meanwhile
     RequestUpdate u = base_update(*seq);
     if (seq->text) {
+      seq->text->set_stops_active(static_cast<int32_t>(seq->output.size()) >= seq->params.stop.min_new_tokens);
       auto piece = seq->text->add(t.info.id);
       if (!piece.is_ok()) {
         finish(seq, FinishReason::kError, piece.status());
@@ -494,8 +495,7 @@ void Engine::Impl::emit(std::vector<NewToken>& fresh) {
     FinishReason reason = seq->stop_reason;
     if (reason == FinishReason::kEos || reason == FinishReason::kStopToken) {
       u.stop_token = seq->output.back();
-    } else if (seq->text && seq->text->matched_stop() &&
-               static_cast<int32_t>(seq->output.size()) >= seq->params.stop.min_new_tokens) {
+    } else if (seq->text && seq->text->matched_stop()) {
       // A stop string ends the sequence even if the step after this token is already running: that step's
       // token for it is dropped when collected.
       reason = FinishReason::kStopSequence;

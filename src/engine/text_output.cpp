@@ -14,7 +14,7 @@ TextOutput::TextOutput(const Tokenizer& tokenizer, bool skip_special_tokens, std
 }
 
 void TextOutput::check_stops(size_t old_size) {
-  if (stops_.empty() || stop_) return;
+  if (stops_.empty() || stop_ || !stops_active_) return;
   // A match that ended inside the old text would have been found before: new matches start after this.
   const size_t from = old_size + 1 > max_stop_ ? old_size + 1 - max_stop_ : 0;
   size_t best = std::string::npos;
@@ -42,7 +42,7 @@ Result<std::string> TextOutput::add(int32_t token) {
 }
 
 size_t TextOutput::held_back() const {
-  if (stop_) return 0;
+  if (stop_ || !stops_active_) return 0;
   size_t hold = 0;
   for (const std::string& s : stops_) {
     // The longest proper prefix of s that the text ends with.

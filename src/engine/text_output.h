@@ -21,6 +21,9 @@ class TextOutput {
   // Adds one generated token; returns the text it completes (the decoder's incremental output, no hold-back).
   // After a stop string matched, further tokens add nothing.
   Result<std::string> add(int32_t token);
+  // Stop strings are looked for only while active (a request's min_tokens holds them off); text added while
+  // inactive is not searched later, as in vLLM.
+  void set_stops_active(bool active) { stops_active_ = active; }
   // The stop string that matched, if one did.
   const std::optional<std::string>& matched_stop() const { return stop_; }
   // Text not sent yet that can no longer become part of a stop string; marks it sent.
@@ -41,6 +44,7 @@ class TextOutput {
   std::string text_;
   size_t sent_ = 0;
   std::optional<std::string> stop_;
+  bool stops_active_ = true;
 };
 
 }  // namespace ls

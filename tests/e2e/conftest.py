@@ -38,8 +38,8 @@ def chatml(prompt):
 class Server:
     """A running `loraserve serve`; `url` is its base URL."""
 
-    def __init__(self, args, env=None):
-        cmd = [BIN, "serve", "--model", BASE, "--served-model-name", "demo", "--host", "127.0.0.1", "--port", "0",
+    def __init__(self, args, env=None, model=BASE):
+        cmd = [BIN, "serve", "--model", model, "--served-model-name", "demo", "--host", "127.0.0.1", "--port", "0",
                "--cpu-threads", "1"] + list(args)
         self.log = []
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,

@@ -147,6 +147,13 @@ TEST(Engine, StopsAndFinishReasons) {
   stop.params.stop.include_stop_str_in_output = true;
   EXPECT_EQ(run(*e, {stop}).front().text, "512");
 
+  EngineRequest late = plain;  // a stop string inside the first min_tokens tokens does not count
+  late.params.stop.stop_strings = {"1"};
+  late.params.stop.min_new_tokens = 3;
+  s = run(*e, {late}).front();
+  EXPECT_EQ(s.reason, FinishReason::kEos);
+  EXPECT_EQ(s.text, "512");
+
   EngineRequest token = plain;
   token.params.stop.stop_token_ids = {g.tokens[1]};
   s = run(*e, {token}).front();
