@@ -75,6 +75,9 @@ async function loadModels() {
     state.adapterNames = list.data.filter((m) => m.parent).map((m) => m.id);
     $("model-id").textContent = state.baseNames[0] ? `serving ${state.baseNames[0]}` : "";
     playground.setModels(state.baseNames, state.adapterNames);
+    $("key-form").hidden = true;
+    $("api-key").value = "";
+    setConnection(true, "connected");
     document.body.dataset.ready = "true";
     return true;
   } catch (e) {
@@ -100,8 +103,6 @@ async function useKey(e) {
   state.needKey = false;
   $("key-error").textContent = "";
   if (await loadModels()) {
-    $("key-form").hidden = true;
-    $("api-key").value = "";
     $("prompt").focus();
   } else if (state.needKey) {
     $("key-error").textContent = "The server refused this key.";

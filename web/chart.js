@@ -42,8 +42,8 @@ export function drawChart(root, series, now, windowSeconds) {
     nodes.push(svg("text", { x: pad.l - 6, y: yy, class: "axis", "text-anchor": "end", "dominant-baseline": "middle" },
                    label(top * f)));
   }
-  const minutes = windowSeconds / 60;
-  for (const [f, text] of [[0, `-${minutes} min`], [0.5, `-${minutes / 2} min`], [1, "now"]]) {
+  const ago = (sec) => (sec >= 120 ? `-${+(sec / 60).toFixed(1)} min` : `-${Math.round(sec)} s`);
+  for (const [f, text] of [[0, ago(windowSeconds)], [0.5, ago(windowSeconds / 2)], [1, "now"]]) {
     nodes.push(svg("text", { x: pad.l + iw * f, y: h - 6, class: "axis",
                              "text-anchor": f === 0 ? "start" : f === 1 ? "end" : "middle" }, text));
   }

@@ -1,11 +1,12 @@
 // dashboard.js: the live view of the server. Every second it reads GET /v1/stats (running and waiting requests,
-// KV cache, tokens per adapter on the engine's clock) and keeps five minutes of it for the chart of output
+// KV cache, tokens per adapter on the engine's clock) and keeps up to five minutes of it for the chart of output
 // tokens/s per adapter; while the view is shown it also reads GET /v1/adapters (every known adapter with its
 // tier, rank, size, requests and last use) and renders the cards and the adapter table (filter, sort; rows are
 // kept and updated in place, so hundreds of adapters stay cheap).
 import { drawChart } from "./chart.js";
 
-const WINDOW_S = 300;
+const WINDOW_S = 300;       // the chart's history; its window grows from MIN_WINDOW_S to this
+const MIN_WINDOW_S = 60;
 const RATE_S = 5;          // the table's tok/s: over the last few seconds
 const MAX_SERIES = 8;      // lines on the chart (the busiest adapters of the window)
 export const BASE_KEY = "__base_model__";
@@ -132,8 +133,9 @@ export class Dashboard {
 
   renderChart() {
     const h = this.history;
-    if (h.length < 2) return drawChart($("chart"), [], h.length ? h[0].clock : 0, WINDOW_S);
+    if (h.length < 2) return drawChart($("chart"), [], h.length ? h[0].clock : 0, MIN_WINDOW_S);
     const now = h[h.length - 1].clock;
+    const span = Math.min(WINDOW_S, Math.max(MIN_WINDOW_S, Math.ceil((now - h[0].clock) / 30) * 30));
     const totals = new Map();
     for (let i = 1; i < h.length; ++i) {
       for (const [name, v] of h[i].tokens) {
@@ -149,7 +151,7 @@ export class Dashboard {
       for (let i = 1; i < h.length; ++i) points.push([h[i].clock, this.rateAt(name, i)]);
       return { name: this.displayName(name), cls: `s${this.colors.get(name)}`, points };
     });
-    drawChart($("chart"), series, now, WINDOW_S);
+    drawChart($("chart"), series, now, span);
     const legend = $("legend");
     legend.replaceChildren(...series.map((s) => {
       const li = document.createElement("li");
@@ -202,7 +204,9 @@ export class Dashboard {
       const set = (i, text) => {
         if (row.cells[i].textContent !== text) row.cells[i].textContent = text;
       };
-      set(0, this.displayName(r.name));
+      const label = r.name === BASE_KEY ? this.app.baseName() : r.name;  // the tier column says "base"
+      set(0, label);
+      row.cells[0].title = label;
       set(1, r.tier);
       row.cells[1].className = `tier tier-${r.tier}`;
       set(2, r.rank ? String(r.rank) : "–");
@@ -230,7 +234,7 @@ export class Dashboard {
     for (let i = 0; i < 9; ++i) {
       const td = document.createElement(i === 0 ? "th" : "td");
       if (i === 0) td.scope = "row";
-      if (i >= 2 && i <= 6) td.className = "num";
+      if (i >= 2 && i <= 6) td.className = i === 2 || i === 3 || i === 6 ? "num opt" : "num";
       if (i === 8) td.className = "wide";
       tr.append(td);
       if (i === 1) {

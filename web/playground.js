@@ -79,7 +79,8 @@ class Column {
     return this.state === "waiting" || this.state === "loading";
   }
 
-  append(text, now) {
+  // A token arrived (its text may be empty: an end-of-sequence token, or bytes of an unfinished character).
+  tokenAt(now) {
     if (!this.tFirst) {
       this.tFirst = now;
       this.ttft.textContent = `TTFT ${formatMs((now - this.t0) / 1000)}`;
@@ -87,13 +88,19 @@ class Column {
       if (this.coldStart) this.meta.append(el("span", "note", "adapter loaded on first use"));
     }
     this.tLast = now;
+  }
+
+  append(text, now) {
+    this.tokenAt(now);
     this.chunks += 1;
     this.text += text;
     this.out.textContent = this.text;
     this.updateRate();
   }
 
-  setTokens(n) {
+  // The server's count of generated tokens so far (continuous usage stats).
+  setTokens(n, now) {
+    if (n > this.tokens) this.tokenAt(now);
     this.tokens = n;
     this.updateRate();
   }
@@ -138,6 +145,7 @@ export class Playground {
     this.columnsEl = $("columns");
     this.message = $("pg-message");
     this.controller = null;
+    this.prefilled = false;
     this.slots = [];
     for (let i = 0; i < MAX_ADAPTERS; ++i) {
       const wrap = el("div", "slot");
@@ -176,7 +184,8 @@ export class Playground {
     select.replaceChildren(...baseNames.map((n) => new Option(n, n)));
     if (baseNames.includes(chosen)) select.value = chosen;
     $("adapter-names").replaceChildren(...adapterNames.map((n) => new Option(n)));
-    if (!this.slots.some((s) => s.value)) {
+    if (!this.prefilled) {  // the first adapters, once: what the user clears later stays cleared
+      this.prefilled = true;
       adapterNames.slice(0, MAX_ADAPTERS).forEach((name, i) => {
         this.slots[i].value = name;
       });
@@ -298,7 +307,7 @@ export class Playground {
           if (text) col.append(text, performance.now());
           if (choice.finish_reason) reason = choice.finish_reason;
         }
-        if (data && data.usage) col.setTokens(data.usage.completion_tokens);
+        if (data && data.usage) col.setTokens(data.usage.completion_tokens, performance.now());
       });
     } catch (e) {
       if (e.name === "AbortError") return col.stopped();

@@ -220,7 +220,7 @@ def test_compare_base_calc_upper(server, browser, task):
     for c in cols:
         assert c["state"] == "done", c
         assert c["text"] == api_answer(server, c["model"], TASKS[task], chat=True), c
-        assert "TTFT" in c["meta"] and "tok/s" in c["meta"], c
+        assert "TTFT" in c["meta"] and ("tok/s" in c["meta"] or "1 token" in c["meta"]), c
     by_model = {c["model"]: c["text"] for c in cols}
     assert by_model[task] != by_model["demo"], "the adapter's answer is the base model's"
     if task == "calc":
@@ -260,11 +260,12 @@ def test_dashboard_counters_move_after_the_comparisons(server, browser):
     def moved(d):
         rows = table_rows(d)
         return all(rows[n]["requests"] >= counters_before[n]["requests"] + 2 and
-                   rows[n]["tokens"] > counters_before[n]["tokens"] for n in ("__base_model__", "calc", "upper"))
+                   rows[n]["tokens"] > counters_before[n]["tokens"] for n in ("__base_model__", "calc", "upper")) \
+            and rows["lora0042"]["requests"] >= 2  # the page's request and the API's
     wait(browser, moved, 30, "the dashboard's counters did not move")
     rows = table_rows(browser)
     assert rows["calc"]["last_used"].endswith("ago") or rows["calc"]["last_used"] == "just now", rows["calc"]
-    assert rows["lora0042"]["tier"] in ("host", "device") and rows["lora0042"]["requests"] >= 2
+    assert rows["lora0042"]["tier"] in ("host", "device") and rows["lora0042"]["rank"] != "–"
     stats = api(server, "/v1/stats").json()
     tokens = {a["name"]: a["generation_tokens"] for a in stats["adapters"]}
     assert rows["calc"]["tokens"] == tokens["calc"]
@@ -283,6 +284,7 @@ def test_errors_show_the_servers_message(server, browser):
     r = api(server, "/v1/chat/completions", {"model": "no-such-adapter", "messages": [{"role": "user", "content": "x"}]})
     assert r.status_code == 404
     assert bad["state"] == "error" and bad["error"] == "404 " + r.json()["error"]["message"], bad
+    screenshot(browser, "playground-unknown-adapter-phone.png", PHONE)
 
     assert server.stop() == 0, "".join(server.log)
     cols = run_and_wait(browser, 2)
