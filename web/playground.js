@@ -94,7 +94,7 @@ class Column {
     this.tokenAt(now);
     this.chunks += 1;
     this.text += text;
-    this.out.textContent = this.text;
+    this.out.append(text);  // a text node per chunk: no re-rendering of what is already shown
     this.updateRate();
   }
 
@@ -284,6 +284,7 @@ export class Playground {
 
   async stream(col, signal) {
     const { path, chat, body } = this.requestBody(col.model);
+    col.t0 = performance.now();  // time to first token counts from the request
     let response;
     try {
       response = await call(path, { method: "POST", body, signal });

@@ -273,6 +273,11 @@ def test_dashboard_counters_move_after_the_comparisons(server, browser):
     assert {"calc", "upper", "demo (base)"} <= set(series), series
     screenshot(browser, "dashboard-laptop.png", LAPTOP)
     screenshot(browser, "dashboard-phone.png", PHONE)
+    # Everything so far ran without a script error or a Content-Security-Policy refusal (only the 401s of the key
+    # prompt are expected in the console).
+    problems = [e["message"] for e in browser.get_log("browser")
+                if "status of 401" not in e["message"] and e["level"] in ("SEVERE", "WARNING")]
+    assert not problems, problems
 
 
 def test_errors_show_the_servers_message(server, browser):
