@@ -28,6 +28,7 @@ struct ModelArgs {
   bool chat = false;
   bool ignore_eos = false;
   std::string device = "cpu";
+  std::string cpu_weights = "f32";
   std::string load_format = "safetensors";
   int32_t max_new_tokens = 16;
   bool stop_at_eos = false;
@@ -64,6 +65,7 @@ Result<std::unique_ptr<ServedModel>> load_model(const ModelArgs& args) {
   ServedModelOptions o;
   o.model = args.model;
   o.backend.device = args.device;
+  o.backend.cpu_weights = args.cpu_weights;
   o.load_format = args.load_format;
   return ServedModel::load(o);
 }
@@ -176,6 +178,9 @@ void add_common_options(CLI::App* cmd, ModelArgs& args) {
   cmd->add_option("--adapter", args.adapter, "PEFT LoRA adapter directory");
   cmd->add_option("--tokens", args.tokens, "comma-separated token ids");
   cmd->add_option("--device", args.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--cpu-weights", args.cpu_weights,
+                  "cpu weight storage: f32 (default, the reference), bf16 (fp16 checkpoints stay fp16) or int8")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   cmd->add_option("--load-format", args.load_format, "safetensors (default) or dummy (random weights)");
   cmd->add_option("--max-model-len", args.max_model_len, "context limit (default: the model's max_position_embeddings)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));

@@ -45,6 +45,7 @@ struct ServeArgs {
   std::vector<std::string> api_keys;         // also LORASERVE_API_KEY
   std::vector<std::string> admin_keys;       // the management routes' key (also LORASERVE_ADMIN_KEY)
   int io_threads = 2, block_size = 16, cpu_threads = 0;
+  std::string cpu_weights = "f32";
   double gpu_memory_utilization = 0.9, kv_cache_gib = 0, shutdown_grace = 30;
   bool enforce_eager = false;
   std::string dtype = "auto";
@@ -142,6 +143,7 @@ int run_serve(ServeArgs a) {
   mo.served_names = a.served_model_names;
   mo.backend.device = a.device;
   mo.backend.cpu_threads = a.cpu_threads;
+  mo.backend.cpu_weights = a.cpu_weights;
   mo.load_format = a.load_format;
   auto served = ServedModel::load(mo);
   if (!served.is_ok()) return fail(served.status());
@@ -277,6 +279,9 @@ void register_serve_command(CLI::App& app, CommandRunner& runner) {
       ->envname("LORASERVE_ADMIN_KEY");
   cmd->add_option("--io-threads", args.io_threads, "HTTP I/O threads")->check(CLI::Range(1, 64));
   cmd->add_option("--cpu-threads", args.cpu_threads, "cpu: compute threads (0: one per core)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--cpu-weights", args.cpu_weights,
+                  "cpu: weight storage, f32 (default, the reference), bf16 (fp16 checkpoints stay fp16) or int8")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   cmd->add_option("--block-size", args.block_size, "tokens per KV block");
   cmd->add_option("--gpu-memory-utilization", args.gpu_memory_utilization,
                   "cuda: fraction of device memory the process may use");

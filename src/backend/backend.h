@@ -1,5 +1,6 @@
 // backend.h: the Backend interface, the small set of ops the transformer forward pass is written against.
-// Two implementations: cpu/ (float32, the reference, runs in CI) and cuda/ (bf16 storage, fp32 accumulation).
+// Two implementations: cpu/ (float32 activations, weights in float32 - the reference, run in CI - or bf16 /
+// int8; batch invariant) and cuda/ (bf16 storage, fp32 accumulation).
 // Every op reads and writes backend memory (Tensor / BatchMeta pointers). On an asynchronous backend ops are
 // queued in order on one stream; copy_to_host and synchronize wait for them.
 #pragma once
@@ -21,6 +22,12 @@ namespace ls {
 // One layer's paged KV cache: K and V each [num_blocks, block_size, num_kv_heads, head_dim] in compute dtype.
 // The most alternatives Backend::logprobs returns per row (vLLM's default --max-logprobs).
 inline constexpr int32_t kMaxTopLogprobs = 20;
+
+// A weight matrix in backend memory (Backend::allocate_weight): its tensor and the memory behind it.
+struct WeightMatrix {
+  Buffer memory;
+  Tensor tensor;
+};
 
 struct KvLayer {
   void* k = nullptr;
@@ -65,8 +72,40 @@ class Backend {
   // Converts n float32 host values into compute dtype at dst (backend memory).
   virtual void upload_f32(void* dst, const float* src, size_t n) = 0;
   virtual void synchronize() = 0;
-  // t[r][c] = uniform_at(seed, r * cols + c, lo, hi) (backend/random_fill.h), rounded to t's dtype.
+  // t[r][c] = uniform_at(seed, r * cols + c, lo, hi) (backend/random_fill.h), rounded to t's dtype (a weight
+  // from allocate_weight: stored in its format).
   virtual void fill_uniform(Tensor t, uint64_t seed, float lo, float hi) = 0;
+
+  // ---- weights ----
+  // Weight matrices (projections and lm_head [out_features, in_features], the embedding table) live in a format
+  // of the backend's choosing that only linear, linear_silu_mul and embedding read: the CPU backend packs them
+  // for its GEMM as float32, bf16 (fp16 when `source` is F16) or int8 with one scale per row
+  // (BackendOptions::cpu_weights). `source` is the dtype the checkpoint holds. Default: row-major, compute dtype.
+  virtual Result<WeightMatrix> allocate_weight(int64_t rows, int64_t cols, DType source) {
+    WeightMatrix w;
+    LS_ASSIGN_OR_RETURN(w.memory, allocate(static_cast<size_t>(rows * cols) * dtype_size(compute_dtype())));
+    w.tensor = w.memory.as_tensor(compute_dtype(), rows, cols);
+    return w;
+  }
+  // Stores float32 host values [rows, cols] into a weight from allocate_weight.
+  virtual void upload_weight(const Tensor& w, const float* src) {
+    upload_f32(w.data, src, static_cast<size_t>(w.rows * w.cols));
+  }
+  // Writes one module's LoRA matrices, float32 host A [rank, in_dim] and B [out_dim, rank] (scale folded in), into
+  // host memory a and b (room for rank * in_dim and out_dim * rank compute-dtype elements) in the layout the lora
+  // op reads once they are copied into backend memory (LoraSlots stages adapters with it). Default: row-major in
+  // compute dtype; the CPU backend lays both out for streaming (A in blocks of 16 ranks, B^T in panels of 64
+  // outputs), in bf16 when its weights are bf16 or int8.
+  virtual void stage_lora(void* a, void* b, const float* host_a, const float* host_b, int64_t rank, int64_t in_dim,
+                          int64_t out_dim);
+  // Fills one module's LoRA matrices in backend memory with A[r][c] = uniform_at(seed, r * in_dim + c, -a_bound,
+  // a_bound) and B[o][r] = uniform_at(seed + 1, o * rank + r, -b_bound, b_bound), in the lora op's layout (dummy
+  // adapters). Default: fill_uniform of both, row-major.
+  virtual void fill_lora_uniform(void* a, void* b, int64_t rank, int64_t in_dim, int64_t out_dim, uint64_t seed,
+                                 float a_bound, float b_bound) {
+    fill_uniform(Tensor::make(a, compute_dtype(), rank, in_dim), seed, -a_bound, a_bound);
+    fill_uniform(Tensor::make(b, compute_dtype(), out_dim, rank), seed + 1, -b_bound, b_bound);
+  }
 
   // Copies a ForwardBatch's index arrays into backend memory; the result stays valid until the next call.
   // `host` is the same BatchMeta with host pointers.
@@ -105,7 +144,8 @@ class Backend {
     linear(x, weight, bias, gate_up);
     silu_mul(gate_up, out);
   }
-  // y += B_slot (A_slot x) per token, slot from the batch's LoRA segments (slot -1 or rank 0: nothing).
+  // y += B_slot (A_slot x) per token, slot from the batch's LoRA segments (slot -1 or rank 0: nothing); A and B
+  // as stage_lora laid them out.
   virtual void lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& weights, Tensor y) = 0;
   // lora() for n <= 3 modules that read the same x (q/k/v; gate/up): ys[i] += B_i(A_i x) by weights[i], in one
   // pass where a backend fuses them.
@@ -166,8 +206,9 @@ class Backend {
   virtual Result<std::unique_ptr<OpGraph>> end_capture() { return unsupported(name() + " backend has no graphs"); }
 };
 
-// The CPU backend (float32, OpenBLAS GEMM, OpenMP threads).
-std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0);
+// The CPU backend: float32 activations, its own batch-invariant GEMM over packed weights, a persistent thread
+// pool. `weights`: "f32", "bf16" or "int8" (BackendOptions::cpu_weights; anything else is a CHECK failure).
+std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0, const std::string& weights = "f32");
 
 // The CUDA backend's settings: which kernel path each op takes where there are alternatives. The defaults are
 // the measured-fastest paths; bench-engine's flags and the tests set the others to compare them.
@@ -191,6 +232,8 @@ struct CudaBackendOptions {
 struct BackendOptions {
   std::string device = "cpu";  // "cpu", or "cuda" when built with LORASERVE_CUDA and a GPU is present
   int cpu_threads = 0;         // cpu: worker threads (0: one per core)
+  std::string cpu_weights = "f32";  // cpu: weight storage: "f32" (the parity reference), "bf16" (a checkpoint's
+                                    // fp16 stays fp16) or "int8" (per-row scales); activations stay float32
   CudaBackendOptions cuda;     // cuda: kernel paths
 };
 

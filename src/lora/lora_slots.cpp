@@ -98,21 +98,14 @@ Result<StagedAdapter> LoraSlots::stage(const LoraAdapter& adapter) const {
     }
   }
   LS_ASSIGN_OR_RETURN(staged.memory, backend_->allocate_host(std::max<size_t>(bytes, 1)));
-  const bool bf16 = backend_->compute_dtype() == DType::kBF16;
   auto* base = static_cast<char*>(staged.memory.data());
   for (int64_t l = 0; l < model_.num_layers; ++l) {
     for (int m = 0; m < kNumLoraModules; ++m) {
       const LoraModuleTensors& t = adapter.layers[l][m];
+      if (t.rank == 0) continue;
       char* dst = base + staged.offsets[l][m];
-      for (const std::vector<float>* v : {&t.a, &t.b}) {
-        if (bf16) {
-          auto* out = reinterpret_cast<uint16_t*>(dst);
-          for (size_t i = 0; i < v->size(); ++i) out[i] = float_to_bf16((*v)[i]);
-        } else {
-          std::memcpy(dst, v->data(), v->size() * sizeof(float));
-        }
-        dst += v->size() * elem_;
-      }
+      const auto in_dim = static_cast<int64_t>(t.a.size()) / t.rank, out_dim = static_cast<int64_t>(t.b.size()) / t.rank;
+      backend_->stage_lora(dst, dst + t.a.size() * elem_, t.a.data(), t.b.data(), t.rank, in_dim, out_dim);
     }
   }
   return staged;
@@ -215,7 +208,6 @@ Status LoraSlots::load_random(int32_t slot, int64_t rank, uint64_t seed) {
     return invalid_argument("dummy adapter rank must be in [1, " + std::to_string(kLoraMaxRank) + "]");
   clear(slot);
   LS_ASSIGN_OR_RETURN(const Range range, take_range(rank));
-  const DType dt = backend_->compute_dtype();
   std::vector<std::array<int32_t, kNumLoraModules>> ranks(static_cast<size_t>(model_.num_layers));
   for (int64_t l = 0; l < model_.num_layers; ++l) {
     for (int m = 0; m < kNumLoraModules; ++m) {
@@ -226,13 +218,9 @@ Status LoraSlots::load_random(int32_t slot, int64_t rank, uint64_t seed) {
       const float a_bound = 1.0f / std::sqrt(static_cast<float>(shape.in_dim));
       const float b_bound = 0.5f / std::sqrt(static_cast<float>(rank));
       const uint64_t s = seed * 1000003u + static_cast<uint64_t>(l * kNumLoraModules + m) * 2;
-      backend_->fill_uniform(Tensor::make(arena + static_cast<size_t>(range.offset * shape.in_dim) * elem_, dt, rank,
-                                          shape.in_dim),
-                             s, -a_bound, a_bound);
-      backend_->fill_uniform(
-          Tensor::make(arena + static_cast<size_t>(rank_capacity_ * shape.in_dim + range.offset * shape.out_dim) * elem_,
-                       dt, shape.out_dim, rank),
-          s + 1, -b_bound, b_bound);
+      backend_->fill_lora_uniform(arena + static_cast<size_t>(range.offset * shape.in_dim) * elem_,
+                                  arena + static_cast<size_t>(rank_capacity_ * shape.in_dim + range.offset * shape.out_dim) * elem_,
+                                  rank, shape.in_dim, shape.out_dim, s, a_bound, b_bound);
     }
   }
   const std::vector<Backend::HostCopy> copies = publish(slot, ranks, range.offset);

@@ -1,5 +1,6 @@
 // model_weights.cpp: weight loading (name and shape checks, q/k/v and gate/up fusion, tied embeddings) and
-// seeded dummy weights.
+// seeded dummy weights. Matrices go through Backend::allocate_weight / upload_weight (the backend's weight
+// format: packed and possibly bf16 / int8 on the CPU), norms and biases stay plain compute-dtype rows.
 #include "model/model_weights.h"
 
 #include <cmath>
@@ -22,15 +23,23 @@ class TensorAllocator {
     weights_.memory.push_back(std::move(buffer));
     return t;
   }
+  // A weight matrix in the backend's weight format (Backend::allocate_weight); `source`: the checkpoint's dtype.
+  Result<Tensor> make_weight(int64_t rows, int64_t cols, DType source) {
+    LS_ASSIGN_OR_RETURN(WeightMatrix w, backend_.allocate_weight(rows, cols, source));
+    weights_.num_bytes += w.memory.bytes();
+    weights_.memory.push_back(std::move(w.memory));
+    return w.tensor;
+  }
 
  private:
   Backend& backend_;
   ModelWeights& weights_;
 };
 
-// Reads named file tensors (each [rows_i, cols]) stacked by rows into one float32 host matrix.
+// Reads named file tensors (each [rows_i, cols]) stacked by rows into one float32 host matrix; `source`
+// receives the first tensor's file dtype.
 Result<std::vector<float>> read_stacked(const WeightFiles& files, const std::vector<std::string>& names,
-                                        const std::vector<int64_t>& rows, int64_t cols) {
+                                        const std::vector<int64_t>& rows, int64_t cols, DType* source = nullptr) {
   std::vector<float> out;
   for (size_t i = 0; i < names.size(); ++i) {
     const TensorView* t = files.find(names[i]);
@@ -46,6 +55,7 @@ Result<std::vector<float>> read_stacked(const WeightFiles& files, const std::vec
                                       : "[" + std::to_string(rows[i]) + ", " + std::to_string(cols) + "]";
       return invalid_argument("weight \"" + names[i] + "\" has shape " + t->shape_string() + ", config.json implies " + want);
     }
+    if (source && i == 0) *source = t->dtype;
     const size_t offset = out.size();
     out.resize(offset + static_cast<size_t>(t->num_elements()));
     convert_to_f32(t->data, t->dtype, static_cast<size_t>(t->num_elements()), out.data() + offset);
@@ -58,15 +68,20 @@ struct LoadContext {
   Backend& backend;
   TensorAllocator& alloc;
 
-  // Loads and fuses `names` (stacked by rows) into one backend tensor of [sum(rows), cols].
+  // Loads and fuses `names` (stacked by rows) into one backend tensor of [sum(rows), cols]: a weight matrix in
+  // the backend's weight format, or, for vectors (norms, biases), one compute-dtype row.
   Result<Tensor> load(const std::vector<std::string>& names, const std::vector<int64_t>& rows, int64_t cols) {
-    LS_ASSIGN_OR_RETURN(std::vector<float> host, read_stacked(files, names, rows, cols));
+    DType source = DType::kF32;
+    LS_ASSIGN_OR_RETURN(std::vector<float> host, read_stacked(files, names, rows, cols, &source));
     int64_t total_rows = 0;
     for (int64_t r : rows) total_rows += r;
-    // Vectors (norms, biases) are stored as one row.
-    const bool vector = rows.size() >= 1 && rows[0] == 1;
-    LS_ASSIGN_OR_RETURN(Tensor t, vector ? alloc.make(1, cols * static_cast<int64_t>(rows.size())) : alloc.make(total_rows, cols));
-    backend.upload_f32(t.data, host.data(), host.size());
+    if (rows.size() >= 1 && rows[0] == 1) {
+      LS_ASSIGN_OR_RETURN(Tensor t, alloc.make(1, cols * static_cast<int64_t>(rows.size())));
+      backend.upload_f32(t.data, host.data(), host.size());
+      return t;
+    }
+    LS_ASSIGN_OR_RETURN(Tensor t, alloc.make_weight(total_rows, cols, source));
+    backend.upload_weight(t, host.data());
     return t;
   }
 };
@@ -138,7 +153,13 @@ Result<ModelWeights> dummy_model_weights(const ModelConfig& c, Backend& backend,
   uint64_t next_seed = seed;
   // Matrices uniform in +-1/sqrt(in) keep activations O(1) through depth; norms near 1.
   auto matrix = [&](int64_t rows, int64_t cols) -> Result<Tensor> {
-    LS_ASSIGN_OR_RETURN(Tensor t, alloc.make(rows, cols));
+    LS_ASSIGN_OR_RETURN(Tensor t, alloc.make_weight(rows, cols, DType::kF32));
+    const float bound = 1.0f / std::sqrt(static_cast<float>(cols));
+    backend.fill_uniform(t, next_seed++, -bound, bound);
+    return t;
+  };
+  auto bias = [&](int64_t cols) -> Result<Tensor> {  // same values as a 1-row matrix
+    LS_ASSIGN_OR_RETURN(Tensor t, alloc.make(1, cols));
     const float bound = 1.0f / std::sqrt(static_cast<float>(cols));
     backend.fill_uniform(t, next_seed++, -bound, bound);
     return t;
@@ -165,14 +186,14 @@ Result<ModelWeights> dummy_model_weights(const ModelConfig& c, Backend& backend,
     LS_ASSIGN_OR_RETURN(l.gate_up, matrix(2 * inter, h));
     LS_ASSIGN_OR_RETURN(l.down, matrix(h, inter));
     if (c.qkv_bias) {
-      LS_ASSIGN_OR_RETURN(l.qkv_bias, matrix(1, q + 2 * kv));
+      LS_ASSIGN_OR_RETURN(l.qkv_bias, bias(q + 2 * kv));
     }
     if (c.o_bias) {
-      LS_ASSIGN_OR_RETURN(l.o_bias, matrix(1, h));
+      LS_ASSIGN_OR_RETURN(l.o_bias, bias(h));
     }
     if (c.mlp_bias) {
-      LS_ASSIGN_OR_RETURN(l.gate_up_bias, matrix(1, 2 * inter));
-      LS_ASSIGN_OR_RETURN(l.down_bias, matrix(1, h));
+      LS_ASSIGN_OR_RETURN(l.gate_up_bias, bias(2 * inter));
+      LS_ASSIGN_OR_RETURN(l.down_bias, bias(h));
     }
   }
   return w;

@@ -173,13 +173,17 @@ RouteResult Api::handle(const HttpRequest& request, const RouteContext& context)
       {"/v1/chat/completions", "POST"}, {"/tokenize", "POST"}, {"/chat_tokenize", "POST"}, {"/detokenize", "POST"},
       {"/v1/capacity", "GET"}, {"/v1/adapters", "GET"}, {"/v1/stats", "GET"}};
   const ApiFamily family = family_of_path(p);
-  auto allowed = kAllowed.find(p);
-  const bool page_file = p != "/" && is_page_route(HttpRequest{"GET", p, "", {}, ""});
-  if (allowed != kAllowed.end() || page_file) {
+  std::string allow;
+  if (auto it = kAllowed.find(p); it != kAllowed.end()) allow = it->second;
+  if (p.rfind("/v1/models/", 0) == 0 || p == "/api-doc/openapi.json") allow = "GET";
+  if (p != "/" && is_page_route(HttpRequest{"GET", p, "", {}, ""})) allow = "GET";  // a file of the page
+  if (options_.enable_lora_management && (p == "/v1/load_lora_adapter" || p == "/v1/unload_lora_adapter"))
+    allow = "POST";
+  if (!allow.empty()) {
     HttpResponse r = error_response(family, ApiError{405, family == ApiFamily::kTgi ? "method_not_allowed"
                                                                                       : "MethodNotAllowed",
                                                      "method " + m + " is not allowed on " + p, ""});
-    r.headers.emplace_back("Allow", page_file ? "GET" : allowed->second);
+    r.headers.emplace_back("Allow", allow);
     return r;
   }
   return error_response(family, ApiError{404, family == ApiFamily::kTgi ? "not_found" : "NotFoundError",

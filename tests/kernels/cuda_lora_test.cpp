@@ -38,6 +38,9 @@ SlotTables make_slots(BackendPair& p, std::mt19937& rng, const std::vector<int32
     const int32_t r = std::max(ranks[s], 1);
     t.a.push_back(make_twin(p, r, in, rng, -0.1f, 0.1f));
     t.b.push_back(make_twin(p, out, r, rng, -0.1f, 0.1f));
+    // The CPU lora op reads A and B as stage_lora lays them out (CPU backend memory is host memory).
+    p.cpu->stage_lora(t.a.back().cpu.data, t.b.back().cpu.data, t.a.back().host.data(), t.b.back().host.data(), r, in,
+                      out);
     cpu_a[s] = t.a.back().cpu.data;
     cpu_b[s] = t.b.back().cpu.data;
     gpu_a[s] = t.a.back().gpu.data;

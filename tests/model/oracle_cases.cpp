@@ -51,8 +51,14 @@ OracleCase shared_oracle_case(const std::string& arch) {
 }
 
 Result<OracleEngine> OracleEngine::load(const std::string& device, const std::string& base_dir) {
+  BackendOptions options;
+  options.device = device;
+  return load(options, base_dir);
+}
+
+Result<OracleEngine> OracleEngine::load(const BackendOptions& options, const std::string& base_dir) {
   OracleEngine e;
-  LS_ASSIGN_OR_RETURN(e.backend, make_backend(device));
+  LS_ASSIGN_OR_RETURN(e.backend, make_backend(options));
   LS_ASSIGN_OR_RETURN(e.model, Transformer::load(base_dir, *e.backend));
   return e;
 }
@@ -71,9 +77,16 @@ SequenceOptions OracleEngine::use(const std::string& adapter_dir) {
 
 Result<std::vector<std::vector<std::vector<int32_t>>>> engine_greedy_paths(const std::string& device,
                                                                           const OracleCase& c) {
+  BackendOptions backend;
+  backend.device = device;
+  return engine_greedy_paths(backend, c);
+}
+
+Result<std::vector<std::vector<std::vector<int32_t>>>> engine_greedy_paths(const BackendOptions& backend,
+                                                                          const OracleCase& c) {
   ServedModelOptions mo;
   mo.model = c.base_dir;
-  mo.backend.device = device;
+  mo.backend = backend;
   LS_ASSIGN_OR_RETURN(auto served, ServedModel::load(mo));
   EngineOptions eo;
   eo.max_loras = static_cast<int32_t>(c.runs.size());

@@ -45,6 +45,7 @@ struct OracleEngine {
 
   // Loads base_dir on the named backend; kUnavailable and friends when the backend cannot be made.
   static Result<OracleEngine> load(const std::string& device, const std::string& base_dir);
+  static Result<OracleEngine> load(const BackendOptions& options, const std::string& base_dir);
   // Puts the adapter (none when empty) in slot 0 and returns the options that run with it.
   SequenceOptions use(const std::string& adapter_dir);
 };
@@ -53,6 +54,8 @@ struct OracleEngine {
 // the serving engine on `device` with all runs' requests submitted together, so different adapters and the base
 // share its steps: [run][path]. kUnavailable when the device cannot be used.
 Result<std::vector<std::vector<std::vector<int32_t>>>> engine_greedy_paths(const std::string& device,
+                                                                          const OracleCase& c);
+Result<std::vector<std::vector<std::vector<int32_t>>>> engine_greedy_paths(const BackendOptions& backend,
                                                                           const OracleCase& c);
 
 // max|a - b| / max|b| over one row (infinite when a holds a NaN).

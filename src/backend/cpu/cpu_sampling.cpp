@@ -134,12 +134,12 @@ void logprobs_row_host(const float* row, int64_t n, int32_t target, int32_t top_
   }
 }
 
-
 void CpuBackend::sample(Tensor logits, const SamplingParams* params, int32_t* tokens) {
   LS_CHECK(logits.dtype == DType::kF32) << "cpu backend: sample input must be float32";
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t r = 0; r < logits.rows; ++r)
-    tokens[r] = sample_row_host(logits.ptr<float>() + r * logits.ld, logits.cols, params[r]);
+  pool_.parallel_for(logits.rows, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      tokens[r] = sample_row_host(logits.ptr<float>() + r * logits.ld, logits.cols, params[r]);
+  });
 }
 
 void CpuBackend::apply_penalties(Tensor logits, const TokenCounts& counts) {
@@ -151,10 +151,11 @@ void CpuBackend::logprobs(Tensor logits, const int32_t* targets, int32_t top_n, 
                           float* top_logprobs) {
   LS_CHECK(logits.dtype == DType::kF32) << "cpu backend: logprobs input must be float32";
   LS_CHECK(top_n >= 0 && top_n <= kMaxTopLogprobs) << "cpu backend: top_n out of range";
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t r = 0; r < logits.rows; ++r)
-    logprobs_row_host(logits.ptr<float>() + r * logits.ld, logits.cols, targets[r], top_n, logprob + r,
-                      top_ids + r * top_n, top_logprobs + r * top_n);
+  pool_.parallel_for(logits.rows, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      logprobs_row_host(logits.ptr<float>() + r * logits.ld, logits.cols, targets[r], top_n, logprob + r,
+                        top_ids + r * top_n, top_logprobs + r * top_n);
+  });
 }
 
 }  // namespace ls
