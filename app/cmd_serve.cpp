@@ -50,6 +50,7 @@ struct ServeArgs {
   bool enforce_eager = false;
   std::string dtype = "auto";
   bool trust_remote_code = false;
+  bool no_ui = false;                        // no page at GET / (it is then TGI's health route)
 };
 
 int fail(const Status& status) {
@@ -85,6 +86,15 @@ Status register_adapters(Engine& engine, const std::vector<server::AdapterSpec>&
     }
   }
   return Status::ok();
+}
+
+// The page's address as a browser on this machine reaches it (a wildcard listen address becomes localhost).
+void print_page_address(const std::string& listen_host, unsigned port) {
+  const bool any = listen_host == "0.0.0.0" || listen_host == "::" || listen_host.empty();
+  const std::string host = any                                          ? "localhost"
+                           : listen_host.find(':') != std::string::npos ? "[" + listen_host + "]"
+                                                                        : listen_host;
+  std::fprintf(stderr, "loraserve: playground and dashboard: http://%s:%u/\n", host.c_str(), port);
 }
 
 // Blocks SIGINT and SIGTERM in this thread and every thread it starts afterwards; wait_for_signal takes them.
@@ -181,6 +191,7 @@ int run_serve(ServeArgs a) {
   so.admin_keys = a.admin_keys;
   so.max_concurrent_requests = a.max_concurrent_requests;
   so.enable_lora_management = a.enable_lora_management;
+  so.ui = !a.no_ui;
   so.limits.max_input_tokens = a.max_input_tokens;
   so.limits.max_total_tokens = a.max_total_tokens;
   so.limits.max_best_of = a.max_best_of;
@@ -201,6 +212,7 @@ int run_serve(ServeArgs a) {
                "APIs; /openapi.json, /metrics)%s\n",
                model.id().c_str(), engine.adapters().size(), a.host.c_str(), http.port(),
                a.api_keys.empty() ? "" : "; API key required");
+  if (so.ui) print_page_address(a.host, http.port());
   std::fflush(stderr);
 
   int signal_number = 0;
@@ -278,6 +290,7 @@ void register_serve_command(CLI::App& app, CommandRunner& runner) {
   cmd->add_option("--dtype", args.dtype, "vLLM: accepted (the backend fixes the dtype: cpu float32, cuda bfloat16)");
   cmd->add_flag("--trust-remote-code", args.trust_remote_code, "vLLM: accepted (no remote code is ever run)");
   cmd->add_option("--shutdown-grace", args.shutdown_grace, "seconds running requests may take after SIGTERM");
+  cmd->add_flag("--no-ui", args.no_ui, "no playground and dashboard page at GET / (/ is then a health check)");
   cmd->callback([&runner] { runner = [] { return run_serve(args); }; });
 }
 

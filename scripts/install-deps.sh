@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 python3-venv
+  chromium chromium-driver
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,12 +1,16 @@
 // api.cpp: the route table, the API-key guard, and the routes that answer at once (health, info, models,
-// metrics, version, OpenAPI document, tokenize/detokenize).
+// metrics, version, OpenAPI document, tokenize/detokenize). GET / is the page (ui_routes.cpp) unless the server
+// runs with --no-ui, when it is TGI's health route again; /health and /ping always are.
 #include "server/api.h"
+
+#include <set>
 
 #include "core/utf8.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
 #include "server/openapi.h"
 #include "server/tgi_request.h"
+#include "server/web_assets.h"
 
 namespace ls::server {
 namespace {
@@ -138,6 +142,7 @@ RouteResult Api::handle(const HttpRequest& request, const RouteContext& context)
   if (admin_route ? !admin_authorized(request) : (!is_open_route(request) && !authorized(request)))
     return unauthorized_response(family_of_path(p));
   if (m == "GET") {
+    if (is_page_route(request)) return page_file(request);
     if (p == "/health" || p == "/ping" || p == "/") return health();
     if (p == "/info") return info();
     if (p == "/metrics") return metrics();
@@ -146,6 +151,7 @@ RouteResult Api::handle(const HttpRequest& request, const RouteContext& context)
     if (p == "/v1/models") return models();
     if (p == "/v1/capacity") return capacity(request);
     if (p == "/v1/adapters") return adapters_list();
+    if (p == "/v1/stats") return stats();
     if (p.rfind("/v1/models/", 0) == 0) return model_card(p.substr(11));
   } else if (m == "POST") {
     if (p == "/generate") return tgi_generate(request, context, "generate");
@@ -165,11 +171,12 @@ RouteResult Api::handle(const HttpRequest& request, const RouteContext& context)
       {"/openapi.json", "GET"}, {"/v1/models", "GET"}, {"/", "GET, POST"}, {"/generate", "POST"},
       {"/generate_stream", "POST"}, {"/invocations", "POST"}, {"/v1/completions", "POST"},
       {"/v1/chat/completions", "POST"}, {"/tokenize", "POST"}, {"/chat_tokenize", "POST"}, {"/detokenize", "POST"},
-      {"/v1/capacity", "GET"}, {"/v1/adapters", "GET"}};
+      {"/v1/capacity", "GET"}, {"/v1/adapters", "GET"}, {"/v1/stats", "GET"}};
   const ApiFamily family = family_of_path(p);
   std::string allow;
   if (auto it = kAllowed.find(p); it != kAllowed.end()) allow = it->second;
   if (p.rfind("/v1/models/", 0) == 0 || p == "/api-doc/openapi.json") allow = "GET";
+  if (p != "/" && is_page_route(HttpRequest{"GET", p, "", {}, ""})) allow = "GET";  // a file of the page
   if (options_.enable_lora_management && (p == "/v1/load_lora_adapter" || p == "/v1/unload_lora_adapter"))
     allow = "POST";
   if (!allow.empty()) {
@@ -189,6 +196,15 @@ OpenApiContext Api::openapi_context() const {
   c.limits = model_.limits;
   c.secured = !options_.api_keys.empty();
   c.lora_management = options_.enable_lora_management;
+  c.ui = options_.ui;
+  if (c.ui) {
+    std::set<std::string> types;
+    for (const WebAsset& a : web_assets()) {
+      if (a.path.rfind("/ui/", 0) == 0) c.page_files.emplace_back(a.path.substr(4));
+      if (a.path != "/") types.emplace(a.content_type.substr(0, a.content_type.find(';')));
+    }
+    c.page_types.assign(types.begin(), types.end());
+  }
   c.model_names = {"", "tgi"};
   c.adapter_ids = {"", "__base_model__"};
   for (const std::string& name : model_.names) c.model_names.push_back(name);

@@ -1,8 +1,8 @@
 // api.h: Api, every HTTP route of loraserve: the route table (TGI's published routes plus vLLM's), the API-key
 // guard, and the handlers. Generation routes validate and tokenize on the calling I/O thread, submit to the
 // Engine and answer with a ResponseSource that the connection drives; the rest answer at once. Route bodies
-// live in api.cpp (model info, health, tokenize), tgi_routes.cpp, openai_routes.cpp and admin_routes.cpp
-// (runtime adapter management, capacity).
+// live in api.cpp (model info, health, tokenize), tgi_routes.cpp, openai_routes.cpp, admin_routes.cpp
+// (runtime adapter management, capacity) and ui_routes.cpp (the page and the dashboard's stats).
 #pragma once
 
 #include <atomic>
@@ -77,6 +77,10 @@ class Api {
   HttpResponse capacity(const HttpRequest& request) const;
   HttpResponse adapters_list() const;
   bool admin_authorized(const HttpRequest& request) const;
+  // ui_routes.cpp. A page route: GET of an embedded file of web/ while the page is on (options_.ui).
+  bool is_page_route(const HttpRequest& request) const;
+  HttpResponse page_file(const HttpRequest& request) const;
+  HttpResponse stats() const;
   // Runs task on a thread of its own; its response is sent when it returns.
   RouteResult run_task(std::function<HttpResponse()> task, const RouteContext& context);
 

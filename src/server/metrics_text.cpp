@@ -8,8 +8,6 @@
 namespace ls::server {
 namespace {
 
-constexpr const char* kBaseAdapterLabel = "__base_model__";
-
 std::string number(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";

@@ -15,6 +15,9 @@
 
 namespace ls::server {
 
+// The base model's name in per-adapter series (LoRAX's adapter id for it).
+inline constexpr const char* kBaseAdapterLabel = "__base_model__";
+
 // Counted by the routes: TGI's tgi_request_count / _success / _failure{err}.
 class ServerCounters {
  public:

@@ -122,6 +122,28 @@ void add_admin_paths(OJson& p, bool lora_management) {
   }
 }
 
+// The page (GET / and the files under /ui/) and the stats its dashboard polls.
+void add_page_paths(OJson& p, const OpenApiContext& c) {
+  p["/v1/stats"] = {{"get", get("stats", "Running and waiting requests, KV cache and tokens per adapter now", "Adapters",
+                                {{"200", response("Engine statistics", json_content(ref("Stats")))},
+                                 {"401", response("Missing or wrong API key", json_content(ref("Unauthorized")))}},
+                                true)}};
+  if (!c.ui) return;
+  const OJson text = {{"type", "string"}};
+  const OJson not_modified = response("Not modified (If-None-Match named the current ETag)");
+  p["/"]["get"] = get("page", "The playground and dashboard page (HTML; --no-ui makes this the health check)",
+                      "Page", {{"200", response("The page", {{"text/html", {{"schema", text}}}})}, {"304", not_modified}});
+  OJson types = OJson::object();
+  for (const std::string& type : c.page_types) types[type] = {{"schema", text}};
+  OJson file = get("page_file", "A file of the page (script, style sheet, icon)", "Page",
+                   {{"200", response("The file", types)},
+                    {"304", not_modified},
+                    {"404", response("No such file", json_content(ref("ErrorResponse")))}});
+  file["parameters"] = OJson::array({{{"name", "file"}, {"in", "path"}, {"required", true},
+                                      {"schema", {{"type", "string"}, {"enum", c.page_files}}}}});
+  p["/ui/{file}"] = {{"get", file}};
+}
+
 OJson paths() {
   OJson p = OJson::object();
   const OJson generate = json_content(ref("GenerateResponse"));
@@ -206,6 +228,7 @@ OJson paths() {
 OJson openapi_document(const OpenApiContext& context) {
   OJson p = paths();
   add_admin_paths(p, context.lora_management);
+  add_page_paths(p, context);
   if (!context.secured) {
     for (auto path = p.begin(); path != p.end(); ++path)
       for (auto op = path.value().begin(); op != path.value().end(); ++op) op.value().erase("security");

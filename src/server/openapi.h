@@ -17,6 +17,9 @@ struct OpenApiContext {
   ApiLimits limits;
   bool secured = false;                  // an API key is required (guarded routes declare the bearer scheme)
   bool lora_management = false;          // /v1/load_lora_adapter and /v1/unload_lora_adapter exist
+  bool ui = true;                        // GET / is the page and /ui/{file} its files (else GET / is health)
+  std::vector<std::string> page_files;   // the values {file} takes
+  std::vector<std::string> page_types;   // their media types
   std::vector<std::string> model_names;  // values `model` may take on OpenAI routes (empty: any string)
   std::vector<std::string> adapter_ids;  // values `adapter_id` may take on TGI routes (empty: any string)
 };

@@ -266,6 +266,16 @@ void add_openai_response_schemas(OJson& s) {
                           {"kv_tokens_total", integer(0)}, {"kv_tokens_free", integer(0)}},
                          {"rank", "adapter_bytes", "device_slots", "kv_tokens_total", "kv_tokens_free"});
   s["DetokenizeResponse"] = object({{"prompt", str()}}, {"prompt"});
+  s["AdapterStats"] = object({{"name", str()}, {"requests", integer(0)}, {"prompt_tokens", integer(0)},
+                              {"generation_tokens", integer(0)}, {"running", integer(0)}, {"waiting", integer(0)}},
+                             {"name", "requests", "prompt_tokens", "generation_tokens", "running", "waiting"});
+  s["Stats"] = object({{"object", str()}, {"clock", num()}, {"time", integer(0)}, {"running", integer(0)},
+                       {"waiting", integer(0)}, {"kv_usage", {{"type", "number"}, {"minimum", 0}, {"maximum", 1}}},
+                       {"kv_blocks_total", integer(0)}, {"kv_blocks_used", integer(0)}, {"kv_block_size", integer(0)},
+                       {"max_loras", integer(0)}, {"prompt_tokens", integer(0)}, {"generation_tokens", integer(0)},
+                       {"preemptions", integer(0)}, {"adapters", array_of(ref("AdapterStats"))}},
+                      {"object", "clock", "time", "running", "waiting", "kv_usage", "kv_blocks_total",
+                       "kv_blocks_used", "prompt_tokens", "generation_tokens", "adapters"});
 }
 
 }  // namespace

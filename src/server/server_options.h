@@ -20,6 +20,7 @@ struct ServerOptions {
   ApiLimits limits;                       // max_model_len comes from the engine; 0 elsewhere = derived
   int32_t max_concurrent_requests = 1024; // generation requests in flight; beyond: 429 overloaded
   bool enable_lora_management = false;    // POST /v1/load_lora_adapter and /v1/unload_lora_adapter exist
+  bool ui = true;                         // GET / is the page (web/) and /ui/* its files; false: / is health
   std::string version = kLoraserveVersion;
 };
 

@@ -76,7 +76,8 @@ TEST(OpenApi, EveryRouteIsDocumentedAndAnswered) {
   const std::set<std::string> routes = {"/", "/generate", "/generate_stream", "/invocations", "/tokenize",
                                         "/chat_tokenize", "/detokenize", "/v1/completions", "/v1/chat/completions",
                                         "/v1/models", "/v1/models/{model_id}", "/health", "/ping", "/info",
-                                        "/metrics", "/version", "/openapi.json", "/v1/capacity", "/v1/adapters"};
+                                        "/metrics", "/version", "/openapi.json", "/v1/capacity", "/v1/adapters",
+                                        "/v1/stats", "/ui/{file}"};
   std::set<std::string> documented;
   for (auto it = doc["paths"].begin(); it != doc["paths"].end(); ++it) documented.insert(it.key());
   EXPECT_EQ(documented, routes);
@@ -84,6 +85,7 @@ TEST(OpenApi, EveryRouteIsDocumentedAndAnswered) {
     for (auto op = it.value().begin(); op != it.value().end(); ++op) {
       std::string path = it.key();
       if (path == "/v1/models/{model_id}") path = "/v1/models/demo";
+      if (path == "/ui/{file}") path = "/ui/" + op.value()["parameters"][0]["schema"]["enum"][0].get<std::string>();
       std::string method = op.key();
       for (char& c : method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       // An empty body is enough to tell a route (400/422) from a missing one (404/405).
