@@ -61,7 +61,14 @@ int main(int argc, char** argv) {
   }
   namespace fs = std::filesystem;
   const std::string weights = adapter + "/adapter_model.safetensors", cfg = adapter + "/adapter_config.json";
-  const double file_bytes = static_cast<double>(fs::file_size(weights) + fs::file_size(cfg));
+  std::error_code ec_weights, ec_cfg;
+  const uintmax_t weight_bytes = fs::file_size(weights, ec_weights), cfg_bytes = fs::file_size(cfg, ec_cfg);
+  if (ec_weights || ec_cfg) {
+    std::fprintf(stderr, "adapter_load_bench: %s is not a PEFT adapter directory (%s and %s)\n", adapter.c_str(),
+                 weights.c_str(), cfg.c_str());
+    return 1;
+  }
+  const double file_bytes = static_cast<double>(weight_bytes + cfg_bytes);
   (void)ls::read_file(weights, SIZE_MAX);  // into the page cache
 
   // The floor: the same bytes copied once in memory.

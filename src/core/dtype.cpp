@@ -42,16 +42,23 @@ std::optional<DType> dtype_from_name(std::string_view name) {
 }
 
 float f16_to_float(uint16_t v) {
-  const uint32_t sign = (v >> 15) & 1u, exponent = (v >> 10) & 0x1fu, mantissa = v & 0x3ffu;
-  float magnitude;
+  // Exact: normal and special values by moving the bit fields (no libm call per element), subnormals as
+  // mantissa * 2^-24 (an exact product).
+  const uint32_t sign = static_cast<uint32_t>(v & 0x8000u) << 16, exponent = (v >> 10) & 0x1fu,
+                 mantissa = v & 0x3ffu;
+  uint32_t bits;
   if (exponent == 0) {
-    magnitude = std::ldexp(static_cast<float>(mantissa), -24);
+    const float magnitude = static_cast<float>(mantissa) * 5.9604644775390625e-8f;  // 2^-24
+    std::memcpy(&bits, &magnitude, 4);
   } else if (exponent == 31) {
-    magnitude = mantissa ? NAN : INFINITY;
+    bits = 0x7f800000u | (mantissa << 13);
   } else {
-    magnitude = std::ldexp(static_cast<float>(mantissa | 0x400u), static_cast<int>(exponent) - 25);
+    bits = ((exponent + 112u) << 23) | (mantissa << 13);
   }
-  return sign ? -magnitude : magnitude;
+  bits |= sign;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
 }
 
 uint16_t float_to_f16(float f) {
