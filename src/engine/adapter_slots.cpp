@@ -1,5 +1,7 @@
-// adapter_slots.cpp: slot assignment with reference counts and LRU reuse.
+// adapter_slots.cpp: slot assignment with reference counts and LRU reuse; loads begun beside the ops.
 #include "engine/adapter_slots.h"
+
+#include <algorithm>
 
 namespace ls {
 
@@ -13,6 +15,8 @@ Result<std::unique_ptr<AdapterSlots>> AdapterSlots::create(Backend& backend, con
   return s;
 }
 
+AdapterSlots::~AdapterSlots() { lora_.reset(); }
+
 int32_t AdapterSlots::find(uint64_t key) const {
   for (size_t i = 0; i < slots_.size(); ++i)
     if (slots_[i].key == key) return static_cast<int32_t>(i);
@@ -22,7 +26,7 @@ int32_t AdapterSlots::find(uint64_t key) const {
 bool AdapterSlots::can_acquire(const RegisteredAdapter& adapter) const {
   if (find(adapter.key) >= 0) return true;
   for (const Slot& s : slots_)
-    if (s.refs == 0) return true;
+    if (s.refs == 0 && !s.loading) return true;
   return false;
 }
 
@@ -31,20 +35,51 @@ Result<int32_t> AdapterSlots::acquire(const RegisteredAdapter& adapter, double n
   if (slot < 0) {
     for (size_t i = 0; i < slots_.size(); ++i) {
       const Slot& s = slots_[i];
-      if (s.refs != 0) continue;
+      // A slot whose copy is in flight is not reused before it lands (its staged source must outlive it).
+      if (s.refs != 0 || (s.loading && !ready(static_cast<int32_t>(i), now))) continue;
       if (slot < 0 || s.key == 0 || (slots_[slot].key != 0 && s.last_used < slots_[slot].last_used))
         slot = static_cast<int32_t>(i);
       if (s.key == 0) break;
     }
     if (slot < 0) return -1;
-    slots_[slot].key = 0;
-    LS_RETURN_IF_ERROR(lora_->load(slot, adapter.weights));
-    slots_[slot].key = adapter.key;
+    std::shared_ptr<const StagedAdapter> staged = adapter.staged;
+    if (!staged) {  // a catalog without staging: stage here, on the engine thread
+      LS_ASSIGN_OR_RETURN(StagedAdapter own, lora_->stage(adapter.weights));
+      staged = std::make_shared<const StagedAdapter>(std::move(own));
+    }
+    Slot& s = slots_[slot];
+    s.key = 0;
+    // The copies go after the steps already queued, which may still read the slot's previous adapter; until they
+    // are done no step names this slot (the scheduler admits its sequences once ready()).
+    LS_RETURN_IF_ERROR(lora_->begin_load(slot, *staged));
+    s.key = adapter.key;
+    s.loading = std::move(staged);
+    s.load_started = now;
     ++loads_;
   }
   ++slots_[slot].refs;
   slots_[slot].last_used = now;
   return slot;
+}
+
+bool AdapterSlots::ready(int32_t slot, double now) {
+  LS_CHECK(slot >= 0 && slot < num_slots()) << "adapter slot " << slot;
+  Slot& s = slots_[slot];
+  if (!s.loading) return s.key != 0;
+  if (!lora_->is_ready(slot)) return false;
+  s.loading.reset();  // the last reference may go: the catalog's reclaimer frees it, not this thread
+  const double seconds = std::max(0.0, now - s.load_started);
+  ++loads_done_;
+  load_seconds_ += seconds;
+  max_load_seconds_ = std::max(max_load_seconds_, seconds);
+  return true;
+}
+
+bool AdapterSlots::poll(double now) {
+  bool in_flight = false;
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i].loading) in_flight |= !ready(static_cast<int32_t>(i), now);
+  return in_flight;
 }
 
 void AdapterSlots::release(int32_t slot) {

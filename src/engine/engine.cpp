@@ -85,19 +85,26 @@ struct Engine::Impl {
   std::vector<uint64_t> resident_keys;
   int32_t free_slots = 0;
 
-  Impl(ServedModel& m, const EngineOptions& o) : model(&m), options(o) {
+  Impl(ServedModel& m, const EngineOptions& o) : model(&m), options(o) {}
+  ~Impl() { catalog.reset(); }  // joins the loaders before the mutex they notify and the slots they stage for go
+  // The adapter catalog, whose loaders stage each adapter for the slots (so slot loads only copy).
+  void create_catalog() {
     AdapterCatalogOptions co;
-    co.roots = o.adapter_dirs;
-    co.max_cpu_loras = o.max_cpu_loras;
-    co.max_cpu_bytes = o.max_cpu_lora_bytes;
-    co.max_rank = o.max_lora_rank;
-    co.remote = o.remote_adapters;
-    catalog = std::make_unique<AdapterCatalog>(m.config(), co, [this] {
+    co.roots = options.adapter_dirs;
+    co.max_cpu_loras = options.max_cpu_loras;
+    co.max_cpu_bytes = options.max_cpu_lora_bytes;
+    co.max_rank = options.max_lora_rank;
+    co.remote = options.remote_adapters;
+    const LoraSlots* lora = &slots->lora();
+    co.stage = [lora](const LoraAdapter& adapter) -> Result<std::shared_ptr<const StagedAdapter>> {
+      LS_ASSIGN_OR_RETURN(StagedAdapter staged, lora->stage(adapter));
+      return std::make_shared<const StagedAdapter>(std::move(staged));
+    };
+    catalog = std::make_unique<AdapterCatalog>(model->config(), co, [this] {
       std::lock_guard<std::mutex> lock(mu);
       cv.notify_all();
     });
   }
-  ~Impl() { catalog.reset(); }  // joins the loaders before the mutex they notify goes
 
   // The step the device is computing while the host finishes the previous one.
   struct InFlight {
@@ -148,6 +155,7 @@ Result<std::unique_ptr<Engine>> Engine::create(ServedModel& model, const EngineO
   L.max_loras = o.max_loras;
   L.block_size = o.block_size;
   LS_ASSIGN_OR_RETURN(im.slots, AdapterSlots::create(model.backend(), c, o.max_loras));
+  im.create_catalog();
   // Activations of the largest step and its logits (all rows when prompt log-probabilities are asked for),
   // plus backend scratch and graph memory.
   const int64_t T = L.max_num_batched_tokens;
@@ -200,9 +208,11 @@ EngineCapacity Engine::capacity(int32_t rank) const {
   EngineCapacity c;
   c.rank = rank;
   const ModelConfig& m = model_->config();
+  // As the host tier counts it: the staged copy, in compute dtype (AdapterCatalog).
+  const auto elem = static_cast<int64_t>(dtype_size(model_->backend().compute_dtype()));
   for (int mod = 0; mod < kNumLoraModules; ++mod) {
     const ProjectionShape shape = projection_shape(m, static_cast<LoraModule>(mod));
-    c.adapter_bytes += static_cast<int64_t>(rank) * (shape.in_dim + shape.out_dim) * m.num_layers * 4;
+    c.adapter_bytes += static_cast<int64_t>(rank) * (shape.in_dim + shape.out_dim) * m.num_layers * elem;
   }
   const AdapterCatalogStats cs = im.catalog->stats();
   c.host_bytes_used = cs.host_bytes;
@@ -591,6 +601,9 @@ void Engine::Impl::publish(double now) {
     if (s->claim) usage[s->adapter_name()].last_used = now;
   free_slots = slots->free_slots();
   stats.adapter_slot_loads = slots->loads();
+  stats.adapter_slot_loads_done = slots->loads_done();
+  stats.adapter_slot_load_seconds = slots->load_seconds();
+  stats.adapter_slot_load_max_seconds = slots->max_load_seconds();
   const AdapterCatalogStats cs = catalog->stats();
   stats.adapter_loads = cs.loads;
   stats.adapter_load_failures = cs.load_failures;
@@ -636,6 +649,7 @@ void Engine::Impl::loop() {
     for (auto& [s, status] : failed_loads) finish(s, FinishReason::kError, status);
     now = engine_clock_seconds();
     SchedulerOutput out = scheduler->schedule(now);
+    const bool copying = slots->poll(now);  // adapter copies in flight to the device slots (some just begun)
     for (auto& [seq, status] : out.failed) finish(seq, FinishReason::kError, status);
     if (!out.scheduled.empty()) {
       if (Status s = launch(out, now); !s.is_ok())
@@ -646,8 +660,12 @@ void Engine::Impl::loop() {
     now = engine_clock_seconds();
     if (!inflight || now - last_publish > 0.005) publish(now);
     if (!inflight && out.scheduled.empty() && !live.empty()) {
+      // Nothing runs, yet requests wait: for a host load (whose loader wakes us), for KV blocks or slots, or for
+      // an adapter copy to the device, which nothing signals: polled every 100 us while one is in flight, so the
+      // request starts within that of its copy landing; otherwise every 2 ms.
       std::unique_lock<std::mutex> lock(mu);
-      cv.wait_for(lock, std::chrono::milliseconds(2), [this] { return !inbox.empty() || stopping; });
+      cv.wait_for(lock, copying ? std::chrono::microseconds(100) : std::chrono::microseconds(2000),
+                  [this] { return !inbox.empty() || stopping; });
     }
   }
   if (inflight) {

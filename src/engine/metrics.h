@@ -42,6 +42,10 @@ struct EngineStats {
   // Adapter loads (lora/adapter_catalog.h) and device slot loads.
   uint64_t adapter_loads = 0, adapter_load_failures = 0, adapter_evictions = 0, adapter_slot_loads = 0;
   Histogram adapter_load_seconds;
+  // Device slot loads that landed, and their seconds from the slot's acquire to the step that found the copy
+  // done (what an adapter request waits for its copy; other requests never wait): summed and the largest.
+  uint64_t adapter_slot_loads_done = 0;
+  double adapter_slot_load_seconds = 0, adapter_slot_load_max_seconds = 0;
   int32_t host_adapters = 0;
   int64_t host_adapter_bytes = 0;
   uint64_t steps = 0;                  // forward passes run

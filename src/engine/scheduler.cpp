@@ -50,33 +50,40 @@ void Scheduler::admit_waiting(SchedulerOutput& out, int32_t& budget, double now)
   for (size_t i = 0; i < waiting_.size();) {
     Sequence* w = waiting_[i];
     if (static_cast<int32_t>(running_.size()) >= limits_.max_num_seqs || budget <= 0) return;
-    if (w->adapter_pending()) {  // its adapter is still loading: others go ahead
+    if (w->adapter_pending()) {  // its adapter is still loading into host memory: others go ahead
       ++i;
       continue;
     }
-    if (w->adapter) {
+    if (w->adapter && w->slot < 0) {
       const bool resident = slots_->resident(*w->adapter);
       if ((!resident && (slot_blocked || !slots_->can_acquire(*w->adapter))) || (resident && slot_blocked)) {
         slot_blocked |= !resident;
         ++i;
         continue;
       }
+      // The slot is taken (and its copy begun) now; the sequence keeps it while the copy is in flight.
+      auto slot = slots_->acquire(*w->adapter, now);
+      if (!slot.is_ok()) {
+        waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
+        out.failed.emplace_back(w, slot.status());
+        continue;
+      }
+      if (slot.value() < 0) {  // every slot referenced or still landing a copy: as can_acquire() false
+        slot_blocked |= !resident;
+        ++i;
+        continue;
+      }
+      w->slot = slot.value();
+    }
+    if (w->slot >= 0 && !slots_->ready(w->slot, now)) {  // its adapter is still being copied in: others go ahead
+      ++i;
+      continue;
     }
     const int32_t n = std::min(w->num_pending(), budget);
     w->blocks = std::make_unique<BlockTable>(*pool_);
     if (!w->blocks->reserve(static_cast<int64_t>(w->num_computed) + n).is_ok()) {
       w->blocks.reset();
       return;  // new work waits for blocks; only running sequences preempt
-    }
-    if (w->adapter) {
-      auto slot = slots_->acquire(*w->adapter, now);
-      if (!slot.is_ok()) {
-        w->blocks.reset();
-        waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
-        out.failed.emplace_back(w, slot.status());
-        continue;
-      }
-      w->slot = slot.value();
     }
     waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
     running_.push_back(w);

@@ -9,8 +9,11 @@
 // Fairness across adapters: when a waiting sequence cannot get an adapter slot (all referenced by running
 // sequences), later arrivals for adapters that are resident are not admitted either until it has one, so the
 // slots drain and a rare adapter is served after at most the running requests' remaining time; requests for
-// the base model need no slot and keep flowing. A sequence whose adapter is still loading is passed over
-// until the load is done. Engine thread only.
+// the base model need no slot and keep flowing. A sequence whose adapter is still loading into host memory is
+// passed over until the load is done. A sequence that gets a slot whose copy to the device is still in flight
+// (AdapterSlots::acquire begins it) holds the slot but is not admitted, and reserves no KV blocks, until the
+// slot is ready; the sequences behind it go ahead in the same step (a loading slot does not block them).
+// Engine thread only.
 #pragma once
 
 #include <cstdint>

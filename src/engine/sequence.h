@@ -28,7 +28,7 @@ struct Sequence {
   std::vector<int32_t> output;
   int32_t num_computed = 0;                 // tokens of prompt + output whose K/V are in the cache
   std::unique_ptr<BlockTable> blocks;       // null while waiting
-  int32_t slot = -1;                        // adapter slot while running (-1: none)
+  int32_t slot = -1;                        // adapter slot from acquire (maybe still loading) to finish (-1: none)
   int32_t preemptions = 0;
   FinishReason stop_reason = FinishReason::kNone;  // set when a stop needing no text was seen
   bool finished = false;                           // its final update is sent

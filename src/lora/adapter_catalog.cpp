@@ -16,6 +16,7 @@
 #include "core/file.h"
 #include "io/content_hash.h"
 #include "io/hub_cache.h"
+#include "lora/lora_slots.h"
 
 namespace ls {
 
@@ -27,6 +28,46 @@ struct AdapterClaim::Entry {
   Status error;                                   // written before state becomes kFailed
   std::shared_ptr<const RegisteredAdapter> adapter;  // written before state becomes kReady
   double last_used = 0;                           // guarded by the catalog's mutex
+};
+
+// Frees staged copies on its own thread. Once closed (the catalog is gone), what is buried is freed at once.
+struct AdapterCatalog::Reclaimer {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::shared_ptr<const StagedAdapter>> dead;
+  bool closed = false;
+  std::thread thread;
+
+  void bury(std::shared_ptr<const StagedAdapter> staged) {
+    std::unique_lock<std::mutex> lock(mu);
+    if (closed) {
+      lock.unlock();
+      staged.reset();
+      return;
+    }
+    dead.push_back(std::move(staged));
+    cv.notify_one();
+  }
+  void run() {
+    std::unique_lock<std::mutex> lock(mu);
+    for (;;) {
+      cv.wait(lock, [this] { return closed || !dead.empty(); });
+      std::vector<std::shared_ptr<const StagedAdapter>> batch;
+      batch.swap(dead);
+      lock.unlock();
+      batch.clear();  // the frees, outside the lock
+      lock.lock();
+      if (closed && dead.empty()) return;
+    }
+  }
+  void close() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      closed = true;
+    }
+    cv.notify_all();
+    if (thread.joinable()) thread.join();
+  }
 };
 
 bool AdapterClaim::ready() const { return entry_->state.load(std::memory_order_acquire) == Entry::kReady; }
@@ -91,6 +132,19 @@ bool valid_registered_name(const std::string& name) {
   return true;
 }
 
+// The adapted modules and the float32 bytes of A and B.
+void note_modules(RegisteredAdapter& adapter) {
+  bool targeted[kNumLoraModules] = {};
+  adapter.bytes = 0;
+  for (const auto& layer : adapter.weights.layers)
+    for (int m = 0; m < kNumLoraModules; ++m) {
+      targeted[m] |= layer[m].rank > 0;
+      adapter.bytes += (layer[m].a.size() + layer[m].b.size()) * sizeof(float);
+    }
+  for (int m = 0; m < kNumLoraModules; ++m)
+    if (targeted[m]) adapter.target_modules.push_back(lora_module_name(static_cast<LoraModule>(m)));
+}
+
 }  // namespace
 
 Result<AdapterSource> parse_adapter_source(const std::string& source) {
@@ -120,6 +174,8 @@ AdapterCatalog::AdapterCatalog(ModelConfig model, AdapterCatalogOptions options,
     real_root_names_.push_back(root);
   }
   s3_ = std::make_unique<S3AdapterSource>(options_.roots, options_.remote);
+  reclaimer_ = std::make_shared<Reclaimer>();
+  reclaimer_->thread = std::thread([r = reclaimer_.get()] { r->run(); });
   const int threads = std::max(1, options_.loader_threads);
   for (int i = 0; i < threads; ++i) loaders_.emplace_back([this] { loader(); });
 }
@@ -131,6 +187,14 @@ AdapterCatalog::~AdapterCatalog() {
   }
   cv_.notify_all();
   for (std::thread& t : loaders_) t.join();
+  entries_.clear();
+  reclaimer_->close();
+}
+
+std::shared_ptr<const StagedAdapter> AdapterCatalog::reclaimed(std::shared_ptr<const StagedAdapter> staged) {
+  const StagedAdapter* p = staged.get();
+  return std::shared_ptr<const StagedAdapter>(
+      p, [r = reclaimer_, s = std::move(staged)](const StagedAdapter*) mutable { r->bury(std::move(s)); });
 }
 
 Result<AdapterCatalog::Resolved> AdapterCatalog::resolve(const std::string& id, AdapterSource source) const {
@@ -320,6 +384,13 @@ void AdapterCatalog::load_entry(const std::shared_ptr<AdapterClaim::Entry>& e) {
     if (options_.max_rank > 0 && adapter->rank > options_.max_rank)
       return invalid_argument("rank " + std::to_string(adapter->rank) + " is above the server's --max-lora-rank " +
                               std::to_string(options_.max_rank));
+    note_modules(*adapter);
+    if (options_.stage) {
+      LS_ASSIGN_OR_RETURN(std::shared_ptr<const StagedAdapter> staged, options_.stage(adapter->weights));
+      adapter->staged = reclaimed(std::move(staged));
+      adapter->bytes = adapter->staged->memory.bytes();
+      adapter->weights.layers = {};  // only the staged copy is read from here on
+    }
     return Status::ok();
   }();
   // Downloaded files that do not load are not kept as good either.
@@ -329,14 +400,6 @@ void AdapterCatalog::load_entry(const std::shared_ptr<AdapterClaim::Entry>& e) {
   adapter->source = e->source;
   adapter->base_model_name = e->base_model_name;
   adapter->load_seconds = now_seconds() - t0;
-  bool targeted[kNumLoraModules] = {};
-  for (const auto& layer : adapter->weights.layers)
-    for (int m = 0; m < kNumLoraModules; ++m) {
-      targeted[m] |= layer[m].rank > 0;
-      adapter->bytes += (layer[m].a.size() + layer[m].b.size()) * sizeof(float);
-    }
-  for (int m = 0; m < kNumLoraModules; ++m)
-    if (targeted[m]) adapter->target_modules.push_back(lora_module_name(static_cast<LoraModule>(m)));
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.load_seconds.observe(adapter->load_seconds);

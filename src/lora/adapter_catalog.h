@@ -16,6 +16,13 @@
 // ctime), and changed files mean a new load with a new key (RegisteredAdapter::key), so requests already
 // running finish on what they started with and nothing keyed by the old load (device slots) serves the new
 // one. A failed load is reported to its requests and not kept. Thread-safe.
+//
+// Staging: with AdapterCatalogOptions::stage (the engine's LoraSlots::stage), a loader also turns the adapter
+// into the host buffer a device slot load copies from (pinned, in compute dtype) and then drops the float32
+// weights, which nothing else reads: the host tier holds, and counts in its bytes, the staged copy alone. The
+// staged copy is shared (a slot keeps it while its copy is in flight, even if the host tier evicts the adapter),
+// and whoever drops its last reference, it is freed on the catalog's reclaimer thread, never on the caller's:
+// freeing pinned memory (cudaFreeHost) may wait for the device, which must not stall the engine thread.
 #pragma once
 
 #include <condition_variable>
@@ -36,6 +43,8 @@
 
 namespace ls {
 
+struct StagedAdapter;  // lora/lora_slots.h
+
 // One loaded adapter. Immutable; shared by every request that uses this load.
 struct RegisteredAdapter {
   uint64_t key = 0;             // unique per load (never reused): what device slots are keyed by
@@ -44,10 +53,11 @@ struct RegisteredAdapter {
   std::string path;             // the resolved directory
   std::string base_model_name;  // vLLM's parent ("" = the base's first served name)
   std::string content_hash;     // sha256(sha256(adapter_config.json) || sha256(adapter_model.safetensors))
-  LoraAdapter weights;          // float32, scales folded into B
+  LoraAdapter weights;          // float32, scales folded into B; layers emptied once staged
+  std::shared_ptr<const StagedAdapter> staged;  // for LoraSlots::begin_load (null: the catalog has no stage)
   int32_t rank = 0;             // the largest rank of any module
   std::vector<std::string> target_modules;  // adapted projection names
-  size_t bytes = 0;             // host bytes of A and B
+  size_t bytes = 0;             // host bytes: the staged copy, or float32 A and B when not staged
   double load_seconds = 0;
 };
 
@@ -68,6 +78,9 @@ struct AdapterCatalogOptions {
   int32_t max_rank = 0;            // larger ranks are refused (0: any)
   int32_t loader_threads = 4;     // loads at once (a slow one must not hold up the rest)
   RemoteAdapterOptions remote;    // object storage: endpoint, credentials, download cache
+  // Stages a loaded adapter for device slot loads (LoraSlots::stage), on a loader thread; its failure fails the
+  // load. Empty: adapters stay in float32 and are not staged.
+  std::function<Result<std::shared_ptr<const StagedAdapter>>(const LoraAdapter&)> stage;
 };
 
 class AdapterCatalog;
@@ -146,6 +159,8 @@ class AdapterCatalog {
   void loader();
   void load_entry(const std::shared_ptr<AdapterClaim::Entry>& e);
   void evict_locked();
+  // Wraps a staged copy so that its memory is freed on the reclaimer thread.
+  std::shared_ptr<const StagedAdapter> reclaimed(std::shared_ptr<const StagedAdapter> staged);
 
   ModelConfig model_;
   AdapterCatalogOptions options_;
@@ -162,6 +177,8 @@ class AdapterCatalog {
   std::map<std::string, std::shared_ptr<AdapterClaim::Entry>> entries_;      // by resolved directory or URL
   std::deque<std::shared_ptr<AdapterClaim::Entry>> queue_;                   // loads to run
   std::vector<std::thread> loaders_;
+  struct Reclaimer;
+  std::shared_ptr<Reclaimer> reclaimer_;  // shared with the deleters of staged copies, which may outlive us
   bool stopping_ = false;
   uint64_t next_key_ = 1;
   AdapterCatalogStats stats_;

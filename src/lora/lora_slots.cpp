@@ -12,6 +12,10 @@ LoraSlots::LoraSlots(Backend& backend, const ModelConfig& model, int32_t num_slo
       elem_(dtype_size(backend.compute_dtype())), slots_(static_cast<size_t>(num_slots)),
       max_ranks_(static_cast<size_t>(model.num_layers * kNumLoraModules), 0) {}
 
+LoraSlots::~LoraSlots() {
+  if (last_fence_) backend_->wait_copies(last_fence_);
+}
+
 Result<LoraSlots> LoraSlots::create(Backend& backend, const ModelConfig& model, int32_t num_slots,
                                     int64_t rank_capacity) {
   if (num_slots <= 0) return invalid_argument("the number of LoRA slots must be positive");
@@ -181,7 +185,7 @@ Status LoraSlots::begin_load(int32_t slot, const StagedAdapter& staged) {
   Slot& s = slots_[slot];
   s.range = range;
   s.loaded = true;
-  s.fence = backend_->copy_beside(copies.data(), copies.size());
+  s.fence = last_fence_ = backend_->copy_beside(copies.data(), copies.size());
   return Status::ok();
 }
 
@@ -228,7 +232,7 @@ Status LoraSlots::load_random(int32_t slot, int64_t rank, uint64_t seed) {
   Slot& st = slots_[slot];
   st.range = range;
   st.loaded = true;
-  st.fence = backend_->copy_beside(copies.data(), copies.size());
+  st.fence = last_fence_ = backend_->copy_beside(copies.data(), copies.size());
   backend_->wait_copies(st.fence);
   return Status::ok();
 }

@@ -17,8 +17,9 @@
 // queue beside the ops (Backend::copy_beside): the host does not wait, running steps keep running, and the copies
 // start only after the ops already enqueued, which may still read the range's previous owner. is_ready(slot)
 // polls them; a slot is occupied (usable by a step) from the first step built after is_ready said true, so
-// adapter loads never stall the batch. load() stages, begins and waits (tools and tests). Owned by the engine
-// thread.
+// adapter loads never stall the batch. load() stages, begins and waits (tools and tests). stage() only reads
+// the adapter and writes host memory it allocates (Backend::allocate_host, stage_lora), so it may run on any
+// thread (the adapter catalog's loaders call it); everything else is owned by the engine thread.
 #pragma once
 
 #include <array>
@@ -44,6 +45,10 @@ class LoraSlots final : public LoraTable {
   // rank_capacity: rank rows of every arena, shared by the resident adapters (0: num_slots * kLoraMaxRank).
   static Result<LoraSlots> create(Backend& backend, const ModelConfig& model, int32_t num_slots,
                                   int64_t rank_capacity = 0);
+  LoraSlots(LoraSlots&&) = default;
+  LoraSlots& operator=(LoraSlots&&) = delete;
+  ~LoraSlots();  // waits for copies still writing into the arenas
+
 
   int32_t num_slots() const override { return num_slots_; }
   int64_t rank_capacity() const { return rank_capacity_; }
@@ -101,6 +106,7 @@ class LoraSlots final : public LoraTable {
   Buffer device_ptrs_;                  // a pointers then b pointers
   Buffer device_ranks_;
   std::vector<int32_t> max_ranks_;      // [table]
+  uint64_t last_fence_ = 0;             // of the last copies queued (fences are ordered)
 };
 
 }  // namespace ls

@@ -1,13 +1,15 @@
 // engine_test.cpp: the serving engine on the demo model (CPU): a request's output does not depend on what
 // shares its steps (greedy and seeded sampling), preemption under a small KV pool loses nothing, stops and
 // finish reasons, log-probabilities, aborts free the KV cache, a rare adapter is not starved by a popular one
-// with one adapter slot, and shutdown lets running requests finish.
+// with one adapter slot, adapter slot loads overlap the steps (adapter_load_overlap.h) and a request cancelled
+// while its adapter's copy is in flight gives its slot back, and shutdown lets running requests finish.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <thread>
 
+#include "adapter_load_overlap.h"
 #include "core/json.h"
 #include "engine/generate.h"
 
@@ -279,6 +281,58 @@ TEST(Engine, ARareAdapterIsNotStarvedWithOneSlot) {
     EXPECT_LT(times[1].scheduled, times[i].scheduled) << "calc request " << i << " started before the rare adapter";
     EXPECT_LT(times[1].finished, times[i].finished) << "calc request " << i << " finished before the rare adapter";
   }
+}
+
+TEST(Engine, AdapterSlotLoadsOverlapTheSteps) {
+  std::string why;
+  ASSERT_TRUE(testing::check_adapter_load_overlaps_steps("cpu", size_t{512} << 20, &why)) << why;
+}
+
+TEST(Engine, ARequestCancelledWhileItsAdapterLoadsGivesItsSlotBack) {
+  EngineOptions o;
+  o.kv_cache_bytes = 64 << 20;
+  o.max_loras = 1;
+  auto e = Engine::create(demo(), o).value();
+  for (const char* name : {"calc", "upper"}) ASSERT_TRUE(e->add_adapter(name, kDemo + "/adapters/" + name).is_ok());
+  // A long copy ahead of the adapter's on the copy queue keeps the adapter's in flight (demo() is this test's).
+  Backend& backend = demo().backend();
+  const size_t bytes = size_t{256} << 20;
+  Buffer src = backend.allocate_host(bytes).value(), dst = backend.allocate(bytes).value();
+  Backend::HostCopy block;
+  block.dst = dst.data();
+  block.src = src.data();
+  block.width = bytes;
+  const uint64_t fence = backend.copy_beside(&block, 1);
+  e->start();
+  auto calc = e->submit(calc_question("What is 2 + 2?")).value();
+  for (int i = 0; i < 1000 && e->stats().adapter_slot_loads == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(e->stats().adapter_slot_loads, 1u) << "the calc request never took the slot";
+  EXPECT_EQ(e->stats().adapter_slot_loads_done, 0u) << "the copy was meant to be still in flight";
+  EXPECT_EQ(e->capacity(8).device_slots_free, 0);
+  calc->cancel();
+  size_t tokens = 0;
+  RequestUpdate u = calc->wait();
+  for (tokens += u.tokens.size(); !u.finished; tokens += u.tokens.size()) u = calc->wait();
+  EXPECT_EQ(u.reason, FinishReason::kAbort);
+  EXPECT_EQ(tokens, 0u) << "the request ran before its adapter's copy landed";
+  // The slot is free again; the next adapter takes it once the cancelled copy has landed, and runs right.
+  EngineRequest upper = calc_question("make this loud");
+  upper.adapter = "upper";
+  upper.params.stop.max_new_tokens = 4;
+  upper.params.stop.ignore_eos = true;
+  auto out = generate_all(*e, {upper});
+  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  EXPECT_EQ(out.value()[0].tokens.size(), 4u);
+  EngineStats st = e->stats();  // published by the engine thread just after the last update
+  for (int i = 0; i < 500 && st.adapter_slot_loads_done < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    st = e->stats();
+  }
+  EXPECT_EQ(st.adapter_slot_loads, 2u);
+  EXPECT_EQ(st.adapter_slot_loads_done, 2u);
+  e->shutdown(0);
+  backend.wait_copies(fence);
 }
 
 TEST(Engine, RefusesBadRequestsClearly) {

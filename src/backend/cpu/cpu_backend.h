@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_copy_queue.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_thread_pool.h"
 #include "backend/cpu/cpu_weights.h"
@@ -66,6 +67,10 @@ class CpuBackend final : public Backend {
   void apply_penalties(Tensor logits, const TokenCounts& counts) override;
   void logprobs(Tensor logits, const int32_t* targets, int32_t top_n, float* logprob, int32_t* top_ids,
                 float* top_logprobs) override;
+  // Copies beside the ops run on the copy queue's worker thread (cpu_copy_queue.h).
+  uint64_t copy_beside(const HostCopy* copies, size_t n) override { return copies_.enqueue(copies, n); }
+  bool copies_done(uint64_t fence) override { return copies_.done(fence); }
+  void wait_copies(uint64_t fence) override { copies_.wait(fence); }
 
   // The packed matrix behind a weight tensor from allocate_weight; null for any other tensor.
   const cpu::PackedMatrix* packed(const Tensor& w) const;
@@ -84,6 +89,7 @@ class CpuBackend final : public Backend {
   mutable CpuThreadPool pool_;
   std::shared_ptr<WeightRegistry> registry_;
   std::vector<float> scratch_;  // an unregistered float32 weight packed for one linear call
+  CpuCopyQueue copies_;
 };
 
 // The sampling ops on one row of host float32 logits: the CPU backend's implementation, and the host path of a
