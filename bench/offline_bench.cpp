@@ -88,6 +88,12 @@ int main(int argc, char** argv) {
                      {"mean_decode_step_ms", st.decode_steps ? 1e3 * st.decode_step_seconds / st.decode_steps : 0.0},
                      {"adapter_loads", st.adapter_loads},
                      {"adapter_slot_loads", st.adapter_slot_loads},
+                     // From a slot's acquire to the step that found its copy done: what an adapter request
+                     // waited for its adapter to reach the device (cold load exposed to it; others never wait).
+                     {"adapter_slot_loads_done", st.adapter_slot_loads_done},
+                     {"mean_adapter_slot_load_ms",
+                      st.adapter_slot_loads_done ? 1e3 * st.adapter_slot_load_seconds / st.adapter_slot_loads_done : 0.0},
+                     {"max_adapter_slot_load_ms", 1e3 * st.adapter_slot_load_max_seconds},
                      {"adapter_evictions", st.adapter_evictions}};
   std::printf("%s\n", result.dump(1).c_str());
   (*engine)->shutdown(0);
