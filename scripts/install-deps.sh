@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
-  nlohmann-json3-dev libssl-dev libcurl4-openssl-dev libopenblas-openmp-dev libpcre2-dev libutf8proc-dev libcli11-dev
+  nlohmann-json3-dev libssl-dev libcurl4-openssl-dev libpcre2-dev libutf8proc-dev libcli11-dev
   libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev

@@ -78,19 +78,6 @@ __device__ void warp_merge(TopList& l, int n, float* out_v, int32_t* out_id) {
   }
 }
 
-__device__ double block_sum_f64(double v, double* scratch) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < kWarps ? scratch[lane] : 0.0;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 __global__ void __launch_bounds__(kThreads) logprobs_kernel(const float* logits, int64_t ld, int64_t cols,
                                                            const int32_t* targets, int32_t top_n, float* logprob,
                                                            int32_t* top_ids, float* top_logprobs) {
@@ -108,7 +95,7 @@ __global__ void __launch_bounds__(kThreads) logprobs_kernel(const float* logits,
   m = warp_max((threadIdx.x & 31) < kWarps ? list_v[threadIdx.x & 31][0] : -INFINITY);
   double sum = 0.0;
   for (int64_t i = threadIdx.x; i < cols; i += kThreads) sum += exp(static_cast<double>(row[i]) - m);
-  sum = block_sum_f64(sum, scratch);
+  sum = block_sum(sum, scratch);
   const double lse = m + log(sum);
   if (threadIdx.x == 0) {
     const int32_t t = targets[blockIdx.x];

@@ -99,19 +99,6 @@ __device__ __forceinline__ uint64_t kept_weight(const RowState& s, int64_t i, bo
   return sample_weight(e);
 }
 
-__device__ uint64_t block_sum_u64(uint64_t v, uint64_t* scratch) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < kWarps ? scratch[lane] : 0;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 struct RadixShared {
   uint64_t hist[256];
   uint64_t prefix, remaining;
@@ -153,7 +140,7 @@ __device__ uint64_t radix_select(int64_t n, KeyOf key_of, WeightOf weight_of, ui
 }
 
 __device__ int64_t block_sum_i64(int64_t v, uint64_t* scratch) {
-  return static_cast<int64_t>(block_sum_u64(static_cast<uint64_t>(v), scratch));  // two's complement sums
+  return static_cast<int64_t>(block_sum(static_cast<uint64_t>(v), scratch));  // two's complement sums
 }
 
 // The typical-p threshold of a row whose other filters are set (sampling_math.h: D = S / V, keys by distance).
@@ -167,7 +154,7 @@ __device__ uint64_t typical_threshold(RowState& s, float typical_p, uint64_t* sc
     s_q += typical_weight(w) * typical_q(scaled(s, i) - s.m);
     v += typical_weight(w);
   }
-  total = block_sum_u64(total, scan);
+  total = block_sum(total, scan);
   s.s_q = block_sum_i64(s_q, scan);
   s.v = block_sum_i64(v, scan);
   return radix_select<64>(
@@ -206,7 +193,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, i
   if (p.top_p < 1.0f) {
     uint64_t total = 0;
     for (int64_t i = threadIdx.x; i < cols; i += kThreads) total += kept_weight(s, i, false);
-    total = block_sum_u64(total, scan);
+    total = block_sum(total, scan);
     s.p_key = static_cast<uint32_t>(radix_select<32>(
         cols, float_key, [&](int64_t i) { return kept_weight(s, i, false); }, top_p_target(p.top_p, total), radix));
   }
