@@ -248,7 +248,7 @@ void register_serve_command(CLI::App& app, CommandRunner& runner) {
                   "vLLM: adapters as name=path or JSON {\"name\",\"path\",\"base_model_name\"}")
       ->expected(1, -1);
   cmd->add_flag("--enable-lora", args.enable_lora, "vLLM: accepted (adapters are always enabled)");
-  cmd->add_option("--max-lora-rank", args.max_lora_rank, "refuse adapters of a larger rank (0: any)");
+  cmd->add_option("--max-lora-rank", args.max_lora_rank, "refuse adapters of a larger rank; sizes the device LoRA memory to max_loras x this many rank rows (0: any rank, 256 rows per slot)");
   cmd->add_option("--max-loras", args.max_loras, "distinct adapters in one step (device slots)");
   cmd->add_option("--max-cpu-loras", args.max_cpu_loras, "adapters kept in host memory (0: no limit)");
   cmd->add_option("--adapter-dir", args.adapter_dirs,

@@ -6,9 +6,9 @@
 namespace ls {
 
 Result<std::unique_ptr<AdapterSlots>> AdapterSlots::create(Backend& backend, const ModelConfig& model,
-                                                           int32_t num_slots) {
+                                                           int32_t num_slots, int64_t rank_capacity) {
   if (num_slots <= 0) return invalid_argument("max_loras must be positive");
-  LS_ASSIGN_OR_RETURN(LoraSlots lora, LoraSlots::create(backend, model, num_slots));
+  LS_ASSIGN_OR_RETURN(LoraSlots lora, LoraSlots::create(backend, model, num_slots, rank_capacity));
   auto s = std::make_unique<AdapterSlots>();
   s->lora_ = std::make_unique<LoraSlots>(std::move(lora));
   s->slots_.resize(static_cast<size_t>(num_slots));
@@ -51,7 +51,22 @@ Result<int32_t> AdapterSlots::acquire(const RegisteredAdapter& adapter, double n
     s.key = 0;
     // The copies go after the steps already queued, which may still read the slot's previous adapter; until they
     // are done no step names this slot (the scheduler admits its sequences once ready()).
-    LS_RETURN_IF_ERROR(lora_->begin_load(slot, *staged));
+    Status begun = lora_->begin_load(slot, *staged);
+    // The rank rows are shared by all slots: when no free range fits, the least recently used unreferenced slots
+    // give theirs up, one at a time, until one does.
+    for (int32_t victim; begun.code() == ErrorCode::kResourceExhausted && (victim = lru_victim(slot, now)) >= 0;) {
+      lora_->clear(victim);
+      slots_[victim].key = 0;
+      begun = lora_->begin_load(slot, *staged);
+    }
+    if (begun.code() == ErrorCode::kResourceExhausted) {
+      if (std::max<int64_t>(staged->max_rank, 1) > lora_->rank_capacity())
+        return invalid_argument("adapter '" + adapter.name + "' has rank " + std::to_string(staged->max_rank) +
+                                ", more than the " + std::to_string(lora_->rank_capacity()) +
+                                " LoRA rank rows of the device (raise --max-lora-rank or --max-loras)");
+      return -1;  // the rows are held by running sequences' adapters: wait for them
+    }
+    LS_RETURN_IF_ERROR(begun);
     s.key = adapter.key;
     s.loading = std::move(staged);
     s.load_started = now;
@@ -60,6 +75,17 @@ Result<int32_t> AdapterSlots::acquire(const RegisteredAdapter& adapter, double n
   ++slots_[slot].refs;
   slots_[slot].last_used = now;
   return slot;
+}
+
+int32_t AdapterSlots::lru_victim(int32_t except, double now) {
+  int32_t victim = -1;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& s = slots_[i];
+    if (static_cast<int32_t>(i) == except || s.key == 0 || s.refs != 0) continue;
+    if (s.loading && !ready(static_cast<int32_t>(i), now)) continue;
+    if (victim < 0 || s.last_used < slots_[victim].last_used) victim = static_cast<int32_t>(i);
+  }
+  return victim;
 }
 
 bool AdapterSlots::ready(int32_t slot, double now) {

@@ -21,12 +21,15 @@ namespace ls {
 
 class AdapterSlots {
  public:
-  static Result<std::unique_ptr<AdapterSlots>> create(Backend& backend, const ModelConfig& model, int32_t num_slots);
+  // rank_capacity: LoRA rank rows shared by all slots (LoraSlots; 0: num_slots * kLoraMaxRank).
+  static Result<std::unique_ptr<AdapterSlots>> create(Backend& backend, const ModelConfig& model, int32_t num_slots,
+                                                      int64_t rank_capacity = 0);
   ~AdapterSlots();  // waits for copies in flight before their staged sources go
 
   int32_t num_slots() const { return static_cast<int32_t>(slots_.size()); }
   // The slot holding (or loading) `adapter` with one more reference, beginning its load into the least recently
-  // used unreferenced slot when it is not resident; -1 when every slot is referenced.
+  // used unreferenced slot when it is not resident (freeing more unreferenced slots' rank rows when its rank does
+  // not fit); -1 when every slot, or the rank rows it needs, are held by referenced slots.
   Result<int32_t> acquire(const RegisteredAdapter& adapter, double now);
   void release(int32_t slot);
   // Whether the slot's adapter is copied in, so a step may use it (polls the copy; `now` dates the load).
@@ -57,6 +60,8 @@ class AdapterSlots {
     double load_started = 0;
   };
   int32_t find(uint64_t key) const;
+  // The least recently used loaded slot other than `except` that no sequence references and no copy fills.
+  int32_t lru_victim(int32_t except, double now);
   std::unique_ptr<LoraSlots> lora_;
   std::vector<Slot> slots_;
   uint64_t loads_ = 0, loads_done_ = 0;

@@ -154,7 +154,10 @@ Result<std::unique_ptr<Engine>> Engine::create(ServedModel& model, const EngineO
                             ") must be >= max_num_seqs (" + std::to_string(L.max_num_seqs) + ")");
   L.max_loras = o.max_loras;
   L.block_size = o.block_size;
-  LS_ASSIGN_OR_RETURN(im.slots, AdapterSlots::create(model.backend(), c, o.max_loras));
+  // Device LoRA memory: max_loras x max_lora_rank rank rows (vLLM's sizing), or room for the largest rank in
+  // every slot when any rank is allowed.
+  const int64_t rank_rows = o.max_lora_rank > 0 ? int64_t{o.max_loras} * o.max_lora_rank : 0;
+  LS_ASSIGN_OR_RETURN(im.slots, AdapterSlots::create(model.backend(), c, o.max_loras, rank_rows));
   im.create_catalog();
   // Activations of the largest step and its logits (all rows when prompt log-probabilities are asked for),
   // plus backend scratch and graph memory.

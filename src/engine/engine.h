@@ -24,7 +24,8 @@ struct EngineOptions {
   int32_t max_num_seqs = 256;             // sequences in one step
   int32_t max_num_batched_tokens = 0;     // tokens in one step (0: 2048, and at least max_num_seqs)
   int32_t max_loras = 4;                  // distinct adapters in one step (device adapter slots)
-  int32_t max_lora_rank = 0;              // adapters of a larger rank are refused (0: any rank)
+  int32_t max_lora_rank = 0;              // adapters of a larger rank are refused (0: any rank); the device
+                                          // LoRA memory holds max_loras x max_lora_rank rank rows (0: x 256)
   int32_t max_model_len = 0;              // prompt + output tokens per request (0: the model's
                                           //  max_position_embeddings, lowered to what the KV pool holds)
   int32_t block_size = 16;                // tokens per KV block

@@ -1,8 +1,9 @@
 // engine_test.cpp: the serving engine on the demo model (CPU): a request's output does not depend on what
 // shares its steps (greedy and seeded sampling), preemption under a small KV pool loses nothing, stops and
 // finish reasons, log-probabilities, aborts free the KV cache, a rare adapter is not starved by a popular one
-// with one adapter slot, adapter slot loads overlap the steps (adapter_load_overlap.h) and a request cancelled
-// while its adapter's copy is in flight gives its slot back, and shutdown lets running requests finish.
+// with one adapter slot, slots share their rank rows (evicting more when a rank does not fit), adapter slot loads
+// overlap the steps (adapter_load_overlap.h) and a request cancelled while its adapter's copy is in flight gives
+// its slot back, and shutdown lets running requests finish.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -281,6 +282,25 @@ TEST(Engine, ARareAdapterIsNotStarvedWithOneSlot) {
     EXPECT_LT(times[1].scheduled, times[i].scheduled) << "calc request " << i << " started before the rare adapter";
     EXPECT_LT(times[1].finished, times[i].finished) << "calc request " << i << " finished before the rare adapter";
   }
+}
+
+TEST(Engine, SlotsShareTheirRankRowsAndEvictMoreWhenARankDoesNotFit) {
+  // max_loras 2 x max_lora_rank 32 = 64 rank rows. sql (rank 8) takes [0, 8), calc (32) [8, 40); reverse (32)
+  // then replaces sql, the older, but 8 + 24 free rows hold no range of 32 until calc's slot gives its rows up.
+  EngineOptions small;
+  small.max_loras = 2;
+  small.max_lora_rank = 32;
+  auto e = make_engine(small);
+  auto reference = make_engine();
+  for (const char* adapter : {"sql", "calc", "reverse", "upper", "calc", "sql", "reverse"}) {
+    EngineRequest r;
+    r.prompt = demo().codec().encode("What is 12 + 30?", true).value();
+    r.adapter = adapter;
+    r.params.stop.max_new_tokens = 12;
+    r.params.stop.ignore_eos = true;
+    EXPECT_EQ(run(*e, {r}).front().tokens, run(*reference, {r}).front().tokens) << adapter;
+  }
+  EXPECT_GE(e->stats().adapter_slot_loads, 6u);
 }
 
 TEST(Engine, AdapterSlotLoadsOverlapTheSteps) {

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# gpu-adapter-bench.sh: issue 11's serving benchmark. `loraserve serve` on the Llama-3-8B-shaped dummy model
+# (random bf16 weights, the Llama 3 tokenizer) with an --adapter-dir of N generated rank-16 PEFT adapters
+# (q_proj and v_proj, PEFT's default target modules for Llama; float16 files written by
+# tools/adapters/make_adapters.py in parallel), then bench/serving_bench.py twice with the same prompts, Poisson
+# arrivals and power-law popularity: once over 5 of the adapters, once over all N. Prints both results and the
+# server's adapter counters (loads, slot loads, evictions, load latency) after each run. Logs under $OUT (or
+# /tmp/gpu-adapter-bench).
+#
+# Usage: scripts/gpu-adapter-bench.sh BINARY TOKENIZER_DIR [N] [RATE] [PROMPTS]
+# Dry run on the CPU with the demo model: DEMO=1 scripts/gpu-adapter-bench.sh build/app/loraserve - 40 4 24
+set -uo pipefail
+bin=${1:?loraserve binary}
+tok=${2:?tokenizer directory}
+count=${3:-1000}
+rate=${4:-100}
+prompts=${5:-600}
+logs=${OUT:-/tmp/gpu-adapter-bench}
+adapters=${ADAPTERS:-/tmp/gpu-adapter-bench-adapters}
+py=${PY:-python3}
+port=8094
+mkdir -p "$logs" "$adapters"
+if [ -n "${DEMO:-}" ]; then
+  model=models/demo/base
+  serve_args=(--model "$model" --max-num-seqs 16 --max-loras 8 --max-cpu-loras "$count")
+  words=(16 32); out_len=(16 16)
+else
+  model=tests/data/configs/llama3-8b
+  serve_args=(--model "$model" --load-format dummy --tokenizer "$tok" --device cuda --max-num-seqs 64
+              --max-model-len 1280 --max-loras 32 --max-cpu-loras "$count")
+  words=(150 250); out_len=(128 128)
+fi
+
+# The adapters: `jobs` writers in parallel, distinct seeds, names pJJ_NNNN.
+jobs=$(( $(nproc) < 16 ? $(nproc) : 16 ))
+per=$(( (count + jobs - 1) / jobs ))
+t0=$(date +%s.%N)
+for j in $(seq 0 $((jobs - 1))); do
+  "$py" tools/adapters/make_adapters.py --base "$model" --out "$adapters" --count "$per" --prefix "p$(printf %02d "$j")_" \
+    --ranks 16 --modules q_proj,v_proj --dtype float16 --seed $((j * 100000)) > /dev/null &
+done
+wait
+names=$(ls "$adapters" | sort | head -n "$count")
+echo "adapters: $(echo "$names" | wc -l) written in $(echo "$(date +%s.%N) - $t0" | bc) s, $(du -sh "$adapters" | cut -f1)"
+
+"$bin" serve "${serve_args[@]}" --adapter-dir "$adapters" --port $port --served-model-name base \
+  > "$logs/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 240); do
+  curl -sf "http://127.0.0.1:$port/health" > /dev/null && break
+  kill -0 $server 2> /dev/null || { echo "server exited"; tail -20 "$logs/server.log"; exit 1; }
+  sleep 0.5
+done
+counters() {
+  curl -s "http://127.0.0.1:$port/metrics" |
+    grep -E '^loraserve:(adapter_(loads|load_failures|evictions|slot_loads)|decode_steps)|^loraserve:adapter_load_seconds_(sum|count)' |
+    grep -v '{adapter=' > "$1"
+}
+bench() {  # $1: adapters (comma list), $2: result name
+  "$py" bench/serving_bench.py --base-url "http://127.0.0.1:$port" --model base --adapters "$1" --base-share-weight 0 \
+    --num-prompts "$prompts" --request-rate "$rate" --popularity power-law --prompt-words "${words[@]}" \
+    --output-len "${out_len[@]}" --ignore-eos --seed 11 --result-file "$logs/$2.json" > "$logs/$2.txt" 2>&1
+}
+five=$(echo "$names" | head -n 5 | paste -sd,)
+all=$(echo "$names" | paste -sd,)
+bench "$five" warmup  # graphs, GEMM plans, the five adapters' first loads
+for run in five all; do
+  counters "$logs/counters_${run}_before.txt"
+  if [ $run = five ]; then bench "$five" $run; else bench "$all" $run; fi
+  counters "$logs/counters_${run}_after.txt"
+done
+kill -TERM $server
+wait $server
+"$py" - "$logs" <<'PY'
+import json, sys
+logs = sys.argv[1]
+def counters(name):
+    vals = {}
+    for line in open(f"{logs}/{name}"):
+        parts = line.split()
+        if len(parts) >= 2:
+            name = parts[0].split("{")[0]
+            vals[name] = vals.get(name, 0.0) + float(parts[-1])
+    return vals
+res = {}
+for run in ("five", "all"):
+    r = json.load(open(f"{logs}/{run}.json"))
+    b, a = counters(f"counters_{run}_before.txt"), counters(f"counters_{run}_after.txt")
+    d = {k: a[k] - b.get(k, 0.0) for k in a}
+    res[run] = r
+    loads = d.get("loraserve:adapter_load_seconds_count", 0.0)
+    mean_load = 1e3 * d.get("loraserve:adapter_load_seconds_sum", 0.0) / loads if loads else 0.0
+    print(f"{run:>4}: {r['completed']} done, output {r['output_throughput']:.0f} tok/s, TTFT p50 {r['median_ttft_ms']:.1f} "
+          f"p99 {r['p99_ttft_ms']:.1f} ms, TPOT p50 {r['median_tpot_ms']:.2f} ms, ITL p99 {r['p99_itl_ms']:.1f} ms; "
+          + ", ".join(f"{k.split(':')[1]} {v:g}" for k, v in sorted(d.items()) if not k.endswith(("_sum", "_count")))
+          + f"; host loads {loads:g}, mean {mean_load:.1f} ms")
+print(f"output throughput, all / five: {res['all']['output_throughput'] / res['five']['output_throughput']:.3f}")
+PY
