@@ -27,7 +27,7 @@ if [ -n "${DEMO:-}" ]; then
 else
   model=tests/data/configs/llama3-8b
   serve_args=(--model "$model" --load-format dummy --tokenizer "$tok" --device cuda --max-num-seqs 64
-              --max-model-len 1280 --max-loras 32 --max-cpu-loras "$count")
+              --max-model-len 1280 --max-loras 64 --max-lora-rank 16 --max-cpu-loras "$count")
   words=(150 250); out_len=(128 128)
 fi
 
@@ -53,20 +53,20 @@ for _ in $(seq 1 240); do
 done
 counters() {
   curl -s "http://127.0.0.1:$port/metrics" |
-    grep -E '^loraserve:(adapter_(loads|load_failures|evictions|slot_loads)|decode_steps)|^loraserve:adapter_load_seconds_(sum|count)' |
+    grep -E '^loraserve:(adapter_(loads|load_failures|evictions|slot_load)|decode_steps)|^loraserve:adapter_load_seconds_(sum|count)' |
     grep -v '{adapter=' > "$1"
 }
-bench() {  # $1: adapters (comma list), $2: result name
+bench() {  # $1: adapters (comma list), $2: result name, $3: requests
   "$py" bench/serving_bench.py --base-url "http://127.0.0.1:$port" --model base --adapters "$1" --base-share-weight 0 \
-    --num-prompts "$prompts" --request-rate "$rate" --popularity power-law --prompt-words "${words[@]}" \
+    --num-prompts "$3" --request-rate "$rate" --popularity power-law --prompt-words "${words[@]}" \
     --output-len "${out_len[@]}" --ignore-eos --seed 11 --result-file "$logs/$2.json" > "$logs/$2.txt" 2>&1
 }
 five=$(echo "$names" | head -n 5 | paste -sd,)
 all=$(echo "$names" | paste -sd,)
-bench "$five" warmup  # graphs, GEMM plans, the five adapters' first loads
+bench "$five" warmup $((prompts / 4))  # graphs, GEMM plans, the five adapters' first loads
 for run in five all; do
   counters "$logs/counters_${run}_before.txt"
-  if [ $run = five ]; then bench "$five" $run; else bench "$all" $run; fi
+  if [ $run = five ]; then bench "$five" $run "$prompts"; else bench "$all" $run "$prompts"; fi
   counters "$logs/counters_${run}_after.txt"
 done
 kill -TERM $server
@@ -86,13 +86,17 @@ res = {}
 for run in ("five", "all"):
     r = json.load(open(f"{logs}/{run}.json"))
     b, a = counters(f"counters_{run}_before.txt"), counters(f"counters_{run}_after.txt")
-    d = {k: a[k] - b.get(k, 0.0) for k in a}
+    d = {k: a[k] - b.get(k, 0.0) for k in a if not k.endswith("_max_seconds")}
     res[run] = r
     loads = d.get("loraserve:adapter_load_seconds_count", 0.0)
     mean_load = 1e3 * d.get("loraserve:adapter_load_seconds_sum", 0.0) / loads if loads else 0.0
+    landed = d.get("loraserve:adapter_slot_loads_done_total", 0.0)
+    slot_ms = 1e3 * d.get("loraserve:adapter_slot_load_seconds_total", 0.0) / landed if landed else 0.0
     print(f"{run:>4}: {r['completed']} done, output {r['output_throughput']:.0f} tok/s, TTFT p50 {r['median_ttft_ms']:.1f} "
           f"p99 {r['p99_ttft_ms']:.1f} ms, TPOT p50 {r['median_tpot_ms']:.2f} ms, ITL p99 {r['p99_itl_ms']:.1f} ms; "
-          + ", ".join(f"{k.split(':')[1]} {v:g}" for k, v in sorted(d.items()) if not k.endswith(("_sum", "_count")))
-          + f"; host loads {loads:g}, mean {mean_load:.1f} ms")
+          + ", ".join(f"{k.split(':')[1]} {v:g}" for k, v in sorted(d.items())
+                      if not k.endswith(("_sum", "_count", "_seconds_total")))
+          + f"; host loads {loads:g}, mean {mean_load:.1f} ms; device slot loads landed {landed:g}, start to "
+          f"ready mean {slot_ms:.2f} ms, longest so far {1e3 * a.get('loraserve:adapter_slot_load_max_seconds', 0):.2f} ms")
 print(f"output throughput, all / five: {res['all']['output_throughput'] / res['five']['output_throughput']:.3f}")
 PY

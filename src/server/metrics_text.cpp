@@ -223,6 +223,13 @@ std::string render_metrics(const EngineStats& s, const std::string& model_name, 
             static_cast<double>(s.adapter_evictions));
   w.counter("loraserve:adapter_slot_loads", "Adapters copied into device slots.", m,
             static_cast<double>(s.adapter_slot_loads));
+  w.counter("loraserve:adapter_slot_loads_done", "Device slot loads that landed.", m,
+            static_cast<double>(s.adapter_slot_loads_done));
+  w.counter("loraserve:adapter_slot_load_seconds",
+            "Summed seconds from a device slot load's start to the step that saw it land (what its request waited).",
+            m, s.adapter_slot_load_seconds);
+  w.gauge("loraserve:adapter_slot_load_max_seconds", "The longest device slot load so far.", m,
+          s.adapter_slot_load_max_seconds);
   w.histogram("loraserve:adapter_load_seconds", "Time to load an adapter into host memory.", m,
               s.adapter_load_seconds);
   w.gauge("loraserve:host_adapters", "Adapters in host memory.", m, s.host_adapters);

@@ -44,6 +44,10 @@ EngineStats sample_stats() {
   calc.generation_tokens = 9;
   calc.running = 1;
   calc.itl.observe(0.05);
+  s.adapter_slot_loads = 6;
+  s.adapter_slot_loads_done = 5;
+  s.adapter_slot_load_seconds = 0.0125;
+  s.adapter_slot_load_max_seconds = 0.004;
   return s;
 }
 
@@ -132,6 +136,11 @@ TEST(MetricsText, ValuesUnderVllmNames) {
   EXPECT_EQ(s.at("loraserve:adapter_requests_running" + calc), 1);
   EXPECT_EQ(s.at("loraserve:adapter_inter_token_latency_seconds_count" + calc), 1);
   EXPECT_EQ(s.at("loraserve:adapter_requests_total{engine=\"0\",model_name=\"demo\",adapter=\"__base_model__\"}"), 5);
+  // Device slot loads and what their requests waited for them.
+  EXPECT_EQ(s.at("loraserve:adapter_slot_loads_total" + m), 6);
+  EXPECT_EQ(s.at("loraserve:adapter_slot_loads_done_total" + m), 5);
+  EXPECT_EQ(s.at("loraserve:adapter_slot_load_seconds_total" + m), 0.0125);
+  EXPECT_EQ(s.at("loraserve:adapter_slot_load_max_seconds" + m), 0.004);
   // TGI.
   EXPECT_EQ(s.at("tgi_request_count"), 2);
   EXPECT_EQ(s.at("tgi_request_success"), 1);
