@@ -34,14 +34,14 @@ fi
 # The adapters: `jobs` writers in parallel, distinct seeds, names pJJ_NNNN.
 jobs=$(( $(nproc) < 16 ? $(nproc) : 16 ))
 per=$(( (count + jobs - 1) / jobs ))
-t0=$(date +%s.%N)
+t0=$(date +%s%N)
 for j in $(seq 0 $((jobs - 1))); do
   "$py" tools/adapters/make_adapters.py --base "$model" --out "$adapters" --count "$per" --prefix "p$(printf %02d "$j")_" \
     --ranks 16 --modules q_proj,v_proj --dtype float16 --seed $((j * 100000)) > /dev/null &
 done
 wait
 names=$(ls "$adapters" | sort | head -n "$count")
-echo "adapters: $(echo "$names" | wc -l) written in $(echo "$(date +%s.%N) - $t0" | bc) s, $(du -sh "$adapters" | cut -f1)"
+echo "adapters: $(echo "$names" | wc -l) written in $(( ($(date +%s%N) - t0) / 1000000 )) ms, $(du -sh "$adapters" | cut -f1)"
 
 "$bin" serve "${serve_args[@]}" --adapter-dir "$adapters" --port $port --served-model-name base \
   > "$logs/server.log" 2>&1 &
