@@ -17,7 +17,7 @@ PORT=${PORT:-18577}
 WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-"$BIN" serve --model "$MODEL" --port "$PORT" --max-num-seqs 32 >"$WORK/server.log" 2>&1 &
+"$BIN" serve --model "$MODEL" --port "$PORT" --max-num-seqs 32 ${SERVE_ARGS:-} >"$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
 
