@@ -7,6 +7,7 @@
 #   bash bench/cpu_server_overhead.sh [ROUNDS] [OUTPUT_TOKENS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/wait-for-server.sh
 ROUNDS=${1:-5}
 OUT_TOKENS=${2:-128}
 BIN=${BIN:-build/app/loraserve}
@@ -19,7 +20,7 @@ trap 'kill $SERVER 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"
 
 "$BIN" serve --model "$MODEL" --port "$PORT" --max-num-seqs 32 ${SERVE_ARGS:-} >"$WORK/server.log" 2>&1 &
 SERVER=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
+wait_for_server "$PORT" "$SERVER" "$WORK/server.log"
 
 LOAD=("$PY" bench/serving_bench.py --base-url "http://127.0.0.1:$PORT" --model "$MODEL" --num-prompts 32
       --max-concurrency 32 --request-rate inf --prompt-words 16 64 --output-len "$OUT_TOKENS" "$OUT_TOKENS"

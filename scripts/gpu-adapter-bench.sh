@@ -10,6 +10,7 @@
 # Usage: scripts/gpu-adapter-bench.sh BINARY TOKENIZER_DIR [N] [RATE] [PROMPTS]
 # Dry run on the CPU with the demo model: DEMO=1 scripts/gpu-adapter-bench.sh build/app/loraserve - 40 4 24
 set -uo pipefail
+source "$(dirname "$0")/wait-for-server.sh"
 bin=${1:?loraserve binary}
 tok=${2:?tokenizer directory}
 count=${3:-1000}
@@ -46,11 +47,7 @@ echo "adapters: $(echo "$names" | wc -l) written in $(( ($(date +%s%N) - t0) / 1
 "$bin" serve "${serve_args[@]}" --adapter-dir "$adapters" --port $port --served-model-name base \
   > "$logs/server.log" 2>&1 &
 server=$!
-for _ in $(seq 1 240); do
-  curl -sf "http://127.0.0.1:$port/health" > /dev/null && break
-  kill -0 $server 2> /dev/null || { echo "server exited"; tail -20 "$logs/server.log"; exit 1; }
-  sleep 0.5
-done
+wait_for_server $port $server "$logs/server.log"
 counters() {
   curl -s "http://127.0.0.1:$port/metrics" |
     grep -E '^loraserve:(adapter_(loads|load_failures|evictions|slot_load)|decode_steps)|^loraserve:adapter_load_seconds_(sum|count)' |

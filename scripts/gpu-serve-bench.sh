@@ -7,6 +7,7 @@
 # the same card. Logs under $OUT (or /tmp/gpu-serve-bench).
 # Usage: scripts/gpu-serve-bench.sh BINARY TOKENIZER_DIR
 set -uo pipefail
+source "$(dirname "$0")/wait-for-server.sh"
 bin=${1:?loraserve binary}
 tok=${2:?tokenizer directory (tokenizer.json, tokenizer_config.json)}
 logs=${OUT:-/tmp/gpu-serve-bench}
@@ -16,11 +17,7 @@ model=tests/data/configs/llama3-8b
 "$bin" serve --model "$model" --load-format dummy --tokenizer "$tok" --device cuda --port $port \
   --max-num-seqs 64 --max-model-len 1280 --served-model-name llama3-8b-dummy > "$logs/server.log" 2>&1 &
 server=$!
-for _ in $(seq 1 240); do
-  curl -sf "http://127.0.0.1:$port/health" > /dev/null && break
-  kill -0 $server 2> /dev/null || { echo "server exited"; tail -20 "$logs/server.log"; exit 1; }
-  sleep 0.5
-done
+wait_for_server $port $server "$logs/server.log"
 scrape() { curl -s "http://127.0.0.1:$port/metrics" | grep -E '^loraserve:decode_step(s|_seconds)' ; }
 bench() {
   python3 bench/serving_bench.py --base-url "http://127.0.0.1:$port" --model llama3-8b-dummy --num-prompts 64 \
