@@ -607,6 +607,8 @@ void Engine::Impl::publish(double now) {
   stats.adapter_slot_loads_done = slots->loads_done();
   stats.adapter_slot_load_seconds = slots->load_seconds();
   stats.adapter_slot_load_max_seconds = slots->max_load_seconds();
+  stats.adapter_slot_wait_seconds = scheduler->slot_waits();
+  stats.adapter_slot_wait_max_seconds = scheduler->slot_wait_max_seconds();
   const AdapterCatalogStats cs = catalog->stats();
   stats.adapter_loads = cs.loads;
   stats.adapter_load_failures = cs.load_failures;

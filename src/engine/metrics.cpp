@@ -33,4 +33,8 @@ std::vector<double> iteration_token_buckets() {
   return {1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
 }
 
+std::vector<double> adapter_slot_wait_buckets() {
+  return {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0};
+}
+
 }  // namespace ls

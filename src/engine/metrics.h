@@ -17,6 +17,7 @@ std::vector<double> itl_buckets();            // inter_token_latency_seconds, ti
 std::vector<double> request_time_buckets();   // e2e, queue, inference, prefill, decode seconds
 std::vector<double> token_count_buckets(int64_t max_model_len);  // 1-2-5 steps up to max_model_len
 std::vector<double> iteration_token_buckets();
+std::vector<double> adapter_slot_wait_buckets();  // ours: 0.5 ms to 1 s
 
 // Per adapter ("" is the base model).
 struct AdapterStats {
@@ -46,6 +47,10 @@ struct EngineStats {
   // done (what an adapter request waits for its copy; other requests never wait): summed and the largest.
   uint64_t adapter_slot_loads_done = 0;
   double adapter_slot_load_seconds = 0, adapter_slot_load_max_seconds = 0;
+  // What the copies exposed to their requests: per sequence admitted after waiting, next in line with a seat,
+  // budget and KV blocks free, for its slot's copy alone, those seconds (Scheduler::slot_waits); the longest.
+  Histogram adapter_slot_wait_seconds{adapter_slot_wait_buckets()};
+  double adapter_slot_wait_max_seconds = 0;
   int32_t host_adapters = 0;
   int64_t host_adapter_bytes = 0;
   uint64_t steps = 0;                  // forward passes run

@@ -45,51 +45,111 @@ bool Scheduler::reserve_or_preempt(Sequence* seq, int32_t tokens, SchedulerOutpu
   return true;
 }
 
+Scheduler::SlotTake Scheduler::take_slot(size_t i, bool& slot_blocked, SchedulerOutput& out, double now) {
+  Sequence* w = waiting_[i];
+  const bool resident = slots_->resident(*w->adapter);
+  if ((!resident && (slot_blocked || !slots_->can_acquire(*w->adapter))) || (resident && slot_blocked)) {
+    slot_blocked |= !resident;
+    return SlotTake::kSkip;
+  }
+  // The slot is taken (and its copy begun) now; the sequence keeps it while the copy is in flight.
+  auto slot = slots_->acquire(*w->adapter, now);
+  if (!slot.is_ok()) {
+    waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
+    out.failed.emplace_back(w, slot.status());
+    return SlotTake::kFailed;
+  }
+  if (slot.value() < 0) {  // every slot referenced or still landing a copy: as can_acquire() false
+    slot_blocked |= !resident;
+    return SlotTake::kSkip;
+  }
+  w->slot = slot.value();
+  return SlotTake::kHeld;
+}
+
+void Scheduler::settle_copy_wait(Sequence* w, double now) {
+  if (w->copy_wait_since <= 0) return;
+  w->copy_wait_seconds += now - w->copy_wait_since;
+  w->copy_wait_since = 0;
+}
+
 void Scheduler::admit_waiting(SchedulerOutput& out, int32_t& budget, double now) {
   bool slot_blocked = false;
   for (size_t i = 0; i < waiting_.size();) {
     Sequence* w = waiting_[i];
-    if (static_cast<int32_t>(running_.size()) >= limits_.max_num_seqs || budget <= 0) return;
+    if (static_cast<int32_t>(running_.size()) >= limits_.max_num_seqs || budget <= 0)
+      return prefetch_slots(i, slot_blocked, out, now);
     if (w->adapter_pending()) {  // its adapter is still loading into host memory: others go ahead
       ++i;
       continue;
     }
+    settle_copy_wait(w, now);  // the time since the last step found it waiting for its copy alone
     if (w->adapter && w->slot < 0) {
-      const bool resident = slots_->resident(*w->adapter);
-      if ((!resident && (slot_blocked || !slots_->can_acquire(*w->adapter))) || (resident && slot_blocked)) {
-        slot_blocked |= !resident;
+      const SlotTake take = take_slot(i, slot_blocked, out, now);
+      if (take == SlotTake::kFailed) continue;
+      if (take == SlotTake::kSkip) {
         ++i;
         continue;
       }
-      // The slot is taken (and its copy begun) now; the sequence keeps it while the copy is in flight.
-      auto slot = slots_->acquire(*w->adapter, now);
-      if (!slot.is_ok()) {
-        waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
-        out.failed.emplace_back(w, slot.status());
-        continue;
-      }
-      if (slot.value() < 0) {  // every slot referenced or still landing a copy: as can_acquire() false
-        slot_blocked |= !resident;
-        ++i;
-        continue;
-      }
-      w->slot = slot.value();
     }
+    const int32_t n = std::min(w->num_pending(), budget);
     if (w->slot >= 0 && !slots_->ready(w->slot, now)) {  // its adapter is still being copied in: others go ahead
+      // A seat and the budget are free and it is next in line: when the KV blocks would be too, it waits for its
+      // adapter's copy alone (what the copy exposes to its request), until the next step looks again.
+      if (pool_->blocks_for_tokens(static_cast<int64_t>(w->num_computed) + n) <= pool_->num_free())
+        w->copy_wait_since = now;
       ++i;
       continue;
     }
-    const int32_t n = std::min(w->num_pending(), budget);
     w->blocks = std::make_unique<BlockTable>(*pool_);
     if (!w->blocks->reserve(static_cast<int64_t>(w->num_computed) + n).is_ok()) {
       w->blocks.reset();
-      return;  // new work waits for blocks; only running sequences preempt
+      return prefetch_slots(i, slot_blocked, out, now);  // new work waits for blocks; only running ones preempt
     }
     waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
     running_.push_back(w);
     if (w->times.scheduled == 0) w->times.scheduled = now;
+    if (w->copy_wait_seconds > 0) {
+      slot_waits_.observe(w->copy_wait_seconds);
+      slot_wait_max_ = std::max(slot_wait_max_, w->copy_wait_seconds);
+      w->copy_wait_seconds = 0;
+    }
     out.scheduled.push_back({w, n});
     budget -= n;
+  }
+}
+
+void Scheduler::prefetch_slots(size_t from, bool slot_blocked, SchedulerOutput& out, double now) {
+  if (!slots_) return;
+  // Slots referenced by waiting sequences alone: the loads begun ahead of a seat (and the resident adapters
+  // kept for the sequences next in line).
+  std::vector<char> by_running(static_cast<size_t>(slots_->num_slots()), 0), by_waiting(by_running);
+  for (const Sequence* r : running_)
+    if (r->slot >= 0) by_running[r->slot] = 1;
+  int32_t held = 0;
+  for (size_t i = 0; i < waiting_.size(); ++i) {
+    Sequence* w = waiting_[i];
+    if (i >= from) settle_copy_wait(w, now);  // no seat for it now: from here on it waits for one, not its copy
+    if (w->slot >= 0 && !by_running[w->slot] && !by_waiting[w->slot]) {
+      by_waiting[w->slot] = 1;
+      ++held;
+    }
+  }
+  // The sequences next in line, as many as one step may hold.
+  for (size_t i = from, looked = 0; i < waiting_.size() && looked < static_cast<size_t>(limits_.max_num_seqs); ++looked) {
+    Sequence* w = waiting_[i];
+    if (w->adapter_pending() || !w->adapter || w->slot >= 0) {
+      ++i;
+      continue;
+    }
+    // A load into a free slot only while at least as many slots stay free as the waiting sequences hold: the
+    // sequences that seats go to first (and a preempted sequence taking its slot back) still find one.
+    if (!slots_->resident(*w->adapter) && held + 1 > slots_->free_slots() - 1) return;
+    const int32_t free_before = slots_->free_slots();
+    const SlotTake take = take_slot(i, slot_blocked, out, now);
+    if (take == SlotTake::kFailed) continue;  // erased: i is the next one
+    held += slots_->free_slots() < free_before;
+    ++i;
   }
 }
 
@@ -115,6 +175,7 @@ SchedulerOutput Scheduler::schedule(double now) {
     budget -= n;
   }
   if (out.num_preempted == 0) admit_waiting(out, budget, now);
+  else prefetch_slots(0, false, out, now);  // no admissions while preempting, but loads may begin
   return out;
 }
 

@@ -13,6 +13,15 @@
 // passed over until the load is done. A sequence that gets a slot whose copy to the device is still in flight
 // (AdapterSlots::acquire begins it) holds the slot but is not admitted, and reserves no KV blocks, until the
 // slot is ready; the sequences behind it go ahead in the same step (a loading slot does not block them).
+//
+// Slot prefetch: when the seats (max_num_seqs), the token budget or the KV blocks are spent, or the step
+// preempts, the walk goes on over the next max_num_seqs waiting sequences in the same order and under the same
+// fairness rules, taking slots (and beginning their copies) for those whose adapter is in host memory, so the
+// adapter is usually on the device by the time a seat frees. Bounded: a load into a free slot begins only while
+// at least as many slots stay unreferenced as waiting sequences hold, and acquire() never evicts a referenced
+// slot, so running sequences and the sequences ahead keep theirs. Exposure: the time a sequence was next in line
+// with a seat, budget and KV blocks free and waited only for its slot's copy (summed per sequence from each step
+// that found it so to the next step that looked again, observed when it is admitted): slot_waits().
 // Engine thread only.
 #pragma once
 
@@ -22,6 +31,7 @@
 #include <vector>
 
 #include "engine/adapter_slots.h"
+#include "engine/metrics.h"
 #include "engine/sequence.h"
 #include "kv/block_pool.h"
 
@@ -54,6 +64,9 @@ class Scheduler {
   const std::vector<Sequence*>& running() const { return running_; }
   const std::deque<Sequence*>& waiting() const { return waiting_; }
   uint64_t preemptions() const { return preemptions_; }
+  // Sequences admitted after waiting for their adapter's copy alone, with those seconds (see above); the longest.
+  const Histogram& slot_waits() const { return slot_waits_; }
+  double slot_wait_max_seconds() const { return slot_wait_max_; }
 
  private:
   // Grows seq's blocks to hold `tokens` tokens, preempting the newest running sequences while none are free.
@@ -61,6 +74,14 @@ class Scheduler {
   bool reserve_or_preempt(Sequence* seq, int32_t tokens, SchedulerOutput& out, int32_t& budget);
   void preempt(Sequence* victim, SchedulerOutput& out, int32_t& budget);
   void admit_waiting(SchedulerOutput& out, int32_t& budget, double now);
+  // Slot loads begun ahead of a seat for the waiting sequences from position `from` on (see above).
+  void prefetch_slots(size_t from, bool slot_blocked, SchedulerOutput& out, double now);
+  // waiting_[i] takes its adapter's slot under the fairness rules: kSkip leaves it waiting (slot_blocked set when
+  // its adapter could get no slot), kFailed has erased it into out.failed.
+  enum class SlotTake { kHeld, kSkip, kFailed };
+  SlotTake take_slot(size_t i, bool& slot_blocked, SchedulerOutput& out, double now);
+  // Adds the time since a step last found w waiting for its copy alone to w's exposure.
+  static void settle_copy_wait(Sequence* w, double now);
 
   SchedulerLimits limits_;
   BlockPool* pool_;
@@ -68,6 +89,8 @@ class Scheduler {
   std::vector<Sequence*> running_;  // admission order
   std::deque<Sequence*> waiting_;   // arrival order
   uint64_t preemptions_ = 0;
+  Histogram slot_waits_{adapter_slot_wait_buckets()};
+  double slot_wait_max_ = 0;
 };
 
 }  // namespace ls

@@ -30,6 +30,8 @@ struct Sequence {
   std::unique_ptr<BlockTable> blocks;       // null while waiting
   int32_t slot = -1;                        // adapter slot from acquire (maybe still loading) to finish (-1: none)
   int32_t preemptions = 0;
+  double copy_wait_since = 0;               // a step found it waiting only for its slot's copy, at this time
+  double copy_wait_seconds = 0;             // summed such waits before it is admitted (Scheduler)
   FinishReason stop_reason = FinishReason::kNone;  // set when a stop needing no text was seen
   bool finished = false;                           // its final update is sent
   RequestTimes times;

@@ -230,6 +230,12 @@ std::string render_metrics(const EngineStats& s, const std::string& model_name, 
             m, s.adapter_slot_load_seconds);
   w.gauge("loraserve:adapter_slot_load_max_seconds", "The longest device slot load so far.", m,
           s.adapter_slot_load_max_seconds);
+  w.histogram("loraserve:adapter_slot_wait_seconds",
+              "Per request that waited for it: seconds it was next in line, with a seat free, waiting only for its "
+              "adapter's copy to the device.",
+              m, s.adapter_slot_wait_seconds);
+  w.gauge("loraserve:adapter_slot_wait_max_seconds", "The longest such wait so far.", m,
+          s.adapter_slot_wait_max_seconds);
   w.histogram("loraserve:adapter_load_seconds", "Time to load an adapter into host memory.", m,
               s.adapter_load_seconds);
   w.gauge("loraserve:host_adapters", "Adapters in host memory.", m, s.host_adapters);

@@ -48,6 +48,9 @@ EngineStats sample_stats() {
   s.adapter_slot_loads_done = 5;
   s.adapter_slot_load_seconds = 0.0125;
   s.adapter_slot_load_max_seconds = 0.004;
+  s.adapter_slot_wait_seconds.observe(0.003);
+  s.adapter_slot_wait_seconds.observe(0.0015);
+  s.adapter_slot_wait_max_seconds = 0.003;
   return s;
 }
 
@@ -141,6 +144,11 @@ TEST(MetricsText, ValuesUnderVllmNames) {
   EXPECT_EQ(s.at("loraserve:adapter_slot_loads_done_total" + m), 5);
   EXPECT_EQ(s.at("loraserve:adapter_slot_load_seconds_total" + m), 0.0125);
   EXPECT_EQ(s.at("loraserve:adapter_slot_load_max_seconds" + m), 0.004);
+  // What the copies exposed: two requests waited for theirs, 4.5 ms in all, one 1.5 ms (under 2 ms).
+  EXPECT_EQ(s.at("loraserve:adapter_slot_wait_seconds_count" + m), 2);
+  EXPECT_NEAR(s.at("loraserve:adapter_slot_wait_seconds_sum" + m), 0.0045, 1e-12);
+  EXPECT_EQ(s.at("loraserve:adapter_slot_wait_seconds_bucket{engine=\"0\",model_name=\"demo\",le=\"0.002\"}"), 1);
+  EXPECT_EQ(s.at("loraserve:adapter_slot_wait_max_seconds" + m), 0.003);
   // TGI.
   EXPECT_EQ(s.at("tgi_request_count"), 2);
   EXPECT_EQ(s.at("tgi_request_success"), 1);
