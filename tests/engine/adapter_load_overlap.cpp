@@ -78,6 +78,10 @@ bool check_adapter_load_overlaps_steps(const std::string& device, size_t block_b
   EXPECT_EQ(st.adapter_slot_loads_done, 1u);
   EXPECT_GT(st.adapter_slot_load_max_seconds, 0.0);
   EXPECT_LE(st.adapter_slot_load_max_seconds, a.times.scheduled - a.times.arrival + 1e-6);
+  // With seats free it was next in line from its first step on: all that load was exposed to it.
+  EXPECT_EQ(st.adapter_slot_wait_seconds.count, 1u);
+  EXPECT_NEAR(st.adapter_slot_wait_max_seconds, st.adapter_slot_load_max_seconds, 1e-6);
+  EXPECT_NEAR(st.adapter_slot_wait_seconds.sum, st.adapter_slot_wait_max_seconds, 1e-12);
   // Now resident: the same request gives the same tokens (so the first ran on the adapter's copied weights),
   // and they differ from the base model's (so the comparison can tell).
   std::vector<int32_t> again;

@@ -2,7 +2,7 @@
 // shares its steps (greedy and seeded sampling), preemption under a small KV pool loses nothing, stops and
 // finish reasons, log-probabilities, aborts free the KV cache, a rare adapter is not starved by a popular one
 // with one adapter slot, slots share their rank rows (evicting more when a rank does not fit), adapter slot loads
-// overlap the steps (adapter_load_overlap.h) and a request cancelled while its adapter's copy is in flight gives
+// overlap the steps (adapter_load_overlap.h) and begin before a seat frees, a request cancelled while its adapter's copy is in flight gives
 // its slot back, and shutdown lets running requests finish.
 #include <gtest/gtest.h>
 
@@ -306,6 +306,55 @@ TEST(Engine, SlotsShareTheirRankRowsAndEvictMoreWhenARankDoesNotFit) {
 TEST(Engine, AdapterSlotLoadsOverlapTheSteps) {
   std::string why;
   ASSERT_TRUE(testing::check_adapter_load_overlaps_steps("cpu", size_t{512} << 20, &why)) << why;
+}
+
+TEST(Engine, SlotLoadsBeginBeforeASeatFrees) {
+  // One seat, taken by a long base request; an adapter request queued behind it gets its slot (and its copy
+  // begun) while the seat is still taken, so its adapter is on the device when the seat frees.
+  EngineOptions o;
+  o.max_num_seqs = 1;
+  auto e = make_engine(o);
+  EngineRequest base = calc_question("What is 5 + 6?");
+  base.adapter = "";
+  base.params.stop.max_new_tokens = 160;
+  base.params.stop.ignore_eos = true;
+  EngineRequest adapted = calc_question("What is 7 + 8?");
+  adapted.params.stop.max_new_tokens = 8;
+  adapted.params.stop.ignore_eos = true;
+  auto first = e->submit(base).value();
+  RequestUpdate u = first->wait();  // its first token: it holds the seat
+  std::vector<int32_t> first_tokens;
+  for (const TokenInfo& t : u.tokens) first_tokens.push_back(t.id);
+  ASSERT_FALSE(u.finished);
+  auto second = e->submit(adapted).value();
+  // One snapshot (published at once) with the load begun, the base request running and the adapter's waiting:
+  // without prefetch the load would begin only once the base request had left the seat.
+  EngineStats seen = e->stats();
+  for (int i = 0; i < 4000 && seen.adapter_slot_loads == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    seen = e->stats();
+  }
+  EXPECT_EQ(seen.adapter_slot_loads, 1u) << "the adapter request never took a slot";
+  EXPECT_EQ(seen.running, 1) << "the slot load began only once the seat was free";
+  EXPECT_EQ(seen.waiting, 1);
+  while (!u.finished) {
+    u = first->wait();
+    for (const TokenInfo& t : u.tokens) first_tokens.push_back(t.id);
+  }
+  std::vector<int32_t> second_tokens;
+  RequestUpdate v = second->wait();
+  for (;; v = second->wait()) {
+    for (const TokenInfo& t : v.tokens) second_tokens.push_back(t.id);
+    if (v.finished) break;
+  }
+  EXPECT_GT(v.times.scheduled, u.times.first_token);
+  // The same tokens as each alone; the copy had long landed when the seat freed, so nothing waited for it.
+  const std::vector<Generation> alone = run_alone({base, adapted});
+  EXPECT_EQ(first_tokens, alone[0].tokens);
+  EXPECT_EQ(second_tokens, alone[1].tokens);
+  EngineStats st = e->stats();
+  EXPECT_EQ(st.adapter_slot_loads, 1u);
+  EXPECT_EQ(st.adapter_slot_wait_seconds.count, 0u) << "waited " << st.adapter_slot_wait_max_seconds << " s";
 }
 
 TEST(Engine, ARequestCancelledWhileItsAdapterLoadsGivesItsSlotBack) {
