@@ -4,7 +4,8 @@
 # (q_proj and v_proj, PEFT's default target modules for Llama; float16 files written by
 # tools/adapters/make_adapters.py in parallel), then bench/serving_bench.py twice with the same prompts, Poisson
 # arrivals and power-law popularity: once over 5 of the adapters, once over all N. Prints both results and the
-# server's adapter counters (loads, slot loads, evictions, load latency) after each run. Logs under $OUT (or
+# server's adapter counters (loads, slot loads, evictions, load latency, and the slot copies' wait exposed to
+# their requests: mean over the requests that waited, and the longest) after each run. Logs under $OUT (or
 # /tmp/gpu-adapter-bench).
 #
 # Usage: scripts/gpu-adapter-bench.sh BINARY TOKENIZER_DIR [N] [RATE] [PROMPTS]
@@ -50,7 +51,7 @@ server=$!
 wait_for_server $port $server "$logs/server.log"
 counters() {
   curl -s "http://127.0.0.1:$port/metrics" |
-    grep -E '^loraserve:(adapter_(loads|load_failures|evictions|slot_load)|decode_steps)|^loraserve:adapter_load_seconds_(sum|count)' |
+    grep -E '^loraserve:(adapter_(loads|load_failures|evictions|slot_load)|decode_steps)|^loraserve:adapter_(load|slot_wait)_seconds_(sum|count)|^loraserve:adapter_slot_wait_max' |
     grep -v '{adapter=' > "$1"
 }
 bench() {  # $1: adapters (comma list), $2: result name, $3: requests
@@ -89,11 +90,16 @@ for run in ("five", "all"):
     mean_load = 1e3 * d.get("loraserve:adapter_load_seconds_sum", 0.0) / loads if loads else 0.0
     landed = d.get("loraserve:adapter_slot_loads_done_total", 0.0)
     slot_ms = 1e3 * d.get("loraserve:adapter_slot_load_seconds_total", 0.0) / landed if landed else 0.0
+    waits = d.get("loraserve:adapter_slot_wait_seconds_count", 0.0)
+    wait_ms = 1e3 * d.get("loraserve:adapter_slot_wait_seconds_sum", 0.0) / waits if waits else 0.0
     print(f"{run:>4}: {r['completed']} done, output {r['output_throughput']:.0f} tok/s, TTFT p50 {r['median_ttft_ms']:.1f} "
           f"p99 {r['p99_ttft_ms']:.1f} ms, TPOT p50 {r['median_tpot_ms']:.2f} ms, ITL p99 {r['p99_itl_ms']:.1f} ms; "
           + ", ".join(f"{k.split(':')[1]} {v:g}" for k, v in sorted(d.items())
                       if not k.endswith(("_sum", "_count", "_seconds_total")))
           + f"; host loads {loads:g}, mean {mean_load:.1f} ms; device slot loads landed {landed:g}, start to "
-          f"ready mean {slot_ms:.2f} ms, longest so far {1e3 * a.get('loraserve:adapter_slot_load_max_seconds', 0):.2f} ms")
+          f"ready mean {slot_ms:.2f} ms, longest so far {1e3 * a.get('loraserve:adapter_slot_load_max_seconds', 0):.2f} ms; "
+          f"exposed to their requests (next in line with a seat, waiting for the copy alone): {waits:g} of "
+          f"{r['completed']} requests waited, mean {wait_ms:.2f} ms, longest so far "
+          f"{1e3 * a.get('loraserve:adapter_slot_wait_max_seconds', 0):.2f} ms")
 print(f"output throughput, all / five: {res['all']['output_throughput'] / res['five']['output_throughput']:.3f}")
 PY
