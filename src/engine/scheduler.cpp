@@ -136,15 +136,17 @@ void Scheduler::prefetch_slots(size_t from, bool slot_blocked, SchedulerOutput& 
     }
   }
   // The sequences next in line, as many as one step may hold.
-  for (size_t i = from, looked = 0; i < waiting_.size() && looked < static_cast<size_t>(limits_.max_num_seqs); ++looked) {
+  const auto lookahead = static_cast<size_t>(limits_.max_num_seqs);
+  for (size_t i = from, looked = 0; i < waiting_.size() && looked < lookahead; ++looked) {
     Sequence* w = waiting_[i];
     if (w->adapter_pending() || !w->adapter || w->slot >= 0) {
       ++i;
       continue;
     }
-    // A load into a free slot only while at least as many slots stay free as the waiting sequences hold: the
-    // sequences that seats go to first (and a preempted sequence taking its slot back) still find one.
-    if (!slots_->resident(*w->adapter) && held + 1 > slots_->free_slots() - 1) return;
+    // A slot taken ahead of a seat only while at least as many stay unreferenced as the waiting sequences hold
+    // (a resident adapter's too, whose slot may be unreferenced): a sequence ahead whose adapter is still loading
+    // into host memory, or a preempted one taking its slot back, still finds one.
+    if (held + 1 > slots_->free_slots() - 1) return;
     const int32_t free_before = slots_->free_slots();
     const SlotTake take = take_slot(i, slot_blocked, out, now);
     if (take == SlotTake::kFailed) continue;  // erased: i is the next one

@@ -17,11 +17,12 @@
 // Slot prefetch: when the seats (max_num_seqs), the token budget or the KV blocks are spent, or the step
 // preempts, the walk goes on over the next max_num_seqs waiting sequences in the same order and under the same
 // fairness rules, taking slots (and beginning their copies) for those whose adapter is in host memory, so the
-// adapter is usually on the device by the time a seat frees. Bounded: a load into a free slot begins only while
-// at least as many slots stay unreferenced as waiting sequences hold, and acquire() never evicts a referenced
-// slot, so running sequences and the sequences ahead keep theirs. Exposure: the time a sequence was next in line
-// with a seat, budget and KV blocks free and waited only for its slot's copy (summed per sequence from each step
-// that found it so to the next step that looked again, observed when it is admitted): slot_waits().
+// adapter is usually on the device by the time a seat frees. Bounded: a slot is taken ahead of a seat only
+// while at least as many slots stay unreferenced as waiting sequences hold, and acquire() never evicts a
+// referenced slot, so running sequences and the sequences ahead keep theirs.
+// Exposure: the time a sequence was next in line with a seat, budget and KV blocks free and waited only for its
+// slot's copy (summed per sequence from each step that found it so to the next step that looked again,
+// observed when it is admitted): slot_waits().
 // Engine thread only.
 #pragma once
 

@@ -2,8 +2,8 @@
 // shares its steps (greedy and seeded sampling), preemption under a small KV pool loses nothing, stops and
 // finish reasons, log-probabilities, aborts free the KV cache, a rare adapter is not starved by a popular one
 // with one adapter slot, slots share their rank rows (evicting more when a rank does not fit), adapter slot loads
-// overlap the steps (adapter_load_overlap.h) and begin before a seat frees, a request cancelled while its adapter's copy is in flight gives
-// its slot back, and shutdown lets running requests finish.
+// overlap the steps (adapter_load_overlap.h) and begin before a seat frees, a request cancelled while its
+// adapter's copy is in flight gives its slot back, and shutdown lets running requests finish.
 #include <gtest/gtest.h>
 
 #include <algorithm>
