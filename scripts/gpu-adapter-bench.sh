@@ -37,6 +37,8 @@ fi
 jobs=$(( $(nproc) < 16 ? $(nproc) : 16 ))
 per=$(( (count + jobs - 1) / jobs ))
 t0=$(date +%s%N)
+# (kept from an earlier run into the same ADAPTERS directory when there are enough)
+[ "$(ls "$adapters" | wc -l)" -ge "$count" ] && jobs=0
 for j in $(seq 0 $((jobs - 1))); do
   "$py" tools/adapters/make_adapters.py --base "$model" --out "$adapters" --count "$per" --prefix "p$(printf %02d "$j")_" \
     --ranks 16 --modules q_proj,v_proj --dtype float16 --seed $((j * 100000)) > /dev/null &
