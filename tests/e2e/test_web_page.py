@@ -9,6 +9,7 @@ both views at laptop and phone widths go to LS_ARTIFACTS_DIR (default build/test
 Tests run in file order and share one server and one browser (the last one stops the server)."""
 import base64
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -220,7 +221,9 @@ def test_compare_base_calc_upper(server, browser, task):
     for c in cols:
         assert c["state"] == "done", c
         assert c["text"] == api_answer(server, c["model"], TASKS[task], chat=True), c
-        assert "TTFT" in c["meta"] and ("tok/s" in c["meta"] or "1 token" in c["meta"]), c
+        # tok/s needs two token arrivals apart in time; a short answer can arrive in one chunk (the server
+        # coalesces a stream's pending tokens), and then the column shows its token count alone.
+        assert "TTFT" in c["meta"] and re.search(r"\d+ tokens?", c["meta"]), c
     by_model = {c["model"]: c["text"] for c in cols}
     assert by_model[task] != by_model["demo"], "the adapter's answer is the base model's"
     if task == "calc":
