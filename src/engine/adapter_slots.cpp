@@ -113,6 +113,13 @@ void AdapterSlots::release(int32_t slot) {
   --slots_[slot].refs;
 }
 
+int64_t AdapterSlots::free_rank_rows() const {
+  int64_t held = 0;
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i].refs > 0) held += lora_->rows(static_cast<int32_t>(i));
+  return lora_->rank_capacity() - held;
+}
+
 int32_t AdapterSlots::free_slots() const {
   int32_t n = 0;
   for (const Slot& s : slots_) n += s.refs == 0;

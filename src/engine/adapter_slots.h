@@ -44,6 +44,9 @@ class AdapterSlots {
   const LoraTable* table() const { return lora_.get(); }
   const LoraSlots& lora() const { return *lora_; }  // stage() may be called from any thread
   int32_t free_slots() const;  // slots no sequence references
+  // Rank rows not held by referenced slots: free, or held by adapters a load may evict.
+  int64_t free_rank_rows() const;
+  int64_t rank_capacity() const { return lora_->rank_capacity(); }
   uint64_t loads() const { return loads_; }
   // Loads that became ready, and their seconds from acquire() to the ready() that saw them done (what the
   // request waited for its adapter to reach the device): summed and the largest.

@@ -84,6 +84,7 @@ struct Engine::Impl {
   std::map<std::string, Usage> usage;  // by adapter name
   std::vector<uint64_t> resident_keys;
   int32_t free_slots = 0;
+  int64_t free_rank_rows = 0;
 
   Impl(ServedModel& m, const EngineOptions& o) : model(&m), options(o) {}
   ~Impl() { catalog.reset(); }  // joins the loaders before the mutex they notify and the slots they stage for go
@@ -231,6 +232,9 @@ EngineCapacity Engine::capacity(int32_t rank) const {
   std::lock_guard<std::mutex> lock(im.stats_mu);
   c.device_slots = limits_.max_loras;
   c.device_slots_free = im.free_slots;
+  c.device_rank_rows = im.slots->rank_capacity();
+  c.device_rank_rows_free = im.free_rank_rows;
+  c.device_adapters_free = std::min<int64_t>(im.free_slots, im.free_rank_rows / std::max(rank, 1));
   c.kv_tokens_total = limits_.kv_tokens();
   c.kv_tokens_free = (im.stats.kv_blocks_total - im.stats.kv_blocks_used) * limits_.block_size;
   return c;
@@ -603,6 +607,7 @@ void Engine::Impl::publish(double now) {
   for (const Sequence* s : scheduler->running())
     if (s->claim) usage[s->adapter_name()].last_used = now;
   free_slots = slots->free_slots();
+  free_rank_rows = slots->free_rank_rows();
   stats.adapter_slot_loads = slots->loads();
   stats.adapter_slot_loads_done = slots->loads_done();
   stats.adapter_slot_load_seconds = slots->load_seconds();

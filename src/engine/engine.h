@@ -75,6 +75,8 @@ struct EngineCapacity {
   int64_t host_adapters_free = -1;  // more such adapters the host budget holds (-1: no limit)
   int64_t host_bytes_used = 0, host_bytes_limit = 0;  // limit 0: none
   int32_t device_slots = 0, device_slots_free = 0;     // slots no running request holds
+  int64_t device_rank_rows = 0, device_rank_rows_free = 0;  // LoRA rank rows shared by the slots; not held
+  int64_t device_adapters_free = 0;  // more adapters of that rank the device takes now (free slots and rows)
   int64_t kv_tokens_total = 0, kv_tokens_free = 0;
 };
 

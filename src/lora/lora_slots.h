@@ -71,6 +71,8 @@ class LoraSlots final : public LoraTable {
   // Empties the slot and frees its rank range (the engine clears only slots no queued step uses).
   void clear(int32_t slot);
 
+  // Rank rows the slot's adapter holds (0: empty).
+  int64_t rows(int32_t slot) const { return slots_[slot].loaded ? slots_[slot].range.rows : 0; }
   bool occupied(int32_t slot) const override;
   LoraModuleWeights module(int64_t layer, LoraModule m) const override;
 

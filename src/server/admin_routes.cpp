@@ -150,6 +150,9 @@ HttpResponse Api::capacity(const HttpRequest& request) const {
                       {"host_bytes_limit", c.host_bytes_limit},
                       {"device_slots", c.device_slots},
                       {"device_slots_free", c.device_slots_free},
+                      {"device_rank_rows", c.device_rank_rows},
+                      {"device_rank_rows_free", c.device_rank_rows_free},
+                      {"device_adapters_free", c.device_adapters_free},
                       {"kv_tokens_total", c.kv_tokens_total},
                       {"kv_tokens_free", c.kv_tokens_free}});
   return r;

@@ -263,6 +263,8 @@ void add_openai_response_schemas(OJson& s) {
   s["Capacity"] = object({{"rank", integer(1)}, {"adapter_bytes", integer(0)}, {"host_adapters_free", integer(-1)},
                           {"host_bytes_used", integer(0)}, {"host_bytes_limit", integer(0)},
                           {"device_slots", integer(0)}, {"device_slots_free", integer(0)},
+                          {"device_rank_rows", integer(0)}, {"device_rank_rows_free", integer(0)},
+                          {"device_adapters_free", integer(0)},
                           {"kv_tokens_total", integer(0)}, {"kv_tokens_free", integer(0)}},
                          {"rank", "adapter_bytes", "device_slots", "kv_tokens_total", "kv_tokens_free"});
   s["DetokenizeResponse"] = object({{"prompt", str()}}, {"prompt"});

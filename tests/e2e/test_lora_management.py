@@ -51,4 +51,6 @@ def test_bad_management_requests(managed):
 def test_capacity(managed):
     c = requests.get(managed.url + "/v1/capacity?rank=8").json()
     assert c["rank"] == 8 and c["adapter_bytes"] > 0 and c["device_slots"] >= 1 and c["kv_tokens_total"] > 0
+    assert 0 <= c["device_rank_rows_free"] <= c["device_rank_rows"] and c["device_rank_rows"] >= c["device_slots"]
+    assert 0 <= c["device_adapters_free"] <= c["device_slots_free"]
     assert requests.get(managed.url + "/v1/capacity?rank=0").status_code == 400

@@ -301,6 +301,14 @@ TEST(Engine, SlotsShareTheirRankRowsAndEvictMoreWhenARankDoesNotFit) {
     EXPECT_EQ(run(*e, {r}).front().tokens, run(*reference, {r}).front().tokens) << adapter;
   }
   EXPECT_GE(e->stats().adapter_slot_loads, 6u);
+  // Nothing runs now: every row may be taken (once the engine has published the last release).
+  for (int i = 0; i < 1000 && e->capacity(16).device_rank_rows_free != 64; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const EngineCapacity c = e->capacity(16);
+  EXPECT_EQ(c.device_rank_rows, 64);
+  EXPECT_EQ(c.device_rank_rows_free, 64);
+  EXPECT_EQ(c.device_adapters_free, 2);
+  EXPECT_EQ(e->capacity(64).device_adapters_free, 1);
 }
 
 TEST(Engine, AdapterSlotLoadsOverlapTheSteps) {
@@ -379,6 +387,8 @@ TEST(Engine, ARequestCancelledWhileItsAdapterLoadsGivesItsSlotBack) {
   EXPECT_EQ(e->stats().adapter_slot_loads, 1u) << "the calc request never took the slot";
   EXPECT_EQ(e->stats().adapter_slot_loads_done, 0u) << "the copy was meant to be still in flight";
   EXPECT_EQ(e->capacity(8).device_slots_free, 0);
+  EXPECT_EQ(e->capacity(8).device_adapters_free, 0);
+  EXPECT_EQ(e->capacity(8).device_rank_rows_free, e->capacity(8).device_rank_rows - 32) << "calc holds 32 rows";
   calc->cancel();
   size_t tokens = 0;
   RequestUpdate u = calc->wait();
