@@ -4,7 +4,7 @@
 # at once, streaming) and through the engine in-process (offline_bench, `generate`-style offline batching),
 # in alternating rounds so both see the same machine; prints each round and the median ratio.
 #
-#   bash bench/cpu_server_overhead.sh [ROUNDS] [OUTPUT_TOKENS]
+#   [CLIENT_NICE=19] [SERVE_ARGS="--io-threads 1"] bash bench/cpu_server_overhead.sh [ROUNDS] [OUTPUT_TOKENS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/wait-for-server.sh
@@ -22,7 +22,7 @@ trap 'kill $SERVER 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"
 SERVER=$!
 wait_for_server "$PORT" "$SERVER" "$WORK/server.log"
 
-LOAD=("$PY" bench/serving_bench.py --base-url "http://127.0.0.1:$PORT" --model "$MODEL" --num-prompts 32
+LOAD=(${CLIENT_NICE:+nice -n "$CLIENT_NICE"} "$PY" bench/serving_bench.py --base-url "http://127.0.0.1:$PORT" --model "$MODEL" --num-prompts 32
       --max-concurrency 32 --request-rate inf --prompt-words 16 64 --output-len "$OUT_TOKENS" "$OUT_TOKENS"
       --ignore-eos --seed 7)
 "${LOAD[@]}" --dump-requests "$WORK/requests.json" --result-file "$WORK/warmup.json" >/dev/null
