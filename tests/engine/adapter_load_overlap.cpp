@@ -10,6 +10,15 @@
 
 namespace ls::testing {
 
+LongCopy::LongCopy(Backend& backend, size_t bytes)
+    : src(backend.allocate_host(bytes).value()), dst(backend.allocate(bytes).value()) {
+  Backend::HostCopy block;
+  block.dst = dst.data();
+  block.src = src.data();
+  block.width = bytes;
+  fence = backend.copy_beside(&block, 1);
+}
+
 namespace {
 
 const std::string kDemo = std::string(LS_SOURCE_DIR) + "/models/demo";
@@ -54,12 +63,7 @@ bool check_adapter_load_overlaps_steps(const std::string& device, size_t block_b
   };
   // A long copy queued first (before the engine thread runs, which owns the backend from then on): the adapter's
   // copy, queued when its request takes a slot, lands only after it.
-  Buffer src = backend.allocate_host(block_bytes).value(), dst = backend.allocate(block_bytes).value();
-  Backend::HostCopy block;
-  block.dst = dst.data();
-  block.src = src.data();
-  block.width = block_bytes;
-  const uint64_t fence = backend.copy_beside(&block, 1);
+  const LongCopy ahead(backend, block_bytes);
   e.start();
   auto adapted = e.submit(request("upper")).value();
   auto base = e.submit(request("")).value();
@@ -92,7 +96,7 @@ bool check_adapter_load_overlaps_steps(const std::string& device, size_t block_b
   for (int i = 0; i < 500 && e.stats().running != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   EXPECT_EQ(e.stats().adapter_slot_loads, 1u) << "the resident adapter was loaded again";
   e.shutdown(0);
-  backend.wait_copies(fence);  // the engine thread is gone: the backend is ours again
+  backend.wait_copies(ahead.fence);  // the engine thread is gone: the backend is ours again
   return true;
 }
 

@@ -5,9 +5,20 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
+#include "backend/backend.h"
+
 namespace ls::testing {
+
+// A real host-to-device copy of `bytes` queued on the backend's copy queue, so that copies queued after it (an
+// adapter's slot load) stay in flight until it is done. Keep it alive until wait_copies(fence).
+struct LongCopy {
+  LongCopy(Backend& backend, size_t bytes);
+  Buffer src, dst;
+  uint64_t fence = 0;
+};
 
 // Runs the check on `device` ("cpu", "cuda"), holding the backend's copy queue busy with a `block_bytes` copy
 // queued ahead of the adapter's (a real copy, so the adapter's copy is in flight for as long as it takes).

@@ -373,13 +373,7 @@ TEST(Engine, ARequestCancelledWhileItsAdapterLoadsGivesItsSlotBack) {
   for (const char* name : {"calc", "upper"}) ASSERT_TRUE(e->add_adapter(name, kDemo + "/adapters/" + name).is_ok());
   // A long copy ahead of the adapter's on the copy queue keeps the adapter's in flight (demo() is this test's).
   Backend& backend = demo().backend();
-  const size_t bytes = size_t{256} << 20;
-  Buffer src = backend.allocate_host(bytes).value(), dst = backend.allocate(bytes).value();
-  Backend::HostCopy block;
-  block.dst = dst.data();
-  block.src = src.data();
-  block.width = bytes;
-  const uint64_t fence = backend.copy_beside(&block, 1);
+  const testing::LongCopy ahead(backend, size_t{256} << 20);
   e->start();
   auto calc = e->submit(calc_question("What is 2 + 2?")).value();
   for (int i = 0; i < 1000 && e->stats().adapter_slot_loads == 0; ++i)
@@ -411,7 +405,7 @@ TEST(Engine, ARequestCancelledWhileItsAdapterLoadsGivesItsSlotBack) {
   EXPECT_EQ(st.adapter_slot_loads, 2u);
   EXPECT_EQ(st.adapter_slot_loads_done, 2u);
   e->shutdown(0);
-  backend.wait_copies(fence);
+  backend.wait_copies(ahead.fence);
 }
 
 TEST(Engine, RefusesBadRequestsClearly) {
