@@ -5,7 +5,7 @@
 
 #include "chat/filters_impl.h"
 #include "chat/operators.h"
-#include "chat/unicode.h"
+#include "chat/py_str.h"
 
 namespace ls::chat::filters {
 

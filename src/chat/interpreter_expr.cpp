@@ -4,7 +4,7 @@
 
 #include "chat/builtins.h"
 #include "chat/operators.h"
-#include "chat/unicode.h"
+#include "chat/py_str.h"
 
 namespace ls::chat {
 

@@ -2,7 +2,7 @@
 #include "chat/builtins.h"
 #include "chat/interpreter.h"
 #include "chat/operators.h"
-#include "chat/unicode.h"
+#include "chat/py_str.h"
 
 namespace ls::chat {
 

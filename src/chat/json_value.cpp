@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "chat/unicode.h"
+#include "chat/py_str.h"
 
 namespace ls::chat {
 

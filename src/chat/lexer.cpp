@@ -3,7 +3,7 @@
 
 #include <cstring>
 
-#include "chat/unicode.h"
+#include "chat/py_str.h"
 
 namespace ls::chat {
 

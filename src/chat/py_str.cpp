@@ -1,5 +1,5 @@
-// unicode.cpp: UTF-8 decoding/encoding and the Python str operations that depend on code points.
-#include "chat/unicode.h"
+// py_str.cpp: code point conversion and the Python str operations that depend on code points.
+#include "chat/py_str.h"
 
 #include <algorithm>
 

@@ -1,5 +1,5 @@
-// unicode.h: the UTF-8 and code point helpers the template interpreter needs to give Python's str semantics
-// (length, indexing and slicing count code points; strip/split use Python's notion of whitespace).
+// py_str.h: Python str semantics for the template interpreter, over UTF-8 (decoding from core/utf8.h): length,
+// indexing and slicing count code points; strip/split use Python's notion of whitespace; case mapping as str does.
 #pragma once
 
 #include <string>
