@@ -46,7 +46,7 @@ secs = a["loraserve:decode_step_seconds_total"] - b["loraserve:decode_step_secon
 server_ms = 1e3 * secs / steps
 engine_ms = None
 for line in open(f"{logs}/bench_engine.txt"):
-    m = re.match(r"\s+64\s+([0-9.]+)\s", line)
+    m = re.match(r"\s+64\s+base\s+([0-9.]+)\s", line)  # batch, adapters, step ms
     if m:
         engine_ms = float(m.group(1))
         break
