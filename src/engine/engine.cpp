@@ -682,6 +682,9 @@ void Engine::Impl::loop() {
     inflight.reset();
     (void)runner->collect();
   }
+  // No step can name them any more: their streams (and whatever the streams' wake functions hold, such as an
+  // HTTP server's executors) go now, while their owners still exist, not with the engine.
+  retired.clear();
 }
 
 }  // namespace ls

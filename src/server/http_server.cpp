@@ -53,15 +53,17 @@ struct Connection {
   bool client_gone = false;  // the watcher saw the peer close
 };
 
-// The wake function given to routes: posts to the connection's strand; a no-op once the connection is gone.
+// The wake function given to routes: posts to the connection's strand; a no-op once the connection is gone. It
+// holds no executor of its own, so it may outlive the io_context (an engine drops request streams last).
 std::function<void()> make_wake(const std::shared_ptr<Connection>& c) {
   std::weak_ptr<Connection> weak = c;
-  auto executor = c->stream.get_executor();
-  return [weak, executor] {
-    net::post(executor, [weak] {
-      if (auto conn = weak.lock()) {
-        conn->woken = true;
-        conn->wake_timer.cancel();
+  return [weak] {
+    const std::shared_ptr<Connection> conn = weak.lock();
+    if (!conn) return;
+    net::post(conn->stream.get_executor(), [weak] {
+      if (auto live = weak.lock()) {
+        live->woken = true;
+        live->wake_timer.cancel();
       }
     });
   };
