@@ -33,14 +33,10 @@ bool AdapterSlots::can_acquire(const RegisteredAdapter& adapter) const {
 Result<int32_t> AdapterSlots::acquire(const RegisteredAdapter& adapter, double now) {
   int32_t slot = find(adapter.key);
   if (slot < 0) {
-    for (size_t i = 0; i < slots_.size(); ++i) {
-      const Slot& s = slots_[i];
-      // A slot whose copy is in flight is not reused before it lands (its staged source must outlive it).
-      if (s.refs != 0 || (s.loading && !ready(static_cast<int32_t>(i), now))) continue;
-      if (slot < 0 || s.key == 0 || (slots_[slot].key != 0 && s.last_used < slots_[slot].last_used))
-        slot = static_cast<int32_t>(i);
-      if (s.key == 0) break;
-    }
+    // An empty slot, else the least recently used one nobody references and no copy still fills.
+    for (size_t i = 0; i < slots_.size() && slot < 0; ++i)
+      if (slots_[i].key == 0 && slots_[i].refs == 0) slot = static_cast<int32_t>(i);
+    if (slot < 0) slot = lru_victim(-1, now);
     if (slot < 0) return -1;
     std::shared_ptr<const StagedAdapter> staged = adapter.staged;
     if (!staged) {  // a catalog without staging: stage here, on the engine thread

@@ -63,7 +63,8 @@ class AdapterSlots {
     double load_started = 0;
   };
   int32_t find(uint64_t key) const;
-  // The least recently used loaded slot other than `except` that no sequence references and no copy fills.
+  // The least recently used loaded slot other than `except` that no sequence references and no copy fills (a
+  // slot whose copy is in flight is not reused before it lands: its staged source must outlive the copy).
   int32_t lru_victim(int32_t except, double now);
   std::unique_ptr<LoraSlots> lora_;
   std::vector<Slot> slots_;
