@@ -57,4 +57,8 @@ class Fields {
   std::string prefix_;
 };
 
+// Whether a value read with Fields::float32 is positive as the float32 the engine computes with (a positive
+// double can round to 0).
+inline bool positive_as_float32(double v) { return static_cast<float>(v) > 0.0f; }
+
 }  // namespace ls::server

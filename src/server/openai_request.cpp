@@ -93,16 +93,14 @@ Status parse_openai_sampling(const Fields& f, const ApiModel& model, OpenAiReque
   const int64_t k = top_k ? *top_k : d.top_k.value_or(0);
   const double mp = min_p ? *min_p : d.min_p.value_or(0.0);
   const double rep = repetition ? *repetition : d.repetition_penalty.value_or(1.0);
-  // Ranges are checked as the float32 values the engine computes with (a positive double can round to 0).
-  auto positive = [](double v) { return static_cast<float>(v) > 0.0f; };
   if (t < 0) return invalid_argument("temperature must be non-negative, got " + py_float(t) + ".");
-  if (!positive(p) || p > 1) return invalid_argument("top_p must be in (0, 1], got " + py_float(p) + ".");
+  if (!positive_as_float32(p) || p > 1) return invalid_argument("top_p must be in (0, 1], got " + py_float(p) + ".");
   if (k < -1 || k > INT32_MAX)
     return invalid_argument("top_k must be 0 or -1 (disable), or at least 1, got " + std::to_string(k) + ".");
   if (mp < 0 || mp > 1) return invalid_argument("min_p must be in [0, 1], got " + py_float(mp) + ".");
-  if (typical_p && (!positive(*typical_p) || *typical_p > 1))
+  if (typical_p && (!positive_as_float32(*typical_p) || *typical_p > 1))
     return invalid_argument("typical_p must be in (0, 1], got " + py_float(*typical_p) + ".");
-  if (!positive(rep)) return invalid_argument("repetition_penalty must be greater than zero, got " + py_float(rep) + ".");
+  if (!positive_as_float32(rep)) return invalid_argument("repetition_penalty must be greater than zero, got " + py_float(rep) + ".");
   if (frequency && (*frequency < -2 || *frequency > 2))
     return invalid_argument("frequency_penalty must be in [-2, 2], got " + py_float(*frequency) + ".");
   if (presence && (*presence < -2 || *presence > 2))

@@ -17,15 +17,13 @@ Status parse_sampling(const Fields& p, bool parameters_present, TgiRequest& r) {
   LS_ASSIGN_OR_RETURN(auto typical_p, p.float32("typical_p"));
   LS_ASSIGN_OR_RETURN(auto do_sample, p.boolean("do_sample"));
   if (temperature && *temperature < 0) return invalid_argument("`temperature` must be non-negative");
-  // Checked as the float32 the engine computes with: a positive double can round to 0.
-  auto positive = [](double v) { return static_cast<float>(v) > 0.0f; };
-  if (repetition && !positive(*repetition)) return invalid_argument("`repetition_penalty` must be strictly positive");
+  if (repetition && !positive_as_float32(*repetition)) return invalid_argument("`repetition_penalty` must be strictly positive");
   if (frequency && (*frequency < -2 || *frequency > 2))
     return invalid_argument("`frequency_penalty` must be >= -2.0 and <= 2.0");
   if (presence && (*presence < -2 || *presence > 2))
     return invalid_argument("`presence_penalty` must be >= -2.0 and <= 2.0");
-  if (top_p && (!positive(*top_p) || *top_p > 1)) return invalid_argument("`top_p` must be > 0.0 and <= 1.0");
-  if (typical_p && (!positive(*typical_p) || *typical_p > 1))
+  if (top_p && (!positive_as_float32(*top_p) || *top_p > 1)) return invalid_argument("`top_p` must be > 0.0 and <= 1.0");
+  if (typical_p && (!positive_as_float32(*typical_p) || *typical_p > 1))
     return invalid_argument("`typical_p` must be > 0.0 and <= 1.0");
   if (top_k && (*top_k <= 0 || *top_k > INT32_MAX)) return invalid_argument("`top_k` must be strictly positive");
 
