@@ -4,7 +4,9 @@
 // It accepts the launcher flags TGI, LoRAX and vLLM users carry over, as their docs spell them.
 #include <signal.h>
 
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -51,6 +53,7 @@ struct ServeArgs {
   std::string dtype = "auto";
   bool trust_remote_code = false;
   bool no_ui = false;                        // no page at GET / (it is then TGI's health route)
+  int parent_pid = 0;                        // > 0: stop as on SIGTERM when this process, our parent, ends
 };
 
 int fail(const Status& status) {
@@ -107,6 +110,18 @@ sigset_t block_shutdown_signals() {
   return set;
 }
 
+// With --parent-pid: the kernel sends SIGTERM (taken by wait_for_signal, so the usual graceful stop) when the
+// thread that started us ends. Set here, after exec, so a supervisor needs no code between fork and exec (a
+// Python preexec_fn forks a multi-threaded runtime such as Ray's worker, whose gRPC threads then misbehave in the
+// child). A parent that is already gone is an error.
+Status follow_parent(int parent_pid) {
+  if (parent_pid <= 0) return Status::ok();
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() != parent_pid)
+    return invalid_argument("--parent-pid " + std::to_string(parent_pid) + " is not this process's parent (it exited?)");
+  return Status::ok();
+}
+
 // Every connection is a file descriptor: take the hard limit (distributions default the soft one to 1024).
 void raise_open_file_limit() {
   struct rlimit lim {};
@@ -133,6 +148,7 @@ int run_serve(ServeArgs a) {
   }
   if (Status s = check_adapter_roots(a.adapter_dirs); !s.is_ok()) return fail(s);
   const sigset_t signals = block_shutdown_signals();
+  if (Status s = follow_parent(a.parent_pid); !s.is_ok()) return fail(s);
   raise_open_file_limit();
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -290,6 +306,9 @@ void register_serve_command(CLI::App& app, CommandRunner& runner) {
   cmd->add_option("--dtype", args.dtype, "vLLM: accepted (the backend fixes the dtype: cpu float32, cuda bfloat16)");
   cmd->add_flag("--trust-remote-code", args.trust_remote_code, "vLLM: accepted (no remote code is ever run)");
   cmd->add_option("--shutdown-grace", args.shutdown_grace, "seconds running requests may take after SIGTERM");
+  cmd->add_option("--parent-pid", args.parent_pid,
+                  "stop as on SIGTERM when this process (the one that started the server) ends: for supervisors")
+      ->check(CLI::Range(1, 1 << 30));
   cmd->add_flag("--no-ui", args.no_ui, "no playground and dashboard page at GET / (/ is then a health check)");
   cmd->callback([&runner] { runner = [] { return run_serve(args); }; });
 }

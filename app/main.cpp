@@ -1,10 +1,17 @@
 // main.cpp: the `loraserve` command. Parses the command line with CLI11 and runs the chosen subcommand; the
 // subcommands themselves live in cmd_*.cpp (commands.h).
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "commands.h"
+#include "fatal_signal.h"
 
 int main(int argc, char** argv) {
+  ls::app::install_fatal_signal_report();
+  // An alarm set by whoever exec'd us survives exec, and SIGALRM's default action would end the server silently
+  // (a supervisor's runtime that crashed between fork and exec left one: see integrations/ray server.py).
+  ::alarm(0);
   CLI::App app{"loraserve: multi-LoRA LLM inference server"};
   app.require_subcommand(1);
   ls::app::CommandRunner runner;

@@ -170,17 +170,16 @@ def run_ray(args, adapter_dir, jobs, n_adapters, engine_kwargs):
 
 def run_round_robin(args, adapter_dir, jobs, n_adapters, engine_kwargs, log_dir):
     procs, ports = [], []
-    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
     try:
         for i in range(2):
             port = free_port()
             cmd = [args.loraserve, "serve", "--model", os.path.join(DEMO, "base"), "--served-model-name", "demo",
                    "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--adapter-dir", adapter_dir,
-                   "--max-cpu-loras", str(args.per_replica)]
+                   "--max-cpu-loras", str(args.per_replica), "--cpu-threads", "1"]
             for k, v in engine_kwargs.items():
                 cmd += ["--" + k.replace("_", "-"), str(v)]
             log = open(os.path.join(log_dir, f"rr-{i}.log"), "wb")
-            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
             ports.append(port)
         for port in ports:
             for _ in range(600):

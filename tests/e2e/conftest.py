@@ -121,8 +121,7 @@ def reference(prompt, adapter=None, max_new_tokens=32, chat=False):
             cmd += ["--adapter", ADAPTERS[adapter]]
         if chat:
             cmd += ["--chat"]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr
         _reference_cache[key] = json.loads(out.stdout)["text"]
     return _reference_cache[key]

@@ -1,11 +1,15 @@
 """Start-up and shutdown of `loraserve serve`: a bad adapter stops start-up with its reason (exit 1, nothing
 listening); the launcher spellings of TGI and vLLM are accepted (LORA_ADAPTERS, positional model, --model-id,
---enable-lora and friends); on SIGTERM/SIGINT a running stream finishes and the process exits 0."""
+--enable-lora and friends); on SIGTERM/SIGINT a running stream finishes and the process exits 0; a fatal signal
+leaves its name and a backtrace in the log."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -78,3 +82,43 @@ def test_sigterm_lets_a_running_stream_finish():
     # New connections are refused once it stopped.
     with pytest.raises(OSError):
         socket.create_connection((host, int(port)), timeout=2)
+
+
+def test_a_fatal_signal_leaves_a_report_in_the_log():
+    """A crash is not silent: the signal and a backtrace of offsets that addr2line names, then the usual death."""
+    server = Server([])
+    server.proc.send_signal(signal.SIGSEGV)
+    assert server.proc.wait(timeout=60) == -signal.SIGSEGV
+    server._drain.join(timeout=10)
+    log = "".join(server.log)
+    assert "loraserve: fatal SIGSEGV (11) in thread" in log, log
+    frames = [line.split()[1] for line in log.splitlines() if line.startswith("  #") and "shared library" not in line]
+    assert frames, log
+    if shutil.which("addr2line"):
+        names = subprocess.run(["addr2line", "-f", "-C", "-e", BIN] + frames, capture_output=True, text=True,
+                               check=True).stdout
+        assert "on_fatal_signal" in names, names
+
+
+def test_parent_pid_stops_the_server_with_its_parent(tmp_path):
+    """--parent-pid: when the process that started the server ends, the server stops as on SIGTERM (how the Ray
+    integration ties a replica's loraserve to it); a pid that is not the parent is refused at start-up."""
+    log = tmp_path / "child.log"
+    launcher = ("import os, subprocess, sys, time\n"
+                f"p = subprocess.Popen([{BIN!r}, 'serve', '--model', {BASE!r}, '--host', '127.0.0.1', '--port', '0',"
+                " '--cpu-threads', '1', '--parent-pid', str(os.getpid())],"
+                f" stderr=open({str(log)!r}, 'w'))\n"
+                "print(p.pid, flush=True)\n"
+                f"while 'listening on' not in open({str(log)!r}).read():\n"
+                "    time.sleep(0.05)\n")
+    out = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, timeout=120, check=True)
+    child = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{child}") and \
+            open(f"/proc/{child}/stat").read().split(")")[-1].split()[0] != "Z":
+        time.sleep(0.1)
+    text = log.read_text()
+    assert "SIGTERM" in text and "loraserve: stopped" in text, text
+    out = subprocess.run([BIN, "serve", "--model", BASE, "--port", "0", "--parent-pid", "1"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 1 and "--parent-pid 1 is not this process's parent" in out.stderr, out.stderr

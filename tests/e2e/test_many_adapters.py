@@ -46,7 +46,7 @@ def server(root):
 def alone(root, name, prompt, max_tokens):
     out = subprocess.run([BIN, "generate", "--model", MODEL, "--adapter", os.path.join(root, name), "--prompt", prompt,
                           "--max-new-tokens", str(max_tokens), "--ignore-eos"], capture_output=True, text=True,
-                         timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)["text"]
 

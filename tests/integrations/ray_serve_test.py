@@ -15,6 +15,7 @@ never from the integration's bookkeeping.
 import ast
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -253,8 +254,28 @@ class RayServeTest(unittest.TestCase):
             return 0
 
 
+def print_logs(tmp: str) -> None:
+    """After a failure: every loraserve's log and Ray Serve's warnings and errors (the controller's, the proxy's and
+    the replicas'), which say whether a process died and why. The run's files stay in tmp."""
+    print(f"# logs of this run: {tmp}")
+    log_dir = os.path.join(tmp, "loraserve-logs")
+    for name in sorted(os.listdir(log_dir)) if os.path.isdir(log_dir) else []:
+        with open(os.path.join(log_dir, name), errors="replace") as f:
+            print(f"## {name} (last 60 lines)\n" + "".join(f.readlines()[-60:]))
+    serve_dir = os.path.join(tmp, "session_latest", "logs", "serve")
+    for name in sorted(os.listdir(serve_dir)) if os.path.isdir(serve_dir) else []:
+        with open(os.path.join(serve_dir, name), errors="replace") as f:
+            lines = [line for line in f if " WARNING " in line or " ERROR " in line or "Error" in line]
+        if lines:
+            print(f"## {name} (warnings and errors, last 40)\n" + "".join(lines[-40:]))
+
+
 if __name__ == "__main__":
     result = unittest.main(verbosity=2, exit=False).result
     failed = len(result.failures) + len(result.errors)
     print(f"{result.testsRun - failed} passed, {failed} failed")
+    if failed:
+        print_logs(RayServeTest.tmp)
+    else:
+        shutil.rmtree(RayServeTest.tmp, ignore_errors=True)
     sys.exit(1 if failed else 0)

@@ -70,10 +70,10 @@ class S3ServeTest(unittest.TestCase):
     def start(cls, name: str, endpoint: str, secret: str) -> int:
         port = free_port()
         env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=cls.s3["access_key"],
-                   AWS_SECRET_ACCESS_KEY=secret, AWS_REGION="us-east-1", OMP_NUM_THREADS="1")
+                   AWS_SECRET_ACCESS_KEY=secret, AWS_REGION="us-east-1")
         with open(os.path.join(cls.tmp, f"{name}.log"), "wb") as log:
             proc = subprocess.Popen([BINARY, "serve", "--model", os.path.join(DEMO, "base"), "--served-model-name",
-                                     "demo", "--host", "127.0.0.1", "--port", str(port), "--kv-cache-gib", "0.03",
+                                     "demo", "--host", "127.0.0.1", "--port", str(port), "--kv-cache-gib", "0.03", "--cpu-threads", "1",
                                      "--adapter-dir", "s3://adapters/loras",
                                      "--adapter-cache-dir", os.path.join(cls.tmp, f"cache-{name}")],
                                     stdout=log, stderr=subprocess.STDOUT, env=env)

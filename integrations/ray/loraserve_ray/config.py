@@ -119,6 +119,10 @@ class LLMConfig:
                     args += [flag, str(v)]
             else:
                 args += [flag, str(value)]
+        if device == "cpu" and "cpu_threads" not in self.engine_kwargs:
+            # The CPU backend's compute threads match the CPUs Ray reserved for the replica (0 would mean one
+            # per core of the machine, which replicas sharing it would oversubscribe).
+            args += ["--cpu-threads", str(max(1, int(self.num_cpus)))]
         return args
 
 
@@ -148,11 +152,6 @@ def parse_llm_configs(builder_config: Dict[str, Any]) -> List[LLMConfig]:
     return out
 
 
-def child_env(config: LLMConfig, gpu: bool) -> Dict[str, str]:
-    """The loraserve process's environment: the replica's (AWS_* for s3:// roots included), with OpenMP
-    threads matched to the replica's CPUs on the CPU backend."""
-    env = dict(os.environ)
-    if not gpu:
-        env.setdefault("OMP_NUM_THREADS", str(max(1, int(config.num_cpus))))
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return env
+def child_env(config: LLMConfig) -> Dict[str, str]:
+    """The loraserve process's environment: the replica's own (AWS_* for s3:// roots included)."""
+    return dict(os.environ)

@@ -5,15 +5,16 @@ The replica starts loraserve on a free local port (CUDA when Ray gave it a GPU, 
 multiplexed loader registers `adapter` with loraserve (/v1/load_lora_adapter, lora_path under
 dynamic_lora_loading_path: a local directory or an s3:// prefix that loraserve downloads itself), and Ray's LRU
 eviction beyond max_num_adapters_per_replica unregisters it (/v1/unload_lora_adapter). Ray's health check asks
-loraserve's /health, so a dead loraserve gets its replica replaced; loraserve dies with its replica
-(PR_SET_PDEATHSIG).
+loraserve's /health, so a dead loraserve gets its replica replaced; loraserve stops with its replica
+(--parent-pid: loraserve asks the kernel for SIGTERM when the replica's process ends). Nothing runs between fork and
+exec: a preexec_fn would fork the replica's Python with its gRPC threads, and gRPC's fork handlers in the child
+have aborted there (an epoll on a descriptor close_fds had closed) and left an alarm that killed loraserve 3 s
+later.
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -26,13 +27,6 @@ import ray
 from ray import serve
 
 from loraserve_ray.config import LLMConfig, child_env, valid_adapter_id
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -75,10 +69,10 @@ class LoraserveServer:
         log_dir = self.config.log_dir or tempfile.mkdtemp(prefix="loraserve-replica-")
         os.makedirs(log_dir, exist_ok=True)
         self.log_path = os.path.join(log_dir, f"loraserve-{os.getpid()}-{self.port}.log")
-        args = self.config.serve_args(self.port, "cuda" if gpu else "cpu")
+        args = self.config.serve_args(self.port, "cuda" if gpu else "cpu") + ["--parent-pid", str(os.getpid())]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=child_env(self.config, gpu), preexec_fn=_die_with_parent)
+                                     env=child_env(self.config))
         self._wait_ready()
         self._session = None
 
