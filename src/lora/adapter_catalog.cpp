@@ -30,46 +30,6 @@ struct AdapterClaim::Entry {
   double last_used = 0;                           // guarded by the catalog's mutex
 };
 
-// Frees staged copies on its own thread. Once closed (the catalog is gone), what is buried is freed at once.
-struct AdapterCatalog::Reclaimer {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::shared_ptr<const StagedAdapter>> dead;
-  bool closed = false;
-  std::thread thread;
-
-  void bury(std::shared_ptr<const StagedAdapter> staged) {
-    std::unique_lock<std::mutex> lock(mu);
-    if (closed) {
-      lock.unlock();
-      staged.reset();
-      return;
-    }
-    dead.push_back(std::move(staged));
-    cv.notify_one();
-  }
-  void run() {
-    std::unique_lock<std::mutex> lock(mu);
-    for (;;) {
-      cv.wait(lock, [this] { return closed || !dead.empty(); });
-      std::vector<std::shared_ptr<const StagedAdapter>> batch;
-      batch.swap(dead);
-      lock.unlock();
-      batch.clear();  // the frees, outside the lock
-      lock.lock();
-      if (closed && dead.empty()) return;
-    }
-  }
-  void close() {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      closed = true;
-    }
-    cv.notify_all();
-    if (thread.joinable()) thread.join();
-  }
-};
-
 bool AdapterClaim::ready() const { return entry_->state.load(std::memory_order_acquire) == Entry::kReady; }
 bool AdapterClaim::failed() const { return entry_->state.load(std::memory_order_acquire) == Entry::kFailed; }
 Status AdapterClaim::error() const { return failed() ? entry_->error : Status::ok(); }
@@ -174,8 +134,7 @@ AdapterCatalog::AdapterCatalog(ModelConfig model, AdapterCatalogOptions options,
     real_root_names_.push_back(root);
   }
   s3_ = std::make_unique<S3AdapterSource>(options_.roots, options_.remote);
-  reclaimer_ = std::make_shared<Reclaimer>();
-  reclaimer_->thread = std::thread([r = reclaimer_.get()] { r->run(); });
+  reclaimer_ = std::make_shared<SerialWorker>();
   const int threads = std::max(1, options_.loader_threads);
   for (int i = 0; i < threads; ++i) loaders_.emplace_back([this] { loader(); });
 }
@@ -188,13 +147,15 @@ AdapterCatalog::~AdapterCatalog() {
   cv_.notify_all();
   for (std::thread& t : loaders_) t.join();
   entries_.clear();
-  reclaimer_->close();
+  reclaimer_->close();  // what is still staged when the catalog is gone is freed by whoever drops it
 }
 
 std::shared_ptr<const StagedAdapter> AdapterCatalog::reclaimed(std::shared_ptr<const StagedAdapter> staged) {
   const StagedAdapter* p = staged.get();
   return std::shared_ptr<const StagedAdapter>(
-      p, [r = reclaimer_, s = std::move(staged)](const StagedAdapter*) mutable { r->bury(std::move(s)); });
+      p, [r = reclaimer_, s = std::move(staged)](const StagedAdapter*) mutable {
+        r->post([s = std::move(s)]() mutable { s.reset(); });
+      });
 }
 
 Result<AdapterCatalog::Resolved> AdapterCatalog::resolve(const std::string& id, AdapterSource source) const {

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "core/histogram.h"
+#include "core/serial_worker.h"
 #include "io/model_config.h"
 #include "lora/lora_adapter.h"
 #include "lora/s3_adapter_source.h"
@@ -177,8 +178,7 @@ class AdapterCatalog {
   std::map<std::string, std::shared_ptr<AdapterClaim::Entry>> entries_;      // by resolved directory or URL
   std::deque<std::shared_ptr<AdapterClaim::Entry>> queue_;                   // loads to run
   std::vector<std::thread> loaders_;
-  struct Reclaimer;
-  std::shared_ptr<Reclaimer> reclaimer_;  // shared with the deleters of staged copies, which may outlive us
+  std::shared_ptr<SerialWorker> reclaimer_;  // shared with the deleters of staged copies, which may outlive us
   bool stopping_ = false;
   uint64_t next_key_ = 1;
   AdapterCatalogStats stats_;

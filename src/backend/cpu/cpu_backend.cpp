@@ -95,6 +95,15 @@ Result<Buffer> CpuBackend::allocate(size_t bytes) {
 }
 
 void CpuBackend::copy_to_device(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+
+uint64_t CpuBackend::copy_beside(const HostCopy* copies, size_t n) {
+  return copies_.post([batch = std::vector<HostCopy>(copies, copies + n)] {
+    for (const HostCopy& c : batch)
+      for (size_t r = 0; r < c.rows; ++r)
+        std::memcpy(static_cast<char*>(c.dst) + r * c.dst_pitch, static_cast<const char*>(c.src) + r * c.src_pitch,
+                    c.width);
+  });
+}
 void CpuBackend::copy_to_host(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 void CpuBackend::upload_f32(void* dst, const float* src, size_t n) { std::memcpy(dst, src, n * sizeof(float)); }
 

@@ -11,10 +11,10 @@
 #include <unordered_map>
 
 #include "backend/backend.h"
-#include "backend/cpu/cpu_copy_queue.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_thread_pool.h"
 #include "backend/cpu/cpu_weights.h"
+#include "core/serial_worker.h"
 
 namespace ls {
 
@@ -67,8 +67,10 @@ class CpuBackend final : public Backend {
   void apply_penalties(Tensor logits, const TokenCounts& counts) override;
   void logprobs(Tensor logits, const int32_t* targets, int32_t top_n, float* logprob, int32_t* top_ids,
                 float* top_logprobs) override;
-  // Copies beside the ops run on the copy queue's worker thread (cpu_copy_queue.h).
-  uint64_t copy_beside(const HostCopy* copies, size_t n) override { return copies_.enqueue(copies, n); }
+  // Copies beside the ops run in order on one worker thread. CPU ops are synchronous, so every op enqueued before
+  // copy_beside has finished when it is called; later ops do not read what the copies write until copies_done
+  // says so (LoraSlots). An 8B-shaped adapter's tens of MB thus leave the engine thread.
+  uint64_t copy_beside(const HostCopy* copies, size_t n) override;
   bool copies_done(uint64_t fence) override { return copies_.done(fence); }
   void wait_copies(uint64_t fence) override { copies_.wait(fence); }
 
@@ -89,7 +91,7 @@ class CpuBackend final : public Backend {
   mutable CpuThreadPool pool_;
   std::shared_ptr<WeightRegistry> registry_;
   std::vector<float> scratch_;  // an unregistered float32 weight packed for one linear call
-  CpuCopyQueue copies_;
+  SerialWorker copies_;
 };
 
 // The sampling ops on one row of host float32 logits: the CPU backend's implementation, and the host path of a
