@@ -51,10 +51,11 @@ echo "adapters: $(echo "$names" | wc -l) written in $(( ($(date +%s%N) - t0) / 1
   > "$logs/server.log" 2>&1 &
 server=$!
 wait_for_server $port $server "$logs/server.log"
-counters() {
-  curl -s "http://127.0.0.1:$port/metrics" |
-    grep -E '^loraserve:(adapter_(loads|load_failures|evictions|slot_load)|decode_steps)|^loraserve:adapter_(load|slot_wait)_seconds_(sum|count)|^loraserve:adapter_slot_wait_max' |
-    grep -v '{adapter=' > "$1"
+counters() {  # per-adapter series are left out (1,000 adapters' lines)
+  "$py" bench/prom_metrics.py snapshot "http://127.0.0.1:$port" "$1.all" loraserve:decode_steps \
+    loraserve:adapter_{loads,load_failures,evictions,slot_load,slot_wait_max} \
+    loraserve:adapter_{load,slot_wait}_seconds_{sum,count}
+  grep -v '{adapter=' "$1.all" > "$1" && rm "$1.all"
 }
 bench() {  # $1: adapters (comma list), $2: result name, $3: requests
   "$py" bench/serving_bench.py --base-url "http://127.0.0.1:$port" --model base --adapters "$1" --base-share-weight 0 \
@@ -73,20 +74,14 @@ kill -TERM $server
 wait $server
 "$py" - "$logs" <<'PY'
 import json, sys
+sys.path.insert(0, "bench")
+from prom_metrics import diff, read
 logs = sys.argv[1]
-def counters(name):
-    vals = {}
-    for line in open(f"{logs}/{name}"):
-        parts = line.split()
-        if len(parts) >= 2:
-            name = parts[0].split("{")[0]
-            vals[name] = vals.get(name, 0.0) + float(parts[-1])
-    return vals
 res = {}
 for run in ("five", "all"):
     r = json.load(open(f"{logs}/{run}.json"))
-    b, a = counters(f"counters_{run}_before.txt"), counters(f"counters_{run}_after.txt")
-    d = {k: a[k] - b.get(k, 0.0) for k in a if not k.endswith("_max_seconds")}
+    b, a = read(f"{logs}/counters_{run}_before.txt"), read(f"{logs}/counters_{run}_after.txt")
+    d = {k: v for k, v in diff(b, a).items() if not k.endswith("_max_seconds")}
     res[run] = r
     loads = d.get("loraserve:adapter_load_seconds_count", 0.0)
     mean_load = 1e3 * d.get("loraserve:adapter_load_seconds_sum", 0.0) / loads if loads else 0.0

@@ -18,31 +18,26 @@ model=tests/data/configs/llama3-8b
   --max-num-seqs 64 --max-model-len 1280 --served-model-name llama3-8b-dummy > "$logs/server.log" 2>&1 &
 server=$!
 wait_for_server $port $server "$logs/server.log"
-scrape() { curl -s "http://127.0.0.1:$port/metrics" | grep -E '^loraserve:decode_step(s|_seconds)' ; }
+scrape() { python3 bench/prom_metrics.py snapshot "http://127.0.0.1:$port" "$1" loraserve:decode_step ; }
 bench() {
   python3 bench/serving_bench.py --base-url "http://127.0.0.1:$port" --model llama3-8b-dummy --num-prompts 64 \
     --request-rate inf --prompt-words 900 900 --output-len 256 256 --ignore-eos --result-file "$1"
 }
 bench "$logs/warmup.json" > "$logs/warmup.txt" 2>&1  # graphs, GEMM plans
-scrape > "$logs/metrics_before.txt"
+scrape "$logs/metrics_before.txt"
 bench "$logs/serving.json" | tee "$logs/serving.txt"
-scrape > "$logs/metrics_after.txt"
+scrape "$logs/metrics_after.txt"
 kill -TERM $server
 wait $server
 "$bin" bench-engine --model "$model" --load-format dummy --device cuda --batches 64 --context 1024 \
   --replays 100 --prefill 128 --no-breakdown > "$logs/bench_engine.txt" 2>&1
 python3 - "$logs" <<'PY'
 import json, re, sys
+sys.path.insert(0, "bench")
+from prom_metrics import diff, read
 logs = sys.argv[1]
-def read(name):
-    vals = {}
-    for line in open(f"{logs}/{name}"):
-        k, v = line.split()[0], float(line.split()[-1])
-        vals[k.split("{")[0]] = v
-    return vals
-b, a = read("metrics_before.txt"), read("metrics_after.txt")
-steps = a["loraserve:decode_steps_total"] - b["loraserve:decode_steps_total"]
-secs = a["loraserve:decode_step_seconds_total"] - b["loraserve:decode_step_seconds_total"]
+d = diff(read(f"{logs}/metrics_before.txt"), read(f"{logs}/metrics_after.txt"))
+steps, secs = d["loraserve:decode_steps_total"], d["loraserve:decode_step_seconds_total"]
 server_ms = 1e3 * secs / steps
 engine_ms = None
 for line in open(f"{logs}/bench_engine.txt"):
