@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "core/timing.h"
 #include "io/hub_cache.h"
 #include "lora/lora_slots.h"
 #include "model/decode_graphs.h"
@@ -47,11 +48,6 @@ int fail(const std::string& message) {
 }
 
 #ifdef LORASERVE_WITH_CUDA
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 // Bytes one decode step reads from weights: every layer, the final norm and the lm_head; not the embedding
 // table (a step reads only its tokens' rows).

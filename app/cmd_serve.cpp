@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "core/timing.h"
 #include "engine/engine.h"
 #include "engine/served_model.h"
 #include "lora/s3_adapter_source.h"
@@ -59,10 +60,6 @@ struct ServeArgs {
 int fail(const Status& status) {
   std::fprintf(stderr, "loraserve: %s\n", status.to_string().c_str());
   return 1;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 Result<std::vector<server::AdapterSpec>> adapter_specs(const ServeArgs& a) {

@@ -19,20 +19,15 @@
 
 #include "core/file.h"
 #include "core/json.h"
+#include "core/timing.h"
 #include "io/content_hash.h"
 #include "lora/adapter_catalog.h"
 #include "lora/lora_slots.h"
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
+using ls::median;
+using ls::seconds_since;
 
 template <typename F>
 double median_ms(int reps, F&& f) {

@@ -32,19 +32,17 @@
 
 #include "backend/backend.h"
 #include "backend/random_fill.h"
+#include "core/timing.h"
 #include "lora/lora_slots.h"
 #include "model/transformer.h"
 
 namespace {
 
+using ls::median;
+using ls::seconds_since;
+
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 // Runs fn(t) on `threads` threads (t = 0 on the caller) and returns the wall time.
 template <class F>

@@ -5,21 +5,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/file.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 }  // namespace
 
@@ -51,7 +43,12 @@ int main(int argc, char** argv) {
   std::vector<std::string> texts;
   size_t bytes = 0;
   for (const std::string& f : files) {
-    const std::string text = read_file(f);
+    auto read = ls::read_file(f, size_t{1} << 30);
+    if (!read.is_ok()) {
+      std::fprintf(stderr, "tokenizer_bench: %s\n", read.status().to_string().c_str());
+      return 1;
+    }
+    const std::string text = std::move(*read);
     if (mode == "file") {
       texts.push_back(text);
     } else {

@@ -9,8 +9,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
+
+#include "support/test_files.h"
 
 namespace {
 
@@ -32,13 +33,8 @@ RunResult run_cli(const std::string& model_dir, const std::string& stdin_text) {
                           (dir / "in.json").string() + "' > '" + (dir / "out").string() + "' 2> '" +
                           (dir / "err").string() + "'";
   const int status = std::system(cmd.c_str());
-  auto slurp = [](const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-  };
-  RunResult r{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir / "out"), slurp(dir / "err")};
+  RunResult r{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ls::testing::read_text(dir / "out"),
+              ls::testing::read_text(dir / "err")};
   fs::remove_all(dir);
   return r;
 }

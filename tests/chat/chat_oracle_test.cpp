@@ -11,6 +11,7 @@
 #include <string>
 
 #include "chat/chat_template.h"
+#include "support/test_files.h"
 
 namespace ls::chat {
 namespace {
@@ -19,12 +20,7 @@ namespace fs = std::filesystem;
 
 const fs::path kDataDir = fs::path(LS_TEST_DATA) / "chat_templates";
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using ls::testing::read_text;
 
 OrderedJson read_json(const fs::path& p) { return OrderedJson::parse(read_text(p)); }
 

@@ -19,6 +19,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_bench.h"
 #include "lora/lora_slots.h"
+#include "core/timing.h"
 #include "cuda_test_fixture.h"
 
 namespace ls::testing {
@@ -29,11 +30,6 @@ using CudaKernelBench = CudaOpTest;
 struct BenchCase {
   int32_t batch, context;
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 TEST_F(CudaKernelBench, DISABLED_DecodeAttention) {
   constexpr int64_t kHeads = 32, kKvHeads = 8, kDim = 128;

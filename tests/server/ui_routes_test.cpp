@@ -5,13 +5,12 @@
 // an adapter's tokens and reads the same clock as /v1/adapters' last_used.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <regex>
 #include <set>
-#include <sstream>
 
 #include "demo_api.h"
 #include "server/json_fields.h"
+#include "support/test_files.h"
 
 namespace ls::server {
 namespace {
@@ -19,10 +18,7 @@ namespace {
 using testing::DemoApi;
 
 std::string read_web_file(const std::string& name) {
-  std::ifstream in(std::string(LS_SOURCE_DIR) + "/web/" + name, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return ls::testing::read_text(std::string(LS_SOURCE_DIR) + "/web/" + name);
 }
 
 // Every "/ui/NAME" in text and every `from "./NAME"` import.

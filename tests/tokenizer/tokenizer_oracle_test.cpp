@@ -9,9 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include "core/json.h"
+#include "support/test_files.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ls {
@@ -19,12 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using ls::testing::read_text;
 
 // Runs the oracle once per test binary run (LS_TOKENIZER_ORACLE_REUSE=1 keeps an existing output).
 const Json& manifest() {
@@ -141,7 +136,7 @@ TEST_P(OracleTest, MatchesHuggingFaceOnCorpus) {
   size_t files = 0;
   for (const Json& f : (*entry)["files"]) {
     const std::string corpus = f["corpus"].get<std::string>();
-    const std::vector<std::string> items = split_lines(read_file(corpus));
+    const std::vector<std::string> items = split_lines(read_text(corpus));
     std::ifstream expected(f["expected"].get<std::string>(), std::ios::binary);
     std::string line;
     size_t index = 0;

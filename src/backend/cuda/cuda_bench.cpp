@@ -7,6 +7,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
+#include "core/timing.h"
 
 namespace ls {
 namespace {
@@ -15,11 +16,6 @@ CudaBackend& cuda_of(Backend& backend) {
   CudaBackend* b = as_cuda_backend(backend);
   LS_CHECK(b) << "a CUDA measurement on the " << backend.name() << " backend";
   return *b;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace
