@@ -18,7 +18,8 @@ build: deps
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Sanitized CPU build of the parsers and their tests (ASan+UBSan), run as part of `make test`.
+# Sanitized CPU build (ASan+UBSan) of the parsers with their tests and of the server, which the e2e tests drive
+# again (label sanitized), run as part of `make test`.
 build-asan: deps
 	@cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLORASERVE_CUDA=OFF -DLORASERVE_SANITIZE=ON \
 	  -DLORASERVE_BENCH=OFF >/dev/null
