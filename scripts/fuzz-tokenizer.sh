@@ -6,24 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 out=${2:-build-fuzz}
-mkdir -p "$out/objs"
-cxx=${CXX_FUZZ:-clang++}
-flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
-  -fno-omit-frame-pointer -Isrc -DLS_SOURCE_DIR="\"$PWD\"" $(pkg-config --cflags libpcre2-8 libutf8proc))
-libs=($(pkg-config --libs libpcre2-8 libutf8proc))
-objs=()
-for src in src/core/*.cpp src/tokenizer/*.cpp tests/tokenizer/tokenizer_fuzz.cpp; do
-  obj=$out/objs/$(echo "$src" | tr / _).o
-  if [[ ! -f $obj || $src -nt $obj || -n $(find src/core src/tokenizer -name '*.h' -newer "$obj" -print -quit) ]]; then
-    "$cxx" "${flags[@]}" -c "$src" -o "$obj"
-  fi
-  objs+=("$obj")
-done
-"$cxx" -fsanitize=fuzzer,address,undefined "${objs[@]}" "${libs[@]}" -o "$out/tokenizer_fuzz"
+source scripts/fuzz-lib.sh
+fuzz_build "$out" tokenizer_fuzz "libpcre2-8 libutf8proc" src/core/*.cpp src/tokenizer/*.cpp tests/tokenizer/tokenizer_fuzz.cpp
 
 # Seeds: mode byte 0 + a tokenizer.json, mode byte 1 + text.
 seeds=$out/seeds
-rm -rf "$seeds" && mkdir -p "$seeds" "$out/corpus"
+rm -rf "$seeds" && mkdir -p "$seeds"
 python3 - "$seeds" <<'PY'
 import json, sys, os
 seeds = sys.argv[1]
@@ -53,6 +41,4 @@ for i, t in enumerate(texts):
 with open(os.path.join(seeds, "bytes"), "wb") as f:
     f.write(b"\x01\xff\xfe\xc3\x28\xe2\x82\x00 a\xf0\x9f\x98")
 PY
-echo "fuzz-tokenizer: running for ${seconds}s"
-"$out/tokenizer_fuzz" -artifact_prefix="$out/" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=4096 -max_len=4096 \
-  -print_final_stats=1 "$out/corpus" "$seeds" 2>&1 | tail -n 25
+fuzz_run "$out" tokenizer_fuzz "$seconds" "$seeds" -timeout=60 -rss_limit_mb=4096 -max_len=4096

@@ -14,7 +14,12 @@ enum class LoraModule : int { kQ = 0, kK, kV, kO, kGate, kUp, kDown };
 inline constexpr int kNumLoraModules = 7;
 // The largest adapter rank the LoRA ops take (the CUDA kernels' per-token scratch is sized by it).
 inline constexpr int32_t kLoraMaxRank = 256;
-const char* lora_module_name(LoraModule module);  // "q_proj", ...
+// "q_proj", ...: the module's name as PEFT's target_modules and the checkpoints spell it.
+inline const char* lora_module_name(LoraModule module) {
+  constexpr const char* kNames[kNumLoraModules] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                   "gate_proj", "up_proj", "down_proj"};
+  return kNames[static_cast<int>(module)];
+}
 
 struct LoraModuleWeights {
   const void* const* a = nullptr;  // [num_slots] -> A [rank, in_dim]

@@ -151,40 +151,26 @@ Status load_module(const PeftLoraConfig& config, const ModelConfig& model, const
 
 }  // namespace
 
-Result<LoraAdapter> load_lora_adapter(const std::string& dir, const ModelConfig& model, const std::string* text) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return not_found("adapter directory not found: " + dir);
-  std::string read_text;
-  if (!text) {
-    LS_ASSIGN_OR_RETURN(read_text, read_file(dir + "/adapter_config.json", size_t{1} << 20));
-    text = &read_text;
-  }
-  auto config = parse_peft_config(*text);
-  if (!config.is_ok()) return config.status().with_context(dir + "/adapter_config.json");
-  LoraAdapter adapter;
-  adapter.path = dir;
-  adapter.config = std::move(config).value();
-  if (Status s = check_target_names(adapter.config, model); !s.is_ok()) return s.with_context(dir + "/adapter_config.json");
+Result<PeftLoraConfig> parse_adapter_config(std::string_view text, const ModelConfig& model) {
+  LS_ASSIGN_OR_RETURN(PeftLoraConfig config, parse_peft_config(text));
+  LS_RETURN_IF_ERROR(check_target_names(config, model));
+  return config;
+}
 
-  const std::string weights_path = dir + "/adapter_model.safetensors";
-  if (!fs::exists(weights_path, ec)) {
-    if (fs::exists(dir + "/adapter_model.bin", ec))
-      return unsupported(dir + ": adapter_model.bin (PyTorch pickle) is not supported; save it as safetensors");
-    return not_found("missing " + weights_path);
-  }
-  LS_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::open(weights_path));
+Result<LoraAdapter> adapter_from_weights(PeftLoraConfig config, const SafetensorsFile& file, const ModelConfig& model) {
+  LoraAdapter adapter;
+  adapter.config = std::move(config);
   std::map<PairKey, TensorPair> pairs;
   for (const auto& [name, view] : file.tensors()) {
     PairKey key;
     bool is_a = false;
-    if (Status s = parse_tensor_name(name, model.num_layers, &key, &is_a); !s.is_ok()) return s.with_context(weights_path);
+    LS_RETURN_IF_ERROR(parse_tensor_name(name, model.num_layers, &key, &is_a));
     (is_a ? pairs[key].a : pairs[key].b) = &view;
   }
   adapter.layers.resize(static_cast<size_t>(model.num_layers));
   for (const auto& [key, pair] : pairs) {
     LoraModuleTensors& out = adapter.layers[key.first][key.second];
-    if (Status s = load_module(adapter.config, model, key, pair, &out); !s.is_ok()) return s.with_context(weights_path);
+    LS_RETURN_IF_ERROR(load_module(adapter.config, model, key, pair, &out));
     adapter.max_rank = std::max(adapter.max_rank, out.rank);
     adapter.num_parameters += out.a.size() + out.b.size();
   }
@@ -194,10 +180,34 @@ Result<LoraAdapter> load_lora_adapter(const std::string& dir, const ModelConfig&
       const std::string mkey = module_key(l, static_cast<LoraModule>(m));
       LS_ASSIGN_OR_RETURN(bool targeted, is_lora_target(adapter.config, mkey));
       if (targeted && adapter.layers[l][m].rank == 0)
-        return invalid_argument(weights_path + ": adapter_config.json targets " + mkey + " but it has no lora_A/lora_B");
+        return invalid_argument("adapter_config.json targets " + mkey + " but it has no lora_A/lora_B");
     }
   }
-  if (pairs.empty()) return invalid_argument(weights_path + ": no LoRA tensors");
+  if (pairs.empty()) return invalid_argument("no LoRA tensors");
+  return adapter;
+}
+
+Result<LoraAdapter> load_lora_adapter(const std::string& dir, const ModelConfig& model, const std::string* text) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return not_found("adapter directory not found: " + dir);
+  std::string read_text;
+  if (!text) {
+    LS_ASSIGN_OR_RETURN(read_text, read_file(dir + "/adapter_config.json", size_t{1} << 20));
+    text = &read_text;
+  }
+  auto config = parse_adapter_config(*text, model);
+  if (!config.is_ok()) return config.status().with_context(dir + "/adapter_config.json");
+  const std::string weights_path = dir + "/adapter_model.safetensors";
+  if (!fs::exists(weights_path, ec)) {
+    if (fs::exists(dir + "/adapter_model.bin", ec))
+      return unsupported(dir + ": adapter_model.bin (PyTorch pickle) is not supported; save it as safetensors");
+    return not_found("missing " + weights_path);
+  }
+  LS_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::open(weights_path));
+  auto adapter = adapter_from_weights(std::move(config).value(), file, model);
+  if (!adapter.is_ok()) return adapter.status().with_context(weights_path);
+  adapter->path = dir;
   return adapter;
 }
 

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backend/lora_weights.h"
@@ -37,6 +38,15 @@ struct ProjectionShape {
 ProjectionShape projection_shape(const ModelConfig& model, LoraModule module);
 // "model.layers.3.self_attn.q_proj": the module key PEFT matches against.
 std::string module_key(int64_t layer, LoraModule module);
+
+class SafetensorsFile;
+
+// The two halves of loading an adapter, also for callers (and the fuzzer) whose files are already in memory:
+// adapter_config.json's text parsed and its target_modules checked against the model's projections; then the
+// weights checked against that config and the model (every tensor name, dtype, shape and rank; every targeted
+// module present) and converted, B scaled.
+Result<PeftLoraConfig> parse_adapter_config(std::string_view text, const ModelConfig& model);
+Result<LoraAdapter> adapter_from_weights(PeftLoraConfig config, const SafetensorsFile& weights, const ModelConfig& model);
 
 // Loads DIR/adapter_config.json and DIR/adapter_model.safetensors and validates them against `model`.
 // `config_text`, when given, is adapter_config.json's content already read by the caller.

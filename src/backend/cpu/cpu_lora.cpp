@@ -15,12 +15,6 @@
 
 namespace ls {
 
-const char* lora_module_name(LoraModule module) {
-  static const char* const kNames[kNumLoraModules] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                                      "gate_proj", "up_proj", "down_proj"};
-  return kNames[static_cast<int>(module)];
-}
-
 namespace {
 
 struct Segment {
