@@ -97,7 +97,7 @@ void print_page_address(const std::string& listen_host, unsigned port) {
   std::fprintf(stderr, "loraserve: playground and dashboard: http://%s:%u/\n", host.c_str(), port);
 }
 
-// Blocks SIGINT and SIGTERM in this thread and every thread it starts afterwards; wait_for_signal takes them.
+// Blocks SIGINT and SIGTERM in this thread and every thread it starts afterwards; run_serve's sigwait takes them.
 sigset_t block_shutdown_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -107,7 +107,7 @@ sigset_t block_shutdown_signals() {
   return set;
 }
 
-// With --parent-pid: the kernel sends SIGTERM (taken by wait_for_signal, so the usual graceful stop) when the
+// With --parent-pid: the kernel sends SIGTERM (taken by run_serve's sigwait: the usual graceful stop) when the
 // thread that started us ends. Set here, after exec, so a supervisor needs no code between fork and exec (a
 // Python preexec_fn forks a multi-threaded runtime such as Ray's worker, whose gRPC threads then misbehave in the
 // child). A parent that is already gone is an error.

@@ -11,7 +11,6 @@ ignored.
 """
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -150,8 +149,3 @@ def parse_llm_configs(builder_config: Dict[str, Any]) -> List[LLMConfig]:
         if ":" in i:
             raise ValueError(f"model id {i!r} must not contain ':' (it separates base and adapter)")
     return out
-
-
-def child_env(config: LLMConfig) -> Dict[str, str]:
-    """The loraserve process's environment: the replica's own (AWS_* for s3:// roots included)."""
-    return dict(os.environ)

@@ -26,7 +26,7 @@ import aiohttp
 import ray
 from ray import serve
 
-from loraserve_ray.config import LLMConfig, child_env, valid_adapter_id
+from loraserve_ray.config import LLMConfig, valid_adapter_id
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -71,8 +71,7 @@ class LoraserveServer:
         self.log_path = os.path.join(log_dir, f"loraserve-{os.getpid()}-{self.port}.log")
         args = self.config.serve_args(self.port, "cuda" if gpu else "cpu") + ["--parent-pid", str(os.getpid())]
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=child_env(self.config))
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._wait_ready()
         self._session = None
 
