@@ -59,11 +59,18 @@ Result<std::string> StreamDecoder::advance(const std::string& text, size_t read_
   return out;
 }
 
-// Only the last character of a decode can still change as ids arrive (appending bytes only resolves a trailing
-// incomplete sequence), so everything before it is final. Emit up to the latest token boundary whose text is a
-// prefix of that stable part; without one, keep waiting.
+// Appending ids can only resolve a trailing incomplete UTF-8 sequence: at most 3 bytes, which a decoder may show
+// as up to 3 U+FFFD (byte fallback gives one per byte), so everything before the last 3 U+FFFD of the decode is
+// final. Emit up to the latest token boundary whose text is a prefix of that stable part; without one, keep
+// waiting. (Holding back only the last U+FFFD once emitted the placeholder of a lead byte that the next byte
+// tokens turned into an emoji: the tokenizer fuzzer's find.)
 Result<std::string> StreamDecoder::emit_stable_part(const std::string& text) {
-  const std::string_view stable(text.data(), text.size() - kReplacement.size());
+  size_t end = text.size();
+  for (int i = 0; i < 3 && end >= kReplacement.size() &&
+                  text.compare(end - kReplacement.size(), kReplacement.size(), kReplacement) == 0;
+       ++i)
+    end -= kReplacement.size();
+  const std::string_view stable(text.data(), end);
   const size_t lowest = std::max(prefix_index_ + 1, ids_.size() > kBoundarySearch ? ids_.size() - kBoundarySearch : 0);
   for (size_t k = ids_.size() - 1; k >= lowest; --k) {
     LS_ASSIGN_OR_RETURN(std::string head, tokenizer_.decode(std::span<const int32_t>(ids_.data(), k),

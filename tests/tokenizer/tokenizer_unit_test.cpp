@@ -337,5 +337,23 @@ TEST(StreamDecoder, LongRunsOfReplacementCharactersStayExact) {
   }
 }
 
+// Also the fuzzer's: with byte fallback an incomplete UTF-8 sequence decodes as one U+FFFD per byte, so after a
+// long run of genuine U+FFFD (Llama 2's piece 29137) the lead byte of an emoji (<0xF0>) showed as a U+FFFD that the
+// flush emitted for good; the next three byte tokens then made the emoji, and the stream had one U+FFFD too many.
+TEST(StreamDecoder, ByteFallbackLeadBytesAfterLongReplacementRunsStayExact) {
+  auto t = Tokenizer::load(std::string(LS_SOURCE_DIR) + "/../shared/tokenizers/llama2/tokenizer.json");
+  ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+  const int32_t kReplacementPiece = 29137;                          // "\uFFFD"
+  const std::vector<int32_t> emoji = {0xF0 + 3, 0x9F + 3, 0x91 + 3, 0xA8 + 3};  // <0xF0><0x9F><0x91><0xA8>
+  for (int run = 60; run <= 200; ++run) {  // the emoji arrives at every phase of the window's flushes
+    std::vector<int32_t> ids(static_cast<size_t>(run), kReplacementPiece);
+    ids.insert(ids.end(), emoji.begin(), emoji.end());
+    ids.insert(ids.end(), 3, kReplacementPiece);
+    ASSERT_NE(t.value()->decode(ids, false).value().find("\xF0\x9F\x91\xA8"), std::string::npos);
+    std::vector<std::string> chunks;
+    EXPECT_EQ(stream(*t.value(), ids, false, &chunks), t.value()->decode(ids, false).value()) << run;
+  }
+}
+
 }  // namespace
 }  // namespace ls
