@@ -97,11 +97,9 @@ Result<Buffer> CpuBackend::allocate(size_t bytes) {
 void CpuBackend::copy_to_device(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 
 uint64_t CpuBackend::copy_beside(const HostCopy* copies, size_t n) {
-  return copies_.post([batch = std::vector<HostCopy>(copies, copies + n)] {
-    for (const HostCopy& c : batch)
-      for (size_t r = 0; r < c.rows; ++r)
-        std::memcpy(static_cast<char*>(c.dst) + r * c.dst_pitch, static_cast<const char*>(c.src) + r * c.src_pitch,
-                    c.width);
+  // The worker runs Backend's synchronous row-by-row copy (copy_to_device is a memcpy here).
+  return copies_.post([this, batch = std::vector<HostCopy>(copies, copies + n)] {
+    Backend::copy_beside(batch.data(), batch.size());
   });
 }
 void CpuBackend::copy_to_host(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
