@@ -184,11 +184,14 @@ class Backend {
     if (!p) return resource_exhausted("host allocation of " + std::to_string(bytes) + " bytes failed");
     return Buffer(p, bytes, [](void* q) { ::operator delete(q); });
   }
-  // Queues copies on a queue beside the ops: they start once every op enqueued so far has finished (so they may
-  // overwrite memory those ops read) and never delay ops enqueued later. Returns a fence for copies_done and
-  // wait_copies; the sources must stay unchanged until the fence is done. Synchronous where a backend has no
-  // such queue.
-  virtual uint64_t copy_beside(const HostCopy* copies, size_t n) {
+  // What copies queued beside the ops start after: kOps, every op enqueued so far (so they may overwrite memory
+  // those ops read) and the copies queued before; kCopies, the copies queued before only (nothing enqueued reads
+  // their destination).
+  enum class CopyAfter { kOps, kCopies };
+  // Queues copies on a queue beside the ops, in order among themselves, starting as `after` says; they never
+  // delay ops enqueued later. Returns a fence for copies_done and wait_copies; the sources must stay unchanged
+  // until the fence is done. Synchronous where a backend has no such queue.
+  virtual uint64_t copy_beside(const HostCopy* copies, size_t n, CopyAfter /*after*/) {
     for (size_t i = 0; i < n; ++i)
       for (size_t r = 0; r < copies[i].rows; ++r)
         copy_to_device(static_cast<char*>(copies[i].dst) + r * copies[i].dst_pitch,
@@ -197,6 +200,12 @@ class Backend {
   }
   virtual bool copies_done(uint64_t /*fence*/) { return true; }
   virtual void wait_copies(uint64_t /*fence*/) {}
+
+  // ---- progress of the ops ----
+  // A fence after every op enqueued so far, for ops_done (0 where ops are synchronous: always done).
+  virtual uint64_t ops_fence() { return 0; }
+  // Whether every op enqueued before the fence has finished; never waits.
+  virtual bool ops_done(uint64_t /*fence*/) { return true; }
 
   // ---- graphs ----
   // Ops enqueued between begin_capture and end_capture are recorded instead of run (backends without graphs

@@ -11,6 +11,7 @@ Result<std::unique_ptr<AdapterSlots>> AdapterSlots::create(Backend& backend, con
   LS_ASSIGN_OR_RETURN(LoraSlots lora, LoraSlots::create(backend, model, num_slots, rank_capacity));
   auto s = std::make_unique<AdapterSlots>();
   s->lora_ = std::make_unique<LoraSlots>(std::move(lora));
+  s->lora_->track_reads();  // the engine names every step's slots (reading, steps_done)
   s->slots_.resize(static_cast<size_t>(num_slots));
   return s;
 }
@@ -45,8 +46,8 @@ Result<int32_t> AdapterSlots::acquire(const RegisteredAdapter& adapter, double n
     }
     Slot& s = slots_[slot];
     s.key = 0;
-    // The copies go after the steps already queued, which may still read the slot's previous adapter; until they
-    // are done no step names this slot (the scheduler admits its sequences once ready()).
+    // The copies go after the steps already queued when those may still read what they overwrite (LoraSlots);
+    // until they are done no step names this slot (the scheduler admits its sequences once ready()).
     Status begun = lora_->begin_load(slot, *staged);
     // The rank rows are shared by all slots: when no free range fits, the least recently used unreferenced slots
     // give theirs up, one at a time, until one does.

@@ -7,7 +7,8 @@
 // Loads overlap the steps: acquiring an adapter that is not resident begins its copy from the adapter's staged
 // host copy (RegisteredAdapter::staged, made by the catalog's loader) beside the ops and returns at once; the
 // slot is loading, and usable by a step only once ready() says so. The slot keeps the staged copy alive until
-// then. Engine thread only.
+// then. The copy waits for the step in flight only when that step may read what it overwrites: the engine names
+// each step's slots (reading) and the steps done (steps_done), and LoraSlots decides per load. Engine thread only.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,10 @@ class AdapterSlots {
   bool ready(int32_t slot, double now);
   // Notes the loads that landed (also those no sequence waits for any more); true while a copy is in flight.
   bool poll(double now);
+  // Steps, numbered from 1: reading(slot, step) before step `step` is queued, for each slot it names (a sequence
+  // that finishes while its step runs still counts); steps_done(step) once every step up to it has finished.
+  void reading(int32_t slot, uint64_t step) { lora_->note_read(slot, step); }
+  void steps_done(uint64_t step) { lora_->steps_done(step); }
   bool resident(const RegisteredAdapter& adapter) const { return find(adapter.key) >= 0; }
   // Whether acquire() would succeed without evicting a referenced slot (or one whose copy is in flight).
   bool can_acquire(const RegisteredAdapter& adapter) const;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -12,12 +13,18 @@
 #include <thread>
 #include <unordered_map>
 
+#include <sys/prctl.h>
+
 #include "engine/adapter_slots.h"
 #include "engine/model_runner.h"
 #include "engine/scheduler.h"
 
 namespace ls {
 namespace {
+
+// While a step is in flight the engine thread looks at it (and at the inbox) this often: an arrival wakes it at
+// once, the step's end is seen within about this (see Engine::Impl::beside_step).
+constexpr auto kStepPoll = std::chrono::microseconds(50);
 
 const char* metric_reason(FinishReason r) {
   switch (r) {
@@ -64,6 +71,7 @@ struct Engine::Impl {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::unique_ptr<Sequence>> inbox;
+  bool adapter_loaded = false;  // a host load finished (the catalog's loaders) since the engine thread looked
   bool accepting = true, stopping = false, started = false;
   double deadline = 0;
   std::atomic<uint64_t> next_id{1};
@@ -103,12 +111,14 @@ struct Engine::Impl {
     };
     catalog = std::make_unique<AdapterCatalog>(model->config(), co, [this] {
       std::lock_guard<std::mutex> lock(mu);
+      adapter_loaded = true;
       cv.notify_all();
     });
   }
 
   // The step the device is computing while the host finishes the previous one.
   struct InFlight {
+    uint64_t step = 0;  // numbered from 1 (AdapterSlots::reading)
     std::vector<ScheduledSeq> scheduled;
     bool decode_only = true;
     int64_t tokens = 0;
@@ -122,10 +132,17 @@ struct Engine::Impl {
   };
   std::optional<InFlight> inflight;
   std::vector<std::unique_ptr<Sequence>> retired;  // finished; kept until no step in flight can name them
+  uint64_t steps_launched = 0;
   double last_collect = 0, last_publish = 0;
 
   void loop();
-  void drain_inbox();
+  // While the step in flight runs on the device: arrivals, adapters that reached host memory and the slot copies
+  // they need, then a wait of at most kStepPoll (woken by an arrival or a host load).
+  void beside_step();
+  // Moves the inbox into the scheduler; whether anything arrived.
+  bool drain_inbox();
+  // Waiting sequences whose adapter finished loading into host memory become schedulable; failed loads fail them.
+  void resolve_claims();
   // Pushes the final update and retires the sequence (its blocks and slot are freed at once).
   void finish(Sequence* seq, FinishReason reason, Status error = Status::ok(), RequestUpdate* update = nullptr);
   Status launch(const SchedulerOutput& out, double now);
@@ -354,17 +371,29 @@ RequestUpdate Engine::Impl::base_update(const Sequence& seq) const {
   return u;
 }
 
-void Engine::Impl::drain_inbox() {
+bool Engine::Impl::drain_inbox() {
   std::deque<std::unique_ptr<Sequence>> arrived;
   {
     std::lock_guard<std::mutex> lock(mu);
     arrived.swap(inbox);
+    waiting_count += static_cast<int32_t>(arrived.size());  // still queued for submit's limit until publish recounts
   }
   for (auto& seq : arrived) {
     Sequence* s = seq.get();
     live.emplace(s->id, std::move(seq));
     scheduler->add(s);
   }
+  return !arrived.empty();
+}
+
+void Engine::Impl::resolve_claims() {
+  std::vector<std::pair<Sequence*, Status>> failed_loads;
+  for (Sequence* s : scheduler->waiting()) {
+    if (!s->adapter_pending()) continue;
+    if (s->claim->ready()) s->adapter = s->claim->adapter();
+    else if (s->claim->failed()) failed_loads.emplace_back(s, s->claim->error());
+  }
+  for (auto& [s, status] : failed_loads) finish(s, FinishReason::kError, status);
 }
 
 void Engine::Impl::finish(Sequence* seq, FinishReason reason, Status error, RequestUpdate* update) {
@@ -534,11 +563,15 @@ Status Engine::Impl::launch(const SchedulerOutput& out, double now) {
   InFlight f;
   f.scheduled = out.scheduled;
   bool has_lora = false;
+  f.step = ++steps_launched;
   for (const ScheduledSeq& s : out.scheduled) {
     seqs.push_back(runner_seq(s.seq, s.num_tokens));
     f.decode_only &= s.num_tokens == 1 && s.seq->prefill_done();
     f.tokens += s.num_tokens;
-    has_lora |= s.seq->slot >= 0;
+    if (s.seq->slot >= 0) {
+      has_lora = true;
+      slots->reading(s.seq->slot, f.step);  // before any of its ops is queued
+    }
   }
   f.launched = now;
   LS_RETURN_IF_ERROR(runner->launch(seqs, has_lora ? slots->table() : nullptr));
@@ -563,6 +596,7 @@ void Engine::Impl::collect(std::vector<NewToken>& fresh) {
       if (!s.seq->finished) finish(s.seq, FinishReason::kError, results.status());
     return;
   }
+  slots->steps_done(f.step);
   {
     std::lock_guard<std::mutex> lock(stats_mu);
     ++stats.steps;
@@ -623,13 +657,40 @@ void Engine::Impl::publish(double now) {
   stats.host_adapter_bytes = cs.host_bytes;
 }
 
+void Engine::Impl::beside_step() {
+  bool loaded;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    loaded = adapter_loaded;
+    adapter_loaded = false;
+  }
+  if (drain_inbox() || loaded) {
+    // Their slot copies begin now, beside the step (after it only when it may read the rows they take), so they
+    // can land before the next step is built.
+    resolve_claims();
+    for (auto& [seq, status] : scheduler->prefetch(engine_clock_seconds())) finish(seq, FinishReason::kError, status);
+  }
+  if (runner->step_done()) return;
+  // A condition-variable wait rather than spinning on the step (as a blocking collect does on CUDA): the thread
+  // sleeps for all but a few microseconds of each kStepPoll, arrivals still wake it at once, and the step's end
+  // costs the device at most about kStepPoll of idle time before the next step is launched.
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait_for(lock, kStepPoll, [this] { return !inbox.empty() || adapter_loaded; });
+}
+
 void Engine::Impl::loop() {
+  // The waits here are tens of microseconds (kStepPoll, the copy polls below): without this the kernel's default
+  // 50 us of timer slack for a sleeping thread would double them.
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);  // 1 us, this thread only
   std::vector<NewToken> fresh;
   for (;;) {
     if (!inflight) {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait(lock, [this] { return !inbox.empty() || stopping || !live.empty(); });
       if (stopping && inbox.empty() && live.empty()) break;
+    } else if (!runner->step_done()) {
+      beside_step();
+      continue;
     }
     drain_inbox();
     double now = engine_clock_seconds();
@@ -642,21 +703,14 @@ void Engine::Impl::loop() {
     for (auto& [id, seq] : live)
       if (abort_all || seq->stream->cancelled()) gone.push_back(seq.get());
     for (Sequence* s : gone) finish(s, FinishReason::kAbort);
-    if (inflight) collect(fresh);  // the step launched last time round
+    if (inflight) collect(fresh);  // the step launched last time round, done
     if (!inflight) retired.clear();  // no step in flight can name them any more
     if (abort_all) {
       emit(fresh);
       publish(engine_clock_seconds());
       break;
     }
-    // Adapters that finished loading make their requests schedulable; failed loads fail them.
-    std::vector<std::pair<Sequence*, Status>> failed_loads;
-    for (Sequence* s : std::vector<Sequence*>(scheduler->waiting().begin(), scheduler->waiting().end())) {
-      if (!s->adapter_pending()) continue;
-      if (s->claim->ready()) s->adapter = s->claim->adapter();
-      else if (s->claim->failed()) failed_loads.emplace_back(s, s->claim->error());
-    }
-    for (auto& [s, status] : failed_loads) finish(s, FinishReason::kError, status);
+    resolve_claims();
     now = engine_clock_seconds();
     SchedulerOutput out = scheduler->schedule(now);
     const bool copying = slots->poll(now);  // adapter copies in flight to the device slots (some just begun)

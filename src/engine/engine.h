@@ -3,7 +3,9 @@
 // request. Each step the thread drains the inbox, schedules under a token budget (decodes of running requests
 // first, then chunks of waiting prompts; continuous batching, chunked prefill, preemption by recompute when KV
 // blocks run out), runs the step through the ModelRunner (pack, forward eagerly or by graph, sample on the
-// device), then per request appends tokens, detokenizes, checks stops and pushes an update.
+// device), then per request appends tokens, detokenizes, checks stops and pushes an update. At most one step is
+// in flight; while it runs, the thread polls it (Backend::ops_done) and meanwhile takes arrivals and begins the
+// slot copies of waiting requests (Scheduler::prefetch), so a copy can land before the next step is built.
 #pragma once
 
 #include <cstdint>

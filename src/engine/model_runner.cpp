@@ -206,30 +206,34 @@ Status ModelRunner::launch(std::vector<RunnerSeq>& seqs, const LoraTable* lora) 
   seq_logprobs_.assign(seqs.size(), -1);
   rows_ = 0;
   any_logprobs_ = false;
-  if (logits.rows == 0 || (!any_sample && !any_prompt)) {
-    in_flight_ = true;
-    return Status::ok();
+  if (logits.rows > 0 && (any_sample || any_prompt)) {
+    top_n = std::min(top_n, kMaxTopLogprobs);
+    prompt_top_n = std::min(prompt_top_n, kMaxTopLogprobs);
+    LS_RETURN_IF_ERROR(reserve(logits.rows, std::max(top_n, prompt_top_n)));
+    // Prompt log-probabilities come from the raw logits, before penalties touch them.
+    if (any_prompt) LS_RETURN_IF_ERROR(prompt_logprobs(logits, seqs, packed, prompt_top_n));
+    sample(logits, seqs, packed, padded);
+    if (any_logprobs) {
+      model_->backend().logprobs(logits, static_cast<const int32_t*>(tokens_.data()), top_n,
+                                 static_cast<float*>(logprob_.data()), static_cast<int32_t*>(top_ids_.data()),
+                                 static_cast<float*>(top_logprobs_.data()));
+    }
+    rows_ = logits.rows;
+    top_n_ = top_n;
+    any_logprobs_ = any_logprobs;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      sampled_row_[i] = sampled_row(seqs[i], packed, i, padded);
+      seq_logprobs_[i] = seqs[i].logprobs;
+    }
   }
-  top_n = std::min(top_n, kMaxTopLogprobs);
-  prompt_top_n = std::min(prompt_top_n, kMaxTopLogprobs);
-  LS_RETURN_IF_ERROR(reserve(logits.rows, std::max(top_n, prompt_top_n)));
-  // Prompt log-probabilities come from the raw logits, before penalties touch them.
-  if (any_prompt) LS_RETURN_IF_ERROR(prompt_logprobs(logits, seqs, packed, prompt_top_n));
-  sample(logits, seqs, packed, padded);
-  if (any_logprobs) {
-    model_->backend().logprobs(logits, static_cast<const int32_t*>(tokens_.data()), top_n,
-                               static_cast<float*>(logprob_.data()), static_cast<int32_t*>(top_ids_.data()),
-                               static_cast<float*>(top_logprobs_.data()));
-  }
-  rows_ = logits.rows;
-  top_n_ = top_n;
-  any_logprobs_ = any_logprobs;
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    sampled_row_[i] = sampled_row(seqs[i], packed, i, padded);
-    seq_logprobs_[i] = seqs[i].logprobs;
-  }
+  done_fence_ = model_->backend().ops_fence();
   in_flight_ = true;
   return Status::ok();
+}
+
+bool ModelRunner::step_done() const {
+  LS_CHECK(in_flight_) << "model runner: step_done without a step in flight";
+  return model_->backend().ops_done(done_fence_);
 }
 
 Result<std::vector<RunnerResult>> ModelRunner::collect() {

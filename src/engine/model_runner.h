@@ -82,6 +82,9 @@ class ModelRunner {
   Status launch(std::vector<RunnerSeq>& seqs, const LoraTable* lora);
   Result<std::vector<RunnerResult>> collect();
   bool in_flight() const { return in_flight_; }
+  // Whether the step in flight has finished on the device, so collect() will not wait for it; never waits
+  // (always true on a synchronous backend).
+  bool step_done() const;
 
  private:
   ModelRunner(Transformer& model, KvCache kv) : model_(&model), kv_(std::move(kv)) {}
@@ -92,6 +95,7 @@ class ModelRunner {
 
   // The step in flight: what collect() needs to unpack its outputs.
   bool in_flight_ = false;
+  uint64_t done_fence_ = 0;             // Backend::ops_fence after its last op
   int64_t rows_ = 0;
   int32_t top_n_ = 0;
   bool any_logprobs_ = false;

@@ -120,6 +120,18 @@ void Scheduler::admit_waiting(SchedulerOutput& out, int32_t& budget, double now)
 }
 
 void Scheduler::prefetch_slots(size_t from, bool slot_blocked, SchedulerOutput& out, double now) {
+  // No seat for them now: from here on they wait for one, not for their copies.
+  for (size_t i = from; i < waiting_.size(); ++i) settle_copy_wait(waiting_[i], now);
+  begin_loads_ahead(from, slot_blocked, out, now);
+}
+
+std::vector<std::pair<Sequence*, Status>> Scheduler::prefetch(double now) {
+  SchedulerOutput out;
+  begin_loads_ahead(0, false, out, now);
+  return std::move(out.failed);
+}
+
+void Scheduler::begin_loads_ahead(size_t from, bool slot_blocked, SchedulerOutput& out, double now) {
   if (!slots_) return;
   // Slots referenced by waiting sequences alone: the loads begun ahead of a seat (and the resident adapters
   // kept for the sequences next in line).
@@ -129,7 +141,6 @@ void Scheduler::prefetch_slots(size_t from, bool slot_blocked, SchedulerOutput& 
   int32_t held = 0;
   for (size_t i = 0; i < waiting_.size(); ++i) {
     Sequence* w = waiting_[i];
-    if (i >= from) settle_copy_wait(w, now);  // no seat for it now: from here on it waits for one, not its copy
     if (w->slot >= 0 && !by_running[w->slot] && !by_waiting[w->slot]) {
       by_waiting[w->slot] = 1;
       ++held;

@@ -19,7 +19,9 @@
 // fairness rules, taking slots (and beginning their copies) for those whose adapter is in host memory, so the
 // adapter is usually on the device by the time a seat frees. Bounded: a slot is taken ahead of a seat only
 // while at least as many slots stay unreferenced as waiting sequences hold, and acquire() never evicts a
-// referenced slot, so running sequences and the sequences ahead keep theirs.
+// referenced slot, so running sequences and the sequences ahead keep theirs. The engine also runs this walk from
+// the head of the queue while a step is in flight (prefetch()), for requests that arrived or whose adapter reached
+// host memory meanwhile, so their copies can land before the next step is built.
 // Exposure: the time a sequence was next in line with a seat, budget and KV blocks free and waited only for its
 // slot's copy (summed per sequence from each step that found it so to the next step that looked again,
 // observed when it is admitted): slot_waits().
@@ -61,6 +63,9 @@ class Scheduler {
   void add(Sequence* seq);     // joins the waiting queue (arrival order = id order)
   void remove(Sequence* seq);  // finished or aborted: leaves its queue, frees its blocks and slot
   SchedulerOutput schedule(double now);
+  // The slot prefetch walk (see above) from the head of the waiting queue, between steps' schedules: admits
+  // nothing and leaves the exposure to the next schedule(). Returns the sequences that failed (as out.failed).
+  std::vector<std::pair<Sequence*, Status>> prefetch(double now);
 
   const std::vector<Sequence*>& running() const { return running_; }
   const std::deque<Sequence*>& waiting() const { return waiting_; }
@@ -75,8 +80,10 @@ class Scheduler {
   bool reserve_or_preempt(Sequence* seq, int32_t tokens, SchedulerOutput& out, int32_t& budget);
   void preempt(Sequence* victim, SchedulerOutput& out, int32_t& budget);
   void admit_waiting(SchedulerOutput& out, int32_t& budget, double now);
-  // Slot loads begun ahead of a seat for the waiting sequences from position `from` on (see above).
+  // No seat for the waiting sequences from position `from` on this step: their copy waits are settled, and slot
+  // loads are begun ahead of a seat for them (begin_loads_ahead).
   void prefetch_slots(size_t from, bool slot_blocked, SchedulerOutput& out, double now);
+  void begin_loads_ahead(size_t from, bool slot_blocked, SchedulerOutput& out, double now);
   // waiting_[i] takes its adapter's slot under the fairness rules: kSkip leaves it waiting (slot_blocked set when
   // its adapter could get no slot), kFailed has erased it into out.failed.
   enum class SlotTake { kHeld, kSkip, kFailed };

@@ -185,8 +185,29 @@ Status LoraSlots::begin_load(int32_t slot, const StagedAdapter& staged) {
   Slot& s = slots_[slot];
   s.range = range;
   s.loaded = true;
-  s.fence = last_fence_ = backend_->copy_beside(copies.data(), copies.size());
+  s.after_ops = read_by_running_step(slot, range);
+  s.fence = last_fence_ = backend_->copy_beside(copies.data(), copies.size(),
+                                                s.after_ops ? Backend::CopyAfter::kOps : Backend::CopyAfter::kCopies);
   return Status::ok();
+}
+
+bool LoraSlots::read_by_running_step(int32_t slot, Range rows) const {
+  if (!tracking_ || slots_[slot].read > steps_done_) return true;
+  for (const auto& [r, step] : read_rows_)
+    if (step > steps_done_ && r.offset < rows.offset + rows.rows && rows.offset < r.offset + r.rows) return true;
+  return false;
+}
+
+void LoraSlots::note_read(int32_t slot, uint64_t step) {
+  LS_CHECK(slot >= 0 && slot < num_slots_) << "slot out of range";
+  slots_[slot].read = std::max(slots_[slot].read, step);
+}
+
+void LoraSlots::steps_done(uint64_t step) {
+  steps_done_ = std::max(steps_done_, step);
+  read_rows_.erase(std::remove_if(read_rows_.begin(), read_rows_.end(),
+                                  [this](const std::pair<Range, uint64_t>& r) { return r.second <= steps_done_; }),
+                   read_rows_.end());
 }
 
 bool LoraSlots::is_ready(int32_t slot) {
@@ -232,7 +253,8 @@ Status LoraSlots::load_random(int32_t slot, int64_t rank, uint64_t seed) {
   Slot& st = slots_[slot];
   st.range = range;
   st.loaded = true;
-  st.fence = last_fence_ = backend_->copy_beside(copies.data(), copies.size());
+  st.after_ops = true;  // the fills are ops
+  st.fence = last_fence_ = backend_->copy_beside(copies.data(), copies.size(), Backend::CopyAfter::kOps);
   backend_->wait_copies(st.fence);
   return Status::ok();
 }
@@ -242,7 +264,10 @@ void LoraSlots::clear(int32_t slot) {
   Slot& s = slots_[slot];
   if (!s.loaded) return;
   free_range(s.range);
+  if (s.read > steps_done_) read_rows_.emplace_back(s.range, s.read);
+  const uint64_t read = s.read;
   s = Slot{};
+  s.read = read;
   // Host mirror only: no step may name an empty slot (pack_batch and the engine check occupied()), so the device
   // entries may keep pointing into the freed range until the next load of this slot overwrites them.
   auto* r = static_cast<int32_t*>(host_ranks_.data());

@@ -14,16 +14,25 @@
 // Loads. stage() turns a host adapter into one host buffer in compute dtype, laid out module by module as the
 // arenas take it (pinned on CUDA; do it once, when the adapter enters the host cache). begin_load(slot, staged)
 // takes a rank range and queues the copies of every A and B and of the slot's table entries on the backend's copy
-// queue beside the ops (Backend::copy_beside): the host does not wait, running steps keep running, and the copies
-// start only after the ops already enqueued, which may still read the range's previous owner. is_ready(slot)
+// queue beside the ops (Backend::copy_beside): the host does not wait, running steps keep running. is_ready(slot)
 // polls them; a slot is occupied (usable by a step) from the first step built after is_ready said true, so
 // adapter loads never stall the batch. load() stages, begins and waits (tools and tests). stage() only reads
 // the adapter and writes host memory it allocates (Backend::allocate_host, stage_lora), so it may run on any
 // thread (the adapter catalog's loaders call it); everything else is owned by the engine thread.
+//
+// Copy order. A load overwrites its rank rows (which may be rows other slots gave up) and the slot's table
+// entries; a step queued before it may still read them (the range's previous owner, or the slot's previous
+// adapter, for a request aborted while its step runs). So the copies start after the ops already enqueued
+// (CopyAfter::kOps), unless the owner tracks which steps may read what (track_reads: the engine, through
+// AdapterSlots): then they do only when a step not yet done may read what they overwrite, and otherwise start at
+// once beside it (kCopies). A step reads only the slots its batch names (the lora op reads the table entries of
+// its segments' slots and their rows below the rank), so each slot carries the last step that named it, and rows
+// freed carry their slot's step until that step is done.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
@@ -71,6 +80,15 @@ class LoraSlots final : public LoraTable {
   // Empties the slot and frees its rank range (the engine clears only slots no queued step uses).
   void clear(int32_t slot);
 
+  // Read tracking (see the top). track_reads() turns it on: from then on the owner calls note_read(slot, step)
+  // before queueing step `step` (numbered from 1, ascending) for each slot the step names, and steps_done(step)
+  // once every step up to `step` has finished on the device.
+  void track_reads() { tracking_ = true; }
+  void note_read(int32_t slot, uint64_t step);
+  void steps_done(uint64_t step);
+  // Whether the slot's last load waited for the ops enqueued before it (CopyAfter::kOps).
+  bool loaded_after_ops(int32_t slot) const { return slots_[slot].after_ops; }
+
   // Rank rows the slot's adapter holds (0: empty).
   int64_t rows(int32_t slot) const { return slots_[slot].loaded ? slots_[slot].range.rows : 0; }
   bool occupied(int32_t slot) const override;
@@ -82,9 +100,13 @@ class LoraSlots final : public LoraTable {
   };
   struct Slot {
     Range range{0, 0};
-    bool loaded = false;  // holds an adapter (its copies may still run)
-    uint64_t fence = 0;   // the copies of its last load
+    bool loaded = false;     // holds an adapter (its copies may still run)
+    uint64_t fence = 0;      // the copies of its last load
+    bool after_ops = false;  // they waited for the ops
+    uint64_t read = 0;       // the last step that named the slot (kept when it is cleared: its table entries)
   };
+  // Whether a step not yet done may read the slot's table entries or any of `rows` (always, untracked).
+  bool read_by_running_step(int32_t slot, Range rows) const;
   LoraSlots(Backend& backend, const ModelConfig& model, int32_t num_slots, int64_t rank_capacity);
   size_t table(int64_t layer, int m) const { return static_cast<size_t>(layer * kNumLoraModules + m); }
   Result<Range> take_range(int64_t rows);
@@ -109,6 +131,9 @@ class LoraSlots final : public LoraTable {
   Buffer device_ranks_;
   std::vector<int32_t> max_ranks_;      // [table]
   uint64_t last_fence_ = 0;             // of the last copies queued (fences are ordered)
+  bool tracking_ = false;
+  uint64_t steps_done_ = 0;
+  std::vector<std::pair<Range, uint64_t>> read_rows_;  // freed rows and the step that may still read them
 };
 
 }  // namespace ls

@@ -16,7 +16,7 @@ LongCopy::LongCopy(Backend& backend, size_t bytes)
   block.dst = dst.data();
   block.src = src.data();
   block.width = bytes;
-  fence = backend.copy_beside(&block, 1);
+  fence = backend.copy_beside(&block, 1, Backend::CopyAfter::kOps);
 }
 
 namespace {

@@ -96,10 +96,10 @@ Result<Buffer> CpuBackend::allocate(size_t bytes) {
 
 void CpuBackend::copy_to_device(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 
-uint64_t CpuBackend::copy_beside(const HostCopy* copies, size_t n) {
+uint64_t CpuBackend::copy_beside(const HostCopy* copies, size_t n, CopyAfter after) {
   // The worker runs Backend's synchronous row-by-row copy (copy_to_device is a memcpy here).
-  return copies_.post([this, batch = std::vector<HostCopy>(copies, copies + n)] {
-    Backend::copy_beside(batch.data(), batch.size());
+  return copies_.post([this, after, batch = std::vector<HostCopy>(copies, copies + n)] {
+    Backend::copy_beside(batch.data(), batch.size(), after);
   });
 }
 void CpuBackend::copy_to_host(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }

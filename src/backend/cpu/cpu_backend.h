@@ -68,9 +68,10 @@ class CpuBackend final : public Backend {
   void logprobs(Tensor logits, const int32_t* targets, int32_t top_n, float* logprob, int32_t* top_ids,
                 float* top_logprobs) override;
   // Copies beside the ops run in order on one worker thread. CPU ops are synchronous, so every op enqueued before
-  // copy_beside has finished when it is called; later ops do not read what the copies write until copies_done
-  // says so (LoraSlots). An 8B-shaped adapter's tens of MB thus leave the engine thread.
-  uint64_t copy_beside(const HostCopy* copies, size_t n) override;
+  // copy_beside has finished when it is called (whatever `after` says); later ops do not read what the copies
+  // write until copies_done says so (LoraSlots). An 8B-shaped adapter's tens of MB thus leave the engine thread.
+  // ops_fence / ops_done: Backend's (always done).
+  uint64_t copy_beside(const HostCopy* copies, size_t n, CopyAfter after) override;
   bool copies_done(uint64_t fence) override { return copies_.done(fence); }
   void wait_copies(uint64_t fence) override { copies_.wait(fence); }
 

@@ -82,8 +82,6 @@ CudaBackend::~CudaBackend() {
   params_upload_ = cuda::StagedUpload();
   penalty_upload_ = cuda::StagedUpload();
   if (copy_stream_) cudaStreamSynchronize(copy_stream_);
-  for (auto& f : fences_) cudaEventDestroy(f.second);
-  for (cudaEvent_t e : spare_events_) cudaEventDestroy(e);
   if (ops_mark_) cudaEventDestroy(ops_mark_);
   if (copy_stream_) cudaStreamDestroy(copy_stream_);
   if (stream_) cudaStreamDestroy(stream_);
@@ -188,11 +186,14 @@ Result<Buffer> CudaBackend::allocate_host(size_t bytes) {
   return Buffer(p, bytes, [](void* q) { cudaFreeHost(q); });
 }
 
-uint64_t CudaBackend::copy_beside(const HostCopy* copies, size_t n) {
+uint64_t CudaBackend::copy_beside(const HostCopy* copies, size_t n, CopyAfter after) {
   LS_CHECK(!capturing_) << "cuda backend: copy_beside while capturing a graph";
-  // The copies go after every op queued so far (they may overwrite what those ops read); later ops never wait.
-  LS_CUDA_CHECK(cudaEventRecord(ops_mark_, stream_));
-  LS_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, ops_mark_, 0));
+  // kOps: the copies go after every op queued so far (they may overwrite what those ops read). Either way they go
+  // after the copies queued before (one stream), and later ops never wait for them.
+  if (after == CopyAfter::kOps) {
+    LS_CUDA_CHECK(cudaEventRecord(ops_mark_, stream_));
+    LS_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, ops_mark_, 0));
+  }
   for (size_t i = 0; i < n; ++i) {
     const HostCopy& c = copies[i];
     if (c.width == 0 || c.rows == 0) continue;
@@ -203,36 +204,50 @@ uint64_t CudaBackend::copy_beside(const HostCopy* copies, size_t n) {
                                       copy_stream_));
     }
   }
+  return copy_fences_.record(copy_stream_);
+}
+
+uint64_t CudaBackend::ops_fence() {
+  LS_CHECK(!capturing_) << "cuda backend: ops_fence while capturing a graph";
+  return op_fences_.record(stream_);
+}
+
+CudaBackend::StreamFences::~StreamFences() {
+  for (auto& f : pending_) cudaEventDestroy(f.second);
+  for (cudaEvent_t e : spare_) cudaEventDestroy(e);
+}
+
+uint64_t CudaBackend::StreamFences::record(cudaStream_t stream) {
   cudaEvent_t e = nullptr;
-  if (!spare_events_.empty()) {
-    e = spare_events_.back();
-    spare_events_.pop_back();
+  if (!spare_.empty()) {
+    e = spare_.back();
+    spare_.pop_back();
   } else {
     LS_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   }
-  LS_CUDA_CHECK(cudaEventRecord(e, copy_stream_));
-  fences_.emplace_back(++last_fence_, e);
-  return last_fence_;
+  LS_CUDA_CHECK(cudaEventRecord(e, stream));
+  pending_.emplace_back(++last_, e);
+  return last_;
 }
 
-bool CudaBackend::copies_done(uint64_t fence) {
-  while (!fences_.empty() && fence > done_fence_) {
-    const cudaError_t err = cudaEventQuery(fences_.front().second);
+bool CudaBackend::StreamFences::done(uint64_t fence) {
+  while (!pending_.empty() && fence > done_) {
+    const cudaError_t err = cudaEventQuery(pending_.front().second);
     if (err == cudaErrorNotReady) break;
     LS_CUDA_CHECK(err);
-    done_fence_ = fences_.front().first;
-    spare_events_.push_back(fences_.front().second);
-    fences_.pop_front();
+    done_ = pending_.front().first;
+    spare_.push_back(pending_.front().second);
+    pending_.pop_front();
   }
-  return fence <= done_fence_;
+  return fence <= done_;
 }
 
-void CudaBackend::wait_copies(uint64_t fence) {
-  for (const auto& f : fences_) {
+void CudaBackend::StreamFences::wait(uint64_t fence) {
+  for (const auto& f : pending_) {
     if (f.first > fence) break;
     LS_CUDA_CHECK(cudaEventSynchronize(f.second));
   }
-  copies_done(fence);
+  done(fence);
 }
 
 float* CudaBackend::scratch(Buffer& buffer, size_t n) {

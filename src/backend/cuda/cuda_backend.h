@@ -60,9 +60,11 @@ class CudaBackend final : public Backend {
                 float* top_logprobs) override;
 
   Result<Buffer> allocate_host(size_t bytes) override;
-  uint64_t copy_beside(const HostCopy* copies, size_t n) override;
-  bool copies_done(uint64_t fence) override;
-  void wait_copies(uint64_t fence) override;
+  uint64_t copy_beside(const HostCopy* copies, size_t n, CopyAfter after) override;
+  bool copies_done(uint64_t fence) override { return copy_fences_.done(fence); }
+  void wait_copies(uint64_t fence) override { copy_fences_.wait(fence); }
+  uint64_t ops_fence() override;
+  bool ops_done(uint64_t fence) override { return op_fences_.done(fence); }
 
   bool supports_graphs() const override { return true; }
   Status begin_capture() override;
@@ -99,13 +101,28 @@ class CudaBackend final : public Backend {
   Buffer skinny_accumulator_; // skinny GEMM split-K partial sums
   Buffer lora_scratch_;       // LoRA shrink partial sums
   std::vector<Buffer> retired_scratch_;  // outgrown scratch, kept: graphs recorded earlier still point at it
-  // The copy queue beside the ops (copy_beside): its stream, the event that orders it after the ops, and the
-  // fences in flight (ascending), with spare events.
+  // Fences in one stream's order: events recorded on it, numbered ascending, those in flight kept in order (an
+  // event done means every one before it is), with spare events for reuse.
+  class StreamFences {
+   public:
+    StreamFences() = default;
+    StreamFences(const StreamFences&) = delete;
+    StreamFences& operator=(const StreamFences&) = delete;
+    ~StreamFences();
+    uint64_t record(cudaStream_t stream);  // after the work queued on `stream` so far
+    bool done(uint64_t fence);
+    void wait(uint64_t fence);
+
+   private:
+    std::deque<std::pair<uint64_t, cudaEvent_t>> pending_;
+    std::vector<cudaEvent_t> spare_;
+    uint64_t last_ = 0, done_ = 0;
+  };
+  // The copy queue beside the ops (copy_beside): its stream, the event that orders copies after the ops when
+  // asked, and its fences; the fences of the op stream (ops_fence).
   cudaStream_t copy_stream_ = nullptr;
   cudaEvent_t ops_mark_ = nullptr;
-  std::deque<std::pair<uint64_t, cudaEvent_t>> fences_;
-  std::vector<cudaEvent_t> spare_events_;
-  uint64_t last_fence_ = 0, done_fence_ = 0;
+  StreamFences copy_fences_, op_fences_;
 };
 
 // The backend as a CudaBackend, or null when it is another backend.
