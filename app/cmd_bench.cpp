@@ -39,7 +39,7 @@ struct BenchArgs {
   bool breakdown = true;
   int32_t lora_rank = 16;  // 0: no adapter measurements
 
-  BackendOptions backend;  // --gemv, --skinny, --decode-attention, --pdl, --gemm-tune fill backend.cuda
+  BackendOptions backend;  // --gemv, --skinny, --decode-attention, --pdl, --gemm-tune, --lora-* fill backend.cuda
 };
 
 int fail(const std::string& message) {
@@ -417,6 +417,14 @@ int run_bench(const BenchArgs& a) {
       run.decode(small, false);
       cb->set_options(chosen);
     }
+    if (run.lora && (chosen.lora_overlap || chosen.lora_bulk_expand)) {
+      CudaBackendOptions other = chosen;
+      other.lora_overlap = other.lora_bulk_expand = false;
+      cb->set_options(other);
+      std::printf("\nthe same with the LoRA shrink after its projection and the mma expand for decode steps:");
+      run.decode(*batches, true);
+      cb->set_options(chosen);
+    }
     if (!large.empty()) {
       using Skinny = CudaBackendOptions::Skinny;
       const bool off = chosen.skinny == Skinny::kOff;
@@ -468,6 +476,11 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
                  "cuda: cuBLASLt plan choice (cold: timed on cold L2, warm: timed on warm L2, off: heuristic)")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, Tune>{{"cold", Tune::kCold}, {"warm", Tune::kWarm}, {"off", Tune::kOff}}));
+  cmd.add_option("--lora-overlap", o.lora_overlap, "cuda: LoRA shrink on a graph branch beside its projection (on, off)")
+      ->transform(CLI::CheckedTransformer(on_off));
+  cmd.add_option("--lora-bulk-expand", o.lora_bulk_expand,
+                 "cuda: decode steps' LoRA expand from bulk copies of B (on, off: the mma expand)")
+      ->transform(CLI::CheckedTransformer(on_off));
 }
 
 }  // namespace

@@ -152,6 +152,13 @@ class Backend {
   virtual void lora_group(const BatchMeta& batch, Tensor x, const LoraModuleWeights* weights, const Tensor* ys, int n) {
     for (int i = 0; i < n; ++i) lora(batch, x, weights[i], ys[i]);
   }
+  // out = x weight^T (+ bias), then ys[i] += B_i(A_i x) as lora_group, where the ys are column slices of out: a
+  // projection and the LoRA of its modules (n may be 0) in one call, so a backend may run the LoRA beside it.
+  virtual void linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor out,
+                           const LoraModuleWeights* lora, const Tensor* ys, int n) {
+    linear(x, weight, bias, out);
+    if (n > 0) lora_group(batch, x, lora, ys, n);
+  }
   // out[i] = src[batch.logit_rows[i]]
   virtual void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) = 0;
   // tokens[r] = argmax over logits row r (float32 logits); tokens in backend memory.
@@ -234,6 +241,8 @@ struct CudaBackendOptions {
   // cuBLASLt plan choice per shape: its candidates timed with L2 swept cold (as decode steps see their weights),
   // timed on warm L2, or the heuristic's first without timing.
   GemmTune gemm_tune = GemmTune::kCold;
+  bool lora_overlap = true;      // a projection's LoRA shrink on a second branch beside it (linear_lora)
+  bool lora_bulk_expand = true;  // decode steps' LoRA expand streams B by bulk copies (else the mma expand)
 };
 
 // Every setting of a backend, in one place: the command line and the benchmarks fill it, nothing reads the

@@ -1,7 +1,6 @@
 // transformer.cpp: model loading and the forward pass. Per layer: RMSNorm (fused with the residual add), fused
-// QKV projection (+bias) plus the q/k/v LoRA into their column slices (one lora_group), RoPE, KV write, paged
-// attention, output projection (+LoRA), RMSNorm, fused gate/up (+LoRA, one lora_group), SiLU-mul, down
-// projection (+LoRA).
+// QKV projection (+bias) with the q/k/v LoRA into its column slices (one linear_lora), RoPE, KV write, paged
+// attention, output projection (+LoRA), RMSNorm, fused gate/up (+LoRA), SiLU-mul, down projection (+LoRA).
 #include "model/transformer.h"
 
 #include <cmath>
@@ -58,19 +57,20 @@ Status Transformer::reserve_workspace(ForwardWorkspace& w, int64_t num_tokens, i
 
 namespace {
 
-// The LoRA deltas of up to three modules that read the same x, in one backend call; modules that no resident
-// adapter targets are left out.
-void apply_lora(Backend& b, const BatchMeta& meta, const LoraTable* lora, int64_t layer,
-                std::initializer_list<std::pair<LoraModule, Tensor>> targets, Tensor x) {
-  if (!lora || !meta.has_lora) return;
+// The projection out = x W^T + bias and the LoRA deltas of the modules (up to three, column slices of out) that
+// read its x, in one backend call; modules that no resident adapter targets are left out.
+void linear_lora(Backend& b, const BatchMeta& meta, const LoraTable* lora, int64_t layer, Tensor x, Tensor weight,
+                 Tensor bias, Tensor out, std::initializer_list<std::pair<LoraModule, Tensor>> targets) {
   LoraModuleWeights w[3];
   Tensor ys[3];
   int n = 0;
-  for (const auto& [m, y] : targets) {
-    w[n] = lora->module(layer, m);
-    if (w[n].max_rank > 0) ys[n++] = y;
+  if (lora && meta.has_lora) {
+    for (const auto& [m, y] : targets) {
+      w[n] = lora->module(layer, m);
+      if (w[n].max_rank > 0) ys[n++] = y;
+    }
   }
-  if (n > 0) b.lora_group(meta, x, w, ys, n);
+  b.linear_lora(meta, x, weight, bias, out, w, ys, n);
 }
 
 }  // namespace
@@ -91,31 +91,27 @@ void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv,
   } else {
     b.add_rms_norm(residual, proj, w.input_norm, static_cast<float>(c.rms_norm_eps), x);
   }
-  b.linear(x, w.qkv, w.qkv_bias, qkv);
   Tensor tq = qkv.col_slice(0, q), tk = qkv.col_slice(q, kvs), tv = qkv.col_slice(q + kvs, kvs);
-  apply_lora(b, meta, lora, l, {{LoraModule::kQ, tq}, {LoraModule::kK, tk}, {LoraModule::kV, tv}}, x);
+  linear_lora(b, meta, lora, l, x, w.qkv, w.qkv_bias, qkv, {{LoraModule::kQ, tq}, {LoraModule::kK, tk}, {LoraModule::kV, tv}});
   b.rope_kv_write(meta, tq, tk, tv, static_cast<const float*>(inv_freq_.data()), c.head_dim, kv.layer(l));
   AttentionParams params;
   params.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   params.num_heads = c.num_heads;
   params.sliding_window = c.sliding_window;
   b.attention(meta, tq, kv.layer(l), params, attn);
-  b.linear(attn, w.o, w.o_bias, proj);
-  apply_lora(b, meta, lora, l, {{LoraModule::kO, proj}}, attn);
+  linear_lora(b, meta, lora, l, attn, w.o, w.o_bias, proj, {{LoraModule::kO, proj}});
 
   b.add_rms_norm(residual, proj, w.post_attention_norm, static_cast<float>(c.rms_norm_eps), x);
   const bool gate_up_lora = lora && meta.has_lora &&
                             (lora->module(l, LoraModule::kGate).max_rank > 0 || lora->module(l, LoraModule::kUp).max_rank > 0);
   if (gate_up_lora) {  // the adapters' deltas join the product before the activation
-    b.linear(x, w.gate_up, w.gate_up_bias, gate_up);
-    apply_lora(b, meta, lora, l,
-               {{LoraModule::kGate, gate_up.col_slice(0, inter)}, {LoraModule::kUp, gate_up.col_slice(inter, inter)}}, x);
+    linear_lora(b, meta, lora, l, x, w.gate_up, w.gate_up_bias, gate_up,
+                {{LoraModule::kGate, gate_up.col_slice(0, inter)}, {LoraModule::kUp, gate_up.col_slice(inter, inter)}});
     b.silu_mul(gate_up, act);
   } else {
     b.linear_silu_mul(x, w.gate_up, w.gate_up_bias, gate_up, act);
   }
-  b.linear(act, w.down, w.down_bias, proj);
-  apply_lora(b, meta, lora, l, {{LoraModule::kDown, proj}}, act);
+  linear_lora(b, meta, lora, l, act, w.down, w.down_bias, proj, {{LoraModule::kDown, proj}});
 }
 
 Result<Tensor> Transformer::forward_device(const ForwardBatch& batch, KvCache& kv, const LoraTable* lora,

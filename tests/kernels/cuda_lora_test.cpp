@@ -3,10 +3,13 @@
 //    random order, so one adapter's tokens form several segments) use slots of ranks 1, 4, 16, 64, 128, 5 and 24,
 //    a rank-0 slot and no adapter, into column slices of wider outputs;
 //  - lora_group: q/k/v into the column slices of one fused output and gate/up, in one call;
+//  - decode steps (a token per segment: the bulk-copy expand) as well as prefill chunks (the mma expand);
+//  - linear_lora: the projection and its LoRA, the shrink beside it on a second stream, and in line;
 //  - LoraSlots: adapters of mixed ranks staged, loaded beside the ops (polled with is_ready), cleared and
 //    reloaded into freed ranges, run through the op against the CPU backend's LoraSlots; out-of-capacity errors.
 // Deltas are compared (they are small next to y); rows without an adapter must stay bit-identical.
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <thread>
 
@@ -68,13 +71,14 @@ SlotTables make_slots(BackendPair& p, std::mt19937& rng, const std::vector<int32
   return t;
 }
 
-// Sequences of random lengths (a third single decode tokens) and slots (-1 .. num_slots - 1), in random order.
-ForwardBatch random_batch(std::mt19937& rng, int32_t total, int32_t num_slots) {
+// Sequences of random lengths (a third single decode tokens; with `decode`, all of them) and slots (-1 ..
+// num_slots - 1), in random order. Decode steps take the bulk-copy expand (a segment per one or two tokens).
+ForwardBatch random_batch(std::mt19937& rng, int32_t total, int32_t num_slots, bool decode = false) {
   ForwardBatch fb;
   int32_t left = total;
   while (left > 0) {
     SequenceStep s;
-    const int32_t n = rng() % 3 == 0 ? 1 : std::min<int32_t>(left, 1 + static_cast<int32_t>(rng() % 40));
+    const int32_t n = decode || rng() % 3 == 0 ? 1 : std::min<int32_t>(left, 1 + static_cast<int32_t>(rng() % 40));
     s.tokens.assign(std::min(n, left), 1);
     s.block_table = {0, 0, 0};
     s.lora_slot = static_cast<int32_t>(rng() % (num_slots + 1)) - 1;
@@ -106,9 +110,10 @@ TEST_F(CudaLora, MixedRanksMatchCpu) {
   const std::vector<int32_t> ranks = {1, 4, 16, 64, 128, 0, 5, 24};
   for (auto [in, out] : {std::pair<int64_t, int64_t>{64, 96}, {4096, 1024}, {200, 14336}, {1024, 8}}) {
     SlotTables slots = make_slots(p_, rng_, ranks, in, out);
-    for (int32_t total : {1, 7, 99, 513}) {
+    for (auto [total, decode] : {std::pair{1, true}, {7, false}, {7, true}, {99, false}, {99, true}, {513, false},
+                                 {513, true}}) {
       if (in * out > 4096 * 1024 && total > 99) continue;  // the CPU twin's time
-      Meta m = meta(random_batch(rng_, total, 8), 16, 1, 10, static_cast<int32_t>(ranks.size()));
+      Meta m = meta(random_batch(rng_, total, 8, decode), 16, 1, 10, static_cast<int32_t>(ranks.size()));
       Twin x = make_twin(p_, total, in, rng_, -1, 1, in + 8, 8);
       Twin y = make_twin(p_, total, out, rng_, -kY, kY, out + 24, 16);  // a slice, as q/k/v of the fused QKV
       p_.cpu->lora(m.packed.meta, x.cpu, slots.cpu, y.cpu);
@@ -116,8 +121,9 @@ TEST_F(CudaLora, MixedRanksMatchCpu) {
       const std::vector<float> cpu = download(*p_.cpu, y.cpu), gpu = download(*p_.gpu, y.gpu);
       const double err = rel_error(delta(gpu, y.host), delta(cpu, y.host));
       EXPECT_LT(err, kDeltaTol) << "in " << in << " out " << out << " tokens " << total;
-      std::printf("lora in %5lld out %5lld tokens %3d segments %3d: delta rel error %.2e\n", static_cast<long long>(in),
-                  static_cast<long long>(out), total, m.packed.meta.num_lora_segments, err);
+      std::printf("lora in %5lld out %5lld tokens %3d segments %3d%s: delta rel error %.2e\n",
+                  static_cast<long long>(in), static_cast<long long>(out), total, m.packed.meta.num_lora_segments,
+                  decode ? " (decode)" : "", err);
       expect_untouched(m, ranks, gpu, y.host, out);
     }
   }
@@ -129,14 +135,14 @@ TEST_F(CudaLora, GroupsMatchCpu) {
   SCOPED_TRACE(trace());
   const int64_t in = 512, q = 512, kv = 128, inter = 1408;
   const std::vector<std::vector<int32_t>> ranks = {{8, 16, 0, 32}, {8, 3, 16, 32}, {8, 16, 0, 64}};
-  for (int32_t total : {1, 7, 99, 513}) {
+  for (auto [total, decode] : {std::pair{1, true}, {7, false}, {99, false}, {99, true}, {513, false}, {513, true}}) {
     for (auto outs : {std::vector<int64_t>{q, kv, kv}, std::vector<int64_t>{inter, inter}}) {
       const auto n = static_cast<int>(outs.size());
       int64_t width = 0;
       for (int64_t o : outs) width += o;
       std::vector<SlotTables> slots;
       for (int i = 0; i < n; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], in, outs[i]));
-      Meta m = meta(random_batch(rng_, total, 4), 16, 1, 10, 4);
+      Meta m = meta(random_batch(rng_, total, 4, decode), 16, 1, 10, 4);
       Twin x = make_twin(p_, total, in, rng_);
       Twin y = make_twin(p_, total, width, rng_, -kY, kY);
       LoraModuleWeights cw[3], gw[3];
@@ -152,7 +158,47 @@ TEST_F(CudaLora, GroupsMatchCpu) {
       p_.cpu->lora_group(m.packed.meta, x.cpu, cw, cy, n);
       p_.gpu->lora_group(m.gpu, x.gpu, gw, gy, n);
       const std::vector<float> cpu = download(*p_.cpu, y.cpu), gpu = download(*p_.gpu, y.gpu);
-      EXPECT_LT(rel_error(delta(gpu, y.host), delta(cpu, y.host)), kDeltaTol) << n << " modules, tokens " << total;
+      EXPECT_LT(rel_error(delta(gpu, y.host), delta(cpu, y.host)), kDeltaTol)
+          << n << " modules, tokens " << total << (decode ? " (decode)" : "");
+    }
+  }
+}
+
+// linear_lora: the projection with the q/k/v LoRA into its column slices, the shrink on the side branch (and
+// with it off, in line), against the CPU's linear then lora_group; decode steps and prefill chunks.
+TEST_F(CudaLora, LinearLoraMatchesCpu) {
+  SCOPED_TRACE(trace());
+  const int64_t in = 512, q = 512, kv = 128, width = q + 2 * kv;
+  const std::vector<std::vector<int32_t>> ranks = {{8, 16, 0, 32}, {8, 3, 16, 32}, {8, 16, 0, 64}};
+  const int64_t outs[3] = {q, kv, kv};
+  std::vector<SlotTables> slots;
+  for (int i = 0; i < 3; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], in, outs[i]));
+  const float bound = 1.0f / std::sqrt(static_cast<float>(in));
+  Twin w = make_twin(p_, width, in, rng_, -bound, bound);
+  for (bool overlap : {true, false}) {
+    set_cuda_options([&](CudaBackendOptions& o) { o.lora_overlap = overlap; });
+    for (auto [total, decode] : {std::pair{1, true}, {64, true}, {99, false}}) {
+      Meta m = meta(random_batch(rng_, total, 4, decode), 16, 1, 10, 4);
+      Twin x = make_twin(p_, total, in, rng_);
+      Twin y = make_twin(p_, total, width, rng_), base = make_twin(p_, total, width, rng_);
+      p_.cpu->linear(x.cpu, w.cpu, Tensor(), base.cpu);
+      p_.gpu->linear(x.gpu, w.gpu, Tensor(), base.gpu);
+      LoraModuleWeights cw[3], gw[3];
+      Tensor cy[3], gy[3];
+      int64_t col = 0;
+      for (int i = 0; i < 3; ++i) {
+        cw[i] = slots[i].cpu;
+        gw[i] = slots[i].gpu;
+        cy[i] = y.cpu.col_slice(col, outs[i]);
+        gy[i] = y.gpu.col_slice(col, outs[i]);
+        col += outs[i];
+      }
+      p_.cpu->linear_lora(m.packed.meta, x.cpu, w.cpu, Tensor(), y.cpu, cw, cy, 3);
+      p_.gpu->linear_lora(m.gpu, x.gpu, w.gpu, Tensor(), y.gpu, gw, gy, 3);
+      // The LoRA part: the output less the projection alone (a delta lost to a race would show whole).
+      const double err = rel_error(delta(download(*p_.gpu, y.gpu), download(*p_.gpu, base.gpu)),
+                                   delta(download(*p_.cpu, y.cpu), download(*p_.cpu, base.cpu)));
+      EXPECT_LT(err, kDeltaTol) << "tokens " << total << (overlap ? ", overlapped" : ", in line");
     }
   }
 }

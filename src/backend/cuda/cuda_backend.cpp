@@ -53,8 +53,11 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const CudaBackendOption
   b->options_ = options;
   if (cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking) != cudaSuccess ||
       cudaStreamCreateWithFlags(&b->copy_stream_, cudaStreamNonBlocking) != cudaSuccess ||
-      cudaEventCreateWithFlags(&b->ops_mark_, cudaEventDisableTiming) != cudaSuccess)
+      cudaEventCreateWithFlags(&b->ops_mark_, cudaEventDisableTiming) != cudaSuccess ||
+      cudaStreamCreateWithFlags(&b->side_stream_, cudaStreamNonBlocking) != cudaSuccess)
     return unavailable("cudaStreamCreate failed");
+  for (cudaEvent_t* e : {&b->fork_event_, &b->join_event_})
+    if (cudaEventCreateWithFlags(e, cudaEventDisableTiming) != cudaSuccess) return unavailable("cudaEventCreate failed");
   LS_ASSIGN_OR_RETURN(b->gemm_, cuda::CudaGemm::create(b->stream_, kGemmWorkspaceBytes, options.gemm_tune));
   LS_ASSIGN_OR_RETURN(b->batch_upload_, cuda::StagedUpload::create(kBatchArenaBytes));
   LS_ASSIGN_OR_RETURN(b->params_upload_, cuda::StagedUpload::create(kParamsArenaBytes));
@@ -83,6 +86,10 @@ CudaBackend::~CudaBackend() {
   penalty_upload_ = cuda::StagedUpload();
   if (copy_stream_) cudaStreamSynchronize(copy_stream_);
   if (ops_mark_) cudaEventDestroy(ops_mark_);
+  if (side_stream_) cudaStreamSynchronize(side_stream_);
+  for (cudaEvent_t e : {fork_event_, join_event_})
+    if (e) cudaEventDestroy(e);
+  if (side_stream_) cudaStreamDestroy(side_stream_);
   if (copy_stream_) cudaStreamDestroy(copy_stream_);
   if (stream_) cudaStreamDestroy(stream_);
 }

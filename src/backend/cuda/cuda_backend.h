@@ -1,7 +1,8 @@
 // cuda_backend.h: CudaBackend, the GPU backend: bf16 weights and activations, fp32 accumulation and softmax,
 // fp32 logits. Every op is queued on one stream (the projections through cuBLASLt or, for 1-4 rows, our
-// weight-streaming GEMV; everything else through kernels/), batch metadata arrives through one pinned staging
-// copy, and ops can be recorded into CUDA graphs. make_cuda_backend fails with kUnavailable without a GPU.
+// weight-streaming GEMV; everything else through kernels/), except that a LoRA shrink runs on a side branch beside
+// its projection (linear_lora); batch metadata arrives through one pinned staging copy, and ops can be recorded
+// into CUDA graphs. make_cuda_backend fails with kUnavailable without a GPU.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -14,6 +15,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_gemm.h"
 #include "backend/cuda/cuda_staging.h"
+#include "backend/cuda/kernels/lora.h"
 #include "backend/cuda/kernels/stream.h"
 
 namespace ls {
@@ -52,6 +54,8 @@ class CudaBackend final : public Backend {
   void lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights& weights, Tensor y) override;
   void lora_group(const BatchMeta& batch, Tensor x, const LoraModuleWeights* weights, const Tensor* ys,
                   int n) override;
+  void linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor out,
+                   const LoraModuleWeights* lora, const Tensor* ys, int n) override;
   void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) override;
   void argmax(Tensor logits, int32_t* tokens) override;
   void sample(Tensor logits, const SamplingParams* params, int32_t* tokens) override;
@@ -81,6 +85,9 @@ class CudaBackend final : public Backend {
   CudaBackend() = default;
   // Where launchers queue kernels: the op stream, with PDL as the options say.
   cuda::Stream launch_stream() const { return {stream_, options_.pdl}; }
+  // The LoRA kernels' arguments for modules w[0..n) (those with slots) over x; false when there is nothing to do.
+  bool lora_args(const BatchMeta& batch, Tensor x, const LoraModuleWeights* w, const Tensor* ys, int n,
+                 cuda::LoraArgs& a) const;
   // Float32 scratch of at least n values that stays put while a graph is being captured.
   float* scratch(Buffer& buffer, size_t n);
   // The same, zero-filled when (re)allocated; kernels that use it leave it zero.
@@ -89,6 +96,9 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   int num_sms_ = 0;
   cudaStream_t stream_ = nullptr;
+  // A second branch of the op stream (linear_lora's shrink): forked from and joined back into stream_ by events.
+  cudaStream_t side_stream_ = nullptr;
+  cudaEvent_t fork_event_ = nullptr, join_event_ = nullptr;
   bool capturing_ = false;
   CudaBackendOptions options_;
   std::unique_ptr<cuda::CudaGemm> gemm_;

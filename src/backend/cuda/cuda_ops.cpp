@@ -222,11 +222,11 @@ void CudaBackend::lora(const BatchMeta& batch, Tensor x, const LoraModuleWeights
   lora_group(batch, x, &w, &y, 1);
 }
 
-void CudaBackend::lora_group(const BatchMeta& batch, Tensor x, const LoraModuleWeights* w, const Tensor* ys, int n) {
-  LS_CHECK(n >= 1 && n <= cuda::kLoraMaxModules) << "lora_group of " << n << " modules";
-  if (!batch.has_lora || batch.num_lora_segments == 0 || x.rows == 0) return;
+bool CudaBackend::lora_args(const BatchMeta& batch, Tensor x, const LoraModuleWeights* w, const Tensor* ys, int n,
+                            cuda::LoraArgs& a) const {
+  LS_CHECK(n >= 0 && n <= cuda::kLoraMaxModules) << "lora_group of " << n << " modules";
+  if (n == 0 || !batch.has_lora || batch.num_lora_segments == 0 || x.rows == 0) return false;
   check_bf16(x, "lora input");
-  cuda::LoraArgs a;
   a.seg_start = batch.lora_seg_start;
   a.seg_slot = batch.lora_seg_slot;
   a.num_segments = batch.num_lora_segments;
@@ -234,6 +234,7 @@ void CudaBackend::lora_group(const BatchMeta& batch, Tensor x, const LoraModuleW
   a.in_dim = x.cols;
   a.x = x.data;
   a.x_ld = x.ld;
+  a.bulk_expand = options_.lora_bulk_expand;
   for (int i = 0; i < n; ++i) {
     if (w[i].num_slots == 0) continue;
     check_bf16(ys[i], "lora output");
@@ -248,10 +249,40 @@ void CudaBackend::lora_group(const BatchMeta& batch, Tensor x, const LoraModuleW
     m.y = ys[i].data;
     m.y_ld = ys[i].ld;
   }
-  if (a.num_modules == 0) return;
+  if (a.num_modules == 0) return false;
   LS_CHECK(cuda::lora_supported(a)) << "cuda backend: lora needs in_dim and row strides that are multiples of 8";
+  return true;
+}
+
+void CudaBackend::lora_group(const BatchMeta& batch, Tensor x, const LoraModuleWeights* w, const Tensor* ys, int n) {
+  LS_CHECK(n >= 1) << "lora_group of " << n << " modules";
+  cuda::LoraArgs a;
+  if (!lora_args(batch, x, w, ys, n, a)) return;
   float* partial = scratch(lora_scratch_, static_cast<size_t>(cuda::lora_scratch_floats(a, num_sms_)));
   LS_CUDA_CHECK(cuda::launch_lora(a, partial, num_sms_, launch_stream()));
+}
+
+void CudaBackend::linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor out,
+                              const LoraModuleWeights* w, const Tensor* ys, int n) {
+  if (!options_.lora_overlap) {
+    Backend::linear_lora(batch, x, weight, bias, out, w, ys, n);
+    return;
+  }
+  cuda::LoraArgs a;
+  if (!lora_args(batch, x, w, ys, n, a)) {
+    linear(x, weight, bias, out);
+    return;
+  }
+  // The shrink reads only x: it runs on the side stream beside the projection (a second branch in a graph), and
+  // the expand, which adds into the projection's output, waits for both.
+  float* partial = scratch(lora_scratch_, static_cast<size_t>(cuda::lora_scratch_floats(a, num_sms_)));
+  LS_CUDA_CHECK(cudaEventRecord(fork_event_, stream_));
+  LS_CUDA_CHECK(cudaStreamWaitEvent(side_stream_, fork_event_, 0));
+  LS_CUDA_CHECK(cuda::launch_lora_shrink(a, partial, num_sms_, {side_stream_, options_.pdl}));
+  LS_CUDA_CHECK(cudaEventRecord(join_event_, side_stream_));
+  linear(x, weight, bias, out);
+  LS_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_event_, 0));
+  LS_CUDA_CHECK(cuda::launch_lora_expand(a, partial, num_sms_, launch_stream()));
 }
 
 void CudaBackend::gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) {

@@ -1,4 +1,4 @@
-// lora.cu: the multi-LoRA op on the tensor cores, for 1-3 modules that share x, in two launches.
+// lora.cu: the multi-LoRA op for 1-3 modules that share x, in two launches (shrink, expand).
 //
 // Tiles. The batch's segments (runs of tokens with one adapter slot; a decode step's tokens are segments of
 // their own) are cut into tiles of up to 16 tokens, one mma M. Base-only segments (slot -1) have no tiles. The
@@ -11,19 +11,22 @@
 // 32 bytes of its x rows (g, g + 8) and of its A rows (rank g of each 8-rank group) straight from global memory
 // into mma fragments: the 16 physical k a lane holds are spread over the logical k of four m16n8k16 products
 // the same way for x and A, so the sum over k is unchanged (x rows are the mma rows, ranks the columns). Ranks
-// go in passes of 32 (4 groups; groups past the slot's rank skip their loads and products). The 8 warps' fp32
-// sums meet in shared memory; the block writes its K split's partial t [tile tokens, rank] in fp32.
+// go in passes of 32 (4 groups; groups past the slot's rank skip their loads and products), or of 16 for ranks
+// up to 16; A does not depend on the previous kernel, so its first words load before the PDL wait and each
+// chunk's loop fetches the next chunk's. The 8 warps' fp32 sums meet in shared memory; the block writes its K
+// split's partial t [tile tokens, rank] in fp32.
 //
-// Expand, block (tile, a run of 512-column chunks of one module's output): y += t B^T. The block first sums the
-// tile's t over the K splits into shared memory, rounded to bf16 (PEFT rounds the intermediate likewise); each
-// warp then owns 64 columns per chunk: per 32 ranks a lane takes its A fragment from shared memory, loads 16
-// bytes of each of its 8 B rows, and accumulates in fp32; the product goes through shared memory so that y is
-// read and written 16 bytes per lane (one rounding).
+// Expand, block (tile, a run of 512-column chunks of one module's output): y += t B^T, with t summed over the K
+// splits and rounded to bf16 (PEFT rounds the intermediate likewise), y read and written once (one rounding).
+// Tiles of many rows take the tensor cores; tiles of one or two rows (decode steps with different adapters)
+// stream B into shared memory by bulk copies on the tensor memory accelerator and sum on the CUDA cores.
 //
 // Decode with distinct adapters is bound by the adapters' bytes (A and B read once per token); the K splits give
-// a step with one shared adapter enough blocks to stream it.
+// a step with one shared adapter enough blocks to stream it. The shrink reads only x, so linear_lora may run it
+// beside the projection; the expand adds into the projection's output and follows both.
 #include <algorithm>
 
+#include "backend/cuda/kernels/bulk_copy.cuh"
 #include "backend/cuda/kernels/common.cuh"
 #include "backend/cuda/kernels/lora.h"
 #include "backend/lora_weights.h"
@@ -39,6 +42,9 @@ constexpr int kPassRanks = 32;    // shrink: ranks per pass (4 groups of 8)
 constexpr int kColsPerWarp = 64;  // expand: 8 groups of 8 output columns
 constexpr int kColsPerBlock = kWarps * kColsPerWarp;
 constexpr int kMaxSplits = 8;
+constexpr int kThinStages = 2;         // bulk expand: B stages in flight per block
+constexpr int kThinStageBytes = 16384;
+constexpr int kThinRows = 2;           // bulk expand: tiles of up to this many rows (more: the mma expand)
 
 struct ExpandChunks {
   int32_t first[kLoraMaxModules + 1];  // module m owns chunks [first[m], first[m + 1])
@@ -97,6 +103,86 @@ __device__ __forceinline__ void mma_word(float (&c)[4], const uint4& x_g, const 
   mma_bf16(c, a1, w.z, w.w);
 }
 
+// A lane's A words of one 64-wide K chunk from k0 on (its 16 physical k, split in two words), for the ranks
+// r0 + 8 grp + g of each 8-rank group; zeros past the rank and the warp's slice.
+template <int kGroups>
+__device__ __forceinline__ void load_a_chunk(uint4 (&w0)[kGroups], uint4 (&w1)[kGroups], const bf16* a, int64_t in_dim,
+                                             int r0, int g, int rank, int64_t k0, int64_t k_end) {
+  const int64_t k1 = k0 + 8;
+#pragma unroll
+  for (int grp = 0; grp < kGroups; ++grp) {
+    const int r = r0 + grp * 8 + g;
+    const bf16* row = a + static_cast<int64_t>(r) * in_dim;
+    w0[grp] = load16_or_zero(row + k0, r < rank && k0 < k_end);
+    w1[grp] = load16_or_zero(row + k1, r < rank && k1 < k_end);
+  }
+}
+
+// The shrink of one tile in passes of kGroups * 8 ranks. A does not depend on the previous kernel: the first
+// chunk's words are loaded before pdl_wait, and each chunk's loop loads the next chunk's A words before it
+// multiplies, so two chunks of A are in flight per warp.
+template <int kGroups>
+__device__ __forceinline__ void shrink_tile(const LoraArgs& p, const TileRef& tile, const bf16* a, int rank, int slice,
+                                            float* out, float (&red)[kWarps][kTile][kPassRanks + 1]) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+  const int64_t k_begin = (static_cast<int64_t>(blockIdx.z) * kWarps + warp) * slice;
+  const int64_t k_end = min(p.in_dim, k_begin + slice);
+  const bf16* x = static_cast<const bf16*>(p.x);
+  const bf16* x_g = x + (tile.begin + g) * p.x_ld;
+  const bf16* x_g8 = x + (tile.begin + g + 8) * p.x_ld;
+  const bool has_g = g < tile.count, has_g8 = g + 8 < tile.count;
+  const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
+  uint4 w0[kGroups], w1[kGroups];
+  load_a_chunk<kGroups>(w0, w1, a, p.in_dim, 0, g, rank, k_begin + t4 * 16, k_end);
+  pdl_wait();
+  pdl_launch_dependents();
+  for (int r0 = 0; r0 < rank; r0 += kGroups * 8) {
+    if (r0 > 0) load_a_chunk<kGroups>(w0, w1, a, p.in_dim, r0, g, rank, k_begin + t4 * 16, k_end);
+    float acc[kGroups][4] = {};
+    for (int64_t k = k_begin; k < k_end; k += kChunk) {
+      const int64_t k0 = k + t4 * 16, k1 = k0 + 8;
+      const bool v0 = k0 < k_end, v1 = k1 < k_end;
+      const uint4 xg0 = load16_or_zero(x_g + k0, has_g && v0), xg1 = load16_or_zero(x_g + k1, has_g && v1);
+      const uint4 xh0 = load16_or_zero(x_g8 + k0, has_g8 && v0), xh1 = load16_or_zero(x_g8 + k1, has_g8 && v1);
+      const bool more = k + kChunk < k_end;  // warp-uniform
+      uint4 n0[kGroups], n1[kGroups];
+      if (more) load_a_chunk<kGroups>(n0, n1, a, p.in_dim, r0, g, rank, k0 + kChunk, k_end);
+#pragma unroll
+      for (int grp = 0; grp < kGroups; ++grp) {
+        if (r0 + grp * 8 >= rank) break;  // uniform: the rest of the pass is past the rank
+        mma_word(acc[grp], xg0, xh0, w0[grp]);
+        mma_word(acc[grp], xg1, xh1, w1[grp]);
+      }
+      if (more) {
+#pragma unroll
+        for (int grp = 0; grp < kGroups; ++grp) {
+          w0[grp] = n0[grp];
+          w1[grp] = n1[grp];
+        }
+      }
+    }
+#pragma unroll
+    for (int grp = 0; grp < kGroups; ++grp) {
+      const int c = grp * 8 + 2 * t4;
+      red[warp][g][c] = acc[grp][0];
+      red[warp][g][c + 1] = acc[grp][1];
+      red[warp][g + 8][c] = acc[grp][2];
+      red[warp][g + 8][c + 1] = acc[grp][3];
+    }
+    __syncthreads();
+    constexpr int kRanks = kGroups * 8;
+    for (int e = threadIdx.x; e < kTile * kRanks; e += kThreads) {
+      const int row = e / kRanks, c = e % kRanks;
+      if (row >= tile.count || r0 + c >= rank) continue;
+      float sum = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) sum += red[w][row][c];
+      out[(tile.begin + row) * row_stride + r0 + c] = sum;
+    }
+    __syncthreads();
+  }
+}
+
 __global__ void __launch_bounds__(kThreads) lora_shrink_kernel(LoraArgs p, int slice, float* partial) {
   __shared__ int32_t tile_info[3];
   __shared__ float red[kWarps][kTile][kPassRanks + 1];
@@ -107,57 +193,13 @@ __global__ void __launch_bounds__(kThreads) lora_shrink_kernel(LoraArgs p, int s
   const int rank = mod.ranks[slot];
   if (rank <= 0) return;
   const bf16* a = static_cast<const bf16*>(mod.a[slot]);
-  pdl_wait();
-  pdl_launch_dependents();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-  const int64_t k_begin = (static_cast<int64_t>(blockIdx.z) * kWarps + warp) * slice;
-  const int64_t k_end = min(p.in_dim, k_begin + slice);
-  const bf16* x = static_cast<const bf16*>(p.x);
-  const bf16* x_g = x + (tile.begin + g) * p.x_ld;
-  const bf16* x_g8 = x + (tile.begin + g + 8) * p.x_ld;
-  const bool has_g = g < tile.count, has_g8 = g + 8 < tile.count;
   const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
   float* out = partial + (static_cast<int64_t>(blockIdx.z) * p.num_tokens * row_stride) + blockIdx.y * kLoraMaxRank;
-  for (int r0 = 0; r0 < rank; r0 += kPassRanks) {
-    float acc[4][4] = {};
-    for (int64_t k = k_begin; k < k_end; k += kChunk) {
-      const int64_t k0 = k + t4 * 16, k1 = k0 + 8;
-      const bool v0 = k0 < k_end, v1 = k1 < k_end;
-      const uint4 xg0 = load16_or_zero(x_g + k0, has_g && v0), xg1 = load16_or_zero(x_g + k1, has_g && v1);
-      const uint4 xh0 = load16_or_zero(x_g8 + k0, has_g8 && v0), xh1 = load16_or_zero(x_g8 + k1, has_g8 && v1);
-      uint4 w0[4], w1[4];
-#pragma unroll
-      for (int grp = 0; grp < 4; ++grp) {
-        const int r = r0 + grp * 8 + g;
-        const bf16* row = a + static_cast<int64_t>(r) * p.in_dim;
-        w0[grp] = load16_or_zero(row + k0, r < rank && v0);
-        w1[grp] = load16_or_zero(row + k1, r < rank && v1);
-      }
-#pragma unroll
-      for (int grp = 0; grp < 4; ++grp) {
-        if (r0 + grp * 8 >= rank) break;  // uniform: the rest of the pass is past the rank
-        mma_word(acc[grp], xg0, xh0, w0[grp]);
-        mma_word(acc[grp], xg1, xh1, w1[grp]);
-      }
-    }
-#pragma unroll
-    for (int grp = 0; grp < 4; ++grp) {
-      const int c = grp * 8 + 2 * t4;
-      red[warp][g][c] = acc[grp][0];
-      red[warp][g][c + 1] = acc[grp][1];
-      red[warp][g + 8][c] = acc[grp][2];
-      red[warp][g + 8][c + 1] = acc[grp][3];
-    }
-    __syncthreads();
-    for (int e = threadIdx.x; e < kTile * kPassRanks; e += kThreads) {
-      const int row = e / kPassRanks, c = e % kPassRanks;
-      if (row >= tile.count || r0 + c >= rank) continue;
-      float sum = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) sum += red[w][row][c];
-      out[(tile.begin + row) * row_stride + r0 + c] = sum;
-    }
-    __syncthreads();
+  // Ranks up to 16 (the common ones) in passes of 16, so no lane loads only zeros; larger ranks in passes of 32.
+  if (rank <= 16) {
+    shrink_tile<2>(p, tile, a, rank, slice, out, red);
+  } else {
+    shrink_tile<kPassRanks / 8>(p, tile, a, rank, slice, out, red);
   }
 }
 
@@ -175,49 +217,38 @@ __device__ __forceinline__ uint4 load_b_word(const bf16* row, int k, int rank, b
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
-__global__ void __launch_bounds__(kThreads, 2) lora_expand_kernel(LoraArgs p, ExpandChunks chunks, int splits,
-                                                                  int iters, const float* partial) {
-  __shared__ int32_t tile_info[3];
-  __shared__ __align__(16) bf16 ts[kTile][kLoraMaxRank + 8];                 // t, summed over the K splits
-  __shared__ __align__(16) float cs[kWarps][kTile][kColsPerWarp + 4];        // each warp's product, for the store
-  const TileRef tile = find_tile(p, blockIdx.x, tile_info);
-  if (tile.count == 0) return;
-  int m = 0;
-  while (m + 1 < p.num_modules && static_cast<int>(blockIdx.y) >= chunks.first[m + 1]) ++m;
-  const LoraModuleArgs& mod = p.m[m];
-  const int32_t slot = p.seg_slot[tile.seg];
-  const int rank = mod.ranks[slot];
-  const int64_t n_block = static_cast<int64_t>(blockIdx.y - chunks.first[m]) * kColsPerBlock * iters;
-  if (rank <= 0 || n_block >= mod.out_dim) return;
-  const bf16* b = static_cast<const bf16*>(mod.b[slot]);
-  const bool vector = rank % 8 == 0 && (reinterpret_cast<uintptr_t>(b) & 15) == 0;
+// What both expand paths share: the tile, its module and slot, the block's columns [n_begin, n_end), and t.
+struct ExpandTile {
+  TileRef tile;
+  int m, rank;
+  int64_t n_begin, n_end;
+  const bf16* b;  // B [out_dim, rank] of the slot
+};
+
+// The shared memory of the expand: t, summed over the K splits and rounded to bf16, and the path's own buffers
+// (the mma path's product before the store, or the bulk path's B stages and their mbarriers).
+struct ExpandSmem {
+  int32_t tile_info[3];
+  __align__(16) bf16 ts[kTile][kLoraMaxRank + 8];  // rows padded so they fall in different banks
+  __align__(8) uint64_t full[kThinStages];
+  union {
+    float cs[kWarps][kTile][kColsPerWarp + 4];
+    __align__(128) unsigned char stage[kThinStages][kThinStageBytes];
+  };
+};
+
+// The mma path (tiles of many rows: prefill chunks, a batch sharing one adapter): each warp owns 64 columns per
+// step: per 32 ranks a lane takes its A fragment from t in shared memory, loads 16 bytes of each of its 8 B rows,
+// and accumulates in fp32; the product goes through shared memory so that y is read and written 16 bytes per lane.
+__device__ __forceinline__ void expand_mma(const LoraModuleArgs& mod, const ExpandTile& e, ExpandSmem& sm) {
+  const bool vector = e.rank % 8 == 0 && (reinterpret_cast<uintptr_t>(e.b) & 15) == 0;
   bf16* y = static_cast<bf16*>(mod.y);
   const bool vector_y = mod.y_ld % 8 == 0 && (reinterpret_cast<uintptr_t>(y) & 15) == 0;
-  pdl_wait();
-  pdl_launch_dependents();
-  // The tile's t [count, rank]: all threads sum the splits' partials at once (zeros past the rank, to a
-  // multiple of 32, and past the tile's tokens), rounded to bf16 as the mma's A operand.
-  const int kpad = (rank + 31) / 32 * 32;
-  const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
-  const int64_t split_stride = static_cast<int64_t>(p.num_tokens) * row_stride;
-  for (int e = threadIdx.x; e < kTile * kpad; e += kThreads) {
-    const int row = e / kpad, c = e % kpad;
-    float v = 0.0f;
-    if (row < tile.count && c < rank) {
-      const float* src = partial + (tile.begin + row) * row_stride + m * kLoraMaxRank + c;
-#pragma unroll
-      for (int z = 0; z < kMaxSplits; ++z)
-        if (z < splits) v += src[z * split_stride];
-    }
-    ts[row][c] = __float2bfloat16_rn(v);
-  }
-  __syncthreads();
+  const TileRef& tile = e.tile;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-  for (int it = 0; it < iters; ++it) {
-    const int64_t n_warp = n_block + (static_cast<int64_t>(it) * kWarps + warp) * kColsPerWarp;
-    if (n_warp >= mod.out_dim) break;  // warp-uniform, and no block barrier below
+  for (int64_t n_warp = e.n_begin + warp * kColsPerWarp; n_warp < e.n_end; n_warp += kColsPerBlock) {
     // The y pieces this lane updates (row, 8 columns) are loaded up front, with the first B words, so that the
-    // iteration waits for memory once.
+    // step waits for memory once.
     constexpr int kPieces = kTile * (kColsPerWarp / 8) / 32;
     uint4 y_old[kPieces];
 #pragma unroll
@@ -228,27 +259,26 @@ __global__ void __launch_bounds__(kThreads, 2) lora_expand_kernel(LoraArgs p, Ex
       y_old[i] = whole ? *reinterpret_cast<const uint4*>(y + (tile.begin + row) * mod.y_ld + col) : make_uint4(0, 0, 0, 0);
     }
     float acc[8][4] = {};
-    for (int k = 0; k < rank; k += 32) {
+    for (int k = 0; k < e.rank; k += 32) {
       const int kk = k + t4 * 8;
-      const uint4 ag = *reinterpret_cast<const uint4*>(&ts[g][kk]);
-      const uint4 ah = *reinterpret_cast<const uint4*>(&ts[g + 8][kk]);
+      const uint4 ag = *reinterpret_cast<const uint4*>(&sm.ts[g][kk]);
+      const uint4 ah = *reinterpret_cast<const uint4*>(&sm.ts[g + 8][kk]);
       uint4 w[8];
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
         const int64_t n = n_warp + j * 8 + g;
-        w[j] = n < mod.out_dim ? load_b_word(b + n * rank, kk, rank, vector) : make_uint4(0, 0, 0, 0);
+        w[j] = n < mod.out_dim ? load_b_word(e.b + n * e.rank, kk, e.rank, vector) : make_uint4(0, 0, 0, 0);
       }
 #pragma unroll
       for (int j = 0; j < 8; ++j) mma_word(acc[j], ag, ah, w[j]);
     }
-    // Through shared memory, so each lane adds 8 whole columns of one row with 16-byte accesses.
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const int c = j * 8 + 2 * t4;
-      cs[warp][g][c] = acc[j][0];
-      cs[warp][g][c + 1] = acc[j][1];
-      cs[warp][g + 8][c] = acc[j][2];
-      cs[warp][g + 8][c + 1] = acc[j][3];
+      sm.cs[warp][g][c] = acc[j][0];
+      sm.cs[warp][g][c + 1] = acc[j][1];
+      sm.cs[warp][g + 8][c] = acc[j][2];
+      sm.cs[warp][g + 8][c + 1] = acc[j][3];
     }
     __syncwarp();
 #pragma unroll
@@ -257,23 +287,145 @@ __global__ void __launch_bounds__(kThreads, 2) lora_expand_kernel(LoraArgs p, Ex
       const int64_t col = n_warp + c8;
       if (row >= tile.count || col >= mod.out_dim) continue;
       bf16* dst = y + (tile.begin + row) * mod.y_ld + col;
-      const float* c = &cs[warp][row][c8];
+      const float* c = &sm.cs[warp][row][c8];
       if (vector_y && col + 8 <= mod.out_dim) {
         float v[8];
         unpack8(y_old[i], v);
 #pragma unroll
-        for (int e = 0; e < 8; ++e) v[e] += c[e];
+        for (int x = 0; x < 8; ++x) v[x] += c[x];
         store8(dst, v);
       } else {
-        for (int e = 0; e < 8 && col + e < mod.out_dim; ++e) dst[e] = __float2bfloat16_rn(__bfloat162float(dst[e]) + c[e]);
+        for (int x = 0; x < 8 && col + x < mod.out_dim; ++x) dst[x] = __float2bfloat16_rn(__bfloat162float(dst[x]) + c[x]);
       }
     }
     __syncwarp();
   }
 }
 
+// The bulk path (tiles of 1-2 rows: decode steps with different adapters), where the op is a stream over B that
+// one mma row per tile cannot keep busy from registers: the block's B columns are contiguous ([out_dim, rank]
+// rows), so one thread moves them into shared memory in bulk copies of up to 16 KB (stages of a multiple of 8
+// columns, two in flight, begun before the previous kernel ends: B does not depend on it), and each thread owns
+// columns and sums t B^T over the tile's rows on the CUDA cores (at one or two rows the products are free, the
+// bytes are not). B not 16-byte aligned is read in place.
+__device__ __forceinline__ int bulk_stage_cols(int rank) { return min(kColsPerBlock, kThinStageBytes / (2 * rank) / 8 * 8); }
+
+__device__ __forceinline__ bool bulk_copies(const ExpandTile& e) { return (reinterpret_cast<uintptr_t>(e.b) & 15) == 0; }
+
+__device__ __forceinline__ void bulk_issue(const ExpandTile& e, ExpandSmem& sm, int j) {  // one thread: stage j
+  const int stage_cols = bulk_stage_cols(e.rank);
+  const int64_t n0 = e.n_begin + static_cast<int64_t>(j) * stage_cols;
+  const auto bytes = static_cast<uint32_t>(min(static_cast<int64_t>(stage_cols), e.n_end - n0) * e.rank * 2);
+  mbar_arrive_expect_tx(&sm.full[j % kThinStages], bytes);
+  bulk_copy(sm.stage[j % kThinStages], e.b + n0 * e.rank, bytes, &sm.full[j % kThinStages]);
+}
+
+__device__ __forceinline__ void bulk_begin(const ExpandTile& e, ExpandSmem& sm) {  // one thread, before pdl_wait
+  if (!bulk_copies(e)) return;
+  for (int s = 0; s < kThinStages; ++s) mbar_init(&sm.full[s], 1);
+  mbar_init_fence();
+  const int stages = static_cast<int>((e.n_end - e.n_begin + bulk_stage_cols(e.rank) - 1) / bulk_stage_cols(e.rank));
+  for (int j = 0; j < stages && j < kThinStages; ++j) bulk_issue(e, sm, j);
+}
+
+__device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const ExpandTile& e, ExpandSmem& sm) {
+  const int stage_cols = bulk_stage_cols(e.rank);
+  const int stages = static_cast<int>((e.n_end - e.n_begin + stage_cols - 1) / stage_cols);
+  const bool copies = bulk_copies(e), vector_b = e.rank % 8 == 0;
+  bf16* y = static_cast<bf16*>(mod.y);
+  const TileRef& tile = e.tile;
+  for (int j = 0; j < stages; ++j) {
+    const int64_t n0 = e.n_begin + static_cast<int64_t>(j) * stage_cols;
+    const int cols = static_cast<int>(min(static_cast<int64_t>(stage_cols), e.n_end - n0));
+    const bf16* bs = e.b + n0 * e.rank;  // generic pointer: the stage in shared memory, or B in place
+    if (copies) {
+      mbar_wait(&sm.full[j % kThinStages], (j / kThinStages) & 1);
+      bs = reinterpret_cast<const bf16*>(sm.stage[j % kThinStages]);
+    }
+    for (int c = threadIdx.x; c < cols; c += kThreads) {
+      const bf16* row_b = bs + static_cast<int64_t>(c) * e.rank;
+      bf16* yc = y + tile.begin * mod.y_ld + n0 + c;
+      float old[kThinRows], acc[kThinRows] = {};
+#pragma unroll
+      for (int r = 0; r < kThinRows; ++r) old[r] = r < tile.count ? __bfloat162float(yc[r * mod.y_ld]) : 0.0f;
+      for (int k = 0; k < e.rank; k += 8) {
+        float w[8];
+        if (vector_b) {
+          unpack8(*reinterpret_cast<const uint4*>(row_b + k), w);
+        } else {
+#pragma unroll
+          for (int x = 0; x < 8; ++x) w[x] = k + x < e.rank ? __bfloat162float(row_b[k + x]) : 0.0f;
+        }
+#pragma unroll
+        for (int r = 0; r < kThinRows; ++r) {
+          if (r >= tile.count) break;
+          float t[8];
+          unpack8(*reinterpret_cast<const uint4*>(&sm.ts[r][k]), t);
+#pragma unroll
+          for (int x = 0; x < 8; ++x) acc[r] += t[x] * w[x];
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < kThinRows; ++r)
+        if (r < tile.count) yc[r * mod.y_ld] = __float2bfloat16_rn(old[r] + acc[r]);
+    }
+    __syncthreads();  // the buffer is read; it may take stage j + 2
+    if (copies && threadIdx.x == 0 && j + kThinStages < stages) bulk_issue(e, sm, j + kThinStages);
+  }
+}
+
+// Expand, block (tile, a run of 512-column chunks of one module's output): y += t B^T, by the bulk path for
+// tiles of up to kThinRows rows (when `bulk`) and the mma path for the rest, chosen per block so that a graph
+// serves any mix. The block first sums the tile's t over the K splits into shared memory, rounded to bf16 (PEFT
+// rounds the intermediate likewise), zeros past the rank (to a multiple of 32) and past the tile's rows.
+// History (bench/cuda_engine_notes.md, run 7): the bulk path alone in its own kernel (54 registers, 4 blocks per
+// SM) streamed distinct adapters 6-9% faster, but as a second launch beside the mma kernel (each skipping the
+// other's tiles) its empty blocks cost more than that; with every tile in the bulk path, shared adapters
+// (16-row tiles) ran 15-18% slower than on the tensor cores.
+__global__ void __launch_bounds__(kThreads, 2) lora_expand_kernel(LoraArgs p, ExpandChunks chunks, int splits,
+                                                                  int iters, const float* partial, bool bulk) {
+  __shared__ ExpandSmem sm;
+  ExpandTile e;
+  e.tile = find_tile(p, blockIdx.x, sm.tile_info);
+  if (e.tile.count == 0) return;
+  e.m = 0;
+  while (e.m + 1 < p.num_modules && static_cast<int>(blockIdx.y) >= chunks.first[e.m + 1]) ++e.m;
+  const LoraModuleArgs& mod = p.m[e.m];
+  const int32_t slot = p.seg_slot[e.tile.seg];
+  e.rank = mod.ranks[slot];
+  e.n_begin = static_cast<int64_t>(blockIdx.y - chunks.first[e.m]) * kColsPerBlock * iters;
+  if (e.rank <= 0 || e.n_begin >= mod.out_dim) return;
+  e.n_end = min(mod.out_dim, e.n_begin + static_cast<int64_t>(kColsPerBlock) * iters);
+  e.b = static_cast<const bf16*>(mod.b[slot]);
+  const bool thin = bulk && e.tile.count <= kThinRows;
+  if (thin && threadIdx.x == 0) bulk_begin(e, sm);
+  pdl_wait();
+  pdl_launch_dependents();
+  const int kpad = (e.rank + 31) / 32 * 32;
+  const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
+  const int64_t split_stride = static_cast<int64_t>(p.num_tokens) * row_stride;
+  for (int i = threadIdx.x; i < kTile * kpad; i += kThreads) {
+    const int row = i / kpad, c = i % kpad;
+    float v = 0.0f;
+    if (row < e.tile.count && c < e.rank) {
+      const float* src = partial + (e.tile.begin + row) * row_stride + e.m * kLoraMaxRank + c;
+#pragma unroll
+      for (int z = 0; z < kMaxSplits; ++z)
+        if (z < splits) v += src[z * split_stride];
+    }
+    sm.ts[row][c] = __float2bfloat16_rn(v);
+  }
+  __syncthreads();
+  if (thin) {
+    expand_bulk(mod, e, sm);
+  } else {
+    expand_mma(mod, e, sm);
+  }
+}
+
 struct Plan {
   int tiles, splits, slice, iters;
+  bool bulk;
   ExpandChunks chunks;
 };
 
@@ -293,7 +445,14 @@ Plan plan_of(const LoraArgs& p, int num_sms) {
   pl.splits = static_cast<int>((p.in_dim + kWarps * pl.slice - 1) / (kWarps * pl.slice));  // none left empty
   int64_t chunks = 0;
   for (int m = 0; m < p.num_modules; ++m) chunks += (p.m[m].out_dim + kColsPerBlock - 1) / kColsPerBlock;
-  pl.iters = static_cast<int>(std::clamp<int64_t>(pl.tiles * chunks / (4 * static_cast<int64_t>(num_sms)), 1, 8));
+  // Columns per block: a few waves at the most tiles, yet at least a block per SM when the batch shares one
+  // adapter (the fewest tiles; a graph replays the same grid for both).
+  const int64_t fewest_tiles = (static_cast<int64_t>(p.num_tokens) + kTile - 1) / kTile;
+  const int64_t iters = std::min(pl.tiles * chunks / (4 * static_cast<int64_t>(num_sms)), fewest_tiles * chunks / num_sms);
+  pl.iters = static_cast<int>(std::clamp<int64_t>(iters, 1, 8));
+  // Thin tiles may take the bulk expand, which copies whole 16-byte words of B columns (out_dim a multiple of 8).
+  pl.bulk = p.bulk_expand;
+  for (int m = 0; m < p.num_modules; ++m) pl.bulk = pl.bulk && p.m[m].out_dim % 8 == 0;
   pl.chunks.first[0] = 0;
   for (int m = 0; m < kLoraMaxModules; ++m) {
     const int64_t per_block = static_cast<int64_t>(kColsPerBlock) * pl.iters;
@@ -319,16 +478,31 @@ int64_t lora_scratch_floats(const LoraArgs& p, int num_sms) {
   return static_cast<int64_t>(plan_of(p, num_sms).splits) * p.num_tokens * p.num_modules * kLoraMaxRank;
 }
 
-cudaError_t launch_lora(const LoraArgs& p, float* scratch, int num_sms, Stream stream) {
+namespace {
+bool launchable(const LoraArgs& p, const float* scratch) {
+  return lora_supported(p) && p.seg_start && p.seg_slot && scratch;
+}
+}  // namespace
+
+cudaError_t launch_lora_shrink(const LoraArgs& p, float* scratch, int num_sms, Stream stream) {
   if (p.num_segments == 0 || p.num_tokens == 0) return cudaSuccess;
-  if (!lora_supported(p) || !p.seg_start || !p.seg_slot || !scratch) return cudaErrorInvalidValue;
+  if (!launchable(p, scratch)) return cudaErrorInvalidValue;
   const Plan pl = plan_of(p, num_sms);
-  cudaError_t e = launch(lora_shrink_kernel, dim3(static_cast<unsigned>(pl.tiles), p.num_modules, pl.splits),
-                         dim3(kThreads), 0, stream, p, pl.slice, scratch);
-  if (e != cudaSuccess) return e;
-  return launch(lora_expand_kernel,
-                dim3(static_cast<unsigned>(pl.tiles), static_cast<unsigned>(pl.chunks.first[p.num_modules])),
-                dim3(kThreads), 0, stream, p, pl.chunks, pl.splits, pl.iters, const_cast<const float*>(scratch));
+  return launch(lora_shrink_kernel, dim3(static_cast<unsigned>(pl.tiles), p.num_modules, pl.splits), dim3(kThreads), 0,
+                stream, p, pl.slice, scratch);
+}
+
+cudaError_t launch_lora_expand(const LoraArgs& p, const float* scratch, int num_sms, Stream stream) {
+  if (p.num_segments == 0 || p.num_tokens == 0) return cudaSuccess;
+  if (!launchable(p, scratch)) return cudaErrorInvalidValue;
+  const Plan pl = plan_of(p, num_sms);
+  const dim3 grid(static_cast<unsigned>(pl.tiles), static_cast<unsigned>(pl.chunks.first[p.num_modules]));
+  return launch(lora_expand_kernel, grid, dim3(kThreads), 0, stream, p, pl.chunks, pl.splits, pl.iters, scratch, pl.bulk);
+}
+
+cudaError_t launch_lora(const LoraArgs& p, float* scratch, int num_sms, Stream stream) {
+  const cudaError_t e = launch_lora_shrink(p, scratch, num_sms, stream);
+  return e != cudaSuccess ? e : launch_lora_expand(p, scratch, num_sms, stream);
 }
 
 }  // namespace ls::cuda

@@ -37,6 +37,7 @@ struct LoraArgs {
   int64_t x_ld = 0;
   int32_t num_modules = 0;
   LoraModuleArgs m[kLoraMaxModules];
+  bool bulk_expand = true;             // thin tiles (decode) take the bulk-copy expand where it applies
 };
 
 // Whether launch_lora takes these operands (in_dim and x_ld multiples of 8, x 16-byte aligned, 1-3 modules).
@@ -44,5 +45,9 @@ bool lora_supported(const LoraArgs& a);
 // Float32 scratch values launch_lora needs (the shrink's partial sums; any contents).
 int64_t lora_scratch_floats(const LoraArgs& a, int num_sms);
 cudaError_t launch_lora(const LoraArgs& a, float* scratch, int num_sms, Stream stream);
+// launch_lora's two kernels apart, so the shrink (which reads x only) may run on another stream beside the
+// projection that writes the ys; the expand must follow both. Same arguments and scratch for the pair.
+cudaError_t launch_lora_shrink(const LoraArgs& a, float* scratch, int num_sms, Stream stream);
+cudaError_t launch_lora_expand(const LoraArgs& a, const float* scratch, int num_sms, Stream stream);
 
 }  // namespace ls::cuda
