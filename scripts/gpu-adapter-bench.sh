@@ -97,6 +97,7 @@ for run in ("five", "all"):
           f"ready mean {slot_ms:.2f} ms, longest so far {1e3 * a.get('loraserve:adapter_slot_load_max_seconds', 0):.2f} ms; "
           f"exposed to their requests (next in line with a seat, waiting for the copy alone): {waits:g} of "
           f"{r['completed']} requests waited, mean {wait_ms:.2f} ms, longest so far "
-          f"{1e3 * a.get('loraserve:adapter_slot_wait_max_seconds', 0):.2f} ms")
+          f"{1e3 * a.get('loraserve:adapter_slot_wait_max_seconds', 0):.2f} ms; per slot load landed "
+          f"{1e3 * d.get('loraserve:adapter_slot_wait_seconds_sum', 0.0) / landed if landed else 0.0:.2f} ms")
 print(f"output throughput, all / five: {res['all']['output_throughput'] / res['five']['output_throughput']:.3f}")
 PY

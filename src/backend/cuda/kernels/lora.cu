@@ -39,8 +39,8 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kChunk = 64;        // shrink: K per step of a warp
 constexpr int kPassRanks = 32;    // shrink: ranks per pass (4 groups of 8)
-constexpr int kColsPerWarp = 64;  // expand: 8 groups of 8 output columns
-constexpr int kColsPerBlock = kWarps * kColsPerWarp;
+constexpr int kColsPerBlock = 512;  // expand: a block's columns per iteration (the grid's chunk)
+constexpr int kMaxColsPerWarp = 64; // expand, mma path: columns per warp and step (32 in decode steps, 64 else)
 constexpr int kMaxSplits = 8;
 constexpr int kThinStages = 2;         // bulk expand: B stages in flight per block
 constexpr int kThinStageBytes = 16384;
@@ -232,21 +232,25 @@ struct ExpandSmem {
   __align__(16) bf16 ts[kTile][kLoraMaxRank + 8];  // rows padded so they fall in different banks
   __align__(8) uint64_t full[kThinStages];
   union {
-    float cs[kWarps][kTile][kColsPerWarp + 4];
+    float cs[kWarps][kTile][kMaxColsPerWarp + 4];
     __align__(128) unsigned char stage[kThinStages][kThinStageBytes];
   };
 };
 
-// The mma path (tiles of many rows: prefill chunks, a batch sharing one adapter): each warp owns 64 columns per
-// step: per 32 ranks a lane takes its A fragment from t in shared memory, loads 16 bytes of each of its 8 B rows,
-// and accumulates in fp32; the product goes through shared memory so that y is read and written 16 bytes per lane.
+// The mma path (tiles of many rows: prefill chunks, a batch sharing one adapter): each warp owns kCols columns
+// per step: per 32 ranks a lane takes its A fragment from t in shared memory, loads 16 bytes of each of its
+// kCols / 8 B rows, and accumulates in fp32; the product goes through shared memory so that y is read and written
+// 16 bytes per lane. 64 columns need 128 registers (2 blocks per SM); 32 fit in 64 (4 blocks per SM), which the
+// bulk path of the same kernel needs to keep its copies in flight.
+template <int kColsPerWarp>
 __device__ __forceinline__ void expand_mma(const LoraModuleArgs& mod, const ExpandTile& e, ExpandSmem& sm) {
   const bool vector = e.rank % 8 == 0 && (reinterpret_cast<uintptr_t>(e.b) & 15) == 0;
   bf16* y = static_cast<bf16*>(mod.y);
   const bool vector_y = mod.y_ld % 8 == 0 && (reinterpret_cast<uintptr_t>(y) & 15) == 0;
+  constexpr int kColGroups = kColsPerWarp / 8;
   const TileRef& tile = e.tile;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-  for (int64_t n_warp = e.n_begin + warp * kColsPerWarp; n_warp < e.n_end; n_warp += kColsPerBlock) {
+  for (int64_t n_warp = e.n_begin + warp * kColsPerWarp; n_warp < e.n_end; n_warp += kWarps * kColsPerWarp) {
     // The y pieces this lane updates (row, 8 columns) are loaded up front, with the first B words, so that the
     // step waits for memory once.
     constexpr int kPieces = kTile * (kColsPerWarp / 8) / 32;
@@ -258,22 +262,22 @@ __device__ __forceinline__ void expand_mma(const LoraModuleArgs& mod, const Expa
       const bool whole = vector_y && row < tile.count && col + 8 <= mod.out_dim;
       y_old[i] = whole ? *reinterpret_cast<const uint4*>(y + (tile.begin + row) * mod.y_ld + col) : make_uint4(0, 0, 0, 0);
     }
-    float acc[8][4] = {};
+    float acc[kColGroups][4] = {};
     for (int k = 0; k < e.rank; k += 32) {
       const int kk = k + t4 * 8;
       const uint4 ag = *reinterpret_cast<const uint4*>(&sm.ts[g][kk]);
       const uint4 ah = *reinterpret_cast<const uint4*>(&sm.ts[g + 8][kk]);
-      uint4 w[8];
+      uint4 w[kColGroups];
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
+      for (int j = 0; j < kColGroups; ++j) {
         const int64_t n = n_warp + j * 8 + g;
         w[j] = n < mod.out_dim ? load_b_word(e.b + n * e.rank, kk, e.rank, vector) : make_uint4(0, 0, 0, 0);
       }
 #pragma unroll
-      for (int j = 0; j < 8; ++j) mma_word(acc[j], ag, ah, w[j]);
+      for (int j = 0; j < kColGroups; ++j) mma_word(acc[j], ag, ah, w[j]);
     }
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
+    for (int j = 0; j < kColGroups; ++j) {
       const int c = j * 8 + 2 * t4;
       sm.cs[warp][g][c] = acc[j][0];
       sm.cs[warp][g][c + 1] = acc[j][1];
@@ -378,12 +382,15 @@ __device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const Exp
 // tiles of up to kThinRows rows (when `bulk`) and the mma path for the rest, chosen per block so that a graph
 // serves any mix. The block first sums the tile's t over the K splits into shared memory, rounded to bf16 (PEFT
 // rounds the intermediate likewise), zeros past the rank (to a multiple of 32) and past the tile's rows.
-// History (bench/cuda_engine_notes.md, run 7): the bulk path alone in its own kernel (54 registers, 4 blocks per
-// SM) streamed distinct adapters 6-9% faster, but as a second launch beside the mma kernel (each skipping the
-// other's tiles) its empty blocks cost more than that; with every tile in the bulk path, shared adapters
-// (16-row tiles) ran 15-18% slower than on the tensor cores.
-__global__ void __launch_bounds__(kThreads, 2) lora_expand_kernel(LoraArgs p, ExpandChunks chunks, int splits,
-                                                                  int iters, const float* partial, bool bulk) {
+// kDecode (steps of a segment per one or two tokens): the mma path at 32 columns, 4 blocks per SM; otherwise 64
+// columns, 2 blocks per SM, which prefill chunks run faster with.
+// History (bench/cuda_engine_notes.md, run 7): with every tile in the bulk path, shared adapters (16-row tiles)
+// ran 15-18% slower than on the tensor cores; the bulk path as a second launch beside the mma kernel (each
+// skipping the other's tiles) lost more to its empty blocks than it gained; in one kernel at 2 blocks per SM it
+// gained nothing.
+template <bool kDecode>
+__global__ void __launch_bounds__(kThreads, kDecode ? 4 : 2)
+    lora_expand_kernel(LoraArgs p, ExpandChunks chunks, int splits, int iters, const float* partial, bool bulk) {
   __shared__ ExpandSmem sm;
   ExpandTile e;
   e.tile = find_tile(p, blockIdx.x, sm.tile_info);
@@ -419,13 +426,13 @@ __global__ void __launch_bounds__(kThreads, 2) lora_expand_kernel(LoraArgs p, Ex
   if (thin) {
     expand_bulk(mod, e, sm);
   } else {
-    expand_mma(mod, e, sm);
+    expand_mma<kDecode ? 32 : 64>(mod, e, sm);
   }
 }
 
 struct Plan {
   int tiles, splits, slice, iters;
-  bool bulk;
+  bool decode, bulk;
   ExpandChunks chunks;
 };
 
@@ -450,7 +457,9 @@ Plan plan_of(const LoraArgs& p, int num_sms) {
   const int64_t fewest_tiles = (static_cast<int64_t>(p.num_tokens) + kTile - 1) / kTile;
   const int64_t iters = std::min(pl.tiles * chunks / (4 * static_cast<int64_t>(num_sms)), fewest_tiles * chunks / num_sms);
   pl.iters = static_cast<int>(std::clamp<int64_t>(iters, 1, 8));
-  // Thin tiles may take the bulk expand, which copies whole 16-byte words of B columns (out_dim a multiple of 8).
+  // Decode steps (a segment per one or two tokens) take the expand kernel built for them. Their thin tiles may
+  // take the bulk path, which copies whole 16-byte words of B columns (out_dim a multiple of 8).
+  pl.decode = 2 * static_cast<int64_t>(p.num_segments) >= p.num_tokens;
   pl.bulk = p.bulk_expand;
   for (int m = 0; m < p.num_modules; ++m) pl.bulk = pl.bulk && p.m[m].out_dim % 8 == 0;
   pl.chunks.first[0] = 0;
@@ -497,7 +506,8 @@ cudaError_t launch_lora_expand(const LoraArgs& p, const float* scratch, int num_
   if (!launchable(p, scratch)) return cudaErrorInvalidValue;
   const Plan pl = plan_of(p, num_sms);
   const dim3 grid(static_cast<unsigned>(pl.tiles), static_cast<unsigned>(pl.chunks.first[p.num_modules]));
-  return launch(lora_expand_kernel, grid, dim3(kThreads), 0, stream, p, pl.chunks, pl.splits, pl.iters, scratch, pl.bulk);
+  return launch(pl.decode ? lora_expand_kernel<true> : lora_expand_kernel<false>, grid, dim3(kThreads), 0, stream, p,
+                pl.chunks, pl.splits, pl.iters, scratch, pl.bulk);
 }
 
 cudaError_t launch_lora(const LoraArgs& p, float* scratch, int num_sms, Stream stream) {
