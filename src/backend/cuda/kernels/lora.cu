@@ -11,9 +11,8 @@
 // 32 bytes of its x rows (g, g + 8) and of its A rows (rank g of each 8-rank group) straight from global memory
 // into mma fragments: the 16 physical k a lane holds are spread over the logical k of four m16n8k16 products
 // the same way for x and A, so the sum over k is unchanged (x rows are the mma rows, ranks the columns). Ranks
-// go in passes of 32 (4 groups; groups past the slot's rank skip their loads and products), or of 16 for ranks
-// up to 16; A does not depend on the previous kernel, so its first words load before the PDL wait and each
-// chunk's loop fetches the next chunk's. The 8 warps' fp32 sums meet in shared memory; the block writes its K
+// go in passes of 16 (2 groups; a group past the slot's rank skips its loads and products); A does not depend on
+// the previous kernel, so its first words load before the PDL wait and each chunk's loop fetches the next chunk's. The 8 warps' fp32 sums meet in shared memory; the block writes its K
 // split's partial t [tile tokens, rank] in fp32.
 //
 // Expand, block (tile, a run of 512-column chunks of one module's output): y += t B^T, with t summed over the K
@@ -38,7 +37,7 @@ constexpr int kTile = 16;         // tokens per tile (mma M)
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kChunk = 64;        // shrink: K per step of a warp
-constexpr int kPassRanks = 32;    // shrink: ranks per pass (4 groups of 8)
+constexpr int kPassRanks = 16;    // shrink: ranks per pass (2 groups of 8)
 constexpr int kColsPerBlock = 512;  // expand: a block's columns per iteration (the grid's chunk)
 constexpr int kMaxColsPerWarp = 64; // expand, mma path: columns per warp and step (32 in decode steps, 64 else)
 constexpr int kMaxSplits = 8;
@@ -105,16 +104,25 @@ __device__ __forceinline__ void mma_word(float (&c)[4], const uint4& x_g, const 
 
 // A lane's A words of one 64-wide K chunk from k0 on (its 16 physical k, split in two words), for the ranks
 // r0 + 8 grp + g of each 8-rank group; zeros past the rank and the warp's slice.
+// The lane's A rows of one pass (rank r0 + 8 grp + g of each 8-rank group; null past the rank).
 template <int kGroups>
-__device__ __forceinline__ void load_a_chunk(uint4 (&w0)[kGroups], uint4 (&w1)[kGroups], const bf16* a, int64_t in_dim,
-                                             int r0, int g, int rank, int64_t k0, int64_t k_end) {
-  const int64_t k1 = k0 + 8;
+__device__ __forceinline__ void a_rows_of(const bf16* (&rows)[kGroups], const bf16* a, int64_t in_dim, int r0, int g,
+                                          int rank) {
 #pragma unroll
   for (int grp = 0; grp < kGroups; ++grp) {
     const int r = r0 + grp * 8 + g;
-    const bf16* row = a + static_cast<int64_t>(r) * in_dim;
-    w0[grp] = load16_or_zero(row + k0, r < rank && k0 < k_end);
-    w1[grp] = load16_or_zero(row + k1, r < rank && k1 < k_end);
+    rows[grp] = r < rank ? a + static_cast<int64_t>(r) * in_dim : nullptr;
+  }
+}
+
+// A lane's A words of one 64-wide K chunk (its 16 physical k from k0, in two words); zeros past the slice.
+template <int kGroups>
+__device__ __forceinline__ void load_a_chunk(uint4 (&w0)[kGroups], uint4 (&w1)[kGroups], const bf16* const (&rows)[kGroups],
+                                             int k0, int k_end) {
+#pragma unroll
+  for (int grp = 0; grp < kGroups; ++grp) {
+    w0[grp] = load16_or_zero(rows[grp] + k0, rows[grp] && k0 < k_end);
+    w1[grp] = load16_or_zero(rows[grp] + k0 + 8, rows[grp] && k0 + 8 < k_end);
   }
 }
 
@@ -123,30 +131,35 @@ __device__ __forceinline__ void load_a_chunk(uint4 (&w0)[kGroups], uint4 (&w1)[k
 // multiplies, so two chunks of A are in flight per warp.
 template <int kGroups>
 __device__ __forceinline__ void shrink_tile(const LoraArgs& p, const TileRef& tile, const bf16* a, int rank, int slice,
-                                            float* out, float (&red)[kWarps][kTile][kPassRanks + 1]) {
+                                            float* out, float (&red)[kWarps][kTile][kGroups * 8 + 1]) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-  const int64_t k_begin = (static_cast<int64_t>(blockIdx.z) * kWarps + warp) * slice;
-  const int64_t k_end = min(p.in_dim, k_begin + slice);
+  // K offsets fit in 32 bits (in_dim is a row length).
+  const int k_begin = (static_cast<int>(blockIdx.z) * kWarps + warp) * slice;
+  const int k_end = min(static_cast<int>(p.in_dim), k_begin + slice);
   const bf16* x = static_cast<const bf16*>(p.x);
   const bf16* x_g = x + (tile.begin + g) * p.x_ld;
   const bf16* x_g8 = x + (tile.begin + g + 8) * p.x_ld;
   const bool has_g = g < tile.count, has_g8 = g + 8 < tile.count;
-  const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
+  const bf16* rows[kGroups];
   uint4 w0[kGroups], w1[kGroups];
-  load_a_chunk<kGroups>(w0, w1, a, p.in_dim, 0, g, rank, k_begin + t4 * 16, k_end);
+  a_rows_of<kGroups>(rows, a, p.in_dim, 0, g, rank);
+  load_a_chunk<kGroups>(w0, w1, rows, k_begin + t4 * 16, k_end);
   pdl_wait();
   pdl_launch_dependents();
   for (int r0 = 0; r0 < rank; r0 += kGroups * 8) {
-    if (r0 > 0) load_a_chunk<kGroups>(w0, w1, a, p.in_dim, r0, g, rank, k_begin + t4 * 16, k_end);
+    if (r0 > 0) {
+      a_rows_of<kGroups>(rows, a, p.in_dim, r0, g, rank);
+      load_a_chunk<kGroups>(w0, w1, rows, k_begin + t4 * 16, k_end);
+    }
     float acc[kGroups][4] = {};
-    for (int64_t k = k_begin; k < k_end; k += kChunk) {
-      const int64_t k0 = k + t4 * 16, k1 = k0 + 8;
+    for (int k = k_begin; k < k_end; k += kChunk) {
+      const int k0 = k + t4 * 16, k1 = k0 + 8;
       const bool v0 = k0 < k_end, v1 = k1 < k_end;
       const uint4 xg0 = load16_or_zero(x_g + k0, has_g && v0), xg1 = load16_or_zero(x_g + k1, has_g && v1);
       const uint4 xh0 = load16_or_zero(x_g8 + k0, has_g8 && v0), xh1 = load16_or_zero(x_g8 + k1, has_g8 && v1);
       const bool more = k + kChunk < k_end;  // warp-uniform
       uint4 n0[kGroups], n1[kGroups];
-      if (more) load_a_chunk<kGroups>(n0, n1, a, p.in_dim, r0, g, rank, k0 + kChunk, k_end);
+      if (more) load_a_chunk<kGroups>(n0, n1, rows, k0 + kChunk, k_end);
 #pragma unroll
       for (int grp = 0; grp < kGroups; ++grp) {
         if (r0 + grp * 8 >= rank) break;  // uniform: the rest of the pass is past the rank
@@ -171,6 +184,7 @@ __device__ __forceinline__ void shrink_tile(const LoraArgs& p, const TileRef& ti
     }
     __syncthreads();
     constexpr int kRanks = kGroups * 8;
+    const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
     for (int e = threadIdx.x; e < kTile * kRanks; e += kThreads) {
       const int row = e / kRanks, c = e % kRanks;
       if (row >= tile.count || r0 + c >= rank) continue;
@@ -183,7 +197,10 @@ __device__ __forceinline__ void shrink_tile(const LoraArgs& p, const TileRef& ti
   }
 }
 
-__global__ void __launch_bounds__(kThreads) lora_shrink_kernel(LoraArgs p, int slice, float* partial) {
+// 3 blocks per SM (80 registers): passes of 16 ranks keep a lane's A words of two chunks in 32 registers, and
+// more blocks' loads are in flight. History (bench/cuda_engine_notes.md, run 10): with passes of 32 for ranks
+// above 16 the kernel needed 121 registers (2 blocks per SM), and batch-128 steps took 2.5-3% longer.
+__global__ void __launch_bounds__(kThreads, 3) lora_shrink_kernel(LoraArgs p, int slice, float* partial) {
   __shared__ int32_t tile_info[3];
   __shared__ float red[kWarps][kTile][kPassRanks + 1];
   const TileRef tile = find_tile(p, blockIdx.x, tile_info);
@@ -195,12 +212,7 @@ __global__ void __launch_bounds__(kThreads) lora_shrink_kernel(LoraArgs p, int s
   const bf16* a = static_cast<const bf16*>(mod.a[slot]);
   const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
   float* out = partial + (static_cast<int64_t>(blockIdx.z) * p.num_tokens * row_stride) + blockIdx.y * kLoraMaxRank;
-  // Ranks up to 16 (the common ones) in passes of 16, so no lane loads only zeros; larger ranks in passes of 32.
-  if (rank <= 16) {
-    shrink_tile<2>(p, tile, a, rank, slice, out, red);
-  } else {
-    shrink_tile<kPassRanks / 8>(p, tile, a, rank, slice, out, red);
-  }
+  shrink_tile<kPassRanks / 8>(p, tile, a, rank, slice, out, red);
 }
 
 // Eight consecutive bf16 of a B row from `k` on (zeros past the rank), as one 16-byte word.
