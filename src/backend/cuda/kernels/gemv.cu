@@ -1,7 +1,7 @@
 // gemv.cu: the weight-streaming projection for decode steps of 1 to 4 tokens. A block owns kRows output
 // features; its threads split their weight rows and read them with 16-byte loads that bypass L1 (kUnroll x
-// kRows loads in flight per thread), while the few activation rows come through L1; fp32 accumulation, warp
-// then block reduction.
+// kRows loads in flight per thread; the first round issued before the wait for the previous kernel), while the
+// few activation rows come through L1; fp32 accumulation, warp then block reduction.
 #include "backend/cuda/kernels/common.cuh"
 #include "backend/cuda/kernels/gemv.h"
 
@@ -20,23 +20,28 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const bf16* __restrict__
                                                          const bf16* __restrict__ bias, void* __restrict__ out,
                                                          int64_t ldo, bool out_f32, int64_t n, int64_t k) {
   __shared__ float partial[kThreads / 32][M * kRows];
-  pdl_wait();
-  pdl_launch_dependents();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows;
   const int64_t chunks = k / 8;
   const bf16* wr[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) wr[r] = w + (row0 + r < n ? row0 + r : row0) * ldw;
-  float acc[M][kRows] = {};
-  for (int64_t c0 = threadIdx.x; c0 < chunks; c0 += kThreads * kUnroll) {
-    uint4 wv[kUnroll][kRows];
+  uint4 wv[kUnroll][kRows];
+  auto load_weights = [&](int64_t c0) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t c = c0 + kThreads * u;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) wv[u][r] = c < chunks ? load_stream16(wr[r] + c * 8) : make_uint4(0, 0, 0, 0);
     }
+  };
+  // The weights never depend on the previous kernel: the first round is in flight before waiting for it.
+  load_weights(threadIdx.x);
+  pdl_wait();
+  pdl_launch_dependents();
+  float acc[M][kRows] = {};
+  for (int64_t c0 = threadIdx.x; c0 < chunks; c0 += kThreads * kUnroll) {
+    if (c0 != threadIdx.x) load_weights(c0);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t c = c0 + kThreads * u;
