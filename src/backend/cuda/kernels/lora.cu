@@ -33,17 +33,17 @@
 namespace ls::cuda {
 namespace {
 
-constexpr int kTile = 16;         // tokens per tile (mma M)
+constexpr int kTile = 16;             // tokens per tile (mma M)
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kChunk = 64;        // shrink: K per step of a warp
-constexpr int kPassRanks = 16;    // shrink: ranks per pass (2 groups of 8)
-constexpr int kColsPerBlock = 512;  // expand: a block's columns per iteration (the grid's chunk)
-constexpr int kMaxColsPerWarp = 64; // expand, mma path: columns per warp and step (32 in decode steps, 64 else)
-constexpr int kMaxSplits = 8;
-constexpr int kThinStages = 2;         // bulk expand: B stages in flight per block
-constexpr int kThinStageBytes = 16384;
-constexpr int kThinRows = 2;           // bulk expand: tiles of up to this many rows (more: the mma expand)
+constexpr int kChunk = 64;            // shrink: K per step of a warp
+constexpr int kPassRanks = 16;        // shrink: ranks per pass (2 groups of 8)
+constexpr int kMaxSplits = 8;         // shrink: K splits at most
+constexpr int kColsPerBlock = 512;    // expand: a block's columns per iteration (the grid's chunk)
+constexpr int kMaxColsPerWarp = 64;   // expand, mma path: columns per warp and step (32 in decode steps, else 64)
+constexpr int kThinRows = 2;          // expand: tiles of up to this many rows take the bulk path
+constexpr int kBulkStages = 2;        // expand, bulk path: B stages in flight per block
+constexpr int kBulkStageBytes = 16384;
 
 struct ExpandChunks {
   int32_t first[kLoraMaxModules + 1];  // module m owns chunks [first[m], first[m + 1])
@@ -242,10 +242,10 @@ struct ExpandTile {
 struct ExpandSmem {
   int32_t tile_info[3];
   __align__(16) bf16 ts[kTile][kLoraMaxRank + 8];  // rows padded so they fall in different banks
-  __align__(8) uint64_t full[kThinStages];
+  __align__(8) uint64_t full[kBulkStages];
   union {
     float cs[kWarps][kTile][kMaxColsPerWarp + 4];
-    __align__(128) unsigned char stage[kThinStages][kThinStageBytes];
+    __align__(128) unsigned char stage[kBulkStages][kBulkStageBytes];
   };
 };
 
@@ -324,7 +324,7 @@ __device__ __forceinline__ void expand_mma(const LoraModuleArgs& mod, const Expa
 // columns, two in flight, begun before the previous kernel ends: B does not depend on it), and each thread owns
 // columns and sums t B^T over the tile's rows on the CUDA cores (at one or two rows the products are free, the
 // bytes are not). B not 16-byte aligned is read in place.
-__device__ __forceinline__ int bulk_stage_cols(int rank) { return min(kColsPerBlock, kThinStageBytes / (2 * rank) / 8 * 8); }
+__device__ __forceinline__ int bulk_stage_cols(int rank) { return min(kColsPerBlock, kBulkStageBytes / (2 * rank) / 8 * 8); }
 
 __device__ __forceinline__ bool bulk_copies(const ExpandTile& e) { return (reinterpret_cast<uintptr_t>(e.b) & 15) == 0; }
 
@@ -332,16 +332,16 @@ __device__ __forceinline__ void bulk_issue(const ExpandTile& e, ExpandSmem& sm, 
   const int stage_cols = bulk_stage_cols(e.rank);
   const int64_t n0 = e.n_begin + static_cast<int64_t>(j) * stage_cols;
   const auto bytes = static_cast<uint32_t>(min(static_cast<int64_t>(stage_cols), e.n_end - n0) * e.rank * 2);
-  mbar_arrive_expect_tx(&sm.full[j % kThinStages], bytes);
-  bulk_copy(sm.stage[j % kThinStages], e.b + n0 * e.rank, bytes, &sm.full[j % kThinStages]);
+  mbar_arrive_expect_tx(&sm.full[j % kBulkStages], bytes);
+  bulk_copy(sm.stage[j % kBulkStages], e.b + n0 * e.rank, bytes, &sm.full[j % kBulkStages]);
 }
 
 __device__ __forceinline__ void bulk_begin(const ExpandTile& e, ExpandSmem& sm) {  // one thread, before pdl_wait
   if (!bulk_copies(e)) return;
-  for (int s = 0; s < kThinStages; ++s) mbar_init(&sm.full[s], 1);
+  for (int s = 0; s < kBulkStages; ++s) mbar_init(&sm.full[s], 1);
   mbar_init_fence();
   const int stages = static_cast<int>((e.n_end - e.n_begin + bulk_stage_cols(e.rank) - 1) / bulk_stage_cols(e.rank));
-  for (int j = 0; j < stages && j < kThinStages; ++j) bulk_issue(e, sm, j);
+  for (int j = 0; j < stages && j < kBulkStages; ++j) bulk_issue(e, sm, j);
 }
 
 __device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const ExpandTile& e, ExpandSmem& sm) {
@@ -355,8 +355,8 @@ __device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const Exp
     const int cols = static_cast<int>(min(static_cast<int64_t>(stage_cols), e.n_end - n0));
     const bf16* bs = e.b + n0 * e.rank;  // generic pointer: the stage in shared memory, or B in place
     if (copies) {
-      mbar_wait(&sm.full[j % kThinStages], (j / kThinStages) & 1);
-      bs = reinterpret_cast<const bf16*>(sm.stage[j % kThinStages]);
+      mbar_wait(&sm.full[j % kBulkStages], (j / kBulkStages) & 1);
+      bs = reinterpret_cast<const bf16*>(sm.stage[j % kBulkStages]);
     }
     for (int c = threadIdx.x; c < cols; c += kThreads) {
       const bf16* row_b = bs + static_cast<int64_t>(c) * e.rank;
@@ -386,7 +386,7 @@ __device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const Exp
         if (r < tile.count) yc[r * mod.y_ld] = __float2bfloat16_rn(old[r] + acc[r]);
     }
     __syncthreads();  // the buffer is read; it may take stage j + 2
-    if (copies && threadIdx.x == 0 && j + kThinStages < stages) bulk_issue(e, sm, j + kThinStages);
+    if (copies && threadIdx.x == 0 && j + kBulkStages < stages) bulk_issue(e, sm, j + kBulkStages);
   }
 }
 
