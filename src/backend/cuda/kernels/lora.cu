@@ -102,104 +102,34 @@ __device__ __forceinline__ void mma_word(float (&c)[4], const uint4& x_g, const 
   mma_bf16(c, a1, w.z, w.w);
 }
 
-// A lane's A words of one 64-wide K chunk from k0 on (its 16 physical k, split in two words), for the ranks
-// r0 + 8 grp + g of each 8-rank group; zeros past the rank and the warp's slice.
+constexpr int kPassGroups = kPassRanks / 8;  // shrink: 8-rank groups per pass
+
 // The lane's A rows of one pass (rank r0 + 8 grp + g of each 8-rank group; null past the rank).
-template <int kGroups>
-__device__ __forceinline__ void a_rows_of(const bf16* (&rows)[kGroups], const bf16* a, int64_t in_dim, int r0, int g,
-                                          int rank) {
+__device__ __forceinline__ void a_rows_of(const bf16* (&rows)[kPassGroups], const bf16* a, int64_t in_dim, int r0,
+                                          int g, int rank) {
 #pragma unroll
-  for (int grp = 0; grp < kGroups; ++grp) {
+  for (int grp = 0; grp < kPassGroups; ++grp) {
     const int r = r0 + grp * 8 + g;
     rows[grp] = r < rank ? a + static_cast<int64_t>(r) * in_dim : nullptr;
   }
 }
 
 // A lane's A words of one 64-wide K chunk (its 16 physical k from k0, in two words); zeros past the slice.
-template <int kGroups>
-__device__ __forceinline__ void load_a_chunk(uint4 (&w0)[kGroups], uint4 (&w1)[kGroups], const bf16* const (&rows)[kGroups],
-                                             int k0, int k_end) {
+__device__ __forceinline__ void load_a_chunk(uint4 (&w0)[kPassGroups], uint4 (&w1)[kPassGroups],
+                                             const bf16* const (&rows)[kPassGroups], int k0, int k_end) {
 #pragma unroll
-  for (int grp = 0; grp < kGroups; ++grp) {
+  for (int grp = 0; grp < kPassGroups; ++grp) {
     w0[grp] = load16_or_zero(rows[grp] + k0, rows[grp] && k0 < k_end);
     w1[grp] = load16_or_zero(rows[grp] + k0 + 8, rows[grp] && k0 + 8 < k_end);
   }
 }
 
-// The shrink of one tile in passes of kGroups * 8 ranks. A does not depend on the previous kernel: the first
-// chunk's words are loaded before pdl_wait, and each chunk's loop loads the next chunk's A words before it
-// multiplies, so two chunks of A are in flight per warp.
-template <int kGroups>
-__device__ __forceinline__ void shrink_tile(const LoraArgs& p, const TileRef& tile, const bf16* a, int rank, int slice,
-                                            float* out, float (&red)[kWarps][kTile][kGroups * 8 + 1]) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-  // K offsets fit in 32 bits (in_dim is a row length).
-  const int k_begin = (static_cast<int>(blockIdx.z) * kWarps + warp) * slice;
-  const int k_end = min(static_cast<int>(p.in_dim), k_begin + slice);
-  const bf16* x = static_cast<const bf16*>(p.x);
-  const bf16* x_g = x + (tile.begin + g) * p.x_ld;
-  const bf16* x_g8 = x + (tile.begin + g + 8) * p.x_ld;
-  const bool has_g = g < tile.count, has_g8 = g + 8 < tile.count;
-  const bf16* rows[kGroups];
-  uint4 w0[kGroups], w1[kGroups];
-  a_rows_of<kGroups>(rows, a, p.in_dim, 0, g, rank);
-  load_a_chunk<kGroups>(w0, w1, rows, k_begin + t4 * 16, k_end);
-  pdl_wait();
-  pdl_launch_dependents();
-  for (int r0 = 0; r0 < rank; r0 += kGroups * 8) {
-    if (r0 > 0) {
-      a_rows_of<kGroups>(rows, a, p.in_dim, r0, g, rank);
-      load_a_chunk<kGroups>(w0, w1, rows, k_begin + t4 * 16, k_end);
-    }
-    float acc[kGroups][4] = {};
-    for (int k = k_begin; k < k_end; k += kChunk) {
-      const int k0 = k + t4 * 16, k1 = k0 + 8;
-      const bool v0 = k0 < k_end, v1 = k1 < k_end;
-      const uint4 xg0 = load16_or_zero(x_g + k0, has_g && v0), xg1 = load16_or_zero(x_g + k1, has_g && v1);
-      const uint4 xh0 = load16_or_zero(x_g8 + k0, has_g8 && v0), xh1 = load16_or_zero(x_g8 + k1, has_g8 && v1);
-      const bool more = k + kChunk < k_end;  // warp-uniform
-      uint4 n0[kGroups], n1[kGroups];
-      if (more) load_a_chunk<kGroups>(n0, n1, rows, k0 + kChunk, k_end);
-#pragma unroll
-      for (int grp = 0; grp < kGroups; ++grp) {
-        if (r0 + grp * 8 >= rank) break;  // uniform: the rest of the pass is past the rank
-        mma_word(acc[grp], xg0, xh0, w0[grp]);
-        mma_word(acc[grp], xg1, xh1, w1[grp]);
-      }
-      if (more) {
-#pragma unroll
-        for (int grp = 0; grp < kGroups; ++grp) {
-          w0[grp] = n0[grp];
-          w1[grp] = n1[grp];
-        }
-      }
-    }
-#pragma unroll
-    for (int grp = 0; grp < kGroups; ++grp) {
-      const int c = grp * 8 + 2 * t4;
-      red[warp][g][c] = acc[grp][0];
-      red[warp][g][c + 1] = acc[grp][1];
-      red[warp][g + 8][c] = acc[grp][2];
-      red[warp][g + 8][c + 1] = acc[grp][3];
-    }
-    __syncthreads();
-    constexpr int kRanks = kGroups * 8;
-    const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
-    for (int e = threadIdx.x; e < kTile * kRanks; e += kThreads) {
-      const int row = e / kRanks, c = e % kRanks;
-      if (row >= tile.count || r0 + c >= rank) continue;
-      float sum = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) sum += red[w][row][c];
-      out[(tile.begin + row) * row_stride + r0 + c] = sum;
-    }
-    __syncthreads();
-  }
-}
-
-// 3 blocks per SM (80 registers): passes of 16 ranks keep a lane's A words of two chunks in 32 registers, and
-// more blocks' loads are in flight. History (bench/cuda_engine_notes.md, run 10): with passes of 32 for ranks
-// above 16 the kernel needed 121 registers (2 blocks per SM), and batch-128 steps took 2.5-3% longer.
+// Shrink, in passes of kPassRanks ranks. A does not depend on the previous kernel: the first chunk's words are
+// loaded before pdl_wait, and each chunk's loop loads the next chunk's A words before it multiplies, so two
+// chunks of A are in flight per warp. 3 blocks per SM (80 registers): passes of 16 ranks keep a lane's A words of
+// two chunks in 32 registers, and more blocks' loads are in flight. History (bench/cuda_engine_notes.md, run 10):
+// with passes of 32 for ranks above 16 the kernel needed 121 registers (2 blocks per SM), and batch-128 steps took
+// 2.5-3% longer.
 __global__ void __launch_bounds__(kThreads, 3) lora_shrink_kernel(LoraArgs p, int slice, float* partial) {
   __shared__ int32_t tile_info[3];
   __shared__ float red[kWarps][kTile][kPassRanks + 1];
@@ -212,7 +142,67 @@ __global__ void __launch_bounds__(kThreads, 3) lora_shrink_kernel(LoraArgs p, in
   const bf16* a = static_cast<const bf16*>(mod.a[slot]);
   const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
   float* out = partial + (static_cast<int64_t>(blockIdx.z) * p.num_tokens * row_stride) + blockIdx.y * kLoraMaxRank;
-  shrink_tile<kPassRanks / 8>(p, tile, a, rank, slice, out, red);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+  // K offsets fit in 32 bits (in_dim is a row length).
+  const int k_begin = (static_cast<int>(blockIdx.z) * kWarps + warp) * slice;
+  const int k_end = min(static_cast<int>(p.in_dim), k_begin + slice);
+  const bf16* x = static_cast<const bf16*>(p.x);
+  const bf16* x_g = x + (tile.begin + g) * p.x_ld;
+  const bf16* x_g8 = x + (tile.begin + g + 8) * p.x_ld;
+  const bool has_g = g < tile.count, has_g8 = g + 8 < tile.count;
+  const bf16* rows[kPassGroups];
+  uint4 w0[kPassGroups], w1[kPassGroups];
+  a_rows_of(rows, a, p.in_dim, 0, g, rank);
+  load_a_chunk(w0, w1, rows, k_begin + t4 * 16, k_end);
+  pdl_wait();
+  pdl_launch_dependents();
+  for (int r0 = 0; r0 < rank; r0 += kPassRanks) {
+    if (r0 > 0) {
+      a_rows_of(rows, a, p.in_dim, r0, g, rank);
+      load_a_chunk(w0, w1, rows, k_begin + t4 * 16, k_end);
+    }
+    float acc[kPassGroups][4] = {};
+    for (int k = k_begin; k < k_end; k += kChunk) {
+      const int k0 = k + t4 * 16, k1 = k0 + 8;
+      const bool v0 = k0 < k_end, v1 = k1 < k_end;
+      const uint4 xg0 = load16_or_zero(x_g + k0, has_g && v0), xg1 = load16_or_zero(x_g + k1, has_g && v1);
+      const uint4 xh0 = load16_or_zero(x_g8 + k0, has_g8 && v0), xh1 = load16_or_zero(x_g8 + k1, has_g8 && v1);
+      const bool more = k + kChunk < k_end;  // warp-uniform
+      uint4 n0[kPassGroups], n1[kPassGroups];
+      if (more) load_a_chunk(n0, n1, rows, k0 + kChunk, k_end);
+#pragma unroll
+      for (int grp = 0; grp < kPassGroups; ++grp) {
+        if (r0 + grp * 8 >= rank) break;  // uniform: the rest of the pass is past the rank
+        mma_word(acc[grp], xg0, xh0, w0[grp]);
+        mma_word(acc[grp], xg1, xh1, w1[grp]);
+      }
+      if (more) {
+#pragma unroll
+        for (int grp = 0; grp < kPassGroups; ++grp) {
+          w0[grp] = n0[grp];
+          w1[grp] = n1[grp];
+        }
+      }
+    }
+#pragma unroll
+    for (int grp = 0; grp < kPassGroups; ++grp) {
+      const int c = grp * 8 + 2 * t4;
+      red[warp][g][c] = acc[grp][0];
+      red[warp][g][c + 1] = acc[grp][1];
+      red[warp][g + 8][c] = acc[grp][2];
+      red[warp][g + 8][c + 1] = acc[grp][3];
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < kTile * kPassRanks; e += kThreads) {
+      const int row = e / kPassRanks, c = e % kPassRanks;
+      if (row >= tile.count || r0 + c >= rank) continue;
+      float sum = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) sum += red[w][row][c];
+      out[(tile.begin + row) * row_stride + r0 + c] = sum;
+    }
+    __syncthreads();
+  }
 }
 
 // Eight consecutive bf16 of a B row from `k` on (zeros past the rank), as one 16-byte word.
@@ -249,11 +239,11 @@ struct ExpandSmem {
   };
 };
 
-// The mma path (tiles of many rows: prefill chunks, a batch sharing one adapter): each warp owns kCols columns
-// per step: per 32 ranks a lane takes its A fragment from t in shared memory, loads 16 bytes of each of its
-// kCols / 8 B rows, and accumulates in fp32; the product goes through shared memory so that y is read and written
-// 16 bytes per lane. 64 columns need 128 registers (2 blocks per SM); 32 fit in 64 (4 blocks per SM), which the
-// bulk path of the same kernel needs to keep its copies in flight.
+// The mma path (tiles of many rows: prefill chunks, a batch sharing one adapter): each warp owns kColsPerWarp
+// columns per step: per 32 ranks a lane takes its A fragment from t in shared memory, loads 16 bytes of each of
+// its kColsPerWarp / 8 B rows, and accumulates in fp32; the product goes through shared memory so that y is read
+// and written 16 bytes per lane. 64 columns need 128 registers (2 blocks per SM); 32 fit in 64 (4 blocks per SM),
+// which the bulk path of the same kernel needs to keep its copies in flight.
 template <int kColsPerWarp>
 __device__ __forceinline__ void expand_mma(const LoraModuleArgs& mod, const ExpandTile& e, ExpandSmem& sm) {
   const bool vector = e.rank % 8 == 0 && (reinterpret_cast<uintptr_t>(e.b) & 15) == 0;
@@ -326,6 +316,11 @@ __device__ __forceinline__ void expand_mma(const LoraModuleArgs& mod, const Expa
 // bytes are not). B not 16-byte aligned is read in place.
 __device__ __forceinline__ int bulk_stage_cols(int rank) { return min(kColsPerBlock, kBulkStageBytes / (2 * rank) / 8 * 8); }
 
+__device__ __forceinline__ int bulk_stages(const ExpandTile& e) {
+  const int stage_cols = bulk_stage_cols(e.rank);
+  return static_cast<int>((e.n_end - e.n_begin + stage_cols - 1) / stage_cols);
+}
+
 __device__ __forceinline__ bool bulk_copies(const ExpandTile& e) { return (reinterpret_cast<uintptr_t>(e.b) & 15) == 0; }
 
 __device__ __forceinline__ void bulk_issue(const ExpandTile& e, ExpandSmem& sm, int j) {  // one thread: stage j
@@ -340,13 +335,12 @@ __device__ __forceinline__ void bulk_begin(const ExpandTile& e, ExpandSmem& sm) 
   if (!bulk_copies(e)) return;
   for (int s = 0; s < kBulkStages; ++s) mbar_init(&sm.full[s], 1);
   mbar_init_fence();
-  const int stages = static_cast<int>((e.n_end - e.n_begin + bulk_stage_cols(e.rank) - 1) / bulk_stage_cols(e.rank));
+  const int stages = bulk_stages(e);
   for (int j = 0; j < stages && j < kBulkStages; ++j) bulk_issue(e, sm, j);
 }
 
 __device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const ExpandTile& e, ExpandSmem& sm) {
-  const int stage_cols = bulk_stage_cols(e.rank);
-  const int stages = static_cast<int>((e.n_end - e.n_begin + stage_cols - 1) / stage_cols);
+  const int stage_cols = bulk_stage_cols(e.rank), stages = bulk_stages(e);
   const bool copies = bulk_copies(e), vector_b = e.rank % 8 == 0;
   bf16* y = static_cast<bf16*>(mod.y);
   const TileRef& tile = e.tile;
@@ -454,7 +448,8 @@ struct Plan {
 Plan plan_of(const LoraArgs& p, int num_sms) {
   Plan pl;
   pl.tiles = static_cast<int>(std::min<int64_t>(p.num_tokens, p.num_segments + p.num_tokens / kTile));
-  const int64_t fewest = (static_cast<int64_t>(p.num_tokens) + kTile - 1) / kTile * p.num_modules;
+  const int64_t fewest_tiles = (static_cast<int64_t>(p.num_tokens) + kTile - 1) / kTile;
+  const int64_t fewest = fewest_tiles * p.num_modules;
   const int64_t by_k = std::max<int64_t>(p.in_dim / (kWarps * 2 * kChunk), 1);
   int64_t s = (num_sms / 2 + fewest - 1) / fewest;
   s = std::min<int64_t>({s, by_k, kMaxSplits});
@@ -466,7 +461,6 @@ Plan plan_of(const LoraArgs& p, int num_sms) {
   for (int m = 0; m < p.num_modules; ++m) chunks += (p.m[m].out_dim + kColsPerBlock - 1) / kColsPerBlock;
   // Columns per block: a few waves at the most tiles, yet at least a block per SM when the batch shares one
   // adapter (the fewest tiles; a graph replays the same grid for both).
-  const int64_t fewest_tiles = (static_cast<int64_t>(p.num_tokens) + kTile - 1) / kTile;
   const int64_t iters = std::min(pl.tiles * chunks / (4 * static_cast<int64_t>(num_sms)), fewest_tiles * chunks / num_sms);
   pl.iters = static_cast<int>(std::clamp<int64_t>(iters, 1, 8));
   // Decode steps (a segment per one or two tokens) take the expand kernel built for them. Their thin tiles may
