@@ -95,6 +95,24 @@ std::vector<float> delta(const std::vector<float>& after, const std::vector<floa
   return d;
 }
 
+// Modules side by side in one fused output y (q/k/v; gate/up): each backend's slot tables and column slices of y.
+struct ModuleGroup {
+  LoraModuleWeights cpu_w[3], gpu_w[3];
+  Tensor cpu_y[3], gpu_y[3];
+};
+ModuleGroup module_group(const std::vector<SlotTables>& slots, const int64_t* outs, int n, const Twin& y) {
+  ModuleGroup g;
+  int64_t col = 0;
+  for (int i = 0; i < n; ++i) {
+    g.cpu_w[i] = slots[i].cpu;
+    g.gpu_w[i] = slots[i].gpu;
+    g.cpu_y[i] = y.cpu.col_slice(col, outs[i]);
+    g.gpu_y[i] = y.gpu.col_slice(col, outs[i]);
+    col += outs[i];
+  }
+  return g;
+}
+
 // Rows of tokens without an adapter (or a rank-0 one) are exactly as before.
 void expect_untouched(const CudaOpTest::Meta& m, const std::vector<int32_t>& ranks, const std::vector<float>& gpu,
                       const std::vector<float>& before, int64_t cols) {
@@ -136,7 +154,7 @@ TEST_F(CudaLora, GroupsMatchCpu) {
   const int64_t in = 512, q = 512, kv = 128, inter = 1408;
   const std::vector<std::vector<int32_t>> ranks = {{8, 16, 0, 32}, {8, 3, 16, 32}, {8, 16, 0, 64}};
   for (auto [total, decode] : {std::pair{1, true}, {7, false}, {99, false}, {99, true}, {513, false}, {513, true}}) {
-    for (auto outs : {std::vector<int64_t>{q, kv, kv}, std::vector<int64_t>{inter, inter}}) {
+    for (const auto& outs : {std::vector<int64_t>{q, kv, kv}, std::vector<int64_t>{inter, inter}}) {
       const auto n = static_cast<int>(outs.size());
       int64_t width = 0;
       for (int64_t o : outs) width += o;
@@ -145,18 +163,9 @@ TEST_F(CudaLora, GroupsMatchCpu) {
       Meta m = meta(random_batch(rng_, total, 4, decode), 16, 1, 10, 4);
       Twin x = make_twin(p_, total, in, rng_);
       Twin y = make_twin(p_, total, width, rng_, -kY, kY);
-      LoraModuleWeights cw[3], gw[3];
-      Tensor cy[3], gy[3];
-      int64_t col = 0;
-      for (int i = 0; i < n; ++i) {
-        cw[i] = slots[i].cpu;
-        gw[i] = slots[i].gpu;
-        cy[i] = y.cpu.col_slice(col, outs[i]);
-        gy[i] = y.gpu.col_slice(col, outs[i]);
-        col += outs[i];
-      }
-      p_.cpu->lora_group(m.packed.meta, x.cpu, cw, cy, n);
-      p_.gpu->lora_group(m.gpu, x.gpu, gw, gy, n);
+      const ModuleGroup g = module_group(slots, outs.data(), n, y);
+      p_.cpu->lora_group(m.packed.meta, x.cpu, g.cpu_w, g.cpu_y, n);
+      p_.gpu->lora_group(m.gpu, x.gpu, g.gpu_w, g.gpu_y, n);
       const std::vector<float> cpu = download(*p_.cpu, y.cpu), gpu = download(*p_.gpu, y.gpu);
       EXPECT_LT(rel_error(delta(gpu, y.host), delta(cpu, y.host)), kDeltaTol)
           << n << " modules, tokens " << total << (decode ? " (decode)" : "");
@@ -183,18 +192,9 @@ TEST_F(CudaLora, LinearLoraMatchesCpu) {
       Twin y = make_twin(p_, total, width, rng_), base = make_twin(p_, total, width, rng_);
       p_.cpu->linear(x.cpu, w.cpu, Tensor(), base.cpu);
       p_.gpu->linear(x.gpu, w.gpu, Tensor(), base.gpu);
-      LoraModuleWeights cw[3], gw[3];
-      Tensor cy[3], gy[3];
-      int64_t col = 0;
-      for (int i = 0; i < 3; ++i) {
-        cw[i] = slots[i].cpu;
-        gw[i] = slots[i].gpu;
-        cy[i] = y.cpu.col_slice(col, outs[i]);
-        gy[i] = y.gpu.col_slice(col, outs[i]);
-        col += outs[i];
-      }
-      p_.cpu->linear_lora(m.packed.meta, x.cpu, w.cpu, Tensor(), y.cpu, cw, cy, 3);
-      p_.gpu->linear_lora(m.gpu, x.gpu, w.gpu, Tensor(), y.gpu, gw, gy, 3);
+      const ModuleGroup g = module_group(slots, outs, 3, y);
+      p_.cpu->linear_lora(m.packed.meta, x.cpu, w.cpu, Tensor(), y.cpu, g.cpu_w, g.cpu_y, 3);
+      p_.gpu->linear_lora(m.gpu, x.gpu, w.gpu, Tensor(), y.gpu, g.gpu_w, g.gpu_y, 3);
       // The LoRA part: the output less the projection alone (a delta lost to a race would show whole).
       const double err = rel_error(delta(download(*p_.gpu, y.gpu), download(*p_.gpu, base.gpu)),
                                    delta(download(*p_.cpu, y.cpu), download(*p_.cpu, base.cpu)));
