@@ -183,23 +183,28 @@ void Bench::lora_ops(int32_t batch) {
   Tensor proj = ws.t_proj.row_slice(0, T), gu = ws.t_gate_up.row_slice(0, T), act = ws.t_act.row_slice(0, T);
   uint64_t seed = 91;
   for (Tensor* t : {&x, &qkv, &attn, &proj, &gu, &act}) backend.fill_uniform(*t, seed++, -1.0f, 1.0f);
+  const LayerWeights& lw = model.weights().layers[0];
   struct Group {
     const char* name;
-    Tensor x;
-    std::vector<std::pair<LoraModule, Tensor>> out;
+    Tensor x, weight, bias, out;
+    std::vector<std::pair<LoraModule, Tensor>> modules;
   };
   const std::vector<Group> groups = {
-      {"lora q/k/v", x, {{LoraModule::kQ, qkv.col_slice(0, q)}, {LoraModule::kK, qkv.col_slice(q, kvs)},
-                         {LoraModule::kV, qkv.col_slice(q + kvs, kvs)}}},
-      {"lora o", attn, {{LoraModule::kO, proj}}},
-      {"lora gate/up", x, {{LoraModule::kGate, gu.col_slice(0, inter)}, {LoraModule::kUp, gu.col_slice(inter, inter)}}},
-      {"lora down", act, {{LoraModule::kDown, proj}}}};
-  std::printf("\nLoRA ops at decode batch %d, layer 0, rank %d (timed alone, median of 20, launch included; GB/s of "
-              "adapter bytes):\n", batch, args.lora_rank);
-  std::printf("  %-14s %9s %10s %9s %10s %9s\n", "op", "one us", "GB/s", "dist. us", "GB/s", "x layers");
-  double total[2] = {0, 0};
+      {"q/k/v", x, lw.qkv, lw.qkv_bias, qkv,
+       {{LoraModule::kQ, qkv.col_slice(0, q)}, {LoraModule::kK, qkv.col_slice(q, kvs)},
+        {LoraModule::kV, qkv.col_slice(q + kvs, kvs)}}},
+      {"o", attn, lw.o, lw.o_bias, proj, {{LoraModule::kO, proj}}},
+      {"gate/up", x, lw.gate_up, lw.gate_up_bias, gu,
+       {{LoraModule::kGate, gu.col_slice(0, inter)}, {LoraModule::kUp, gu.col_slice(inter, inter)}}},
+      {"down", act, lw.down, lw.down_bias, proj, {{LoraModule::kDown, proj}}}};
+  std::printf("\nLoRA ops at decode batch %d, layer 0, rank %d (timed alone, median of 20, launch included): lora_group "
+              "alone (GB/s of adapter bytes), then the projection (linear) and the projection with its LoRA "
+              "(linear_lora, as the model runs it):\n", batch, args.lora_rank);
+  std::printf("  %-8s %9s %8s %9s %8s %9s %9s %9s %9s\n", "group", "one us", "GB/s", "dist. us", "GB/s", "linear us",
+              "+one us", "+dist. us", "x layers");
+  double total[2] = {0, 0}, fused[2] = {0, 0};
   for (const Group& g : groups) {
-    double us[2], gbs[2];
+    double us[2], gbs[2], with[2];
     for (int which = 0; which < 2; ++which) {
       ForwardBatch fb = decode_batch(batch, args.context, blocks_per_seq, c.vocab_size);
       assign_adapters(fb, which == 0 ? Adapters::kOne : Adapters::kDistinct, lora->num_slots());
@@ -209,21 +214,26 @@ void Bench::lora_ops(int32_t batch) {
       LoraModuleWeights w[3];
       Tensor ys[3];
       double bytes = 0;
-      for (size_t i = 0; i < g.out.size(); ++i) {
-        w[i] = lora->module(0, g.out[i].first);
-        ys[i] = g.out[i].second;
+      const auto n = static_cast<int>(g.modules.size());
+      for (int i = 0; i < n; ++i) {
+        w[i] = lora->module(0, g.modules[i].first);
+        ys[i] = g.modules[i].second;
         bytes += 2.0 * args.lora_rank * (w[i].in_dim + w[i].out_dim);
       }
-      const int32_t n = which == 0 ? 1 : std::min(batch, lora->num_slots());
-      us[which] = op_us([&] { backend.lora_group(meta, g.x, w, ys, static_cast<int>(g.out.size())); });
-      gbs[which] = n * bytes / (us[which] * 1e-6) / 1e9;
+      const int32_t adapters = which == 0 ? 1 : std::min(batch, lora->num_slots());
+      us[which] = op_us([&] { backend.lora_group(meta, g.x, w, ys, n); });
+      gbs[which] = adapters * bytes / (us[which] * 1e-6) / 1e9;
       total[which] += us[which];
+      with[which] = op_us([&] { backend.linear_lora(meta, g.x, g.weight, g.bias, g.out, w, ys, n); });
     }
-    std::printf("  %-14s %9.1f %10.0f %9.1f %10.0f %9.0f\n", g.name, us[0], gbs[0], us[1], gbs[1],
-                us[1] * c.num_layers);
+    const double alone = op_us([&] { backend.linear(g.x, g.weight, g.bias, g.out); });
+    for (int which = 0; which < 2; ++which) fused[which] += with[which] - alone;
+    std::printf("  %-8s %9.1f %8.0f %9.1f %8.0f %9.1f %+9.1f %+9.1f %9.0f\n", g.name, us[0], gbs[0], us[1], gbs[1],
+                alone, with[0] - alone, with[1] - alone, us[1] * c.num_layers);
   }
-  std::printf("  sum x %lld layers: one adapter %.3f ms, distinct %.3f ms\n", static_cast<long long>(c.num_layers),
-              total[0] * c.num_layers * 1e-3, total[1] * c.num_layers * 1e-3);
+  std::printf("  sum x %lld layers: lora_group one adapter %.3f ms, distinct %.3f ms; linear_lora over linear: one "
+              "%+.3f ms, distinct %+.3f ms\n", static_cast<long long>(c.num_layers), total[0] * c.num_layers * 1e-3,
+              total[1] * c.num_layers * 1e-3, fused[0] * c.num_layers * 1e-3, fused[1] * c.num_layers * 1e-3);
 }
 
 // One layer's ops on a batch (decode steps or a prefill), timed one by one (each includes its launch).
@@ -417,11 +427,11 @@ int run_bench(const BenchArgs& a) {
       run.decode(small, false);
       cb->set_options(chosen);
     }
-    if (run.lora && (chosen.lora_overlap || chosen.lora_bulk_expand)) {
+    if (run.lora && (chosen.lora_overlap || chosen.lora_bulk_expand || chosen.lora_fused_gemv)) {
       CudaBackendOptions other = chosen;
-      other.lora_overlap = other.lora_bulk_expand = false;
+      other.lora_overlap = other.lora_bulk_expand = other.lora_fused_gemv = false;
       cb->set_options(other);
-      std::printf("\nthe same with the LoRA shrink after its projection and the mma expand for decode steps:");
+      std::printf("\nthe same with the LoRA kernels after their projection (shrink and mma expand, none fused):");
       run.decode(*batches, true);
       cb->set_options(chosen);
     }
@@ -480,6 +490,9 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
       ->transform(CLI::CheckedTransformer(on_off));
   cmd.add_option("--lora-bulk-expand", o.lora_bulk_expand,
                  "cuda: decode steps' LoRA expand from bulk copies of B (on, off: the mma expand)")
+      ->transform(CLI::CheckedTransformer(on_off));
+  cmd.add_option("--lora-fused-gemv", o.lora_fused_gemv,
+                 "cuda: 1-4 row projections take their LoRA into the GEMV's launch (on, off: separate kernels)")
       ->transform(CLI::CheckedTransformer(on_off));
 }
 

@@ -243,6 +243,7 @@ struct CudaBackendOptions {
   GemmTune gemm_tune = GemmTune::kCold;
   bool lora_overlap = true;      // a projection's LoRA shrink on a second branch beside it (linear_lora)
   bool lora_bulk_expand = true;  // decode steps' LoRA expand streams B by bulk copies (else the mma expand)
+  bool lora_fused_gemv = true;   // 1-4 row projections take their LoRA into the GEMV's launch (linear_lora)
 };
 
 // Every setting of a backend, in one place: the command line and the benchmarks fill it, nothing reads the

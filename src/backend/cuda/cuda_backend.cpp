@@ -64,6 +64,8 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const CudaBackendOption
   LS_ASSIGN_OR_RETURN(b->penalty_upload_, cuda::StagedUpload::create(kPenaltyArenaBytes));
   LS_ASSIGN_OR_RETURN(b->arrivals_, b->allocate(kArrivalCounters * sizeof(int32_t)));
   LS_CUDA_CHECK(cudaMemsetAsync(b->arrivals_.data(), 0, b->arrivals_.bytes(), b->stream_));
+  LS_ASSIGN_OR_RETURN(b->lora_counters_, b->allocate(2 * sizeof(int32_t)));
+  LS_CUDA_CHECK(cudaMemsetAsync(b->lora_counters_.data(), 0, b->lora_counters_.bytes(), b->stream_));
   return b;
 }
 
@@ -81,6 +83,7 @@ CudaBackend::~CudaBackend() {
   arrivals_ = Buffer();
   skinny_accumulator_ = Buffer();
   lora_scratch_ = Buffer();
+  lora_counters_ = Buffer();
   batch_upload_ = cuda::StagedUpload();
   params_upload_ = cuda::StagedUpload();
   penalty_upload_ = cuda::StagedUpload();

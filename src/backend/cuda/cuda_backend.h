@@ -1,7 +1,7 @@
 // cuda_backend.h: CudaBackend, the GPU backend: bf16 weights and activations, fp32 accumulation and softmax,
 // fp32 logits. Every op is queued on one stream (the projections through cuBLASLt or, for 1-4 rows, our
-// weight-streaming GEMV; everything else through kernels/), except that a LoRA shrink runs on a side branch beside
-// its projection (linear_lora); batch metadata arrives through one pinned staging copy, and ops can be recorded
+// weight-streaming GEMV, which takes the projection's LoRA into its launch; everything else through kernels/),
+// except that a LoRA shrink runs on a side branch beside a larger projection (linear_lora); batch metadata arrives through one pinned staging copy, and ops can be recorded
 // into CUDA graphs. make_cuda_backend fails with kUnavailable without a GPU.
 #pragma once
 
@@ -110,6 +110,7 @@ class CudaBackend final : public Backend {
   Buffer arrivals_;           // split arrival counters (attention, skinny GEMM), zero between launches
   Buffer skinny_accumulator_; // skinny GEMM split-K partial sums
   Buffer lora_scratch_;       // LoRA shrink partial sums
+  Buffer lora_counters_;      // the GEMV with LoRA: its 2 counters, zero between launches
   std::vector<Buffer> retired_scratch_;  // outgrown scratch, kept: graphs recorded earlier still point at it
   // Fences in one stream's order: events recorded on it, numbered ascending, those in flight kept in order (an
   // event done means every one before it is), with spare events for reuse.

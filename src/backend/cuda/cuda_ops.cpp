@@ -264,13 +264,26 @@ void CudaBackend::lora_group(const BatchMeta& batch, Tensor x, const LoraModuleW
 
 void CudaBackend::linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor out,
                               const LoraModuleWeights* w, const Tensor* ys, int n) {
-  if (!options_.lora_overlap) {
-    Backend::linear_lora(batch, x, weight, bias, out, w, ys, n);
-    return;
-  }
   cuda::LoraArgs a;
   if (!lora_args(batch, x, w, ys, n, a)) {
     linear(x, weight, bias, out);
+    return;
+  }
+  check_bf16(weight, "linear weight");
+  LS_CHECK(x.cols == weight.cols && out.rows == x.rows && out.cols == weight.rows) << "linear_lora shape mismatch";
+  // Decode steps of 1-4 rows: the shrink and the deltas in the GEMV's launch.
+  if (options_.gemv && options_.lora_fused_gemv && out.dtype == DType::kBF16 &&
+      cuda::gemv_lora_supported(a, weight.data, weight.ld, out.data, out.ld, out.cols)) {
+    float* t = scratch(lora_scratch_, static_cast<size_t>(cuda::gemv_lora_scratch_floats(a)));
+    LS_CUDA_CHECK(
+        cuda::launch_gemv_lora(a, weight.data, weight.ld, bias.data, out.data, out.ld, out.cols, t,
+                               static_cast<int32_t*>(lora_counters_.data()), num_sms_, launch_stream()));
+    return;
+  }
+  if (!options_.lora_overlap) {
+    linear(x, weight, bias, out);
+    LS_CUDA_CHECK(cuda::launch_lora(a, scratch(lora_scratch_, static_cast<size_t>(cuda::lora_scratch_floats(a, num_sms_))),
+                                    num_sms_, launch_stream()));
     return;
   }
   // The shrink reads only x: it runs on the side stream beside the projection (a second branch in a graph), and

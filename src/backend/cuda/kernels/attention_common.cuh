@@ -1,5 +1,4 @@
-// attention_common.cuh: what the attention kernels share: asynchronous 16-byte copies into shared memory
-// (cp.async, zero-filled past the context), the shared-memory fragment loads (ldmatrix, movmatrix),
+// attention_common.cuh: what the attention kernels share: the shared-memory fragment loads (ldmatrix, movmatrix),
 // the paged-cache address of a key, and each query's key range.
 #pragma once
 
@@ -9,17 +8,6 @@
 namespace ls::cuda {
 
 constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  const int bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
 
 // The shared-memory matrix loads that feed the tensor-core fragments (common.cuh's mma_bf16); the prefill and
 // decode kernels both use them.

@@ -1,7 +1,7 @@
 // bulk_copy.cuh: the tensor memory accelerator's plumbing that kernels share: shared-memory addresses,
 // mbarriers (init, arrive with an expected byte count, wait on a phase) and the 1-D bulk copy from global to
-// shared memory whose completion the mbarrier counts in bytes. The copy engine, not registers, then holds the
-// bytes in flight.
+// shared memory whose completion the mbarrier counts in bytes; and the bulk prefetch of global memory into L2. The
+// copy engine, not registers, then holds the bytes in flight.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +40,11 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
                    smem_u32(dst)),
                "l"(src), "r"(bytes), "r"(smem_u32(bar))
                : "memory");
+}
+
+// Starts bringing `bytes` (a multiple of 16, 16-byte aligned) of global memory into L2; nothing waits for it.
+__device__ __forceinline__ void prefetch_l2(const void* src, uint32_t bytes) {
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
 }
 
 }  // namespace ls::cuda

@@ -1,6 +1,6 @@
-// common.cuh: device helpers every kernel shares: bf16 vectors of 8 (16-byte loads and stores), warp
-// reductions, programmatic dependent launch (PDL) waits, and the launch helper that sets the PDL attribute
-// (when the Stream asks for it).
+// common.cuh: device helpers every kernel shares: bf16 vectors of 8 (16-byte loads and stores), asynchronous
+// copies into shared memory (cp.async), warp reductions, programmatic dependent launch (PDL) waits, and the
+// launch helper that sets the PDL attribute (when the Stream asks for it).
 // Every kernel calls pdl_wait() before it reads what the previous kernel wrote, then pdl_launch_dependents(),
 // so the next kernel's launch overlaps this one's execution.
 #pragma once
@@ -34,6 +34,19 @@ cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem
   config.attrs = attr;
   config.numAttrs = stream.pdl ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+// Asynchronous 16-byte copies into shared memory (cp.async, through L2 only; zero-filled when not valid), their
+// commit groups, and the wait until at most N groups are pending.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
 __device__ __forceinline__ void unpack8(const uint4& v, float (&out)[8]) {
