@@ -88,7 +88,7 @@ void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
   const bool out_f32 = out.dtype == DType::kF32;
   if (options_.gemv && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
     LS_CUDA_CHECK(cuda::launch_gemv(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, out_f32, x.rows,
-                                    weight.rows, x.cols, launch_stream()));
+                                    weight.rows, x.cols, num_sms_, launch_stream()));
     return;
   }
   using Skinny = CudaBackendOptions::Skinny;

@@ -1,8 +1,9 @@
 // gemv.cu: the weight-streaming projection for decode steps of 1 to 4 tokens, alone or with the LoRA of the
-// modules whose outputs are its column slices. A block owns kRows output features; its threads split their weight
-// rows and read them with 16-byte loads that bypass L1 (kUnroll x kRows loads in flight per thread; the first
-// round issued before the wait for the previous kernel), while the few activation rows come through L1; fp32
-// accumulation, warp then block reduction.
+// modules whose outputs are its column slices. Persistent blocks, one per resident block slot, take groups of
+// kRows output features in turn; a block's threads split the group's weight rows and read them with 16-byte loads
+// that bypass L1 (kUnroll x kRows loads in flight per thread; the first group's issued before the wait for the
+// previous kernel, each next group's before the current one's reduction), while the few activation rows come
+// through L1; fp32 accumulation, warp then block reduction.
 //
 // With LoRA (launch_gemv_lora), one launch of persistent blocks, one per resident block slot, that take work items
 // in turn (block b: items b, b + blocks, ...): first the shrink's units, then the projection's groups of kRows
@@ -375,46 +376,54 @@ __global__ void __launch_bounds__(kThreads, 2)
   proj_groups<M>(x, ldx, w, ldw, bias, out, ldo, n, k, l, item - l.shrink_units, blocks, sm);
 }
 
-// Resident blocks per SM of the LoRA kernel (asked once per row count).
-template <int M>
-int gemv_lora_blocks_per_sm() {
-  static const int blocks = [] {
-    int b = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, gemv_lora_kernel<M>, kThreads, 0) != cudaSuccess) b = 1;
-    return std::max(b, 1);
-  }();
-  return blocks;
-}
-
 template <int M>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const bf16* __restrict__ x, int64_t ldx,
                                                          const bf16* __restrict__ w, int64_t ldw,
                                                          const bf16* __restrict__ bias, void* __restrict__ out,
                                                          int64_t ldo, bool out_f32, int64_t n, int64_t k) {
-  __shared__ float partial[kThreads / 32][kGemvMaxRows * kRows];
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  __shared__ float partial[2][kThreads / 32][kGemvMaxRows * kRows];
+  const int64_t groups = (n + kRows - 1) / kRows, stride = gridDim.x;
   RowStream s;
   s.chunks = k / 8;
+  auto rows_of = [&](int64_t group) {
+    const int64_t row0 = group * kRows;
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) s.rows[r] = w + (row0 + r < n ? row0 + r : row0) * ldw;
+    for (int r = 0; r < kRows; ++r) s.rows[r] = w + (row0 + r < n ? row0 + r : row0) * ldw;
+  };
+  rows_of(blockIdx.x);
   // The weights never depend on the previous kernel: the first round is in flight before waiting for it.
   s.load(threadIdx.x);
   pdl_wait();
   pdl_launch_dependents();
-  float acc[M][kRows] = {};
-  s.run<M>(x, ldx, acc);
-  warp_partials<M>(acc, partial);
-  __syncthreads();
-  if (threadIdx.x >= M * kRows) return;
-  const int mi = threadIdx.x / kRows, r = threadIdx.x % kRows;
-  const int64_t row = row0 + r;
-  if (row >= n) return;
-  const float v = (bias ? __bfloat162float(bias[row]) : 0.0f) + block_sum(partial, threadIdx.x);
-  if (out_f32) {
-    static_cast<float*>(out)[mi * ldo + row] = v;
-  } else {
-    static_cast<bf16*>(out)[mi * ldo + row] = __float2bfloat16_rn(v);
+  int buf = 0;
+  for (int64_t g = blockIdx.x; g < groups; g += stride, buf ^= 1) {
+    float acc[M][kRows] = {};
+    s.run<M>(x, ldx, acc);
+    warp_partials<M>(acc, partial[buf]);
+    if (g + stride < groups) {
+      rows_of(g + stride);
+      s.load(threadIdx.x);
+    }
+    __syncthreads();  // partial[buf] complete; partial[buf ^ 1] free (read before this barrier)
+    if (threadIdx.x >= M * kRows) continue;
+    const int mi = threadIdx.x / kRows;
+    const int64_t row = g * kRows + threadIdx.x % kRows;
+    if (row >= n) continue;
+    const float v = (bias ? __bfloat162float(bias[row]) : 0.0f) + block_sum(partial[buf], threadIdx.x);
+    if (out_f32) {
+      static_cast<float*>(out)[mi * ldo + row] = v;
+    } else {
+      static_cast<bf16*>(out)[mi * ldo + row] = __float2bfloat16_rn(v);
+    }
   }
+}
+
+// Resident blocks per SM of a kernel of kThreads threads.
+template <typename Kernel>
+int blocks_per_sm(Kernel kernel) {
+  int b = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, kernel, kThreads, 0) != cudaSuccess) b = 1;
+  return std::max(b, 1);
 }
 
 }  // namespace
@@ -424,18 +433,25 @@ bool gemv_supported(int64_t m, int64_t k, const void* x, int64_t ldx, const void
 }
 
 cudaError_t launch_gemv(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out,
-                        int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, Stream stream) {
+                        int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, int num_sms, Stream stream) {
   if (m == 0 || n == 0) return cudaSuccess;
   if (!out || !gemv_supported(m, k, x, ldx, w, ldw) || ldo < n) return cudaErrorInvalidValue;
-  const dim3 grid(ceil_div(n, kRows)), block(kThreads);
   const auto* xs = static_cast<const bf16*>(x);
   const auto* ws = static_cast<const bf16*>(w);
   const auto* bs = static_cast<const bf16*>(bias);
+  // A block per resident block slot, at most one per group of kRows features.
+  auto run = [&](auto kernel, int per_sm) {
+    const int64_t blocks = std::min<int64_t>(ceil_div(n, kRows), static_cast<int64_t>(num_sms) * per_sm);
+    return launch(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, xs, ldx, ws, ldw, bs, out,
+                  ldo, out_f32, n, k);
+  };
+  static const int per_sm[4] = {blocks_per_sm(gemv_kernel<1>), blocks_per_sm(gemv_kernel<2>),
+                                blocks_per_sm(gemv_kernel<3>), blocks_per_sm(gemv_kernel<4>)};
   switch (m) {
-    case 1: return launch(gemv_kernel<1>, grid, block, 0, stream, xs, ldx, ws, ldw, bs, out, ldo, out_f32, n, k);
-    case 2: return launch(gemv_kernel<2>, grid, block, 0, stream, xs, ldx, ws, ldw, bs, out, ldo, out_f32, n, k);
-    case 3: return launch(gemv_kernel<3>, grid, block, 0, stream, xs, ldx, ws, ldw, bs, out, ldo, out_f32, n, k);
-    default: return launch(gemv_kernel<4>, grid, block, 0, stream, xs, ldx, ws, ldw, bs, out, ldo, out_f32, n, k);
+    case 1: return run(gemv_kernel<1>, per_sm[0]);
+    case 2: return run(gemv_kernel<2>, per_sm[1]);
+    case 3: return run(gemv_kernel<3>, per_sm[2]);
+    default: return run(gemv_kernel<4>, per_sm[3]);
   }
 }
 
@@ -488,11 +504,13 @@ cudaError_t launch_gemv_lora(const LoraArgs& a, const void* w, int64_t ldw, cons
     return launch(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, xs, a.x_ld, ws, ldw, bs, os,
                   ldo, n, a.in_dim, l);
   };
+  static const int per_sm[4] = {blocks_per_sm(gemv_lora_kernel<1>), blocks_per_sm(gemv_lora_kernel<2>),
+                                blocks_per_sm(gemv_lora_kernel<3>), blocks_per_sm(gemv_lora_kernel<4>)};
   switch (a.num_tokens) {
-    case 1: return run(gemv_lora_kernel<1>, gemv_lora_blocks_per_sm<1>());
-    case 2: return run(gemv_lora_kernel<2>, gemv_lora_blocks_per_sm<2>());
-    case 3: return run(gemv_lora_kernel<3>, gemv_lora_blocks_per_sm<3>());
-    default: return run(gemv_lora_kernel<4>, gemv_lora_blocks_per_sm<4>());
+    case 1: return run(gemv_lora_kernel<1>, per_sm[0]);
+    case 2: return run(gemv_lora_kernel<2>, per_sm[1]);
+    case 3: return run(gemv_lora_kernel<3>, per_sm[2]);
+    default: return run(gemv_lora_kernel<4>, per_sm[3]);
   }
 }
 

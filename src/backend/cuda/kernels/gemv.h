@@ -20,7 +20,7 @@ bool gemv_supported(int64_t m, int64_t k, const void* x, int64_t ldx, const void
 
 // out[m, n] = x[m, k] w[n, k]^T (+ bias[n]); x, w, bias bf16; out bf16 or float32.
 cudaError_t launch_gemv(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out,
-                        int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, Stream stream);
+                        int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, int num_sms, Stream stream);
 
 // Whether launch_gemv_lora takes these operands: the GEMV's conditions for x = lora.x (lora.num_tokens rows,
 // lora.in_dim columns), lora_supported, at most one segment per token, and each module's y a column slice of the
