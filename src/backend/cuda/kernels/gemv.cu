@@ -48,6 +48,12 @@ struct RowStream {
   uint4 wv[kUnroll][kRows];
   int64_t chunks;  // K / 8
 
+  // Rows first .. first + kRows - 1 of a matrix of `count` rows (those past the end repeat row `first`).
+  __device__ __forceinline__ void set_rows(const bf16* base, int64_t ld, int64_t first, int64_t count) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) rows[r] = base + (first + r < count ? first + r : first) * ld;
+  }
+
   __device__ __forceinline__ void load(int64_t c0) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -144,11 +150,7 @@ __device__ void shrink_block(const bf16* __restrict__ x, int64_t ldx, int64_t k,
   const bf16* a = slot >= 0 ? static_cast<const bf16*>(l.a[m][slot]) : nullptr;
   RowStream s;
   s.chunks = k / 8;
-  auto rows_of = [&](int c) {
-#pragma unroll
-    for (int r = 0; r < kRows; ++r)
-      s.rows[r] = a + static_cast<int64_t>(kRows * c + r < rank ? kRows * c + r : kRows * c) * k;
-  };
+  auto rows_of = [&](int c) { s.set_rows(a, k, kRows * c, rank); };
   if (kRows * split < rank) {  // A does not depend on the previous kernel
     rows_of(split);
     s.load(threadIdx.x);
@@ -288,11 +290,7 @@ __device__ void proj_groups(const bf16* __restrict__ x, int64_t ldx, const bf16*
   const int o = threadIdx.x / E::kLanes;  // its output (lane 0 of each output holds the projection's sum)
   RowStream s;
   s.chunks = k / 8;
-  auto rows_of = [&](int64_t group) {
-    const int64_t row0 = group * kRows;
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) s.rows[r] = w + (row0 + r < n ? row0 + r : row0) * ldw;
-  };
+  auto rows_of = [&](int64_t group) { s.set_rows(w, ldw, group * kRows, n); };
   auto sum_of = [&](int64_t group, int pbuf) {
     const int64_t col = group * kRows + o % kRows;
     if (o >= E::kOutputs || threadIdx.x % E::kLanes != 0 || col >= n) return 0.0f;
@@ -385,11 +383,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const bf16* __restrict__
   const int64_t groups = (n + kRows - 1) / kRows, stride = gridDim.x;
   RowStream s;
   s.chunks = k / 8;
-  auto rows_of = [&](int64_t group) {
-    const int64_t row0 = group * kRows;
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) s.rows[r] = w + (row0 + r < n ? row0 + r : row0) * ldw;
-  };
+  auto rows_of = [&](int64_t group) { s.set_rows(w, ldw, group * kRows, n); };
   rows_of(blockIdx.x);
   // The weights never depend on the previous kernel: the first round is in flight before waiting for it.
   s.load(threadIdx.x);
