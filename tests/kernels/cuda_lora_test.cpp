@@ -4,8 +4,8 @@
 //    a rank-0 slot and no adapter, into column slices of wider outputs;
 //  - lora_group: q/k/v into the column slices of one fused output and gate/up, in one call;
 //  - decode steps (a token per segment: the bulk-copy expand) as well as prefill chunks (the mma expand);
-//  - linear_lora: the projection and its LoRA, fused into the GEMV's launch (1-4 rows), the shrink beside it on a
-//    second stream, and in line;
+//  - linear_lora: the projection (with a bias) and its LoRA, fused into the GEMV's launch (1-4 rows; module
+//    boundaries inside its groups of 4 features too), the shrink beside it on a second stream, and in line;
 //  - LoraSlots: adapters of mixed ranks staged, loaded beside the ops (polled with is_ready), cleared and
 //    reloaded into freed ranges, run through the op against the CPU backend's LoraSlots; out-of-capacity errors.
 // Deltas are compared (they are small next to y); rows without an adapter must stay bit-identical.
@@ -180,43 +180,46 @@ TEST_F(CudaLora, GroupsMatchCpu) {
 // shrink on the side branch, and in line; decode steps and prefill chunks.
 TEST_F(CudaLora, LinearLoraMatchesCpu) {
   SCOPED_TRACE(trace());
-  const int64_t in = 512, q = 512, kv = 128, width = q + 2 * kv;
   const std::vector<std::vector<int32_t>> ranks = {{8, 16, 0, 32, 128}, {8, 3, 16, 1, 128}, {8, 16, 0, 64, 5}};
-  const int64_t outs[3] = {q, kv, kv};
-  std::vector<SlotTables> slots;
-  for (int i = 0; i < 3; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], in, outs[i]));
-  const float bound = 1.0f / std::sqrt(static_cast<float>(in));
-  Twin w = make_twin(p_, width, in, rng_, -bound, bound);
-  Twin bias = make_twin(p_, 1, width, rng_, -bound, bound);
+  std::vector<int32_t> any_rank(ranks[0].size(), 0);  // rows with no adapter of any module: the projection alone
+  for (const auto& module : ranks)
+    for (size_t s = 0; s < any_rank.size(); ++s) any_rank[s] = std::max(any_rank[s], module[s]);
   struct Path {
     bool fused, overlap;
     const char* name;
   };
-  for (const Path& path : {Path{true, true, "fused"}, Path{false, true, "overlapped"}, Path{false, false, "in line"}}) {
-    set_cuda_options([&](CudaBackendOptions& o) {
-      o.lora_fused_gemv = path.fused;
-      o.lora_overlap = path.overlap;
-    });
-    for (auto [total, decode] : {std::pair{1, true}, {2, true}, {3, true}, {4, true}, {4, false}, {64, true},
-                                 {99, false}}) {
-      for (int rep = 0; rep < (total <= 4 ? 4 : 1); ++rep) {  // short batches: several adapter mixes
-        Meta m = meta(random_batch(rng_, total, 5, decode), 16, 1, 10, 5);
-        Twin x = make_twin(p_, total, in, rng_);
-        Twin y = make_twin(p_, total, width, rng_), base = make_twin(p_, total, width, rng_);
-        p_.cpu->linear(x.cpu, w.cpu, bias.cpu, base.cpu);
-        p_.gpu->linear(x.gpu, w.gpu, bias.gpu, base.gpu);
-        const ModuleGroup g = module_group(slots, outs, 3, y);
-        p_.cpu->linear_lora(m.packed.meta, x.cpu, w.cpu, bias.cpu, y.cpu, g.cpu_w, g.cpu_y, 3);
-        p_.gpu->linear_lora(m.gpu, x.gpu, w.gpu, bias.gpu, y.gpu, g.gpu_w, g.gpu_y, 3);
-        // The LoRA part: the output less the projection alone (a delta lost to a race would show whole).
-        const std::vector<float> gpu = download(*p_.gpu, y.gpu), gpu_base = download(*p_.gpu, base.gpu);
-        const double err = rel_error(delta(gpu, gpu_base), delta(download(*p_.cpu, y.cpu), download(*p_.cpu, base.cpu)));
-        EXPECT_LT(err, kDeltaTol) << "tokens " << total << ", " << path.name << ", mix " << rep;
-        std::vector<int32_t> q_ranks = ranks[0];
-        for (int32_t& r : q_ranks) r = 0;  // rows with no adapter of any module: the projection alone
-        for (int i = 0; i < 3; ++i)
-          for (size_t s = 0; s < q_ranks.size(); ++s) q_ranks[s] = std::max(q_ranks[s], ranks[i][s]);
-        expect_untouched(m, q_ranks, gpu, gpu_base, width);
+  // Llama-like q/k/v slices, and odd ones whose module boundaries fall inside the GEMV's groups of 4 features.
+  for (auto [in, q, kv] : {std::tuple<int64_t, int64_t, int64_t>{512, 512, 128}, {200, 102, 38}}) {
+    const int64_t width = q + 2 * kv, outs[3] = {q, kv, kv};
+    std::vector<SlotTables> slots;
+    for (int i = 0; i < 3; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], in, outs[i]));
+    const float bound = 1.0f / std::sqrt(static_cast<float>(in));
+    Twin w = make_twin(p_, width, in, rng_, -bound, bound);
+    Twin bias = make_twin(p_, 1, width, rng_, -bound, bound);
+    for (const Path& path : {Path{true, true, "fused"}, Path{false, true, "overlapped"}, Path{false, false, "in line"}}) {
+      set_cuda_options([&](CudaBackendOptions& o) {
+        o.lora_fused_gemv = path.fused;
+        o.lora_overlap = path.overlap;
+      });
+      for (auto [total, decode] : {std::pair{1, true}, {2, true}, {3, true}, {4, true}, {4, false}, {64, true},
+                                   {99, false}}) {
+        for (int rep = 0; rep < (total <= 4 ? 4 : 1); ++rep) {  // short batches: several adapter mixes
+          Meta m = meta(random_batch(rng_, total, 5, decode), 16, 1, 10, 5);
+          Twin x = make_twin(p_, total, in, rng_);
+          Twin y = make_twin(p_, total, width, rng_), base = make_twin(p_, total, width, rng_);
+          p_.cpu->linear(x.cpu, w.cpu, bias.cpu, base.cpu);
+          p_.gpu->linear(x.gpu, w.gpu, bias.gpu, base.gpu);
+          const ModuleGroup g = module_group(slots, outs, 3, y);
+          p_.cpu->linear_lora(m.packed.meta, x.cpu, w.cpu, bias.cpu, y.cpu, g.cpu_w, g.cpu_y, 3);
+          p_.gpu->linear_lora(m.gpu, x.gpu, w.gpu, bias.gpu, y.gpu, g.gpu_w, g.gpu_y, 3);
+          // The LoRA part: the output less the projection alone (a delta lost to a race would show whole).
+          const std::vector<float> gpu = download(*p_.gpu, y.gpu), gpu_base = download(*p_.gpu, base.gpu);
+          const double err =
+              rel_error(delta(gpu, gpu_base), delta(download(*p_.cpu, y.cpu), download(*p_.cpu, base.cpu)));
+          EXPECT_LT(err, kDeltaTol) << "in " << in << " width " << width << ", tokens " << total << ", " << path.name
+                                    << ", mix " << rep;
+          expect_untouched(m, any_rank, gpu, gpu_base, width);
+        }
       }
     }
   }
