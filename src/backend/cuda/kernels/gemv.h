@@ -18,7 +18,8 @@ inline constexpr int64_t kGemvMaxRows = 4;
 // x and w 16-byte aligned.
 bool gemv_supported(int64_t m, int64_t k, const void* x, int64_t ldx, const void* w, int64_t ldw);
 
-// out[m, n] = x[m, k] w[n, k]^T (+ bias[n]); x, w, bias bf16; out bf16 or float32.
+// out[m, n] = x[m, k] w[n, k]^T (+ bias[n]); x, w, bias bf16; out bf16 or float32. num_sms sizes the grid (a
+// block per resident block slot).
 cudaError_t launch_gemv(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out,
                         int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, int num_sms, Stream stream);
 
