@@ -20,7 +20,8 @@
 //    as PEFT rounds it) times its B row before its one rounding to bf16, in warp 0 (2-8 lanes per output). No
 //    kernel of its own reads or writes y again.
 // The last block past the wait zeroes the counters for the next launch. The grid is no larger than the blocks
-// the GPU holds at once, so every block that waits runs beside the units it waits for, which never wait. The grid
+// the GPU holds at once (the occupancy of the whole GPU: a share of its SMs under MPS or green contexts would need
+// a smaller grid), so every block that waits runs beside the units it waits for, which never wait. The grid
 // depends on host scalars only (tokens, segments, modules, out width), so a graph replays any adapter mix.
 // History (bench/cuda_engine_notes.md, run 12): a projection block per group with the wait and the t and B loads
 // in its tail ran 30% slower than two kernels; a shrink kernel chained by PDL before a persistent projection paid
