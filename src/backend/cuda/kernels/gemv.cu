@@ -110,6 +110,13 @@ __device__ __forceinline__ float block_sum(const float (&partial)[kThreads / 32]
   return v;
 }
 
+// Output i's projection (bias[col] + the warps' partial sums), in one order for both kernels: a token without an
+// adapter gets the same bits from the LoRA kernel as from the GEMV alone.
+__device__ __forceinline__ float projection_sum(const bf16* __restrict__ bias, int64_t col,
+                                                const float (&partial)[kThreads / 32][kGemvMaxRows * kRows], int i) {
+  return (bias ? __bfloat162float(bias[col]) : 0.0f) + block_sum(partial, i);
+}
+
 // The LoRA as the kernel reads it (launch_gemv_lora fills it from LoraArgs).
 struct GemvLora {
   const int32_t* seg_start;  // [num_segments + 1]
@@ -295,7 +302,7 @@ __device__ void proj_groups(const bf16* __restrict__ x, int64_t ldx, const bf16*
   auto sum_of = [&](int64_t group, int pbuf) {
     const int64_t col = group * kRows + o % kRows;
     if (o >= E::kOutputs || threadIdx.x % E::kLanes != 0 || col >= n) return 0.0f;
-    return (bias ? __bfloat162float(bias[col]) : 0.0f) + block_sum(sm.partial[pbuf], o);
+    return projection_sum(bias, col, sm.partial[pbuf], o);
   };
   if (g0 >= groups) {
     if (threadIdx.x == 0) wait_for_shrink(l);
@@ -404,7 +411,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const bf16* __restrict__
     const int mi = threadIdx.x / kRows;
     const int64_t row = g * kRows + threadIdx.x % kRows;
     if (row >= n) continue;
-    const float v = (bias ? __bfloat162float(bias[row]) : 0.0f) + block_sum(partial[buf], threadIdx.x);
+    const float v = projection_sum(bias, row, partial[buf], threadIdx.x);
     if (out_f32) {
       static_cast<float*>(out)[mi * ldo + row] = v;
     } else {
