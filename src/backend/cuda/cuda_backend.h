@@ -89,6 +89,8 @@ class CudaBackend final : public Backend {
   // The LoRA kernels' arguments for modules w[0..n) (those with slots) over x; false when there is nothing to do.
   bool lora_args(const BatchMeta& batch, Tensor x, const LoraModuleWeights* w, const Tensor* ys, int n,
                  cuda::LoraArgs& a) const;
+  // Scratch for the LoRA kernels' shrink partial sums over `a` (launch_lora and its two halves).
+  float* lora_partials(const cuda::LoraArgs& a);
   // Float32 scratch of at least n values that stays put while a graph is being captured.
   float* scratch(Buffer& buffer, size_t n);
   // The same, zero-filled when (re)allocated; kernels that use it leave it zero.

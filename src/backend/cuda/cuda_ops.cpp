@@ -254,12 +254,15 @@ bool CudaBackend::lora_args(const BatchMeta& batch, Tensor x, const LoraModuleWe
   return true;
 }
 
+float* CudaBackend::lora_partials(const cuda::LoraArgs& a) {
+  return scratch(lora_scratch_, static_cast<size_t>(cuda::lora_scratch_floats(a, num_sms_)));
+}
+
 void CudaBackend::lora_group(const BatchMeta& batch, Tensor x, const LoraModuleWeights* w, const Tensor* ys, int n) {
   LS_CHECK(n >= 1) << "lora_group of " << n << " modules";
   cuda::LoraArgs a;
   if (!lora_args(batch, x, w, ys, n, a)) return;
-  float* partial = scratch(lora_scratch_, static_cast<size_t>(cuda::lora_scratch_floats(a, num_sms_)));
-  LS_CUDA_CHECK(cuda::launch_lora(a, partial, num_sms_, launch_stream()));
+  LS_CUDA_CHECK(cuda::launch_lora(a, lora_partials(a), num_sms_, launch_stream()));
 }
 
 void CudaBackend::linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor out,
@@ -269,11 +272,12 @@ void CudaBackend::linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, T
     linear(x, weight, bias, out);
     return;
   }
-  check_bf16(weight, "linear weight");
-  LS_CHECK(x.cols == weight.cols && out.rows == x.rows && out.cols == weight.rows) << "linear_lora shape mismatch";
-  // Decode steps of 1-4 rows: the shrink and the deltas in the GEMV's launch.
+  // Decode steps of 1-4 rows: the shrink and the deltas in the GEMV's launch (the other paths check shapes in
+  // linear).
   if (options_.gemv && options_.lora_fused_gemv && out.dtype == DType::kBF16 &&
       cuda::gemv_lora_supported(a, weight.data, weight.ld, out.data, out.ld, out.cols)) {
+    check_bf16(weight, "linear weight");
+    LS_CHECK(x.cols == weight.cols && out.rows == x.rows && out.cols == weight.rows) << "linear_lora shape mismatch";
     float* t = scratch(lora_scratch_, static_cast<size_t>(cuda::gemv_lora_scratch_floats(a)));
     LS_CUDA_CHECK(
         cuda::launch_gemv_lora(a, weight.data, weight.ld, bias.data, out.data, out.ld, out.cols, t,
@@ -282,13 +286,12 @@ void CudaBackend::linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, T
   }
   if (!options_.lora_overlap) {
     linear(x, weight, bias, out);
-    LS_CUDA_CHECK(cuda::launch_lora(a, scratch(lora_scratch_, static_cast<size_t>(cuda::lora_scratch_floats(a, num_sms_))),
-                                    num_sms_, launch_stream()));
+    LS_CUDA_CHECK(cuda::launch_lora(a, lora_partials(a), num_sms_, launch_stream()));
     return;
   }
   // The shrink reads only x: it runs on the side stream beside the projection (a second branch in a graph), and
   // the expand, which adds into the projection's output, waits for both.
-  float* partial = scratch(lora_scratch_, static_cast<size_t>(cuda::lora_scratch_floats(a, num_sms_)));
+  float* partial = lora_partials(a);
   LS_CUDA_CHECK(cudaEventRecord(fork_event_, stream_));
   LS_CUDA_CHECK(cudaStreamWaitEvent(side_stream_, fork_event_, 0));
   LS_CUDA_CHECK(cuda::launch_lora_shrink(a, partial, num_sms_, {side_stream_, options_.pdl}));
