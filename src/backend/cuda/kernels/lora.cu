@@ -3,20 +3,24 @@
 // Tiles. The batch's segments (runs of tokens with one adapter slot; a decode step's tokens are segments of
 // their own) are cut into tiles of up to 16 tokens, one mma M. Base-only segments (slot -1) have no tiles. The
 // grid's x dimension is an upper bound on the tile count from host scalars (segments + tokens / 16), and each
-// block finds its tile by a warp scan over the segments, so CUDA graphs replay the same grid for any mix of
-// adapters, ranks and segment lengths; blocks past the last tile, and tiles whose slot has rank 0 for their
-// module, return at once.
+// block finds its tile by a warp scan over the segments (128 a round, one wait for memory), so CUDA graphs replay
+// the same grid for any mix of adapters, ranks and segment lengths; blocks past the last tile, and tiles whose
+// slot has rank 0 for their module, return at once. A segment scan that reaches the last token stops there (a
+// decode graph pads its segment list with empty ones).
 //
 // Shrink, block (tile, module, K split): t = x A^T. 8 warps, each a slice of K; per 64-wide K chunk a lane loads
 // 32 bytes of its x rows (g, g + 8) and of its A rows (rank g of each 8-rank group) straight from global memory
 // into mma fragments: the 16 physical k a lane holds are spread over the logical k of four m16n8k16 products
 // the same way for x and A, so the sum over k is unchanged (x rows are the mma rows, ranks the columns). Ranks
 // go in passes of 16 (2 groups; a group past the slot's rank skips its loads and products); A does not depend on
-// the previous kernel, so its first words load before the PDL wait and each chunk's loop fetches the next chunk's. The 8 warps' fp32 sums meet in shared memory; the block writes its K
-// split's partial t [tile tokens, rank] in fp32.
+// the previous kernel, so its first words load before the PDL wait and each chunk's loop fetches the next
+// chunk's. The 8 warps' fp32 sums meet in shared memory; the block writes its K split's partial t [tile tokens,
+// rank] in fp32.
 //
-// Expand, block (tile, a run of 512-column chunks of one module's output): y += t B^T, with t summed over the K
-// splits and rounded to bf16 (PEFT rounds the intermediate likewise), y read and written once (one rounding).
+// Expand, block (tile, a run of columns of one module's output): y += t B^T, with t summed over the K splits and
+// rounded to bf16 (PEFT rounds the intermediate likewise), y read and written once (one rounding). The grid has a
+// block per tile bound and 512-column run; a batch with few tiles (tokens sharing an adapter) spreads the same
+// blocks over runs a half or a quarter as wide, so that more of them work.
 // Tiles of many rows take the tensor cores; tiles of one or two rows (decode steps with different adapters)
 // stream B into shared memory by bulk copies on the tensor memory accelerator and sum on the CUDA cores.
 //
@@ -45,49 +49,103 @@ constexpr int kThinRows = 2;          // expand: tiles of up to this many rows t
 constexpr int kBulkStages = 2;        // expand, bulk path: B stages in flight per block
 constexpr int kBulkStageBytes = 16384;
 
-struct ExpandChunks {
-  int32_t first[kLoraMaxModules + 1];  // module m owns chunks [first[m], first[m + 1])
-};
-
 struct TileRef {
-  int32_t seg, begin, count;
+  int32_t seg, begin, count;  // count 0: no such tile
+  int32_t total;              // the batch's tiles (find_tile<true> only)
 };
 
-// The tile with index `tile` over the adapter segments (count 0: none). Warp 0 scans, the block gets the result.
-__device__ TileRef find_tile(const LoraArgs& p, int tile, int32_t* shared) {
+constexpr int kScanSegs = 4;                 // find_tile: segments a lane reads per round
+constexpr int kScanRound = 32 * kScanSegs;   // segments per round
+
+// One round of find_tile's scan over segments [base, base + kScanRound), every load issued before any is used:
+// the lane's segments' starts and tile counts, the warp's prefix of tiles at the lane, and the round's sum.
+struct ScanRound {
+  int32_t start[kScanSegs + 1];
+  int n[kScanSegs];
+  int incl, excl, sum;
+  bool rest_empty;  // the round reaches the last token: every later segment is empty
+};
+
+__device__ __forceinline__ ScanRound scan_round(const LoraArgs& p, int base, int lane) {
+  ScanRound r;
+  const int first = base + lane * kScanSegs;
+  int32_t slot[kScanSegs];
+#pragma unroll
+  for (int i = 0; i <= kScanSegs; ++i) r.start[i] = first + i <= p.num_segments ? p.seg_start[first + i] : p.num_tokens;
+#pragma unroll
+  for (int i = 0; i < kScanSegs; ++i) slot[i] = first + i < p.num_segments ? p.seg_slot[first + i] : -1;
+  int mine = 0;
+#pragma unroll
+  for (int i = 0; i < kScanSegs; ++i) {
+    const int32_t start = r.start[i], end = r.start[i + 1];
+    r.n[i] = slot[i] >= 0 && slot[i] < p.num_slots && end > start ? (end - start + kTile - 1) / kTile : 0;
+    mine += r.n[i];
+  }
+  int incl = mine;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int v = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += v;
+  }
+  r.incl = incl;
+  r.excl = incl - mine;
+  r.sum = __shfl_sync(0xffffffffu, incl, 31);
+  r.rest_empty = __shfl_sync(0xffffffffu, r.start[kScanSegs], 31) >= p.num_tokens;
+  return r;
+}
+
+// The tile with index want(count) (count 0: none), where count is the batch's tile count with kTotal (also
+// returned) and unknown without. Warp 0 scans, the block gets the result. A round covers 128 segments with one
+// wait for memory, so a decode step of up to 128 sequences is one round; segments past the last token are empty
+// and not read.
+template <bool kTotal, typename Want>
+__device__ TileRef find_tile(const LoraArgs& p, Want&& want, int32_t* shared) {
   if (threadIdx.x < 32) {
     const int lane = threadIdx.x;
-    if (lane == 0) shared[2] = 0;
+    const ScanRound first = scan_round(p, 0, lane);
+    int total = first.sum;
+    if (kTotal && !first.rest_empty) {
+      for (int base = kScanRound; base < p.num_segments; base += kScanRound) {
+        const ScanRound r = scan_round(p, base, lane);
+        total += r.sum;
+        if (r.rest_empty) break;
+      }
+    }
+    const int tile = want(total);
+    if (lane == 0) {
+      shared[2] = 0;
+      shared[3] = total;
+    }
     __syncwarp();
-    int total = 0;
-    for (int base = 0; base < p.num_segments; base += 32) {
-      const int g = base + lane;
-      int n = 0, start = 0, end = 0;
-      if (g < p.num_segments) {
-        const int32_t slot = p.seg_slot[g];
-        start = p.seg_start[g];
-        end = p.seg_start[g + 1];
-        if (slot >= 0 && slot < p.num_slots && end > start) n = (end - start + kTile - 1) / kTile;
-      }
-      int incl = n;
+    ScanRound r = first;
+    for (int base = 0, before = 0; tile >= before;) {
+      int t = tile - before;
+      if (t < r.sum) {
+        if (t >= r.excl && t < r.incl) {
+          t -= r.excl;
+          bool done = false;
 #pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const int v = __shfl_up_sync(0xffffffffu, incl, o);
-        if (lane >= o) incl += v;
+          for (int i = 0; i < kScanSegs; ++i) {  // static indices only: the round stays in registers
+            if (!done && t < r.n[i]) {
+              const int32_t begin = r.start[i] + t * kTile;
+              shared[0] = base + lane * kScanSegs + i;
+              shared[1] = begin;
+              shared[2] = min(kTile, r.start[i + 1] - begin);
+              done = true;
+            }
+            if (!done) t -= r.n[i];
+          }
+        }
+        break;
       }
-      const int excl = incl - n;
-      if (n > 0 && tile >= total + excl && tile < total + incl) {
-        const int begin = start + (tile - total - excl) * kTile;
-        shared[0] = g;
-        shared[1] = begin;
-        shared[2] = min(kTile, end - begin);
-      }
-      total += __shfl_sync(0xffffffffu, incl, 31);
-      if (tile < total) break;
+      before += r.sum;
+      base += kScanRound;
+      if (r.rest_empty || base >= p.num_segments) break;
+      r = scan_round(p, base, lane);
     }
   }
   __syncthreads();
-  return {shared[0], shared[1], shared[2]};
+  return {shared[0], shared[1], shared[2], shared[3]};
 }
 
 __device__ __forceinline__ uint4 load16_or_zero(const bf16* p, bool valid) {
@@ -130,10 +188,10 @@ __device__ __forceinline__ void load_a_chunk(uint4 (&w0)[kPassGroups], uint4 (&w
 // two chunks in 32 registers, and more blocks' loads are in flight. History (bench/cuda_engine_notes.md, run 10):
 // with passes of 32 for ranks above 16 the kernel needed 121 registers (2 blocks per SM), and batch-128 steps took
 // 2.5-3% longer.
-__global__ void __launch_bounds__(kThreads, 3) lora_shrink_kernel(LoraArgs p, int slice, float* partial) {
-  __shared__ int32_t tile_info[3];
+__global__ void __launch_bounds__(kThreads, 3) lora_shrink_kernel(const __grid_constant__ LoraArgs p, int slice, float* partial) {
+  __shared__ int32_t tile_info[4];
   __shared__ float red[kWarps][kTile][kPassRanks + 1];
-  const TileRef tile = find_tile(p, blockIdx.x, tile_info);
+  const TileRef tile = find_tile<false>(p, [](int) { return static_cast<int>(blockIdx.x); }, tile_info);
   if (tile.count == 0) return;
   const LoraModuleArgs& mod = p.m[blockIdx.y];
   const int32_t slot = p.seg_slot[tile.seg];
@@ -219,6 +277,11 @@ __device__ __forceinline__ uint4 load_b_word(const bf16* row, int k, int rank, b
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
+// The expand's unit of work: a tile and the columns [n_begin, n_end) of module m's output.
+struct ExpandUnit {
+  int tile, m, n_begin, n_end;
+};
+
 // What both expand paths share: the tile, its module and slot, the block's columns [n_begin, n_end), and t.
 struct ExpandTile {
   TileRef tile;
@@ -230,7 +293,8 @@ struct ExpandTile {
 // The shared memory of the expand: t, summed over the K splits and rounded to bf16, and the path's own buffers
 // (the mma path's product before the store, or the bulk path's B stages and their mbarriers).
 struct ExpandSmem {
-  int32_t tile_info[3];
+  int32_t tile_info[4];
+  ExpandUnit unit;
   __align__(16) bf16 ts[kTile][kLoraMaxRank + 8];  // rows padded so they fall in different banks
   __align__(8) uint64_t full[kBulkStages];
   union {
@@ -384,7 +448,40 @@ __device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const Exp
   }
 }
 
-// Expand, block (tile, a run of 512-column chunks of one module's output): y += t B^T, by the bulk path for
+// The expand's choice of columns per block: the host's widths (wide / 4, wide / 2, wide, where the grid has a
+// block for each tile of the batch and each chunk at `wide`) and, for each, its chunk count and the modules'
+// first chunks.
+constexpr int kWidths = 3;
+struct ExpandWidths {
+  int32_t cols[kWidths];
+  int32_t chunks[kWidths];
+  int32_t first[kWidths][kLoraMaxModules + 1];  // module m owns chunks [first[j][m], first[j][m + 1])
+};
+
+// This block's unit when the batch has `tiles` tiles: the narrowest width whose units fit the grid (a batch of
+// few tiles, tokens sharing an adapter, gets more blocks in flight). At the widest the grid's own (tile, chunk)
+// indices are the unit; narrower widths number the units tiles fastest. No unit: tile -1.
+__device__ __forceinline__ ExpandUnit expand_unit(const LoraArgs& p, const ExpandWidths& w, int tiles) {
+  const int64_t blocks = static_cast<int64_t>(gridDim.x) * gridDim.y;
+  const int j = static_cast<int64_t>(tiles) * w.chunks[0] <= blocks   ? 0
+                : static_cast<int64_t>(tiles) * w.chunks[1] <= blocks ? 1
+                                                                       : 2;
+  int tile = static_cast<int>(blockIdx.x), c = static_cast<int>(blockIdx.y);
+  if (j < kWidths - 1 && tiles > 0) {
+    const int linear = c * static_cast<int>(gridDim.x) + tile;
+    c = linear / tiles;
+    tile = linear - c * tiles;
+  }
+  ExpandUnit u;
+  u.tile = tile < tiles && c < w.chunks[j] ? tile : -1;
+  u.m = 0;
+  while (u.m + 1 < p.num_modules && c >= w.first[j][u.m + 1]) ++u.m;
+  u.n_begin = (c - w.first[j][u.m]) * w.cols[j];
+  u.n_end = min(static_cast<int>(p.m[u.m].out_dim), u.n_begin + w.cols[j]);
+  return u;
+}
+
+// Expand, block (tile, a run of columns of one module's output; expand_unit): y += t B^T, by the bulk path for
 // tiles of up to kThinRows rows (when `bulk`) and the mma path for the rest, chosen per block so that a graph
 // serves any mix. The block first sums the tile's t over the K splits into shared memory, rounded to bf16 (PEFT
 // rounds the intermediate likewise), zeros past the rank (to a multiple of 32) and past the tile's rows.
@@ -396,19 +493,24 @@ __device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const Exp
 // gained nothing.
 template <bool kDecode>
 __global__ void __launch_bounds__(kThreads, kDecode ? 4 : 2)
-    lora_expand_kernel(LoraArgs p, ExpandChunks chunks, int splits, int iters, const float* partial, bool bulk) {
+    lora_expand_kernel(const __grid_constant__ LoraArgs p, const __grid_constant__ ExpandWidths widths, int splits,
+                       const float* partial, bool bulk) {
   __shared__ ExpandSmem sm;
   ExpandTile e;
-  e.tile = find_tile(p, blockIdx.x, sm.tile_info);
+  e.tile = find_tile<true>(p, [&](int tiles) {  // warp 0, which hands the unit to the block
+    const ExpandUnit unit = expand_unit(p, widths, tiles);
+    if (threadIdx.x == 0) sm.unit = unit;
+    return unit.tile;
+  }, sm.tile_info);
   if (e.tile.count == 0) return;
-  e.m = 0;
-  while (e.m + 1 < p.num_modules && static_cast<int>(blockIdx.y) >= chunks.first[e.m + 1]) ++e.m;
+  const ExpandUnit u = sm.unit;
+  e.m = u.m;
   const LoraModuleArgs& mod = p.m[e.m];
   const int32_t slot = p.seg_slot[e.tile.seg];
   e.rank = mod.ranks[slot];
-  e.n_begin = static_cast<int64_t>(blockIdx.y - chunks.first[e.m]) * kColsPerBlock * iters;
+  e.n_begin = u.n_begin;
   if (e.rank <= 0 || e.n_begin >= mod.out_dim) return;
-  e.n_end = min(mod.out_dim, e.n_begin + static_cast<int64_t>(kColsPerBlock) * iters);
+  e.n_end = u.n_end;
   e.b = static_cast<const bf16*>(mod.b[slot]);
   const bool thin = bulk && e.tile.count <= kThinRows;
   if (thin && threadIdx.x == 0) bulk_begin(e, sm);
@@ -437,14 +539,14 @@ __global__ void __launch_bounds__(kThreads, kDecode ? 4 : 2)
 }
 
 struct Plan {
-  int tiles, splits, slice, iters;
+  int tiles, splits, slice;
+  ExpandWidths widths;  // the expand's columns per block (the last at the most tiles)
   bool decode, bulk;
-  ExpandChunks chunks;
 };
 
 // The grid, from host scalars only: an upper bound on the tiles; K splits so that a batch whose tokens all share
 // one adapter (the fewest tiles) still fills half the SMs, each warp's slice at least two chunks; and for the
-// expand, 512-column chunks per block so that the grid is a few waves at most.
+// expand, runs of 512-column chunks per block so that the grid is a few waves at most.
 Plan plan_of(const LoraArgs& p, int num_sms) {
   Plan pl;
   pl.tiles = static_cast<int>(std::min<int64_t>(p.num_tokens, p.num_segments + p.num_tokens / kTile));
@@ -462,17 +564,20 @@ Plan plan_of(const LoraArgs& p, int num_sms) {
   // Columns per block: a few waves at the most tiles, yet at least a block per SM when the batch shares one
   // adapter (the fewest tiles; a graph replays the same grid for both).
   const int64_t iters = std::min(pl.tiles * chunks / (4 * static_cast<int64_t>(num_sms)), fewest_tiles * chunks / num_sms);
-  pl.iters = static_cast<int>(std::clamp<int64_t>(iters, 1, 8));
+  const int wide = kColsPerBlock * static_cast<int>(std::clamp<int64_t>(iters, 1, 8));
   // Decode steps (a segment per one or two tokens) take the expand kernel built for them. Their thin tiles may
   // take the bulk path, which copies whole 16-byte words of B columns (out_dim a multiple of 8).
   pl.decode = 2 * static_cast<int64_t>(p.num_segments) >= p.num_tokens;
   pl.bulk = p.bulk_expand;
   for (int m = 0; m < p.num_modules; ++m) pl.bulk = pl.bulk && p.m[m].out_dim % 8 == 0;
-  pl.chunks.first[0] = 0;
-  for (int m = 0; m < kLoraMaxModules; ++m) {
-    const int64_t per_block = static_cast<int64_t>(kColsPerBlock) * pl.iters;
-    const int64_t n = m < p.num_modules ? (p.m[m].out_dim + per_block - 1) / per_block : 0;
-    pl.chunks.first[m + 1] = pl.chunks.first[m] + static_cast<int32_t>(n);
+  for (int j = 0; j < kWidths; ++j) {
+    const int cols = wide >> (kWidths - 1 - j);  // wide / 4, wide / 2, wide: multiples of 128
+    pl.widths.cols[j] = cols;
+    pl.widths.first[j][0] = 0;
+    for (int m = 0; m < kLoraMaxModules; ++m)
+      pl.widths.first[j][m + 1] =
+          pl.widths.first[j][m] + (m < p.num_modules ? static_cast<int32_t>((p.m[m].out_dim + cols - 1) / cols) : 0);
+    pl.widths.chunks[j] = pl.widths.first[j][p.num_modules];
   }
   return pl;
 }
@@ -484,7 +589,8 @@ bool lora_supported(const LoraArgs& p) {
   if (p.in_dim <= 0 || p.in_dim % 8 != 0 || p.x_ld % 8 != 0 || !aligned16(p.x)) return false;
   for (int m = 0; m < p.num_modules; ++m) {
     const LoraModuleArgs& a = p.m[m];
-    if (!a.a || !a.b || !a.ranks || !a.y || a.out_dim <= 0 || a.y_ld < a.out_dim) return false;
+    if (!a.a || !a.b || !a.ranks || !a.y || a.out_dim <= 0 || a.out_dim >= (int64_t{1} << 30) || a.y_ld < a.out_dim)
+      return false;
   }
   return true;
 }
@@ -511,9 +617,11 @@ cudaError_t launch_lora_expand(const LoraArgs& p, const float* scratch, int num_
   if (p.num_segments == 0 || p.num_tokens == 0) return cudaSuccess;
   if (!launchable(p, scratch)) return cudaErrorInvalidValue;
   const Plan pl = plan_of(p, num_sms);
-  const dim3 grid(static_cast<unsigned>(pl.tiles), static_cast<unsigned>(pl.chunks.first[p.num_modules]));
-  return launch(pl.decode ? lora_expand_kernel<true> : lora_expand_kernel<false>, grid, dim3(kThreads), 0, stream, p,
-                pl.chunks, pl.splits, pl.iters, scratch, pl.bulk);
+  const int chunks = pl.widths.chunks[kWidths - 1];
+  if (chunks > 65535) return cudaErrorInvalidValue;
+  return launch(pl.decode ? lora_expand_kernel<true> : lora_expand_kernel<false>,
+                dim3(static_cast<unsigned>(pl.tiles), static_cast<unsigned>(chunks)), dim3(kThreads), 0, stream, p,
+                pl.widths, pl.splits, scratch, pl.bulk);
 }
 
 cudaError_t launch_lora(const LoraArgs& p, float* scratch, int num_sms, Stream stream) {
