@@ -403,7 +403,35 @@ __device__ __forceinline__ void bulk_begin(const ExpandTile& e, ExpandSmem& sm) 
   for (int j = 0; j < stages && j < kBulkStages; ++j) bulk_issue(e, sm, j);
 }
 
-__device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const ExpandTile& e, ExpandSmem& sm) {
+constexpr int kBulkColsPerThread = kColsPerBlock / kThreads;  // a stage has at most kColsPerBlock columns
+static_assert(kColsPerBlock % kThreads == 0, "a bulk stage's columns spread evenly over the threads");
+
+// A thread's old y values in stage j (its columns threadIdx.x + q kThreads, the tile's rows; zeros past them).
+// y is the previous kernel's output, but not B's: loading a stage's y before waiting for its B (and the first
+// stage's with t) lets the waits overlap.
+struct BulkY {
+  float v[kBulkColsPerThread][kThinRows];
+};
+
+__device__ __forceinline__ BulkY bulk_load_y(const LoraModuleArgs& mod, const ExpandTile& e, int j) {
+  const int stage_cols = bulk_stage_cols(e.rank);
+  const int64_t n0 = e.n_begin + static_cast<int64_t>(j) * stage_cols;
+  const int cols = static_cast<int>(min(static_cast<int64_t>(stage_cols), e.n_end - n0));
+  const bf16* y = static_cast<const bf16*>(mod.y) + e.tile.begin * mod.y_ld + n0;
+  BulkY o;
+#pragma unroll
+  for (int q = 0; q < kBulkColsPerThread; ++q) {
+    const int c = static_cast<int>(threadIdx.x) + q * kThreads;
+#pragma unroll
+    for (int r = 0; r < kThinRows; ++r)
+      o.v[q][r] = c < cols && r < e.tile.count ? __bfloat162float(y[r * mod.y_ld + c]) : 0.0f;
+  }
+  return o;
+}
+
+// `first`: stage 0's y (bulk_load_y).
+__device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const ExpandTile& e, ExpandSmem& sm,
+                                            const BulkY& first) {
   const int stage_cols = bulk_stage_cols(e.rank), stages = bulk_stages(e);
   const bool copies = bulk_copies(e), vector_b = e.rank % 8 == 0;
   bf16* y = static_cast<bf16*>(mod.y);
@@ -411,17 +439,19 @@ __device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const Exp
   for (int j = 0; j < stages; ++j) {
     const int64_t n0 = e.n_begin + static_cast<int64_t>(j) * stage_cols;
     const int cols = static_cast<int>(min(static_cast<int64_t>(stage_cols), e.n_end - n0));
+    const BulkY old = j == 0 ? first : bulk_load_y(mod, e, j);
     const bf16* bs = e.b + n0 * e.rank;  // generic pointer: the stage in shared memory, or B in place
     if (copies) {
       mbar_wait(&sm.full[j % kBulkStages], (j / kBulkStages) & 1);
       bs = reinterpret_cast<const bf16*>(sm.stage[j % kBulkStages]);
     }
-    for (int c = threadIdx.x; c < cols; c += kThreads) {
+#pragma unroll
+    for (int q = 0; q < kBulkColsPerThread; ++q) {
+      const int c = static_cast<int>(threadIdx.x) + q * kThreads;
+      if (c >= cols) break;
       const bf16* row_b = bs + static_cast<int64_t>(c) * e.rank;
       bf16* yc = y + tile.begin * mod.y_ld + n0 + c;
-      float old[kThinRows], acc[kThinRows] = {};
-#pragma unroll
-      for (int r = 0; r < kThinRows; ++r) old[r] = r < tile.count ? __bfloat162float(yc[r * mod.y_ld]) : 0.0f;
+      float acc[kThinRows] = {};
       for (int k = 0; k < e.rank; k += 8) {
         float w[8];
         if (vector_b) {
@@ -441,17 +471,18 @@ __device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const Exp
       }
 #pragma unroll
       for (int r = 0; r < kThinRows; ++r)
-        if (r < tile.count) yc[r * mod.y_ld] = __float2bfloat16_rn(old[r] + acc[r]);
+        if (r < tile.count) yc[r * mod.y_ld] = __float2bfloat16_rn(old.v[q][r] + acc[r]);
     }
     __syncthreads();  // the buffer is read; it may take stage j + 2
     if (copies && threadIdx.x == 0 && j + kBulkStages < stages) bulk_issue(e, sm, j + kBulkStages);
   }
 }
 
-// The expand's choice of columns per block: the host's widths (wide / 4, wide / 2, wide, where the grid has a
-// block for each tile of the batch and each chunk at `wide`) and, for each, its chunk count and the modules'
-// first chunks.
-constexpr int kWidths = 3;
+// The expand's choice of columns per block: the host's widths (wide / 16, ..., wide / 2, wide, where the grid
+// has a block for each tile of the batch and each chunk at `wide`) and, for each, its chunk count and the
+// modules' first chunks.
+constexpr int kWidths = 5;
+constexpr int kMinCols = 128;
 struct ExpandWidths {
   int32_t cols[kWidths];
   int32_t chunks[kWidths];
@@ -463,9 +494,10 @@ struct ExpandWidths {
 // indices are the unit; narrower widths number the units tiles fastest. No unit: tile -1.
 __device__ __forceinline__ ExpandUnit expand_unit(const LoraArgs& p, const ExpandWidths& w, int tiles) {
   const int64_t blocks = static_cast<int64_t>(gridDim.x) * gridDim.y;
-  const int j = static_cast<int64_t>(tiles) * w.chunks[0] <= blocks   ? 0
-                : static_cast<int64_t>(tiles) * w.chunks[1] <= blocks ? 1
-                                                                       : 2;
+  int j = kWidths - 1;
+#pragma unroll
+  for (int i = kWidths - 2; i >= 0; --i)
+    if (static_cast<int64_t>(tiles) * w.chunks[i] <= blocks) j = i;
   int tile = static_cast<int>(blockIdx.x), c = static_cast<int>(blockIdx.y);
   if (j < kWidths - 1 && tiles > 0) {
     const int linear = c * static_cast<int>(gridDim.x) + tile;
@@ -516,6 +548,8 @@ __global__ void __launch_bounds__(kThreads, kDecode ? 4 : 2)
   if (thin && threadIdx.x == 0) bulk_begin(e, sm);
   pdl_wait();
   pdl_launch_dependents();
+  BulkY y0{};
+  if (thin) y0 = bulk_load_y(mod, e, 0);
   const int kpad = (e.rank + 31) / 32 * 32;
   const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
   const int64_t split_stride = static_cast<int64_t>(p.num_tokens) * row_stride;
@@ -532,7 +566,7 @@ __global__ void __launch_bounds__(kThreads, kDecode ? 4 : 2)
   }
   __syncthreads();
   if (thin) {
-    expand_bulk(mod, e, sm);
+    expand_bulk(mod, e, sm, y0);
   } else {
     expand_mma<kDecode ? 32 : 64>(mod, e, sm);
   }
@@ -561,17 +595,18 @@ Plan plan_of(const LoraArgs& p, int num_sms) {
   pl.splits = static_cast<int>((p.in_dim + kWarps * pl.slice - 1) / (kWarps * pl.slice));  // none left empty
   int64_t chunks = 0;
   for (int m = 0; m < p.num_modules; ++m) chunks += (p.m[m].out_dim + kColsPerBlock - 1) / kColsPerBlock;
-  // Columns per block: a few waves at the most tiles, yet at least a block per SM when the batch shares one
-  // adapter (the fewest tiles; a graph replays the same grid for both).
-  const int64_t iters = std::min(pl.tiles * chunks / (4 * static_cast<int64_t>(num_sms)), fewest_tiles * chunks / num_sms);
-  const int wide = kColsPerBlock * static_cast<int>(std::clamp<int64_t>(iters, 1, 8));
+  // Columns per block: about a wave of the decode build's 4 blocks per SM at the most tiles (a block streams
+  // its B in stages, two in flight); a batch of fewer tiles takes narrower runs of the same grid (expand_unit).
+  const int64_t slots = 4 * static_cast<int64_t>(num_sms);
+  const int wide = kColsPerBlock * static_cast<int>(std::clamp<int64_t>((pl.tiles * chunks + slots - 1) / slots, 1, 8));
   // Decode steps (a segment per one or two tokens) take the expand kernel built for them. Their thin tiles may
   // take the bulk path, which copies whole 16-byte words of B columns (out_dim a multiple of 8).
   pl.decode = 2 * static_cast<int64_t>(p.num_segments) >= p.num_tokens;
   pl.bulk = p.bulk_expand;
   for (int m = 0; m < p.num_modules; ++m) pl.bulk = pl.bulk && p.m[m].out_dim % 8 == 0;
   for (int j = 0; j < kWidths; ++j) {
-    const int cols = wide >> (kWidths - 1 - j);  // wide / 4, wide / 2, wide: multiples of 128
+    // wide / 16, ..., wide, at least kMinCols (half the decode build's mma step; narrower ran slower)
+    const int cols = std::max(wide >> (kWidths - 1 - j), kMinCols);
     pl.widths.cols[j] = cols;
     pl.widths.first[j][0] = 0;
     for (int m = 0; m < kLoraMaxModules; ++m)
