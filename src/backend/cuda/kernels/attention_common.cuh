@@ -1,5 +1,5 @@
-// attention_common.cuh: what the attention kernels share: the shared-memory fragment loads (ldmatrix, movmatrix),
-// the paged-cache address of a key, and each query's key range.
+// attention_common.cuh: what the attention kernels share: the paged-cache address of a key and each query's key
+// range (the tensor-core fragment helpers are common.cuh's).
 #pragma once
 
 #include "backend/cuda/kernels/attention.h"
@@ -8,29 +8,6 @@
 namespace ls::cuda {
 
 constexpr float kLog2e = 1.4426950408889634f;
-
-// The shared-memory matrix loads that feed the tensor-core fragments (common.cuh's mma_bf16); the prefill and
-// decode kernels both use them.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
-
-// Transposes an 8x8 bf16 matrix held one fragment row per 4 lanes (lane l: row l / 4, columns 2 (l % 4) and
-// 2 (l % 4) + 1), which turns an mma C fragment (after packing) into a B fragment of the transposed matrix.
-__device__ __forceinline__ uint32_t movmatrix_trans(uint32_t x) {
-  uint32_t y;
-  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(y) : "r"(x));
-  return y;
-}
 
 // Element offset of (key position, kv head) in a layer's K or V cache. Positions and block sizes fit in 32
 // bits, so the division is a 32-bit one (a shift for power-of-two block sizes); only the offset is 64-bit.

@@ -1,6 +1,7 @@
 // common.cuh: device helpers every kernel shares: bf16 vectors of 8 (16-byte loads and stores), asynchronous
-// copies into shared memory (cp.async), warp reductions, programmatic dependent launch (PDL) waits, and the
-// launch helper that sets the PDL attribute (when the Stream asks for it).
+// copies into shared memory (cp.async), tensor-core fragments (mma, ldmatrix, movmatrix), warp reductions,
+// programmatic dependent launch (PDL) waits, and the launch helper that sets the PDL attribute (when the Stream
+// asks for it).
 // Every kernel calls pdl_wait() before it reads what the previous kernel wrote, then pdl_launch_dependents(),
 // so the next kernel's launch overlaps this one's execution.
 #pragma once
@@ -93,7 +94,7 @@ __device__ __forceinline__ float fast_exp2(float x) {
 // the right limit. The SiLU-mul kernel and the fused gate/up GEMM epilogue share it.
 __device__ __forceinline__ float silu(float g) { return __fdividef(g, 1.0f + __expf(-g)); }
 
-// Tensor-core fragments: mma.sync m16n8k16, bf16 in, fp32 accumulate (attention, LoRA); pack_bf16 makes one
+// Tensor-core fragments: mma.sync m16n8k16, bf16 in, fp32 accumulate (attention, LoRA, GEMMs); pack_bf16 makes one
 // 32-bit fragment register of two values.
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -106,6 +107,28 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
       "{%0,%1,%2,%3};"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// The shared-memory matrix loads that feed the tensor-core fragments (attention, the skinny GEMM).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+
+// Transposes an 8x8 bf16 matrix held one fragment row per 4 lanes (lane l: row l / 4, columns 2 (l % 4) and
+// 2 (l % 4) + 1), which turns an mma C fragment (after packing) into a B fragment of the transposed matrix.
+__device__ __forceinline__ uint32_t movmatrix_trans(uint32_t x) {
+  uint32_t y;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(y) : "r"(x));
+  return y;
 }
 
 // Sum over the warp (float, double, 64-bit integers); every lane gets it.

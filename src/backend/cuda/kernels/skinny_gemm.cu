@@ -17,8 +17,8 @@
 // order (deterministic), adds the bias, writes the output and zeroes its counter for the next launch.
 // History (bench/cuda_engine_notes.md, run 8): one 256-byte cp.async.bulk per row instead of tensor maps ran at
 // ~850 GB/s (the copy engine's per-copy cost); 256-row tiles and 64-wide K stages were slower at every row count.
-#include "backend/cuda/kernels/attention_common.cuh"
 #include "backend/cuda/kernels/bulk_copy.cuh"
+#include "backend/cuda/kernels/common.cuh"
 #include "backend/cuda/kernels/skinny_gemm.h"
 
 #include <cuda.h>
