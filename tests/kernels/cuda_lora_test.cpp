@@ -3,7 +3,8 @@
 //    random order, so one adapter's tokens form several segments) use slots of ranks 1, 4, 16, 64, 128, 5 and 24,
 //    a rank-0 slot and no adapter, into column slices of wider outputs;
 //  - lora_group: q/k/v into the column slices of one fused output and gate/up, in one call;
-//  - decode steps (a token per segment: the bulk-copy expand) as well as prefill chunks (the mma expand);
+//  - decode steps (a token per segment: the bulk-copy expand) as well as prefill chunks (the mma expand), and
+//    decode steps in a graph's padded layout (one adapter, runs, distinct slots, half without; up to 160 rows);
 //  - linear_lora: the projection (with a bias) and its LoRA, fused into the GEMV's launch (1-4 rows; module
 //    boundaries inside its groups of 4 features too), the shrink beside it on a second stream, and in line;
 //  - LoraSlots: adapters of mixed ranks staged, loaded beside the ops (polled with is_ready), cleared and
@@ -170,6 +171,67 @@ TEST_F(CudaLora, GroupsMatchCpu) {
       const std::vector<float> cpu = download(*p_.cpu, y.cpu), gpu = download(*p_.gpu, y.gpu);
       EXPECT_LT(rel_error(delta(gpu, y.host), delta(cpu, y.host)), kDeltaTol)
           << n << " modules, tokens " << total << (decode ? " (decode)" : "");
+    }
+  }
+}
+
+// Decode steps in a graph's padded layout (the segment list padded with empty segments to one per row, rows past
+// the batch's sequences with no adapter), the shapes whose tile count the kernels find at run time: every token on
+// one adapter (few tiles: the expand narrows its column runs), runs of two adapters, a distinct slot per token,
+// half the tokens with no adapter; 24 of 32 rows, 128 of 128, and 150 of 160 (segment scans past one round).
+TEST_F(CudaLora, PaddedDecodeStepsMatchCpu) {
+  SCOPED_TRACE(trace());
+  const int64_t in = 512, q = 512, kv = 128, inter = 1408;
+  const std::vector<std::vector<int32_t>> ranks = {{16, 8, 64, 1, 32, 0, 4, 128}, {16, 3, 16, 8, 32, 0, 4, 128},
+                                                  {16, 8, 0, 1, 32, 0, 4, 128}};
+  const auto num_slots = static_cast<int32_t>(ranks[0].size());
+  enum class Mix { kOne, kTwoRuns, kDistinct, kHalfBase };
+  for (auto [seqs, rows] : {std::pair{24, 32}, {128, 128}, {150, 160}}) {
+    for (Mix mix : {Mix::kOne, Mix::kTwoRuns, Mix::kDistinct, Mix::kHalfBase}) {
+      ForwardBatch fb;
+      for (int32_t i = 0; i < seqs; ++i) {
+        SequenceStep st;
+        st.tokens = {1};
+        st.block_table = {0};
+        st.logits = LogitsWanted::kNone;
+        switch (mix) {
+          case Mix::kOne: st.lora_slot = 2; break;
+          case Mix::kTwoRuns: st.lora_slot = i < seqs / 3 ? 4 : 0; break;
+          case Mix::kDistinct: st.lora_slot = i % num_slots; break;
+          case Mix::kHalfBase: st.lora_slot = i % 2 == 0 ? -1 : 7; break;
+        }
+        fb.seqs.push_back(st);
+      }
+      PackLayout layout;
+      layout.pad_to_seqs = rows;
+      layout.block_table_width = 1;
+      auto packed = pack_batch(fb, 16, 1, 10, num_slots, layout);
+      ASSERT_TRUE(packed.is_ok()) << packed.status().to_string();
+      Meta m;
+      m.packed = std::move(packed).value();
+      m.gpu = p_.gpu->upload_batch(m.packed.meta);
+      for (const auto& outs : {std::vector<int64_t>{q, kv, kv}, std::vector<int64_t>{inter, inter}}) {
+        const auto n = static_cast<int>(outs.size());
+        int64_t width = 0;
+        for (int64_t o : outs) width += o;
+        std::vector<SlotTables> slots;
+        for (int i = 0; i < n; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], in, outs[i]));
+        std::vector<int32_t> any_rank(ranks[0].size(), 0);
+        for (int i = 0; i < n; ++i)
+          for (size_t sl = 0; sl < any_rank.size(); ++sl) any_rank[sl] = std::max(any_rank[sl], ranks[i][sl]);
+        Twin x = make_twin(p_, rows, in, rng_);
+        Twin y = make_twin(p_, rows, width, rng_, -kY, kY);
+        const ModuleGroup g = module_group(slots, outs.data(), n, y);
+        p_.cpu->lora_group(m.packed.meta, x.cpu, g.cpu_w, g.cpu_y, n);
+        p_.gpu->lora_group(m.gpu, x.gpu, g.gpu_w, g.gpu_y, n);
+        const std::vector<float> cpu = download(*p_.cpu, y.cpu), gpu = download(*p_.gpu, y.gpu);
+        const double err = rel_error(delta(gpu, y.host), delta(cpu, y.host));
+        EXPECT_LT(err, kDeltaTol) << n << " modules, " << seqs << " of " << rows << " rows, mix "
+                                  << static_cast<int>(mix);
+        std::printf("padded decode, %d modules, %3d of %3d rows, mix %d, %3d segments: delta rel error %.2e\n", n,
+                    seqs, rows, static_cast<int>(mix), m.packed.meta.num_lora_segments, err);
+        expect_untouched(m, any_rank, gpu, y.host, width);
+      }
     }
   }
 }
