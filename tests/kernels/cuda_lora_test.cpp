@@ -149,6 +149,31 @@ TEST_F(CudaLora, MixedRanksMatchCpu) {
   }
 }
 
+// One lora_group on both backends over modules side by side in one fused output (q/k/v; gate/up) with slot
+// tables of `ranks` per module: returns the deltas' relative error, and checks that rows without an adapter of any
+// module are untouched.
+double group_delta_error(CudaOpTest& f, const CudaOpTest::Meta& m, const std::vector<std::vector<int32_t>>& ranks,
+                         int64_t in, const std::vector<int64_t>& outs) {
+  const auto n = static_cast<int>(outs.size());
+  const int32_t rows = m.packed.meta.num_tokens;
+  int64_t width = 0;
+  for (int64_t o : outs) width += o;
+  std::vector<SlotTables> slots;
+  std::vector<int32_t> any_rank(ranks[0].size(), 0);
+  for (int i = 0; i < n; ++i) {
+    slots.push_back(make_slots(f.p_, f.rng_, ranks[i], in, outs[i]));
+    for (size_t s = 0; s < any_rank.size(); ++s) any_rank[s] = std::max(any_rank[s], ranks[i][s]);
+  }
+  Twin x = make_twin(f.p_, rows, in, f.rng_);
+  Twin y = make_twin(f.p_, rows, width, f.rng_, -kY, kY);
+  const ModuleGroup g = module_group(slots, outs.data(), n, y);
+  f.p_.cpu->lora_group(m.packed.meta, x.cpu, g.cpu_w, g.cpu_y, n);
+  f.p_.gpu->lora_group(m.gpu, x.gpu, g.gpu_w, g.gpu_y, n);
+  const std::vector<float> cpu = download(*f.p_.cpu, y.cpu), gpu = download(*f.p_.gpu, y.gpu);
+  expect_untouched(m, any_rank, gpu, y.host, width);
+  return rel_error(delta(gpu, y.host), delta(cpu, y.host));
+}
+
 // q/k/v of a fused [T, q + 2 kv] output and gate/up of a [T, 2 I] output, one lora_group each, against the CPU's
 // per-module ops; modules of different ranks per slot (one slot adapts k only).
 TEST_F(CudaLora, GroupsMatchCpu) {
@@ -157,20 +182,9 @@ TEST_F(CudaLora, GroupsMatchCpu) {
   const std::vector<std::vector<int32_t>> ranks = {{8, 16, 0, 32}, {8, 3, 16, 32}, {8, 16, 0, 64}};
   for (auto [total, decode] : {std::pair{1, true}, {7, false}, {99, false}, {99, true}, {513, false}, {513, true}}) {
     for (const auto& outs : {std::vector<int64_t>{q, kv, kv}, std::vector<int64_t>{inter, inter}}) {
-      const auto n = static_cast<int>(outs.size());
-      int64_t width = 0;
-      for (int64_t o : outs) width += o;
-      std::vector<SlotTables> slots;
-      for (int i = 0; i < n; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], in, outs[i]));
-      Meta m = meta(random_batch(rng_, total, 4, decode), 16, 1, 10, 4);
-      Twin x = make_twin(p_, total, in, rng_);
-      Twin y = make_twin(p_, total, width, rng_, -kY, kY);
-      const ModuleGroup g = module_group(slots, outs.data(), n, y);
-      p_.cpu->lora_group(m.packed.meta, x.cpu, g.cpu_w, g.cpu_y, n);
-      p_.gpu->lora_group(m.gpu, x.gpu, g.gpu_w, g.gpu_y, n);
-      const std::vector<float> cpu = download(*p_.cpu, y.cpu), gpu = download(*p_.gpu, y.gpu);
-      EXPECT_LT(rel_error(delta(gpu, y.host), delta(cpu, y.host)), kDeltaTol)
-          << n << " modules, tokens " << total << (decode ? " (decode)" : "");
+      const Meta m = meta(random_batch(rng_, total, 4, decode), 16, 1, 10, 4);
+      EXPECT_LT(group_delta_error(*this, m, ranks, in, outs), kDeltaTol)
+          << outs.size() << " modules, tokens " << total << (decode ? " (decode)" : "");
     }
   }
 }
@@ -211,26 +225,11 @@ TEST_F(CudaLora, PaddedDecodeStepsMatchCpu) {
       m.packed = std::move(packed).value();
       m.gpu = p_.gpu->upload_batch(m.packed.meta);
       for (const auto& outs : {std::vector<int64_t>{q, kv, kv}, std::vector<int64_t>{inter, inter}}) {
-        const auto n = static_cast<int>(outs.size());
-        int64_t width = 0;
-        for (int64_t o : outs) width += o;
-        std::vector<SlotTables> slots;
-        for (int i = 0; i < n; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], in, outs[i]));
-        std::vector<int32_t> any_rank(ranks[0].size(), 0);
-        for (int i = 0; i < n; ++i)
-          for (size_t sl = 0; sl < any_rank.size(); ++sl) any_rank[sl] = std::max(any_rank[sl], ranks[i][sl]);
-        Twin x = make_twin(p_, rows, in, rng_);
-        Twin y = make_twin(p_, rows, width, rng_, -kY, kY);
-        const ModuleGroup g = module_group(slots, outs.data(), n, y);
-        p_.cpu->lora_group(m.packed.meta, x.cpu, g.cpu_w, g.cpu_y, n);
-        p_.gpu->lora_group(m.gpu, x.gpu, g.gpu_w, g.gpu_y, n);
-        const std::vector<float> cpu = download(*p_.cpu, y.cpu), gpu = download(*p_.gpu, y.gpu);
-        const double err = rel_error(delta(gpu, y.host), delta(cpu, y.host));
-        EXPECT_LT(err, kDeltaTol) << n << " modules, " << seqs << " of " << rows << " rows, mix "
+        const double err = group_delta_error(*this, m, ranks, in, outs);
+        EXPECT_LT(err, kDeltaTol) << outs.size() << " modules, " << seqs << " of " << rows << " rows, mix "
                                   << static_cast<int>(mix);
-        std::printf("padded decode, %d modules, %3d of %3d rows, mix %d, %3d segments: delta rel error %.2e\n", n,
-                    seqs, rows, static_cast<int>(mix), m.packed.meta.num_lora_segments, err);
-        expect_untouched(m, any_rank, gpu, y.host, width);
+        std::printf("padded decode, %zu modules, %3d of %3d rows, mix %d, %3d segments: delta rel error %.2e\n",
+                    outs.size(), seqs, rows, static_cast<int>(mix), m.packed.meta.num_lora_segments, err);
       }
     }
   }
