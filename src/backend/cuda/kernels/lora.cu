@@ -188,7 +188,8 @@ __device__ __forceinline__ void load_a_chunk(uint4 (&w0)[kPassGroups], uint4 (&w
 // two chunks in 32 registers, and more blocks' loads are in flight. History (bench/cuda_engine_notes.md, run 10):
 // with passes of 32 for ranks above 16 the kernel needed 121 registers (2 blocks per SM), and batch-128 steps took
 // 2.5-3% longer.
-__global__ void __launch_bounds__(kThreads, 3) lora_shrink_kernel(const __grid_constant__ LoraArgs p, int slice, float* partial) {
+__global__ void __launch_bounds__(kThreads, 3)
+    lora_shrink_kernel(const __grid_constant__ LoraArgs p, int slice, float* partial) {
   __shared__ int32_t tile_info[4];
   __shared__ float red[kWarps][kTile][kPassRanks + 1];
   const TileRef tile = find_tile<false>(p, [](int) { return static_cast<int>(blockIdx.x); }, tile_info);
@@ -326,7 +327,8 @@ __device__ __forceinline__ void expand_mma(const LoraModuleArgs& mod, const Expa
       const int q = lane + 32 * i, row = q / (kColsPerWarp / 8);
       const int64_t col = n_warp + q % (kColsPerWarp / 8) * 8;
       const bool whole = vector_y && row < tile.count && col + 8 <= mod.out_dim;
-      y_old[i] = whole ? *reinterpret_cast<const uint4*>(y + (tile.begin + row) * mod.y_ld + col) : make_uint4(0, 0, 0, 0);
+      y_old[i] =
+          whole ? *reinterpret_cast<const uint4*>(y + (tile.begin + row) * mod.y_ld + col) : make_uint4(0, 0, 0, 0);
     }
     float acc[kColGroups][4] = {};
     for (int k = 0; k < e.rank; k += 32) {
@@ -365,7 +367,8 @@ __device__ __forceinline__ void expand_mma(const LoraModuleArgs& mod, const Expa
         for (int x = 0; x < 8; ++x) v[x] += c[x];
         store8(dst, v);
       } else {
-        for (int x = 0; x < 8 && col + x < mod.out_dim; ++x) dst[x] = __float2bfloat16_rn(__bfloat162float(dst[x]) + c[x]);
+        for (int x = 0; x < 8 && col + x < mod.out_dim; ++x)
+          dst[x] = __float2bfloat16_rn(__bfloat162float(dst[x]) + c[x]);
       }
     }
     __syncwarp();
@@ -378,14 +381,18 @@ __device__ __forceinline__ void expand_mma(const LoraModuleArgs& mod, const Expa
 // columns, two in flight, begun before the previous kernel ends: B does not depend on it), and each thread owns
 // columns and sums t B^T over the tile's rows on the CUDA cores (at one or two rows the products are free, the
 // bytes are not). B not 16-byte aligned is read in place.
-__device__ __forceinline__ int bulk_stage_cols(int rank) { return min(kColsPerBlock, kBulkStageBytes / (2 * rank) / 8 * 8); }
+__device__ __forceinline__ int bulk_stage_cols(int rank) {
+  return min(kColsPerBlock, kBulkStageBytes / (2 * rank) / 8 * 8);
+}
 
 __device__ __forceinline__ int bulk_stages(const ExpandTile& e) {
   const int stage_cols = bulk_stage_cols(e.rank);
   return static_cast<int>((e.n_end - e.n_begin + stage_cols - 1) / stage_cols);
 }
 
-__device__ __forceinline__ bool bulk_copies(const ExpandTile& e) { return (reinterpret_cast<uintptr_t>(e.b) & 15) == 0; }
+__device__ __forceinline__ bool bulk_copies(const ExpandTile& e) {
+  return (reinterpret_cast<uintptr_t>(e.b) & 15) == 0;
+}
 
 __device__ __forceinline__ void bulk_issue(const ExpandTile& e, ExpandSmem& sm, int j) {  // one thread: stage j
   const int stage_cols = bulk_stage_cols(e.rank);
@@ -580,7 +587,7 @@ struct Plan {
 
 // The grid, from host scalars only: an upper bound on the tiles; K splits so that a batch whose tokens all share
 // one adapter (the fewest tiles) still fills half the SMs, each warp's slice at least two chunks; and for the
-// expand, runs of 512-column chunks per block so that the grid is a few waves at most.
+// expand, runs of 512-column chunks per block so that the grid is about one wave at the most tiles.
 Plan plan_of(const LoraArgs& p, int num_sms) {
   Plan pl;
   pl.tiles = static_cast<int>(std::min<int64_t>(p.num_tokens, p.num_segments + p.num_tokens / kTile));
