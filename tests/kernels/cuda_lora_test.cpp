@@ -115,6 +115,15 @@ ModuleGroup module_group(const std::vector<SlotTables>& slots, const int64_t* ou
   return g;
 }
 
+// Each slot's largest rank over the first n modules (0: no module of the slot adapts; its rows keep the
+// projection alone).
+std::vector<int32_t> any_rank(const std::vector<std::vector<int32_t>>& ranks, size_t n) {
+  std::vector<int32_t> r(ranks[0].size(), 0);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t s = 0; s < r.size(); ++s) r[s] = std::max(r[s], ranks[i][s]);
+  return r;
+}
+
 // Rows of tokens without an adapter (or a rank-0 one) are exactly as before.
 void expect_untouched(const CudaOpTest::Meta& m, const std::vector<int32_t>& ranks, const std::vector<float>& gpu,
                       const std::vector<float>& before, int64_t cols) {
@@ -159,18 +168,14 @@ double group_delta_error(CudaOpTest& f, const CudaOpTest::Meta& m, const std::ve
   int64_t width = 0;
   for (int64_t o : outs) width += o;
   std::vector<SlotTables> slots;
-  std::vector<int32_t> any_rank(ranks[0].size(), 0);
-  for (int i = 0; i < n; ++i) {
-    slots.push_back(make_slots(f.p_, f.rng_, ranks[i], in, outs[i]));
-    for (size_t s = 0; s < any_rank.size(); ++s) any_rank[s] = std::max(any_rank[s], ranks[i][s]);
-  }
+  for (int i = 0; i < n; ++i) slots.push_back(make_slots(f.p_, f.rng_, ranks[i], in, outs[i]));
   Twin x = make_twin(f.p_, rows, in, f.rng_);
   Twin y = make_twin(f.p_, rows, width, f.rng_, -kY, kY);
   const ModuleGroup g = module_group(slots, outs.data(), n, y);
   f.p_.cpu->lora_group(m.packed.meta, x.cpu, g.cpu_w, g.cpu_y, n);
   f.p_.gpu->lora_group(m.gpu, x.gpu, g.gpu_w, g.gpu_y, n);
   const std::vector<float> cpu = download(*f.p_.cpu, y.cpu), gpu = download(*f.p_.gpu, y.gpu);
-  expect_untouched(m, any_rank, gpu, y.host, width);
+  expect_untouched(m, any_rank(ranks, outs.size()), gpu, y.host, width);
   return rel_error(delta(gpu, y.host), delta(cpu, y.host));
 }
 
@@ -219,11 +224,7 @@ TEST_F(CudaLora, PaddedDecodeStepsMatchCpu) {
       PackLayout layout;
       layout.pad_to_seqs = rows;
       layout.block_table_width = 1;
-      auto packed = pack_batch(fb, 16, 1, 10, num_slots, layout);
-      ASSERT_TRUE(packed.is_ok()) << packed.status().to_string();
-      Meta m;
-      m.packed = std::move(packed).value();
-      m.gpu = p_.gpu->upload_batch(m.packed.meta);
+      const Meta m = meta(fb, 16, 1, 10, num_slots, layout);
       for (const auto& outs : {std::vector<int64_t>{q, kv, kv}, std::vector<int64_t>{inter, inter}}) {
         const double err = group_delta_error(*this, m, ranks, in, outs);
         EXPECT_LT(err, kDeltaTol) << outs.size() << " modules, " << seqs << " of " << rows << " rows, mix "
@@ -242,9 +243,7 @@ TEST_F(CudaLora, PaddedDecodeStepsMatchCpu) {
 TEST_F(CudaLora, LinearLoraMatchesCpu) {
   SCOPED_TRACE(trace());
   const std::vector<std::vector<int32_t>> ranks = {{8, 16, 0, 32, 128}, {8, 3, 16, 1, 128}, {8, 16, 0, 64, 5}};
-  std::vector<int32_t> any_rank(ranks[0].size(), 0);  // rows with no adapter of any module: the projection alone
-  for (const auto& module : ranks)
-    for (size_t s = 0; s < any_rank.size(); ++s) any_rank[s] = std::max(any_rank[s], module[s]);
+  const std::vector<int32_t> adapted = any_rank(ranks, ranks.size());
   struct Path {
     bool fused, overlap;
     const char* name;
@@ -279,7 +278,7 @@ TEST_F(CudaLora, LinearLoraMatchesCpu) {
               rel_error(delta(gpu, gpu_base), delta(download(*p_.cpu, y.cpu), download(*p_.cpu, base.cpu)));
           EXPECT_LT(err, kDeltaTol) << "in " << in << " width " << width << ", tokens " << total << ", " << path.name
                                     << ", mix " << rep;
-          expect_untouched(m, any_rank, gpu, gpu_base, width);
+          expect_untouched(m, adapted, gpu, gpu_base, width);
         }
       }
     }

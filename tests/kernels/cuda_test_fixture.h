@@ -26,9 +26,10 @@ class CudaOpTest : public ::testing::Test {
     PackedBatch packed;
     BatchMeta gpu;
   };
-  Meta meta(const ForwardBatch& fb, int32_t block_size, int32_t num_blocks, int64_t vocab, int32_t lora_slots = 0) {
+  Meta meta(const ForwardBatch& fb, int32_t block_size, int32_t num_blocks, int64_t vocab, int32_t lora_slots = 0,
+            const PackLayout& layout = {}) {
     Meta m;
-    auto packed = pack_batch(fb, block_size, num_blocks, vocab, lora_slots);
+    auto packed = pack_batch(fb, block_size, num_blocks, vocab, lora_slots, layout);
     EXPECT_TRUE(packed.is_ok()) << packed.status().to_string();
     m.packed = std::move(packed).value();
     m.gpu = p_.gpu->upload_batch(m.packed.meta);

@@ -27,6 +27,16 @@ void check_bf16(const Tensor& t, const char* what) {
   LS_CHECK(t.dtype == DType::kBF16) << "cuda backend: " << what << " must be bf16";
 }
 
+// linear's operands: x [m, k] and weight [n, k] bf16, out [m, n] bf16 or float32.
+void check_linear(const Tensor& x, const Tensor& weight, const Tensor& out) {
+  check_bf16(x, "linear input");
+  check_bf16(weight, "linear weight");
+  LS_CHECK(out.dtype == DType::kBF16 || out.dtype == DType::kF32) << "cuda backend: linear output bf16 or f32";
+  LS_CHECK(x.cols == weight.cols && out.rows == x.rows && out.cols == weight.rows)
+      << "linear shape mismatch: x " << x.rows << "x" << x.cols << " w " << weight.rows << "x" << weight.cols
+      << " out " << out.rows << "x" << out.cols;
+}
+
 void check_cache(const KvLayer& c) {
   LS_CHECK(c.k && c.v && c.block_size > 0 && c.num_kv_heads > 0 && c.head_dim > 0) << "cuda backend: bad KV layer";
 }
@@ -78,12 +88,7 @@ void CudaBackend::add_rms_norm(Tensor residual, Tensor x, Tensor weight, float e
 }
 
 void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
-  check_bf16(x, "linear input");
-  check_bf16(weight, "linear weight");
-  LS_CHECK(out.dtype == DType::kBF16 || out.dtype == DType::kF32) << "cuda backend: linear output bf16 or f32";
-  LS_CHECK(x.cols == weight.cols && out.rows == x.rows && out.cols == weight.rows)
-      << "linear shape mismatch: x " << x.rows << "x" << x.cols << " w " << weight.rows << "x" << weight.cols
-      << " out " << out.rows << "x" << out.cols;
+  check_linear(x, weight, out);
   if (x.rows == 0) return;
   const bool out_f32 = out.dtype == DType::kF32;
   if (options_.gemv && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
@@ -272,12 +277,11 @@ void CudaBackend::linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, T
     linear(x, weight, bias, out);
     return;
   }
-  // Decode steps of 1-4 rows: the shrink and the deltas in the GEMV's launch (the other paths check shapes in
-  // linear).
+  // Decode steps of 1-4 rows: the shrink and the deltas in the GEMV's launch (the other paths check linear's
+  // operands in linear).
   if (options_.gemv && options_.lora_fused_gemv && out.dtype == DType::kBF16 &&
       cuda::gemv_lora_supported(a, weight.data, weight.ld, out.data, out.ld, out.cols)) {
-    check_bf16(weight, "linear weight");
-    LS_CHECK(x.cols == weight.cols && out.rows == x.rows && out.cols == weight.rows) << "linear_lora shape mismatch";
+    check_linear(x, weight, out);
     float* t = scratch(lora_scratch_, static_cast<size_t>(cuda::gemv_lora_scratch_floats(a)));
     LS_CUDA_CHECK(
         cuda::launch_gemv_lora(a, weight.data, weight.ld, bias.data, out.data, out.ld, out.cols, t,
