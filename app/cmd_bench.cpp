@@ -188,6 +188,7 @@ void Bench::lora_ops(int32_t batch) {
     const char* name;
     Tensor x, weight, bias, out;
     std::vector<std::pair<LoraModule, Tensor>> modules;
+    bool silu = false;  // the gate/up product with SiLU-mul into act, as the model runs it
   };
   const std::vector<Group> groups = {
       {"q/k/v", x, lw.qkv, lw.qkv_bias, qkv,
@@ -195,11 +196,11 @@ void Bench::lora_ops(int32_t batch) {
         {LoraModule::kV, qkv.col_slice(q + kvs, kvs)}}},
       {"o", attn, lw.o, lw.o_bias, proj, {{LoraModule::kO, proj}}},
       {"gate/up", x, lw.gate_up, lw.gate_up_bias, gu,
-       {{LoraModule::kGate, gu.col_slice(0, inter)}, {LoraModule::kUp, gu.col_slice(inter, inter)}}},
+       {{LoraModule::kGate, gu.col_slice(0, inter)}, {LoraModule::kUp, gu.col_slice(inter, inter)}}, true},
       {"down", act, lw.down, lw.down_bias, proj, {{LoraModule::kDown, proj}}}};
   std::printf("\nLoRA ops at decode batch %d, layer 0, rank %d (timed alone, median of 20, launch included): lora_group "
-              "alone (GB/s of adapter bytes), then the projection (linear) and the projection with its LoRA "
-              "(linear_lora, as the model runs it):\n", batch, args.lora_rank);
+              "alone (GB/s of adapter bytes), then the projection (linear; gate/up: linear_silu_mul) and the projection "
+              "with its LoRA (linear_lora; gate/up: linear_lora_silu_mul), as the model runs them:\n", batch, args.lora_rank);
   std::printf("  %-8s %9s %8s %9s %8s %9s %9s %9s %9s\n", "group", "one us", "GB/s", "dist. us", "GB/s", "linear us",
               "+one us", "+dist. us", "x layers");
   double total[2] = {0, 0}, fused[2] = {0, 0};
@@ -224,9 +225,21 @@ void Bench::lora_ops(int32_t batch) {
       us[which] = op_us([&] { backend.lora_group(meta, g.x, w, ys, n); });
       gbs[which] = adapters * bytes / (us[which] * 1e-6) / 1e9;
       total[which] += us[which];
-      with[which] = op_us([&] { backend.linear_lora(meta, g.x, g.weight, g.bias, g.out, w, ys, n); });
+      with[which] = op_us([&] {
+        if (g.silu) {
+          backend.linear_lora_silu_mul(meta, g.x, g.weight, g.bias, g.out, act, w, ys, n);
+        } else {
+          backend.linear_lora(meta, g.x, g.weight, g.bias, g.out, w, ys, n);
+        }
+      });
     }
-    const double alone = op_us([&] { backend.linear(g.x, g.weight, g.bias, g.out); });
+    const double alone = op_us([&] {
+      if (g.silu) {
+        backend.linear_silu_mul(g.x, g.weight, g.bias, g.out, act);
+      } else {
+        backend.linear(g.x, g.weight, g.bias, g.out);
+      }
+    });
     for (int which = 0; which < 2; ++which) fused[which] += with[which] - alone;
     std::printf("  %-8s %9.1f %8.0f %9.1f %8.0f %9.1f %+9.1f %+9.1f %9.0f\n", g.name, us[0], gbs[0], us[1], gbs[1],
                 alone, with[0] - alone, with[1] - alone, us[1] * c.num_layers);
@@ -427,9 +440,10 @@ int run_bench(const BenchArgs& a) {
       run.decode(small, false);
       cb->set_options(chosen);
     }
-    if (run.lora && (chosen.lora_overlap || chosen.lora_bulk_expand || chosen.lora_fused_gemv)) {
+    if (run.lora &&
+        (chosen.lora_overlap || chosen.lora_bulk_expand || chosen.lora_fused_gemv || chosen.lora_fused_skinny)) {
       CudaBackendOptions other = chosen;
-      other.lora_overlap = other.lora_bulk_expand = other.lora_fused_gemv = false;
+      other.lora_overlap = other.lora_bulk_expand = other.lora_fused_gemv = other.lora_fused_skinny = false;
       cb->set_options(other);
       std::printf("\nthe same with the LoRA kernels after their projection (shrink and mma expand, none fused):");
       run.decode(*batches, true);
@@ -493,6 +507,9 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
       ->transform(CLI::CheckedTransformer(on_off));
   cmd.add_option("--lora-fused-gemv", o.lora_fused_gemv,
                  "cuda: 1-4 row projections take their LoRA into the GEMV's launch (on, off: separate kernels)")
+      ->transform(CLI::CheckedTransformer(on_off));
+  cmd.add_option("--lora-fused-skinny", o.lora_fused_skinny,
+                 "cuda: 5-64 row gate/up products add their LoRA in the fused SiLU kernel (on, off: separate kernels)")
       ->transform(CLI::CheckedTransformer(on_off));
 }
 

@@ -59,18 +59,27 @@ namespace {
 
 // The projection out = x W^T + bias and the LoRA deltas of the modules (up to three, column slices of out) that
 // read its x, in one backend call; modules that no resident adapter targets are left out.
-void linear_lora(Backend& b, const BatchMeta& meta, const LoraTable* lora, int64_t layer, Tensor x, Tensor weight,
-                 Tensor bias, Tensor out, std::initializer_list<std::pair<LoraModule, Tensor>> targets) {
+struct LoraTargets {
   LoraModuleWeights w[3];
   Tensor ys[3];
   int n = 0;
+};
+LoraTargets lora_targets(const BatchMeta& meta, const LoraTable* lora, int64_t layer,
+                         std::initializer_list<std::pair<LoraModule, Tensor>> targets) {
+  LoraTargets t;
   if (lora && meta.has_lora) {
     for (const auto& [m, y] : targets) {
-      w[n] = lora->module(layer, m);
-      if (w[n].max_rank > 0) ys[n++] = y;
+      t.w[t.n] = lora->module(layer, m);
+      if (t.w[t.n].max_rank > 0) t.ys[t.n++] = y;
     }
   }
-  b.linear_lora(meta, x, weight, bias, out, w, ys, n);
+  return t;
+}
+
+void linear_lora(Backend& b, const BatchMeta& meta, const LoraTable* lora, int64_t layer, Tensor x, Tensor weight,
+                 Tensor bias, Tensor out, std::initializer_list<std::pair<LoraModule, Tensor>> targets) {
+  const LoraTargets t = lora_targets(meta, lora, layer, targets);
+  b.linear_lora(meta, x, weight, bias, out, t.w, t.ys, t.n);
 }
 
 }  // namespace
@@ -102,15 +111,10 @@ void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv,
   linear_lora(b, meta, lora, l, attn, w.o, w.o_bias, proj, {{LoraModule::kO, proj}});
 
   b.add_rms_norm(residual, proj, w.post_attention_norm, static_cast<float>(c.rms_norm_eps), x);
-  const bool gate_up_lora = lora && meta.has_lora &&
-                            (lora->module(l, LoraModule::kGate).max_rank > 0 || lora->module(l, LoraModule::kUp).max_rank > 0);
-  if (gate_up_lora) {  // the adapters' deltas join the product before the activation
-    linear_lora(b, meta, lora, l, x, w.gate_up, w.gate_up_bias, gate_up,
-                {{LoraModule::kGate, gate_up.col_slice(0, inter)}, {LoraModule::kUp, gate_up.col_slice(inter, inter)}});
-    b.silu_mul(gate_up, act);
-  } else {
-    b.linear_silu_mul(x, w.gate_up, w.gate_up_bias, gate_up, act);
-  }
+  // The adapters' gate and up deltas join the product before the activation.
+  const LoraTargets gu = lora_targets(
+      meta, lora, l, {{LoraModule::kGate, gate_up.col_slice(0, inter)}, {LoraModule::kUp, gate_up.col_slice(inter, inter)}});
+  b.linear_lora_silu_mul(meta, x, w.gate_up, w.gate_up_bias, gate_up, act, gu.w, gu.ys, gu.n);
   linear_lora(b, meta, lora, l, act, w.down, w.down_bias, proj, {{LoraModule::kDown, proj}});
 }
 

@@ -7,6 +7,7 @@
 //    decode steps in a graph's padded layout (one adapter, runs, distinct slots, half without; up to 160 rows);
 //  - linear_lora: the projection (with a bias) and its LoRA, fused into the GEMV's launch (1-4 rows; module
 //    boundaries inside its groups of 4 features too), the shrink beside it on a second stream, and in line;
+//  - linear_lora_silu_mul: the gate/up LoRA in the fused skinny SiLU kernel's epilogue (5-8 rows) and unfused;
 //  - LoraSlots: adapters of mixed ranks staged, loaded beside the ops (polled with is_ready), cleared and
 //    reloaded into freed ranges, run through the op against the CPU backend's LoraSlots; out-of-capacity errors.
 // Deltas are compared (they are small next to y); rows without an adapter must stay bit-identical.
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <thread>
 
+#include "backend/cuda/kernels/skinny_gemm.h"
 #include "cuda_test_fixture.h"
 #include "lora/lora_slots.h"
 
@@ -279,6 +281,72 @@ TEST_F(CudaLora, LinearLoraMatchesCpu) {
           EXPECT_LT(err, kDeltaTol) << "in " << in << " width " << width << ", tokens " << total << ", " << path.name
                                     << ", mix " << rep;
           expect_untouched(m, adapted, gpu, gpu_base, width);
+        }
+      }
+    }
+  }
+}
+
+// linear_lora_silu_mul: the gate/up product with the gate and up LoRA added before the activation, against the
+// CPU's linear_lora then silu_mul: the fused skinny kernel's epilogue (5-8 rows; ranks up to 16 staged once, and
+// ranks 32-128 in passes; odd ranks on the CUDA cores; rows without an adapter; only one of the two modules
+// adapted), and the unfused path (and at 16 and 33 rows, where the fused one is not taken); random batches and a
+// graph's padded decode layout. The projection is kept small next to the
+// deltas, so the output is mostly the LoRA's.
+TEST_F(CudaLora, LinearLoraSiluMulMatchesCpu) {
+  SCOPED_TRACE(trace());
+  const std::vector<std::vector<std::vector<int32_t>>> rank_sets = {
+      {{16, 4, 1, 0, 8}, {16, 0, 3, 16, 8}},       // one pass
+      {{8, 16, 0, 32, 128}, {8, 3, 16, 1, 128}}};  // passes of 16
+  for (auto [inter, k] : {std::pair<int64_t, int64_t>{1408, 512}, {640, 200}}) {
+    const float bound = 0.1f / std::sqrt(static_cast<float>(k));
+    Twin w = make_twin(p_, 2 * inter, k, rng_, -bound, bound);
+    Twin bias = make_twin(p_, 1, 2 * inter, rng_, -0.01f, 0.01f);
+    for (const auto& ranks : rank_sets) {
+      const auto num_slots = static_cast<int32_t>(ranks[0].size());
+      std::vector<SlotTables> slots;
+      for (int i = 0; i < 2; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], k, inter));
+      for (bool fused : {true, false}) {
+        set_cuda_options([&](CudaBackendOptions& o) { o.lora_fused_skinny = fused; });
+        for (auto [total, padded] : {std::pair{5, false}, {7, false}, {8, false}, {6, true}, {16, false},
+                                     {33, false}}) {
+          // Both modules, the gate alone, the up alone.
+          for (auto [first, count] : {std::pair{0, 2}, {0, 1}, {1, 1}}) {
+            ForwardBatch fb = random_batch(rng_, total, num_slots, /*decode=*/padded || total % 2 == 0);
+            PackLayout layout;
+            if (padded) {
+              layout.pad_to_seqs = 8;
+              layout.block_table_width = 3;
+            }
+            const Meta m = meta(fb, 16, 1, 10, num_slots, layout);
+            const int64_t rows = m.packed.meta.num_tokens;
+            Twin x = make_twin(p_, rows, k, rng_);
+            Twin gate_up = make_twin(p_, rows, 2 * inter, rng_);
+            Twin out = make_twin(p_, rows, inter, rng_), base = make_twin(p_, rows, inter, rng_);
+            LoraModuleWeights cpu_w[2], gpu_w[2];
+            Tensor cpu_y[2], gpu_y[2];
+            for (int i = 0; i < count; ++i) {
+              const int mod = first + i;
+              cpu_w[i] = slots[mod].cpu;
+              gpu_w[i] = slots[mod].gpu;
+              cpu_y[i] = gate_up.cpu.col_slice(mod * inter, inter);
+              gpu_y[i] = gate_up.gpu.col_slice(mod * inter, inter);
+            }
+            poison(*p_.gpu, out.gpu);
+            p_.gpu->linear_silu_mul(x.gpu, w.gpu, bias.gpu, gate_up.gpu, base.gpu);
+            p_.cpu->linear_lora_silu_mul(m.packed.meta, x.cpu, w.cpu, bias.cpu, gate_up.cpu, out.cpu, cpu_w, cpu_y,
+                                         count);
+            p_.gpu->linear_lora_silu_mul(m.gpu, x.gpu, w.gpu, bias.gpu, gate_up.gpu, out.gpu, gpu_w, gpu_y, count);
+            const std::vector<float> gpu = download(*p_.gpu, out.gpu);
+            const double err = rel_error(gpu, download(*p_.cpu, out.cpu));
+            EXPECT_LT(err, kDeltaTol) << "inter " << inter << " k " << k << ", " << rows << " rows"
+                                      << (padded ? " (padded)" : "") << ", modules " << first << "+" << count
+                                      << (fused ? ", fused" : ", unfused");
+            if (fused && rows <= cuda::kSkinnyLoraMaxRows) {  // the same kernel without deltas: bit-identical rows
+              const std::vector<std::vector<int32_t>> adapted(ranks.begin() + first, ranks.begin() + first + count);
+              expect_untouched(m, any_rank(adapted, adapted.size()), gpu, download(*p_.gpu, base.gpu), inter);
+            }
+          }
         }
       }
     }

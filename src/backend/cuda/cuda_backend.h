@@ -57,6 +57,8 @@ class CudaBackend final : public Backend {
                   int n) override;
   void linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor out,
                    const LoraModuleWeights* lora, const Tensor* ys, int n) override;
+  void linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor gate_up, Tensor out,
+                            const LoraModuleWeights* lora, const Tensor* ys, int n) override;
   void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) override;
   void argmax(Tensor logits, int32_t* tokens) override;
   void sample(Tensor logits, const SamplingParams* params, int32_t* tokens) override;
@@ -89,6 +91,8 @@ class CudaBackend final : public Backend {
   // The LoRA kernels' arguments for modules w[0..n) (those with slots) over x; false when there is nothing to do.
   bool lora_args(const BatchMeta& batch, Tensor x, const LoraModuleWeights* w, const Tensor* ys, int n,
                  cuda::LoraArgs& a) const;
+  // Whether linear_silu_mul's product takes the fused skinny kernel (its shapes checked first).
+  bool silu_fused(Tensor x, Tensor weight, Tensor out) const;
   // Scratch for the LoRA kernels' shrink partial sums over `a` (launch_lora and its two halves).
   float* lora_partials(const cuda::LoraArgs& a);
   // Float32 scratch of at least n values that stays put while a graph is being captured.

@@ -203,7 +203,7 @@ void CudaBackend::silu_mul(Tensor gate_up, Tensor out) {
   LS_CUDA_CHECK(cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, launch_stream()));
 }
 
-void CudaBackend::linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor gate_up, Tensor out) {
+bool CudaBackend::silu_fused(Tensor x, Tensor weight, Tensor out) const {
   check_bf16(x, "linear_silu_mul input");
   check_bf16(weight, "linear_silu_mul weight");
   check_bf16(out, "linear_silu_mul output");
@@ -214,8 +214,12 @@ void CudaBackend::linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor g
   using Skinny = CudaBackendOptions::Skinny;
   const bool fused = options_.skinny == Skinny::kAll ||
                      (options_.skinny == Skinny::kAuto && (x.rows > 4 || !options_.gemv));
-  if (fused && x.rows > 0 &&
-      cuda::skinny_gemm_silu_supported(x.rows, out.cols, x.cols, x.data, x.ld, weight.data, weight.ld, num_sms_)) {
+  return fused && x.rows > 0 &&
+         cuda::skinny_gemm_silu_supported(x.rows, out.cols, x.cols, x.data, x.ld, weight.data, weight.ld, num_sms_);
+}
+
+void CudaBackend::linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor gate_up, Tensor out) {
+  if (silu_fused(x, weight, out)) {
     LS_CUDA_CHECK(cuda::launch_skinny_gemm_silu(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld,
                                                 x.rows, out.cols, x.cols, num_sms_, launch_stream()));
     return;
@@ -303,6 +307,53 @@ void CudaBackend::linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, T
   linear(x, weight, bias, out);
   LS_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_event_, 0));
   LS_CUDA_CHECK(cuda::launch_lora_expand(a, partial, num_sms_, launch_stream()));
+}
+
+void CudaBackend::linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor gate_up,
+                                       Tensor out, const LoraModuleWeights* w, const Tensor* ys, int n) {
+  cuda::LoraArgs a;
+  if (!lora_args(batch, x, w, ys, n, a)) {
+    linear_silu_mul(x, weight, bias, gate_up, out);
+    return;
+  }
+  // The shrink, then the gate/up product whose epilogue adds the deltas (its weights and x stream in while the
+  // shrink runs: programmatic dependent launch). Each module's columns are where its y sits in gate_up.
+  cuda::SkinnyLora l;
+  l.seg_start = a.seg_start;
+  l.seg_slot = a.seg_slot;
+  l.num_segments = a.num_segments;
+  l.num_slots = a.num_slots;
+  l.num_modules = a.num_modules;
+  static_assert(cuda::kSkinnyLoraModules == cuda::kLoraMaxModules, "the epilogue takes every module of a group");
+  LS_CHECK(gate_up.rows == x.rows && gate_up.cols == weight.rows) << "linear_lora_silu_mul: gate_up shape";
+  bool aligned = true;  // the epilogue's warps take 8 features of one module
+  for (int j = 0; j < a.num_modules; ++j) {
+    const cuda::LoraModuleArgs& mod = a.m[j];
+    const auto offset = static_cast<const uint16_t*>(mod.y) - static_cast<const uint16_t*>(gate_up.data);  // bf16
+    LS_CHECK(mod.y_ld == gate_up.ld && offset >= 0 && offset + mod.out_dim <= gate_up.cols)
+        << "linear_lora_silu_mul: a LoRA output is not a column slice of gate_up";
+    l.m[j].b = mod.b;
+    l.m[j].ranks = mod.ranks;
+    l.m[j].col_begin = offset;
+    l.m[j].col_end = offset + mod.out_dim;
+    aligned = aligned && offset % 8 == 0 && mod.out_dim % 8 == 0;
+  }
+  // Up to kSkinnyLoraMaxRows rows, where it measured faster than the shrink beside the product and the expand and
+  // SiLU-mul after it (skinny_gemm.h).
+  if (!options_.lora_fused_skinny || x.rows > cuda::kSkinnyLoraMaxRows || !aligned || !silu_fused(x, weight, out)) {
+    Backend::linear_lora_silu_mul(batch, x, weight, bias, gate_up, out, w, ys, n);
+    return;
+  }
+  float* partial = lora_partials(a);
+  const cuda::LoraPartialLayout layout = cuda::lora_partial_layout(a, num_sms_);
+  l.t = partial;
+  l.splits = layout.splits;
+  l.split_stride = layout.split_stride;
+  l.row_stride = layout.row_stride;
+  l.module_stride = layout.module_stride;
+  LS_CUDA_CHECK(cuda::launch_lora_shrink(a, partial, num_sms_, launch_stream()));
+  LS_CUDA_CHECK(cuda::launch_skinny_gemm_silu_lora(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld,
+                                                   x.rows, out.cols, x.cols, l, num_sms_, launch_stream()));
 }
 
 void CudaBackend::gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) {

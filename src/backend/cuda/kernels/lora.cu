@@ -42,7 +42,7 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kChunk = 64;            // shrink: K per step of a warp
 constexpr int kPassRanks = 16;        // shrink: ranks per pass (2 groups of 8)
-constexpr int kMaxSplits = 8;         // shrink: K splits at most
+constexpr int kMaxSplits = kLoraMaxShrinkSplits;
 constexpr int kColsPerBlock = 512;    // expand: a block's columns per iteration (the grid's chunk)
 constexpr int kMaxColsPerWarp = 64;   // expand, mma path: columns per warp and step (32 in decode steps, else 64)
 constexpr int kThinRows = 2;          // expand: tiles of up to this many rows take the bulk path
@@ -148,6 +148,14 @@ __device__ TileRef find_tile(const LoraArgs& p, Want&& want, int32_t* shared) {
   return {shared[0], shared[1], shared[2], shared[3]};
 }
 
+// A block with nothing to do returns before pdl_wait, except the grid's first block, which waits first: a kernel
+// whose every block returned unwaited could complete before the previous kernel, and the next kernel's pdl_wait
+// (which waits for this kernel only) would then not order it after that one. With the first block waiting, the
+// kernel completes, and lets dependents launch, only after the previous kernel completed and its writes are visible.
+__device__ __forceinline__ void idle_block_exit() {
+  if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0) pdl_wait();
+}
+
 __device__ __forceinline__ uint4 load16_or_zero(const bf16* p, bool valid) {
   return valid ? *reinterpret_cast<const uint4*>(p) : make_uint4(0, 0, 0, 0);
 }
@@ -193,11 +201,11 @@ __global__ void __launch_bounds__(kThreads, 3)
   __shared__ int32_t tile_info[4];
   __shared__ float red[kWarps][kTile][kPassRanks + 1];
   const TileRef tile = find_tile<false>(p, [](int) { return static_cast<int>(blockIdx.x); }, tile_info);
-  if (tile.count == 0) return;
+  if (tile.count == 0) return idle_block_exit();
   const LoraModuleArgs& mod = p.m[blockIdx.y];
   const int32_t slot = p.seg_slot[tile.seg];
   const int rank = mod.ranks[slot];
-  if (rank <= 0) return;
+  if (rank <= 0) return idle_block_exit();
   const bf16* a = static_cast<const bf16*>(mod.a[slot]);
   const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
   float* out = partial + (static_cast<int64_t>(blockIdx.z) * p.num_tokens * row_stride) + blockIdx.y * kLoraMaxRank;
@@ -541,14 +549,14 @@ __global__ void __launch_bounds__(kThreads, kDecode ? 4 : 2)
     if (threadIdx.x == 0) sm.unit = unit;
     return unit.tile;
   }, sm.tile_info);
-  if (e.tile.count == 0) return;
+  if (e.tile.count == 0) return idle_block_exit();
   const ExpandUnit u = sm.unit;
   e.m = u.m;
   const LoraModuleArgs& mod = p.m[e.m];
   const int32_t slot = p.seg_slot[e.tile.seg];
   e.rank = mod.ranks[slot];
   e.n_begin = u.n_begin;
-  if (e.rank <= 0 || e.n_begin >= mod.out_dim) return;
+  if (e.rank <= 0 || e.n_begin >= mod.out_dim) return idle_block_exit();
   e.n_end = u.n_end;
   e.b = static_cast<const bf16*>(mod.b[slot]);
   const bool thin = bulk && e.tile.count <= kThinRows;
@@ -639,6 +647,15 @@ bool lora_supported(const LoraArgs& p) {
 
 int64_t lora_scratch_floats(const LoraArgs& p, int num_sms) {
   return static_cast<int64_t>(plan_of(p, num_sms).splits) * p.num_tokens * p.num_modules * kLoraMaxRank;
+}
+
+LoraPartialLayout lora_partial_layout(const LoraArgs& p, int num_sms) {
+  LoraPartialLayout l;
+  l.splits = plan_of(p, num_sms).splits;
+  l.module_stride = kLoraMaxRank;
+  l.row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
+  l.split_stride = static_cast<int64_t>(p.num_tokens) * l.row_stride;
+  return l;
 }
 
 namespace {

@@ -14,6 +14,7 @@
 namespace ls::cuda {
 
 inline constexpr int kLoraMaxModules = 3;
+inline constexpr int kLoraMaxShrinkSplits = 8;  // the shrink's K splits at most (LoraPartialLayout::splits)
 
 // One module's slot tables (device) and output.
 struct LoraModuleArgs {
@@ -49,5 +50,14 @@ cudaError_t launch_lora(const LoraArgs& a, float* scratch, int num_sms, Stream s
 // projection that writes the ys; the expand must follow both. Same arguments and scratch for the pair.
 cudaError_t launch_lora_shrink(const LoraArgs& a, float* scratch, int num_sms, Stream stream);
 cudaError_t launch_lora_expand(const LoraArgs& a, const float* scratch, int num_sms, Stream stream);
+
+// Where the shrink leaves t, for a kernel of another file that adds the deltas itself (the skinny GEMM's LoRA
+// epilogue): module m's t of token r at rank k is the sum over z < splits of
+// scratch[z * split_stride + r * row_stride + m * module_stride + k], rounded to bf16 (as the expand rounds it).
+struct LoraPartialLayout {
+  int splits = 0;
+  int64_t split_stride = 0, row_stride = 0, module_stride = 0;
+};
+LoraPartialLayout lora_partial_layout(const LoraArgs& a, int num_sms);
 
 }  // namespace ls::cuda

@@ -15,10 +15,13 @@
 // (programmatic dependent launch): the stream starts while the previous kernel drains.
 // Split-K partials go to fp32 scratch; the last split of a tile to arrive (arrival counter) sums them in a fixed
 // order (deterministic), adds the bias, writes the output and zeroes its counter for the next launch.
+// With LoRA (the SiLU kernel at up to 8 rows), the adapters' deltas join the gate/up accumulators before the
+// activation, from the t that lora.cu's shrink (the previous kernel) left: see "The LoRA epilogue" below.
 // History (bench/cuda_engine_notes.md, run 8): one 256-byte cp.async.bulk per row instead of tensor maps ran at
 // ~850 GB/s (the copy engine's per-copy cost); 256-row tiles and 64-wide K stages were slower at every row count.
 #include "backend/cuda/kernels/bulk_copy.cuh"
 #include "backend/cuda/kernels/common.cuh"
+#include "backend/cuda/kernels/lora.h"
 #include "backend/cuda/kernels/skinny_gemm.h"
 
 #include <cuda.h>
@@ -27,6 +30,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <type_traits>
 
 namespace ls::cuda {
 namespace {
@@ -74,6 +78,7 @@ struct SkinnyArgs {
   int tiles, splits, k_steps, steps_per_split;
   float* partials;    // [splits][m][tiles * kOutN] fp32 (splits > 1 only; never with SiLU)
   int32_t* arrivals;  // [tiles], zero between launches
+  SkinnyLora lora;    // the LoRA kernels only
 };
 
 __device__ __forceinline__ uint64_t l2_policy_evict_first() {
@@ -131,7 +136,10 @@ __device__ __forceinline__ void for_each_step(const SkinnyArgs& p, F&& f) {
 }
 
 // The producer thread: fills stage i % kStages for the block's i-th K step once its consumers released it.
-template <class C>
+// x is the kernel before the previous one's output when LORA: the previous kernel is the LoRA shrink, which lets
+// this kernel launch only after its first block has waited for that kernel (lora.cu), so x is complete and visible
+// at launch, and the copies of x need not wait for the shrink (only the epilogue's t does).
+template <class C, bool LORA>
 __device__ void produce(const SkinnyArgs& p, char* ring, uint64_t* full, uint64_t* empty) {
   const uint64_t weight_policy = l2_policy_evict_first(), x_policy = l2_policy_evict_last();
   auto stage_of = [&](int i) { return ring + (i % C::kStages) * C::kStageBytes; };
@@ -157,7 +165,7 @@ __device__ void produce(const SkinnyArgs& p, char* ring, uint64_t* full, uint64_
     issue_w(i, tile, k0);
     return true;
   });
-  pdl_wait();
+  if constexpr (!LORA) pdl_wait();
   pdl_launch_dependents();
   for_each_step<C>(p, [&](int i, int tile, int k0) {
     if (i >= C::kStages) {
@@ -213,10 +221,199 @@ __device__ void reduce_tile(const SkinnyArgs& p, int tile) {
   }
 }
 
-template <class C>
+// The LoRA epilogue (SiLU kernel), on the tensor cores: a warp's m16 tile (8 gate and the 8 matching up features)
+// gains B_slot t^T per segment of x rows sharing a slot, t in passes of kLoraPass ranks as the mma's k (bf16,
+// summed over the shrink's K splits, in shared memory; rows outside the segment read zeros), the segment's B rows
+// as the A operand straight from global memory (4-byte words, kLoraSegBatch segments' words in flight at once).
+// One adapter for the batch costs one A load and 2 NT products per warp and unit; a slot per row, a segment each.
+// Odd ranks or unaligned B take an element-wise path on the CUDA cores.
+constexpr int kLoraPass = 16;
+constexpr int kLoraTStride = 24;    // t row stride in bf16: the b-fragment reads of 8 rows x 4 lanes hit 32 banks
+constexpr int kLoraSegBatch = 8;
+
+template <int R>
+struct LoraSmem {
+  // Per x row: module j's rank (0: none) and B, for staging t and the element-wise path.
+  const bf16* b[kSkinnyLoraModules][R];
+  int32_t rank[kSkinnyLoraModules][R];
+  // The segments (rows [seg_begin, seg_end) of one slot that some module adapts), in any order, with each
+  // module's B and rank for the tensor-core path (0: not adapted there, or element-wise).
+  int32_t seg_begin[R], seg_end[R];
+  const bf16* seg_b[kSkinnyLoraModules][R];
+  int32_t seg_rank[kSkinnyLoraModules][R];
+  int32_t num_segs, max_rank;
+  bool any_scalar;  // a row's B is read element by element
+  __align__(16) bf16 t[kSkinnyLoraModules][R][kLoraTStride];
+};
+struct NoLoraSmem {};
+
+__device__ __forceinline__ bool lora_mma_path(int rank, const bf16* b) {
+  return rank % 2 == 0 && (reinterpret_cast<uintptr_t>(b) & 3) == 0;
+}
+
+// Consumers, before the programmatic wait (the segments and slot tables do not depend on the previous kernel).
+template <int R>
+__device__ void lora_rows(const SkinnyArgs& p, LoraSmem<R>& s) {
+  const SkinnyLora& l = p.lora;
+  for (int e = threadIdx.x; e < kSkinnyLoraModules * R; e += kConsumerThreads) {
+    s.rank[e / R][e % R] = 0;
+    s.b[e / R][e % R] = nullptr;
+  }
+  if (threadIdx.x == 0) {
+    s.num_segs = 0;
+    s.max_rank = 0;
+    s.any_scalar = false;
+  }
+  consumers_sync();
+  for (int i = threadIdx.x; i < l.num_segments; i += kConsumerThreads) {
+    const int32_t begin = max(l.seg_start[i], 0), end = min(l.seg_start[i + 1], p.m), slot = l.seg_slot[i];
+    if (slot < 0 || slot >= l.num_slots || begin >= end) continue;
+    int rank[kSkinnyLoraModules];
+    const bf16* b[kSkinnyLoraModules];
+    int most = 0;
+#pragma unroll
+    for (int j = 0; j < kSkinnyLoraModules; ++j) {
+      rank[j] = j < l.num_modules ? min(max(l.m[j].ranks[slot], 0), static_cast<int>(l.module_stride)) : 0;
+      b[j] = rank[j] > 0 ? static_cast<const bf16*>(l.m[j].b[slot]) : nullptr;
+      most = max(most, rank[j]);
+    }
+    if (most == 0) continue;
+    const int k = atomicAdd(&s.num_segs, 1);
+    s.seg_begin[k] = begin;
+    s.seg_end[k] = end;
+#pragma unroll
+    for (int j = 0; j < kSkinnyLoraModules; ++j) {
+      const bool mma = lora_mma_path(rank[j], b[j]);
+      s.seg_b[j][k] = b[j];
+      s.seg_rank[j][k] = mma ? rank[j] : 0;
+      if (rank[j] > 0 && !mma) s.any_scalar = true;
+      for (int32_t r = begin; r < end; ++r) {
+        s.rank[j][r] = rank[j];
+        s.b[j][r] = b[j];
+      }
+    }
+    atomicMax(&s.max_rank, most);
+  }
+  consumers_sync();
+}
+
+// Consumers: t of ranks [r0, r0 + kLoraPass) of every row and module, summed over the splits in order and rounded
+// to bf16 (zeros past the row's rank). The loads of up to kStageRound entries (all their splits) are issued before
+// any is summed: one or two waits for memory.
+template <int R>
+__device__ void lora_stage(const SkinnyLora& l, int r0, LoraSmem<R>& s) {
+  constexpr int kEntries = kSkinnyLoraModules * R * kLoraPass;
+  static_assert(kEntries % kConsumerThreads == 0, "the consumers stage t in whole rounds");
+  constexpr int kPer = kEntries / kConsumerThreads, kStageRound = kPer < 6 ? kPer : 6;
+  static_assert(kPer % kStageRound == 0, "whole rounds");
+  for (int i0 = 0; i0 < kPer; i0 += kStageRound) {
+    int64_t at[kStageRound];  // -1: past the row's rank
+#pragma unroll
+    for (int i = 0; i < kStageRound; ++i) {
+      const int e = threadIdx.x + (i0 + i) * kConsumerThreads;
+      const int j = e / (R * kLoraPass), r = e / kLoraPass % R, c = e % kLoraPass;
+      at[i] = r0 + c < s.rank[j][r] ? r * l.row_stride + j * l.module_stride + r0 + c : -1;
+    }
+    float part[kLoraMaxShrinkSplits][kStageRound];
+#pragma unroll
+    for (int z = 0; z < kLoraMaxShrinkSplits; ++z)
+#pragma unroll
+      for (int i = 0; i < kStageRound; ++i)
+        part[z][i] = z < l.splits && at[i] >= 0 ? __ldcg(l.t + at[i] + z * l.split_stride) : 0.0f;
+#pragma unroll
+    for (int i = 0; i < kStageRound; ++i) {
+      const int e = threadIdx.x + (i0 + i) * kConsumerThreads;
+      float v = 0.0f;
+#pragma unroll
+      for (int z = 0; z < kLoraMaxShrinkSplits; ++z)
+        if (z < l.splits) v += part[z][i];
+      s.t[e / (R * kLoraPass)][e / kLoraPass % R][e % kLoraPass] = __float2bfloat16_rn(v);
+    }
+  }
+}
+
+// The module whose columns hold product column col (-1: none).
+__device__ __forceinline__ int lora_module_of(const SkinnyLora& l, int64_t col) {
+  int j = -1;
+#pragma unroll
+  for (int i = 0; i < kSkinnyLoraModules; ++i)
+    if (i < l.num_modules && col >= l.m[i].col_begin && col < l.m[i].col_end) j = i;
+  return j;
+}
+
+__device__ __forceinline__ uint32_t lora_word(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+// The staged pass's deltas for a warp whose gate features are [f0, f0 + 8) (module jg; up: module ju, columns
+// n + f0 on), added to its accumulators: per segment, A = the segment's B rows (gate rows g, up rows g + 8; a lane
+// its two words of each), B operand = t of the segment's rows. The host keeps modules 8-column aligned, so a
+// warp's 8 gate (and 8 up) features share a module.
+template <int NT, int R>
+__device__ __forceinline__ void lora_mma(const SkinnyArgs& p, const LoraSmem<R>& s, int f0, int r0,
+                                         float (&acc)[NT][4]) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int jg = lora_module_of(p.lora, f0), ju = lora_module_of(p.lora, int64_t{p.n} + f0);
+  const int64_t cg = jg >= 0 ? f0 + g - p.lora.m[jg].col_begin : 0;
+  const int64_t cu = ju >= 0 ? int64_t{p.n} + f0 + g - p.lora.m[ju].col_begin : 0;
+  const int k0 = r0 + 2 * t4;
+  for (int s0 = 0; s0 < s.num_segs; s0 += kLoraSegBatch) {
+    uint32_t w[kLoraSegBatch][4];  // gate k0, gate k0 + 8, up k0, up k0 + 8
+#pragma unroll
+    for (int i = 0; i < kLoraSegBatch; ++i) {
+      const int seg = s0 + i;
+      const int rg = seg < s.num_segs && jg >= 0 ? s.seg_rank[jg][seg] : 0;
+      const int ru = seg < s.num_segs && ju >= 0 ? s.seg_rank[ju][seg] : 0;
+      const bf16* bg = rg > 0 ? s.seg_b[jg][seg] + cg * rg + k0 : nullptr;
+      const bf16* bu = ru > 0 ? s.seg_b[ju][seg] + cu * ru + k0 : nullptr;
+      w[i][0] = k0 < rg ? lora_word(bg) : 0u;
+      w[i][1] = k0 + 8 < rg ? lora_word(bg + 8) : 0u;
+      w[i][2] = k0 < ru ? lora_word(bu) : 0u;
+      w[i][3] = k0 + 8 < ru ? lora_word(bu + 8) : 0u;
+    }
+#pragma unroll
+    for (int i = 0; i < kLoraSegBatch; ++i) {
+      const int seg = s0 + i;
+      if (seg >= s.num_segs) break;
+      const int begin = s.seg_begin[seg], end = s.seg_end[seg];
+      const bool gate = jg >= 0 && r0 < s.seg_rank[jg][seg], up = ju >= 0 && r0 < s.seg_rank[ju][seg];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        if (nt * 8 >= end || nt * 8 + 8 <= begin) continue;
+        const int row = nt * 8 + g;
+        const bool in = row >= begin && row < end;
+        if (gate) {
+          const uint32_t a[4] = {w[i][0], 0u, w[i][1], 0u};
+          mma_bf16(acc[nt], a, in ? lora_word(&s.t[jg][row][2 * t4]) : 0u,
+                   in ? lora_word(&s.t[jg][row][2 * t4 + 8]) : 0u);
+        }
+        if (up) {
+          const uint32_t a[4] = {0u, w[i][2], 0u, w[i][3]};
+          mma_bf16(acc[nt], a, in ? lora_word(&s.t[ju][row][2 * t4]) : 0u,
+                   in ? lora_word(&s.t[ju][row][2 * t4 + 8]) : 0u);
+        }
+      }
+    }
+  }
+}
+
+// Module j's delta at x row r, column col of the product (in j's columns), over the staged pass from r0, element
+// by element: rows whose rank is odd or whose B is not 4-byte aligned.
+template <int R>
+__device__ float lora_dot_scalar(const LoraSmem<R>& s, int j, int r, int64_t col, int r0) {
+  const int rank = s.rank[j][r];
+  const bf16* b = s.b[j][r];
+  if (r0 >= rank || lora_mma_path(rank, b)) return 0.0f;
+  b += col * rank + r0;
+  float sum = 0.0f;
+  for (int k = 0; k < min(kLoraPass, rank - r0); ++k)
+    sum += __bfloat162float(s.t[j][r][k]) * __bfloat162float(b[k]);
+  return sum;
+}
+
+template <class C, bool LORA>
 __global__ void __launch_bounds__(kThreads, 1) skinny_gemm_kernel(const __grid_constant__ SkinnyArgs p) {
   constexpr int NT = C::NT;
   extern __shared__ char smem_raw[];
+  __shared__ std::conditional_t<LORA, LoraSmem<C::kXRows>, NoLoraSmem> lsm;
   char* ring = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);  // the swizzle needs 1024-byte alignment
   uint64_t* full = reinterpret_cast<uint64_t*>(ring + C::kStages * C::kStageBytes);
   uint64_t* empty = full + C::kStages;
@@ -231,10 +428,16 @@ __global__ void __launch_bounds__(kThreads, 1) skinny_gemm_kernel(const __grid_c
   }
   __syncthreads();
   if (warp == kConsumerWarps) {
-    if (lane == 0) produce<C>(p, ring, full, empty);
+    if (lane == 0) produce<C, LORA>(p, ring, full, empty);
     return;
   }
-  pdl_wait();  // outputs and partials may still be read by the previous kernel
+  // Outputs and partials may still be read by the previous kernel. With LoRA, the first epilogue waits instead:
+  // nothing is written before it, and the shrink's t is read from there on.
+  if constexpr (LORA) {
+    lora_rows(p, lsm);
+  } else {
+    pdl_wait();
+  }
   const int g = lane >> 2, t4 = lane & 3;
   // ldmatrix rows: A (weights) row a_row (lanes 8-15 and 24-31 give the m16 tile's rows 8-15: the next 8 rows,
   // or with SiLU the up rows), 16-byte chunk half a_half of each k16 step; B (x) row b_row + 8 nt.
@@ -277,6 +480,36 @@ __global__ void __launch_bounds__(kThreads, 1) skinny_gemm_kernel(const __grid_c
     // of feature 8 warp + g), x rows 2 t4 and 2 t4 + 1 of each n-tile.
     if (C::kSilu) {
       const int f = tile * C::kOutN + warp * 8 + g;
+      if constexpr (LORA) {
+        if (u == blockIdx.x) {  // the block's first epilogue: the shrink is done from here on
+          pdl_wait();
+          if (lsm.max_rank <= kLoraPass) {  // one pass: t staged once for every unit
+            lora_stage(p.lora, 0, lsm);
+            consumers_sync();
+          }
+        }
+        const int jg = lora_module_of(p.lora, f), ju = lora_module_of(p.lora, int64_t{p.n} + f);
+        for (int r0 = 0; r0 < lsm.max_rank; r0 += kLoraPass) {
+          if (lsm.max_rank > kLoraPass) {  // a pass of t per pass of every unit
+            consumers_sync();
+            lora_stage(p.lora, r0, lsm);
+            consumers_sync();
+          }
+          lora_mma<NT>(p, lsm, f - g, r0, acc);
+          if (lsm.any_scalar) {
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                const int row = nt * 8 + 2 * t4 + e;
+                if (row >= p.m) continue;
+                if (jg >= 0) acc[nt][e] += lora_dot_scalar(lsm, jg, row, f - p.lora.m[jg].col_begin, r0);
+                if (ju >= 0)
+                  acc[nt][e + 2] += lora_dot_scalar(lsm, ju, row, int64_t{p.n} + f - p.lora.m[ju].col_begin, r0);
+              }
+          }
+        }
+      }
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -390,24 +623,24 @@ cudaError_t tensor_map(const void* base, int64_t rows, int64_t cols, int64_t ld,
   return cudaSuccess;
 }
 
-template <class C>
+template <class C, bool LORA>
 cudaError_t launch_typed(SkinnyArgs& p, int grid, Stream stream) {
   static const cudaError_t attr =
-      cudaFuncSetAttribute(skinny_gemm_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
+      cudaFuncSetAttribute(skinny_gemm_kernel<C, LORA>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
   if (attr != cudaSuccess) return attr;
   const int64_t w_rows = C::kSilu ? 2 * int64_t{p.n} : p.n;
   if (cudaError_t e = tensor_map(p.w, w_rows, p.k, p.ldw, C::kWBoxRows, &p.w_map); e != cudaSuccess) return e;
   if (cudaError_t e = tensor_map(p.x, p.m, p.k, p.ldx, C::kXRows, &p.x_map); e != cudaSuccess) return e;
-  return launch(skinny_gemm_kernel<C>, dim3(static_cast<unsigned>(grid)), dim3(kThreads),
+  return launch(skinny_gemm_kernel<C, LORA>, dim3(static_cast<unsigned>(grid)), dim3(kThreads),
                 static_cast<size_t>(C::kSmemBytes), stream, p);
 }
 
 template <bool SILU>
 cudaError_t launch_rows(SkinnyArgs& p, int grid, Stream stream) {
-  if (p.m <= 8) return launch_typed<Cfg<1, SILU>>(p, grid, stream);
-  if (p.m <= 16) return launch_typed<Cfg<2, SILU>>(p, grid, stream);
-  if (p.m <= 32) return launch_typed<Cfg<4, SILU>>(p, grid, stream);
-  return launch_typed<Cfg<8, SILU>>(p, grid, stream);
+  if (p.m <= 8) return launch_typed<Cfg<1, SILU>, false>(p, grid, stream);
+  if (p.m <= 16) return launch_typed<Cfg<2, SILU>, false>(p, grid, stream);
+  if (p.m <= 32) return launch_typed<Cfg<4, SILU>, false>(p, grid, stream);
+  return launch_typed<Cfg<8, SILU>, false>(p, grid, stream);
 }
 
 Plan plain_plan(int64_t n, int64_t k, int num_sms) {
@@ -467,6 +700,30 @@ cudaError_t launch_skinny_gemm_silu(const void* x, int64_t ldx, const void* w, i
   const Plan pl = silu_plan(inter, k, num_sms);
   SkinnyArgs p = make_args(x, ldx, w, ldw, bias, out, ldo, false, m, inter, k, pl, nullptr, nullptr);
   return launch_rows<true>(p, pl.grid, stream);
+}
+
+cudaError_t launch_skinny_gemm_silu_lora(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias,
+                                         void* out, int64_t ldo, int64_t m, int64_t inter, int64_t k,
+                                         const SkinnyLora& lora, int num_sms, Stream stream) {
+  if (m == 0) return cudaSuccess;
+  if (!out || !skinny_gemm_silu_supported(m, inter, k, x, ldx, w, ldw, num_sms) || ldo < inter ||
+      m > kSkinnyLoraMaxRows)
+    return cudaErrorInvalidValue;
+  if (lora.num_modules < 1 || lora.num_modules > kSkinnyLoraModules || !lora.t || lora.splits < 1 ||
+      lora.splits > kLoraMaxShrinkSplits ||
+      !lora.seg_start || !lora.seg_slot || lora.num_segments < 0 || lora.module_stride <= 0)
+    return cudaErrorInvalidValue;
+  for (int j = 0; j < lora.num_modules; ++j) {
+    const SkinnyLora::Module& mod = lora.m[j];
+    if (!mod.b || !mod.ranks || mod.col_begin < 0 || mod.col_end <= mod.col_begin || mod.col_end > 2 * inter ||
+        mod.col_begin % 8 != 0 || mod.col_end % 8 != 0)
+      return cudaErrorInvalidValue;
+  }
+  const Plan pl = silu_plan(inter, k, num_sms);
+  SkinnyArgs p = make_args(x, ldx, w, ldw, bias, out, ldo, false, m, inter, k, pl, nullptr, nullptr);
+  p.lora = lora;
+  static_assert(kSkinnyLoraMaxRows == 8, "the LoRA kernel is the 8-row configuration");
+  return launch_typed<Cfg<1, true>, true>(p, pl.grid, stream);
 }
 
 }  // namespace ls::cuda

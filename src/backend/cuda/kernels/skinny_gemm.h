@@ -1,6 +1,7 @@
 // skinny_gemm.h: launcher of the decode-batch projection out = x W^T (+ bias) for up to 64 rows of x
 // (skinny_gemm.cu): weights streamed by bulk copies through a shared-memory ring into the tensor cores, split
-// over K when the output is narrow.
+// over K when the output is narrow; and of the MLP's gate/up product with SiLU-mul (and LoRA deltas) in its
+// epilogue.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -39,5 +40,40 @@ bool skinny_gemm_silu_supported(int64_t m, int64_t inter, int64_t k, const void*
 cudaError_t launch_skinny_gemm_silu(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias,
                                     void* out, int64_t ldo, int64_t m, int64_t inter, int64_t k, int num_sms,
                                     Stream stream);
+
+inline constexpr int kSkinnyLoraModules = 3;
+// The LoRA epilogue takes up to 8 rows: there (H200, Llama-3-8B shape, rank 16) decode steps of 8 rows ran 1-2%
+// faster than with the shrink beside the product and the expand and SiLU-mul after it; at 32 rows with one adapter
+// they were even, at 64 rows 1% slower, and with an adapter per row 5-15% slower (bench/cuda_engine_notes.md, H200
+// runs 26-31: the epilogue's B reads wait once per 8 adapters, and the shrink runs ahead of the product).
+inline constexpr int64_t kSkinnyLoraMaxRows = 8;
+
+// The LoRA deltas launch_skinny_gemm_silu_lora adds to the gate/up product before the activation, from the t that
+// lora.h's shrink left (lora_partial_layout): column c of the [2 inter] product (gate c, up inter + c) in module
+// j's columns [col_begin, col_end) gains, for x row r with slot s (from the batch's segments; -1 or past the
+// slots: none), sum over k < ranks_j[s] of t_j[r][k] B_j,s[c - col_begin][k], where t_j[r][k] is
+// bf16(sum over z < splits of t[z split_stride + r row_stride + j module_stride + k]).
+struct SkinnyLora {
+  const int32_t* seg_start = nullptr;  // [num_segments + 1]
+  const int32_t* seg_slot = nullptr;   // [num_segments]
+  int32_t num_segments = 0, num_slots = 0;
+  const float* t = nullptr;
+  int splits = 0;
+  int64_t split_stride = 0, row_stride = 0, module_stride = 0;
+  int num_modules = 0;
+  struct Module {
+    const void* const* b = nullptr;  // [num_slots] -> B [col_end - col_begin, rank] bf16
+    const int32_t* ranks = nullptr;  // [num_slots], at most module_stride
+    int64_t col_begin = 0, col_end = 0;
+  } m[kSkinnyLoraModules];
+};
+
+// launch_skinny_gemm_silu with the LoRA deltas added in its epilogue. The previous kernel of the stream must be the
+// shrink that writes t (the kernel reads x before its programmatic wait, t after it). Supported where the plain
+// SiLU kernel is, for up to kSkinnyLoraMaxRows rows, with every module's columns starting and ending at multiples
+// of 8.
+cudaError_t launch_skinny_gemm_silu_lora(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias,
+                                         void* out, int64_t ldo, int64_t m, int64_t inter, int64_t k,
+                                         const SkinnyLora& lora, int num_sms, Stream stream);
 
 }  // namespace ls::cuda
