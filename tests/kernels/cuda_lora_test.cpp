@@ -241,7 +241,8 @@ TEST_F(CudaLora, PaddedDecodeStepsMatchCpu) {
 // linear_lora: the projection (with a bias) and the q/k/v LoRA into its column slices, against the CPU's linear
 // then lora_group: fused into the GEMV's launch (decode steps and short chunks of 1-4 rows: ranks 1 to 128 whose
 // shrink takes one to eight passes, slots shared by several tokens or not, tokens without an adapter), with the
-// shrink on the side branch, and in line; decode steps and prefill chunks.
+// shrink on the side branch (beside the skinny GEMM, K split or not, at 5-8 rows), and in line; decode steps and
+// prefill chunks.
 TEST_F(CudaLora, LinearLoraMatchesCpu) {
   SCOPED_TRACE(trace());
   const std::vector<std::vector<int32_t>> ranks = {{8, 16, 0, 32, 128}, {8, 3, 16, 1, 128}, {8, 16, 0, 64, 5}};
@@ -250,8 +251,9 @@ TEST_F(CudaLora, LinearLoraMatchesCpu) {
     bool fused, overlap;
     const char* name;
   };
-  // Llama-like q/k/v slices, and odd ones whose module boundaries fall inside the GEMV's groups of 4 features.
-  for (auto [in, q, kv] : {std::tuple<int64_t, int64_t, int64_t>{512, 512, 128}, {200, 102, 38}}) {
+  // Llama-like q/k/v slices, odd ones whose module boundaries fall inside the GEMV's groups of 4 features, and a
+  // K long enough for the skinny GEMM (5-8 rows) to split it.
+  for (auto [in, q, kv] : {std::tuple<int64_t, int64_t, int64_t>{512, 512, 128}, {200, 102, 38}, {1024, 264, 40}}) {
     const int64_t width = q + 2 * kv, outs[3] = {q, kv, kv};
     std::vector<SlotTables> slots;
     for (int i = 0; i < 3; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], in, outs[i]));
@@ -263,9 +265,9 @@ TEST_F(CudaLora, LinearLoraMatchesCpu) {
         o.lora_fused_gemv = path.fused;
         o.lora_overlap = path.overlap;
       });
-      for (auto [total, decode] : {std::pair{1, true}, {2, true}, {3, true}, {4, true}, {4, false}, {64, true},
-                                   {99, false}}) {
-        for (int rep = 0; rep < (total <= 4 ? 4 : 1); ++rep) {  // short batches: several adapter mixes
+      for (auto [total, decode] : {std::pair{1, true}, {2, true}, {3, true}, {4, true}, {4, false}, {5, true},
+                                   {7, false}, {8, true}, {64, true}, {99, false}}) {
+        for (int rep = 0; rep < (total <= 8 ? 4 : 1); ++rep) {  // short batches: several adapter mixes
           Meta m = meta(random_batch(rng_, total, 5, decode), 16, 1, 10, 5);
           Twin x = make_twin(p_, total, in, rng_);
           Twin y = make_twin(p_, total, width, rng_), base = make_twin(p_, total, width, rng_);
