@@ -1,6 +1,7 @@
 // transformer.cpp: model loading and the forward pass. Per layer: RMSNorm (fused with the residual add), fused
 // QKV projection (+bias) with the q/k/v LoRA into its column slices (one linear_lora), RoPE, KV write, paged
-// attention, output projection (+LoRA), RMSNorm, fused gate/up (+LoRA), SiLU-mul, down projection (+LoRA).
+// attention, output projection (+LoRA), RMSNorm, fused gate/up (+LoRA) with SiLU-mul (one linear_lora_silu_mul),
+// down projection (+LoRA).
 #include "model/transformer.h"
 
 #include <cmath>
