@@ -295,7 +295,7 @@ void Bench::breakdown(const ForwardBatch& fb, const std::string& label) {
                keys * 2.0 * kvs * e, 4.0 * keys * c.num_heads * c.head_dim});
   r.push_back({"o linear", op_us([&] { backend.linear(attn, w.o, w.o_bias, proj); }), lin(w.o).first, lin(w.o).second});
   // The MLP's first half as the model runs it when no adapter touches gate/up (fused in the CUDA backend for
-  // decode batches of 5-64 rows; linear then silu_mul otherwise).
+  // decode batches of 4-64 rows; linear then silu_mul otherwise).
   r.push_back({"gate_up+silu", op_us([&] { backend.linear_silu_mul(x, w.gate_up, w.gate_up_bias, gu, act); }),
                lin(w.gate_up).first + T * inter * e, lin(w.gate_up).second});
   r.push_back({"down linear", op_us([&] { backend.linear(act, w.down, w.down_bias, proj); }), lin(w.down).first,
@@ -509,7 +509,7 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
                  "cuda: 1-4 row projections take their LoRA into the GEMV's launch (on, off: separate kernels)")
       ->transform(CLI::CheckedTransformer(on_off));
   cmd.add_option("--lora-fused-skinny", o.lora_fused_skinny,
-                 "cuda: 5-64 row gate/up products add their LoRA in the fused SiLU kernel (on, off: separate kernels)")
+                 "cuda: 4-8 row gate/up products add their LoRA in the fused SiLU kernel (on, off: separate kernels)")
       ->transform(CLI::CheckedTransformer(on_off));
 }
 

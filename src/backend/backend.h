@@ -161,7 +161,7 @@ class Backend {
   }
   // linear_silu_mul with the LoRA of the gate and up modules (ys: column slices of gate_up, n may be 0) added to
   // the product before the activation: linear_lora into gate_up, then silu_mul, where a backend does not fuse them
-  // (the CUDA backend does for decode batches of 5-8 rows: the deltas join the fused kernel's epilogue).
+  // (the CUDA backend does for decode batches of 4-8 rows: the deltas join the fused kernel's epilogue).
   virtual void linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor gate_up,
                                     Tensor out, const LoraModuleWeights* lora, const Tensor* ys, int n) {
     if (n == 0) return linear_silu_mul(x, weight, bias, gate_up, out);
@@ -253,7 +253,7 @@ struct CudaBackendOptions {
   bool lora_overlap = true;      // a projection's LoRA shrink on a second branch beside it (linear_lora)
   bool lora_bulk_expand = true;  // decode steps' LoRA expand streams B by bulk copies (else the mma expand)
   bool lora_fused_gemv = true;   // 1-4 row projections take their LoRA into the GEMV's launch (linear_lora)
-  bool lora_fused_skinny = true; // 5-8 row gate/up products add their LoRA in the skinny GEMM's SiLU epilogue
+  bool lora_fused_skinny = true; // 4-8 row gate/up products add their LoRA in the skinny GEMM's SiLU epilogue
 };
 
 // Every setting of a backend, in one place: the command line and the benchmarks fill it, nothing reads the

@@ -7,7 +7,7 @@
 //    decode steps in a graph's padded layout (one adapter, runs, distinct slots, half without; up to 160 rows);
 //  - linear_lora: the projection (with a bias) and its LoRA, fused into the GEMV's launch (1-4 rows; module
 //    boundaries inside its groups of 4 features too), the shrink beside it on a second stream, and in line;
-//  - linear_lora_silu_mul: the gate/up LoRA in the fused skinny SiLU kernel's epilogue (5-8 rows) and unfused;
+//  - linear_lora_silu_mul: the gate/up LoRA in the fused skinny SiLU kernel's epilogue (4-8 rows) and unfused;
 //  - LoraSlots: adapters of mixed ranks staged, loaded beside the ops (polled with is_ready), cleared and
 //    reloaded into freed ranges, run through the op against the CPU backend's LoraSlots; out-of-capacity errors.
 // Deltas are compared (they are small next to y); rows without an adapter must stay bit-identical.
@@ -290,7 +290,7 @@ TEST_F(CudaLora, LinearLoraMatchesCpu) {
 }
 
 // linear_lora_silu_mul: the gate/up product with the gate and up LoRA added before the activation, against the
-// CPU's linear_lora then silu_mul: the fused skinny kernel's epilogue (5-8 rows; ranks up to 16 staged once, and
+// CPU's linear_lora then silu_mul: the fused skinny kernel's epilogue (4-8 rows; ranks up to 16 staged once, and
 // ranks 32-128 in passes; odd ranks on the CUDA cores; rows without an adapter; only one of the two modules
 // adapted), and the unfused path (and at 16 and 33 rows, where the fused one is not taken); random batches and a
 // graph's padded decode layout. The projection is kept small next to the
@@ -310,8 +310,8 @@ TEST_F(CudaLora, LinearLoraSiluMulMatchesCpu) {
       for (int i = 0; i < 2; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], k, inter));
       for (bool fused : {true, false}) {
         set_cuda_options([&](CudaBackendOptions& o) { o.lora_fused_skinny = fused; });
-        for (auto [total, padded] : {std::pair{5, false}, {7, false}, {8, false}, {6, true}, {16, false},
-                                     {33, false}}) {
+        for (auto [total, padded] : {std::pair{4, false}, {5, false}, {7, false}, {8, false}, {6, true},
+                                     {16, false}, {33, false}}) {
           // Both modules, the gate alone, the up alone.
           for (auto [first, count] : {std::pair{0, 2}, {0, 1}, {1, 1}}) {
             ForwardBatch fb = random_batch(rng_, total, num_slots, /*decode=*/padded || total % 2 == 0);

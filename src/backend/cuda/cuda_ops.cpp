@@ -210,10 +210,12 @@ bool CudaBackend::silu_fused(Tensor x, Tensor weight, Tensor out) const {
   LS_CHECK(x.cols == weight.cols && weight.rows == 2 * out.cols && out.rows == x.rows)
       << "linear_silu_mul shape mismatch: x " << x.rows << "x" << x.cols << " w " << weight.rows << "x" << weight.cols
       << " out " << out.rows << "x" << out.cols;
-  // Batches of 1-4 rows keep the GEMV (it streams at the copy rate there) unless the skinny kernel is forced.
+  // Batches of 1-3 rows keep the GEMV and a separate SiLU-mul unless the skinny kernel is forced: at 2-3 rows it
+  // measured 6% / 1% faster per step, at 4 rows 4.5% slower (7-9% with adapters; bench/cuda_engine_notes.md,
+  // run 37).
   using Skinny = CudaBackendOptions::Skinny;
   const bool fused = options_.skinny == Skinny::kAll ||
-                     (options_.skinny == Skinny::kAuto && (x.rows > 4 || !options_.gemv));
+                     (options_.skinny == Skinny::kAuto && (x.rows > 3 || !options_.gemv));
   return fused && x.rows > 0 &&
          cuda::skinny_gemm_silu_supported(x.rows, out.cols, x.cols, x.data, x.ld, weight.data, weight.ld, num_sms_);
 }
