@@ -43,9 +43,10 @@ cudaError_t launch_skinny_gemm_silu(const void* x, int64_t ldx, const void* w, i
 
 inline constexpr int kSkinnyLoraModules = 3;
 // The LoRA epilogue takes up to 8 rows: there (H200, Llama-3-8B shape, rank 16) decode steps of 8 rows ran 1-2%
-// faster than with the shrink beside the product and the expand and SiLU-mul after it; at 32 rows with one adapter
-// they were even, at 64 rows 1% slower, and with an adapter per row 5-15% slower (bench/cuda_engine_notes.md, H200
-// runs 26-33: the epilogue's B reads wait once per 8 adapters, and the shrink runs ahead of the product).
+// faster than with the shrink beside the product and the expand and SiLU-mul after it (4 rows, where the GEMV and a
+// separate SiLU-mul ran before: 7-9%); at 32 rows with one adapter they were even, at 64 rows 1% slower, and with an
+// adapter per row 5-15% slower (bench/cuda_engine_notes.md, H200 runs 26-37: the epilogue's B reads wait once per 8
+// adapters, and the shrink runs ahead of the product).
 inline constexpr int64_t kSkinnyLoraMaxRows = 8;
 
 // The LoRA deltas launch_skinny_gemm_silu_lora adds to the gate/up product before the activation, from the t that
