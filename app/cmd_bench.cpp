@@ -199,8 +199,9 @@ void Bench::lora_ops(int32_t batch) {
        {{LoraModule::kGate, gu.col_slice(0, inter)}, {LoraModule::kUp, gu.col_slice(inter, inter)}}, true},
       {"down", act, lw.down, lw.down_bias, proj, {{LoraModule::kDown, proj}}}};
   std::printf("\nLoRA ops at decode batch %d, layer 0, rank %d (timed alone, median of 20, launch included): lora_group "
-              "alone (GB/s of adapter bytes), then the projection (linear; gate/up: linear_silu_mul) and the projection "
-              "with its LoRA (linear_lora; gate/up: linear_lora_silu_mul), as the model runs them:\n", batch, args.lora_rank);
+              "alone (GB/s of adapter bytes), then the projection (linear; gate/up: linear_silu_mul) and the "
+              "projection with its LoRA (linear_lora; gate/up: linear_lora_silu_mul), as the model runs them:\n",
+              batch, args.lora_rank);
   std::printf("  %-8s %9s %8s %9s %8s %9s %9s %9s %9s\n", "group", "one us", "GB/s", "dist. us", "GB/s", "linear us",
               "+one us", "+dist. us", "x layers");
   double total[2] = {0, 0}, fused[2] = {0, 0};

@@ -113,8 +113,9 @@ void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv,
 
   b.add_rms_norm(residual, proj, w.post_attention_norm, static_cast<float>(c.rms_norm_eps), x);
   // The adapters' gate and up deltas join the product before the activation.
-  const LoraTargets gu = lora_targets(
-      meta, lora, l, {{LoraModule::kGate, gate_up.col_slice(0, inter)}, {LoraModule::kUp, gate_up.col_slice(inter, inter)}});
+  const LoraTargets gu = lora_targets(meta, lora, l,
+                                      {{LoraModule::kGate, gate_up.col_slice(0, inter)},
+                                       {LoraModule::kUp, gate_up.col_slice(inter, inter)}});
   b.linear_lora_silu_mul(meta, x, w.gate_up, w.gate_up_bias, gate_up, act, gu.w, gu.ys, gu.n);
   linear_lora(b, meta, lora, l, act, w.down, w.down_bias, proj, {{LoraModule::kDown, proj}});
 }
