@@ -49,6 +49,17 @@ constexpr int kThinRows = 2;          // expand: tiles of up to this many rows t
 constexpr int kBulkStages = 2;        // expand, bulk path: B stages in flight per block
 constexpr int kBulkStageBytes = 16384;
 
+// Where the shrink leaves its partial sums of t (lora.h's LoraPartialLayout), from host scalars: the shrink, the
+// expand, the scratch size and the layout other files' kernels read all take it from here.
+__host__ __device__ __forceinline__ LoraPartialLayout partial_layout(const LoraArgs& p, int splits) {
+  LoraPartialLayout l;
+  l.splits = splits;
+  l.module_stride = kLoraMaxRank;
+  l.row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
+  l.split_stride = static_cast<int64_t>(p.num_tokens) * l.row_stride;
+  return l;
+}
+
 struct TileRef {
   int32_t seg, begin, count;  // count 0: no such tile
   int32_t total;              // the batch's tiles (find_tile<true> only)
@@ -207,8 +218,8 @@ __global__ void __launch_bounds__(kThreads, 3)
   const int rank = mod.ranks[slot];
   if (rank <= 0) return idle_block_exit();
   const bf16* a = static_cast<const bf16*>(mod.a[slot]);
-  const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
-  float* out = partial + (static_cast<int64_t>(blockIdx.z) * p.num_tokens * row_stride) + blockIdx.y * kLoraMaxRank;
+  const LoraPartialLayout lay = partial_layout(p, static_cast<int>(gridDim.z));
+  float* out = partial + static_cast<int64_t>(blockIdx.z) * lay.split_stride + blockIdx.y * lay.module_stride;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   // K offsets fit in 32 bits (in_dim is a row length).
   const int k_begin = (static_cast<int>(blockIdx.z) * kWarps + warp) * slice;
@@ -266,7 +277,7 @@ __global__ void __launch_bounds__(kThreads, 3)
       float sum = 0.0f;
 #pragma unroll
       for (int w = 0; w < kWarps; ++w) sum += red[w][row][c];
-      out[(tile.begin + row) * row_stride + r0 + c] = sum;
+      out[(tile.begin + row) * lay.row_stride + r0 + c] = sum;
     }
     __syncthreads();
   }
@@ -566,16 +577,15 @@ __global__ void __launch_bounds__(kThreads, kDecode ? 4 : 2)
   BulkY y0{};
   if (thin) y0 = bulk_load_y(mod, e, 0);
   const int kpad = (e.rank + 31) / 32 * 32;
-  const int64_t row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
-  const int64_t split_stride = static_cast<int64_t>(p.num_tokens) * row_stride;
+  const LoraPartialLayout lay = partial_layout(p, splits);
   for (int i = threadIdx.x; i < kTile * kpad; i += kThreads) {
     const int row = i / kpad, c = i % kpad;
     float v = 0.0f;
     if (row < e.tile.count && c < e.rank) {
-      const float* src = partial + (e.tile.begin + row) * row_stride + e.m * kLoraMaxRank + c;
+      const float* src = partial + (e.tile.begin + row) * lay.row_stride + e.m * lay.module_stride + c;
 #pragma unroll
       for (int z = 0; z < kMaxSplits; ++z)
-        if (z < splits) v += src[z * split_stride];
+        if (z < splits) v += src[z * lay.split_stride];
     }
     sm.ts[row][c] = __float2bfloat16_rn(v);
   }
@@ -645,17 +655,13 @@ bool lora_supported(const LoraArgs& p) {
   return true;
 }
 
-int64_t lora_scratch_floats(const LoraArgs& p, int num_sms) {
-  return static_cast<int64_t>(plan_of(p, num_sms).splits) * p.num_tokens * p.num_modules * kLoraMaxRank;
+LoraPartialLayout lora_partial_layout(const LoraArgs& p, int num_sms) {
+  return partial_layout(p, plan_of(p, num_sms).splits);
 }
 
-LoraPartialLayout lora_partial_layout(const LoraArgs& p, int num_sms) {
-  LoraPartialLayout l;
-  l.splits = plan_of(p, num_sms).splits;
-  l.module_stride = kLoraMaxRank;
-  l.row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
-  l.split_stride = static_cast<int64_t>(p.num_tokens) * l.row_stride;
-  return l;
+int64_t lora_scratch_floats(const LoraArgs& p, int num_sms) {
+  const LoraPartialLayout l = lora_partial_layout(p, num_sms);
+  return l.splits * l.split_stride;
 }
 
 namespace {
