@@ -58,8 +58,8 @@ Status Transformer::reserve_workspace(ForwardWorkspace& w, int64_t num_tokens, i
 
 namespace {
 
-// The projection out = x W^T + bias and the LoRA deltas of the modules (up to three, column slices of out) that
-// read its x, in one backend call; modules that no resident adapter targets are left out.
+// The modules (up to three, column slices of one projection's output) that read the same x, with their slot
+// tables; modules that no resident adapter targets are left out.
 struct LoraTargets {
   LoraModuleWeights w[3];
   Tensor ys[3];
@@ -77,6 +77,7 @@ LoraTargets lora_targets(const BatchMeta& meta, const LoraTable* lora, int64_t l
   return t;
 }
 
+// The projection out = x W^T + bias and the LoRA deltas of its modules, in one backend call.
 void linear_lora(Backend& b, const BatchMeta& meta, const LoraTable* lora, int64_t layer, Tensor x, Tensor weight,
                  Tensor bias, Tensor out, std::initializer_list<std::pair<LoraModule, Tensor>> targets) {
   const LoraTargets t = lora_targets(meta, lora, layer, targets);
