@@ -39,7 +39,7 @@ struct BenchArgs {
   bool breakdown = true;
   int32_t lora_rank = 16;  // 0: no adapter measurements
 
-  BackendOptions backend;  // --gemv, --skinny, --decode-attention, --pdl, --gemm-tune, --lora-* fill backend.cuda
+  BackendOptions backend;  // --gemv-rows, --skinny, --decode-attention, --pdl, --gemm-tune, --lora-* fill backend.cuda
 };
 
 int fail(const std::string& message) {
@@ -434,10 +434,10 @@ int run_bench(const BenchArgs& a) {
     for (int32_t batch : *batches) (batch <= 4 ? small : large).push_back(batch);
     if (!small.empty()) {
       CudaBackendOptions other = chosen;
-      other.gemv = !chosen.gemv;
+      other.gemv_rows = chosen.gemv_rows == CudaBackendOptions::kMaxGemvRows ? 0 : CudaBackendOptions::kMaxGemvRows;
       cb->set_options(other);
-      std::printf("\nthe same with the GEMV kernel %s (cuBLASLt %s) for 1-4 rows:", chosen.gemv ? "off" : "on",
-                  chosen.gemv ? "instead" : "replaced");
+      std::printf("\nthe same with the GEMV kernel for %s of 1-4 rows (else the skinny GEMM):",
+                  other.gemv_rows ? "every projection" : "no projection");
       run.decode(small, false);
       cb->set_options(chosen);
     }
@@ -487,8 +487,8 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
   using Decode = CudaBackendOptions::DecodeAttention;
   using Tune = CudaBackendOptions::GemmTune;
   const std::map<std::string, bool> on_off = {{"on", true}, {"off", false}};
-  cmd.add_option("--gemv", o.gemv, "cuda: weight-streaming GEMV for 1-4 rows (on, off: cuBLASLt)")
-      ->transform(CLI::CheckedTransformer(on_off));
+  cmd.add_option("--gemv-rows", o.gemv_rows, "cuda: projections of up to this many rows take the weight-streaming GEMV")
+      ->check(CLI::Range(0, CudaBackendOptions::kMaxGemvRows));
   cmd.add_option("--skinny", o.skinny, "cuda: skinny weight-streaming GEMM for 5-64 rows (auto, off, all)")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, Skinny>{{"off", Skinny::kOff}, {"auto", Skinny::kAuto}, {"all", Skinny::kAll}}));
@@ -507,7 +507,7 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
                  "cuda: decode steps' LoRA expand from bulk copies of B (on, off: the mma expand)")
       ->transform(CLI::CheckedTransformer(on_off));
   cmd.add_option("--lora-fused-gemv", o.lora_fused_gemv,
-                 "cuda: 1-4 row projections take their LoRA into the GEMV's launch (on, off: separate kernels)")
+                 "cuda: projections the GEMV takes add their LoRA in its launch (on, off: separate kernels)")
       ->transform(CLI::CheckedTransformer(on_off));
   cmd.add_option("--lora-fused-skinny", o.lora_fused_skinny,
                  "cuda: 4-8 row gate/up products add their LoRA in the fused SiLU kernel (on, off: separate kernels)")

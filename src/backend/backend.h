@@ -241,7 +241,10 @@ struct CudaBackendOptions {
   enum class Skinny { kOff, kAuto, kAll };
   enum class DecodeAttention { kTensorCore, kSimt };
   enum class GemmTune { kCold, kWarm, kOff };
-  bool gemv = true;  // the weight-streaming GEMV for projections of 1-4 rows (else cuBLASLt)
+  // Projections of 1 to gemv_rows rows (0: none) take the weight-streaming GEMV, larger ones the skinny GEMM or
+  // cuBLASLt. At 3-4 rows the skinny GEMM measured faster (bench/cuda_engine_notes.md, run 38).
+  static constexpr int kMaxGemvRows = 4;
+  int gemv_rows = 2;
   // The weight-streaming skinny GEMM for 5-64 rows: never, where it measured faster than cuBLASLt (and the fused
   // gate/up SiLU product), or wherever it applies.
   Skinny skinny = Skinny::kAuto;
@@ -252,7 +255,7 @@ struct CudaBackendOptions {
   GemmTune gemm_tune = GemmTune::kCold;
   bool lora_overlap = true;      // a projection's LoRA shrink on a second branch beside it (linear_lora)
   bool lora_bulk_expand = true;  // decode steps' LoRA expand streams B by bulk copies (else the mma expand)
-  bool lora_fused_gemv = true;   // 1-4 row projections take their LoRA into the GEMV's launch (linear_lora)
+  bool lora_fused_gemv = true;   // projections the GEMV takes add their LoRA in its launch (linear_lora)
   bool lora_fused_skinny = true; // 4-8 row gate/up products add their LoRA in the skinny GEMM's SiLU epilogue
 };
 

@@ -309,9 +309,12 @@ TEST_F(CudaLora, LinearLoraSiluMulMatchesCpu) {
       std::vector<SlotTables> slots;
       for (int i = 0; i < 2; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], k, inter));
       for (bool fused : {true, false}) {
-        set_cuda_options([&](CudaBackendOptions& o) { o.lora_fused_skinny = fused; });
-        for (auto [total, padded] : {std::pair{4, false}, {5, false}, {7, false}, {8, false}, {6, true},
-                                     {16, false}, {33, false}}) {
+        set_cuda_options([&](CudaBackendOptions& o) {  // fused: the skinny kernel from 1 row
+          o.lora_fused_skinny = fused;
+          o.skinny = fused ? CudaBackendOptions::Skinny::kAll : CudaBackendOptions::Skinny::kAuto;
+        });
+        for (auto [total, padded] : {std::pair{1, false}, {2, false}, {3, false}, {4, false}, {5, false},
+                                     {7, false}, {8, false}, {6, true}, {16, false}, {33, false}}) {
           // Both modules, the gate alone, the up alone.
           for (auto [first, count] : {std::pair{0, 2}, {0, 1}, {1, 1}}) {
             ForwardBatch fb = random_batch(rng_, total, num_slots, /*decode=*/padded || total % 2 == 0);

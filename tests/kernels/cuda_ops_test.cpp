@@ -89,7 +89,10 @@ void check_linear(BackendPair& p, std::mt19937& rng, int64_t m, int64_t n, int64
 TEST_F(CudaOps, Linear) {
   SCOPED_TRACE(trace());
   using Skinny = CudaBackendOptions::Skinny;
-  set_cuda_options([](CudaBackendOptions& o) { o.skinny = Skinny::kAll; });
+  set_cuda_options([](CudaBackendOptions& o) {
+    o.gemv_rows = 4;
+    o.skinny = Skinny::kAll;
+  });
   for (int64_t m : {1, 2, 3, 4, 7, 8, 20, 32, 50, 64, 65, 99, 128, 200}) {
     for (auto [n, k] : {std::pair<int64_t, int64_t>{96, 64}, {1000, 4096}, {4096, 1024}, {77, 40}, {384, 14336},
                         {6144, 512}}) {
@@ -98,13 +101,12 @@ TEST_F(CudaOps, Linear) {
       check_linear(p_, rng_, m, n, k, false, true, 8);
     }
   }
-  set_cuda_options([](CudaBackendOptions& o) {  // the same small batches through cuBLASLt
-    o.gemv = false;
-    o.skinny = Skinny::kOff;
-  });
+  set_cuda_options([](CudaBackendOptions& o) { o.gemv_rows = 0; });  // 1-4 rows through the skinny GEMM
+  for (int64_t m : {1, 2, 3, 4}) check_linear(p_, rng_, m, 4096, 1024, true, false, 0);
+  set_cuda_options([](CudaBackendOptions& o) { o.skinny = Skinny::kOff; });  // small batches through cuBLASLt
   for (int64_t m : {1, 3, 7, 99}) check_linear(p_, rng_, m, 4096, 1024, true, false, 0);
   set_cuda_options([](CudaBackendOptions& o) {
-    o.gemv = true;
+    o.gemv_rows = CudaBackendOptions{}.gemv_rows;
     o.skinny = Skinny::kAll;
   });
   // Repeated split-K products leave their accumulator clean: the second result equals the first.
@@ -114,7 +116,7 @@ TEST_F(CudaOps, Linear) {
 }
 
 // The gate/up product with SiLU-mul against the CPU's linear + silu_mul: the fused skinny kernel (inter a multiple
-// of 64; k = 1000 ends in a partial, zero-filled K box) and the two-step path (1-3 rows in auto mode, inter 96,
+// of 64; k = 1000 ends in a partial, zero-filled K box) and the two-step path (1-2 rows in auto mode, inter 96,
 // more than 64 rows).
 TEST_F(CudaOps, LinearSiluMul) {
   SCOPED_TRACE(trace());

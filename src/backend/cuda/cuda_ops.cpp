@@ -91,7 +91,8 @@ void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
   check_linear(x, weight, out);
   if (x.rows == 0) return;
   const bool out_f32 = out.dtype == DType::kF32;
-  if (options_.gemv && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
+  static_assert(CudaBackendOptions::kMaxGemvRows == cuda::kGemvMaxRows, "gemv_rows reaches the kernel's rows");
+  if (x.rows <= options_.gemv_rows && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
     LS_CUDA_CHECK(cuda::launch_gemv(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, out_f32, x.rows,
                                     weight.rows, x.cols, num_sms_, launch_stream()));
     return;
@@ -210,12 +211,12 @@ bool CudaBackend::silu_fused(Tensor x, Tensor weight, Tensor out) const {
   LS_CHECK(x.cols == weight.cols && weight.rows == 2 * out.cols && out.rows == x.rows)
       << "linear_silu_mul shape mismatch: x " << x.rows << "x" << x.cols << " w " << weight.rows << "x" << weight.cols
       << " out " << out.rows << "x" << out.cols;
-  // Batches of 1-3 rows keep the GEMV and a separate SiLU-mul unless the skinny kernel is forced: at 2-3 rows it
-  // measured 6% / 1% faster per step, at 4 rows 4.5% slower (7-9% with adapters; bench/cuda_engine_notes.md,
-  // run 37).
+  // Batches of 1-3 rows whose projections take the GEMV keep it and a separate SiLU-mul unless the skinny kernel is
+  // forced: at 2-3 rows that measured 6% / 1% faster per step, at 4 rows 4.5% slower (7-9% with adapters;
+  // bench/cuda_engine_notes.md, run 37).
   using Skinny = CudaBackendOptions::Skinny;
   const bool fused = options_.skinny == Skinny::kAll ||
-                     (options_.skinny == Skinny::kAuto && (x.rows > 3 || !options_.gemv));
+                     (options_.skinny == Skinny::kAuto && (x.rows > 3 || x.rows > options_.gemv_rows));
   return fused && x.rows > 0 &&
          cuda::skinny_gemm_silu_supported(x.rows, out.cols, x.cols, x.data, x.ld, weight.data, weight.ld, num_sms_);
 }
@@ -283,9 +284,9 @@ void CudaBackend::linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, T
     linear(x, weight, bias, out);
     return;
   }
-  // Decode steps of 1-4 rows: the shrink and the deltas in the GEMV's launch (the other paths check linear's
-  // operands in linear).
-  if (options_.gemv && options_.lora_fused_gemv && out.dtype == DType::kBF16 &&
+  // Decode steps whose projections take the GEMV: the shrink and the deltas in the GEMV's launch (rows without an
+  // adapter keep the GEMV's bits; the other paths check linear's operands in linear).
+  if (x.rows <= options_.gemv_rows && options_.lora_fused_gemv && out.dtype == DType::kBF16 &&
       cuda::gemv_lora_supported(a, weight.data, weight.ld, out.data, out.ld, out.cols)) {
     check_linear(x, weight, out);
     float* t = scratch(lora_scratch_, static_cast<size_t>(cuda::gemv_lora_scratch_floats(a)));
