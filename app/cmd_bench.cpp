@@ -442,9 +442,11 @@ int run_bench(const BenchArgs& a) {
       cb->set_options(chosen);
     }
     if (run.lora &&
-        (chosen.lora_overlap || chosen.lora_bulk_expand || chosen.lora_fused_gemv || chosen.lora_fused_skinny)) {
+        (chosen.lora_overlap || chosen.lora_bulk_expand || chosen.lora_fused_gemv || chosen.lora_fused_skinny ||
+         chosen.lora_into_norm != CudaBackendOptions::LoraIntoNorm::kOff)) {
       CudaBackendOptions other = chosen;
       other.lora_overlap = other.lora_bulk_expand = other.lora_fused_gemv = other.lora_fused_skinny = false;
+      other.lora_into_norm = CudaBackendOptions::LoraIntoNorm::kOff;
       cb->set_options(other);
       std::printf("\nthe same with the LoRA kernels after their projection (shrink and mma expand, none fused):");
       run.decode(*batches, true);
@@ -510,8 +512,14 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
                  "cuda: projections the GEMV takes add their LoRA in its launch (on, off: separate kernels)")
       ->transform(CLI::CheckedTransformer(on_off));
   cmd.add_option("--lora-fused-skinny", o.lora_fused_skinny,
-                 "cuda: 4-8 row gate/up products add their LoRA in the fused SiLU kernel (on, off: separate kernels)")
+                 "cuda: 3-8 row gate/up products add their LoRA in the fused SiLU kernel (on, off: separate kernels)")
       ->transform(CLI::CheckedTransformer(on_off));
+  using IntoNorm = CudaBackendOptions::LoraIntoNorm;
+  cmd.add_option("--lora-into-norm", o.lora_into_norm,
+                 "cuda: decode steps' o and down LoRA deltas added by the RMSNorm that reads them (off: an expand "
+                 "kernel; auto, all)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, IntoNorm>{{"off", IntoNorm::kOff}, {"auto", IntoNorm::kAuto}, {"all", IntoNorm::kAll}}));
 }
 
 }  // namespace

@@ -161,12 +161,21 @@ class Backend {
   }
   // linear_silu_mul with the LoRA of the gate and up modules (ys: column slices of gate_up, n may be 0) added to
   // the product before the activation: linear_lora into gate_up, then silu_mul, where a backend does not fuse them
-  // (the CUDA backend does for decode batches of 4-8 rows: the deltas join the fused kernel's epilogue).
+  // (the CUDA backend does for decode batches of 3-8 rows: the deltas join the fused kernel's epilogue).
   virtual void linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor gate_up,
                                     Tensor out, const LoraModuleWeights* lora, const Tensor* ys, int n) {
     if (n == 0) return linear_silu_mul(x, weight, bias, gate_up, out);
     linear_lora(batch, x, weight, bias, gate_up, lora, ys, n);
     silu_mul(gate_up, out);
+  }
+  // linear_lora into y (its ys column slices of y), then add_rms_norm(residual, y, norm_weight, eps, out): a
+  // projection with its LoRA feeding the residual add and the next norm. y is scratch: where a backend adds the
+  // deltas as the norm reads y (the CUDA backend for decode steps), y keeps the projection alone.
+  virtual void linear_lora_add_rms_norm(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor y,
+                                        const LoraModuleWeights* lora, const Tensor* ys, int n, Tensor residual,
+                                        Tensor norm_weight, float eps, Tensor out) {
+    linear_lora(batch, x, weight, bias, y, lora, ys, n);
+    add_rms_norm(residual, y, norm_weight, eps, out);
   }
   // out[i] = src[batch.logit_rows[i]]
   virtual void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) = 0;
@@ -256,7 +265,11 @@ struct CudaBackendOptions {
   bool lora_overlap = true;      // a projection's LoRA shrink on a second branch beside it (linear_lora)
   bool lora_bulk_expand = true;  // decode steps' LoRA expand streams B by bulk copies (else the mma expand)
   bool lora_fused_gemv = true;   // projections the GEMV takes add their LoRA in its launch (linear_lora)
-  bool lora_fused_skinny = true; // 4-8 row gate/up products add their LoRA in the skinny GEMM's SiLU epilogue
+  bool lora_fused_skinny = true; // 3-8 row gate/up products add their LoRA in the skinny GEMM's SiLU epilogue
+  // The o and down LoRA deltas of decode steps added by the RMSNorm that reads the projection (no expand kernel):
+  // never, at the batch sizes where it measured faster, or at every decode batch size.
+  enum class LoraIntoNorm { kOff, kAuto, kAll };
+  LoraIntoNorm lora_into_norm = LoraIntoNorm::kAuto;
 };
 
 // Every setting of a backend, in one place: the command line and the benchmarks fill it, nothing reads the

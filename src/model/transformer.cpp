@@ -1,7 +1,8 @@
-// transformer.cpp: model loading and the forward pass. Per layer: RMSNorm (fused with the residual add), fused
-// QKV projection (+bias) with the q/k/v LoRA into its column slices (one linear_lora), RoPE, KV write, paged
-// attention, output projection (+LoRA), RMSNorm, fused gate/up (+LoRA) with SiLU-mul (one linear_lora_silu_mul),
-// down projection (+LoRA).
+// transformer.cpp: model loading and the forward pass. Per layer (the input RMSNorm done by the layer before, or
+// for layer 0 on the embeddings): fused QKV projection (+bias) with the q/k/v LoRA into its column slices (one
+// linear_lora), RoPE, KV write, paged attention, output projection (+LoRA) with the residual add and RMSNorm (one
+// linear_lora_add_rms_norm), fused gate/up (+LoRA) with SiLU-mul (one linear_lora_silu_mul), down projection
+// (+LoRA) with the residual add and the next layer's input RMSNorm (the final norm after the last layer).
 #include "model/transformer.h"
 
 #include <cmath>
@@ -77,16 +78,9 @@ LoraTargets lora_targets(const BatchMeta& meta, const LoraTable* lora, int64_t l
   return t;
 }
 
-// The projection out = x W^T + bias and the LoRA deltas of its modules, in one backend call.
-void linear_lora(Backend& b, const BatchMeta& meta, const LoraTable* lora, int64_t layer, Tensor x, Tensor weight,
-                 Tensor bias, Tensor out, std::initializer_list<std::pair<LoraModule, Tensor>> targets) {
-  const LoraTargets t = lora_targets(meta, lora, layer, targets);
-  b.linear_lora(meta, x, weight, bias, out, t.w, t.ys, t.n);
-}
-
 }  // namespace
 
-void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv, const LoraTable* lora, bool first,
+void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv, const LoraTable* lora,
                             ForwardWorkspace& ws) const {
   Backend& b = *backend_;
   const ModelConfig& c = config_;
@@ -96,29 +90,31 @@ void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv,
   Tensor qkv = ws.t_qkv.row_slice(0, T), attn = ws.t_attn.row_slice(0, T), proj = ws.t_proj.row_slice(0, T);
   Tensor gate_up = ws.t_gate_up.row_slice(0, T), act = ws.t_act.row_slice(0, T);
 
-  // proj holds the previous layer's MLP output; the first layer normalizes the embeddings directly.
-  if (first) {
-    b.rms_norm(residual, w.input_norm, static_cast<float>(c.rms_norm_eps), x);
-  } else {
-    b.add_rms_norm(residual, proj, w.input_norm, static_cast<float>(c.rms_norm_eps), x);
-  }
+  const auto eps = static_cast<float>(c.rms_norm_eps);
+  // x holds this layer's normalized input (the layer before normalized it); the first normalizes the embeddings.
+  if (l == 0) b.rms_norm(residual, w.input_norm, eps, x);
   Tensor tq = qkv.col_slice(0, q), tk = qkv.col_slice(q, kvs), tv = qkv.col_slice(q + kvs, kvs);
-  linear_lora(b, meta, lora, l, x, w.qkv, w.qkv_bias, qkv, {{LoraModule::kQ, tq}, {LoraModule::kK, tk}, {LoraModule::kV, tv}});
+  const LoraTargets qkv_lora =
+      lora_targets(meta, lora, l, {{LoraModule::kQ, tq}, {LoraModule::kK, tk}, {LoraModule::kV, tv}});
+  b.linear_lora(meta, x, w.qkv, w.qkv_bias, qkv, qkv_lora.w, qkv_lora.ys, qkv_lora.n);
   b.rope_kv_write(meta, tq, tk, tv, static_cast<const float*>(inv_freq_.data()), c.head_dim, kv.layer(l));
   AttentionParams params;
   params.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   params.num_heads = c.num_heads;
   params.sliding_window = c.sliding_window;
   b.attention(meta, tq, kv.layer(l), params, attn);
-  linear_lora(b, meta, lora, l, attn, w.o, w.o_bias, proj, {{LoraModule::kO, proj}});
-
-  b.add_rms_norm(residual, proj, w.post_attention_norm, static_cast<float>(c.rms_norm_eps), x);
+  const LoraTargets o = lora_targets(meta, lora, l, {{LoraModule::kO, proj}});
+  b.linear_lora_add_rms_norm(meta, attn, w.o, w.o_bias, proj, o.w, o.ys, o.n, residual, w.post_attention_norm, eps,
+                             x);
   // The adapters' gate and up deltas join the product before the activation.
   const LoraTargets gu = lora_targets(meta, lora, l,
                                       {{LoraModule::kGate, gate_up.col_slice(0, inter)},
                                        {LoraModule::kUp, gate_up.col_slice(inter, inter)}});
   b.linear_lora_silu_mul(meta, x, w.gate_up, w.gate_up_bias, gate_up, act, gu.w, gu.ys, gu.n);
-  linear_lora(b, meta, lora, l, act, w.down, w.down_bias, proj, {{LoraModule::kDown, proj}});
+  const Tensor next_norm = l + 1 < c.num_layers ? weights_.layers[l + 1].input_norm : weights_.final_norm;
+  const LoraTargets down = lora_targets(meta, lora, l, {{LoraModule::kDown, proj}});
+  b.linear_lora_add_rms_norm(meta, act, w.down, w.down_bias, proj, down.w, down.ys, down.n, residual, next_norm,
+                             eps, x);
 }
 
 Result<Tensor> Transformer::forward_device(const ForwardBatch& batch, KvCache& kv, const LoraTable* lora,
@@ -140,11 +136,9 @@ Tensor Transformer::run_uploaded(const BatchMeta& meta, const KvCache& kv, const
   const int64_t T = meta.num_tokens, R = meta.num_logit_rows;
   LS_CHECK(T <= ws.token_capacity && R <= ws.row_capacity) << "forward workspace smaller than the batch";
   b.embedding(meta, weights_.embed, ws.t_residual.row_slice(0, T));
-  for (int64_t l = 0; l < config_.num_layers; ++l) run_layer(l, meta, kv, lora, l == 0, ws);
-  // Final residual add and norm, then logits only for the wanted rows.
+  for (int64_t l = 0; l < config_.num_layers; ++l) run_layer(l, meta, kv, lora, ws);
+  // The last layer left the final norm's output in x: logits only for the wanted rows.
   Tensor x = ws.t_normed.row_slice(0, T);
-  b.add_rms_norm(ws.t_residual.row_slice(0, T), ws.t_proj.row_slice(0, T), weights_.final_norm,
-                 static_cast<float>(config_.rms_norm_eps), x);
   Tensor logits = ws.t_logits.row_slice(0, R);
   if (R == 0) return logits;
   Tensor rows = ws.t_final_rows.row_slice(0, R);

@@ -7,7 +7,8 @@
 //    decode steps in a graph's padded layout (one adapter, runs, distinct slots, half without; up to 160 rows);
 //  - linear_lora: the projection (with a bias) and its LoRA, fused into the GEMV's launch (1-4 rows; module
 //    boundaries inside its groups of 4 features too), the shrink beside it on a second stream, and in line;
-//  - linear_lora_silu_mul: the gate/up LoRA in the fused skinny SiLU kernel's epilogue (4-8 rows) and unfused;
+//  - linear_lora_silu_mul: the gate/up LoRA in the fused skinny SiLU kernel's epilogue (1-8 rows) and unfused;
+//  - linear_lora_add_rms_norm: the o/down LoRA added by the RMSNorm that reads the projection, and unfused;
 //  - LoraSlots: adapters of mixed ranks staged, loaded beside the ops (polled with is_ready), cleared and
 //    reloaded into freed ranges, run through the op against the CPU backend's LoraSlots; out-of-capacity errors.
 // Deltas are compared (they are small next to y); rows without an adapter must stay bit-identical.
@@ -353,6 +354,67 @@ TEST_F(CudaLora, LinearLoraSiluMulMatchesCpu) {
             }
           }
         }
+      }
+    }
+  }
+}
+
+// linear_lora_add_rms_norm: the o/down projection with its LoRA, the residual add and the next norm, against the
+// CPU's linear_lora then add_rms_norm: the deltas added by the norm as it reads y (random and padded decode layouts
+// up to 128 rows, ranks 1-128 with odd ones, a module over all or part of y's columns) and the two-kernel path (the
+// option off; 130 rows). Compared: the residual's change and the norm's output; rows without an adapter keep the
+// bits of linear then add_rms_norm.
+TEST_F(CudaLora, LinearLoraAddRmsNormMatchesCpu) {
+  SCOPED_TRACE(trace());
+  const std::vector<int32_t> ranks = {16, 4, 1, 0, 128, 3, 64};
+  const auto num_slots = static_cast<int32_t>(ranks.size());
+  for (auto [in, out, col, width] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{512, 256, 0, 256},
+                                     {200, 1024, 0, 1024},
+                                     {256, 512, 128, 256}}) {
+    const float bound = 0.1f / std::sqrt(static_cast<float>(in));
+    Twin w = make_twin(p_, out, in, rng_, -bound, bound);
+    Twin bias = make_twin(p_, 1, out, rng_, -0.01f, 0.01f);
+    Twin norm_w = make_twin(p_, 1, out, rng_, 0.5f, 1.5f);
+    SlotTables slots = make_slots(p_, rng_, ranks, in, width);
+    for (bool into : {true, false}) {
+      set_cuda_options([&](CudaBackendOptions& o) {
+        o.lora_into_norm = into ? CudaBackendOptions::LoraIntoNorm::kAll : CudaBackendOptions::LoraIntoNorm::kOff;
+      });
+      for (auto [total, padded] : {std::pair{1, false}, {3, false}, {5, false}, {8, true}, {33, false},
+                                   {128, false}, {100, true}, {130, false}}) {
+        ForwardBatch fb = random_batch(rng_, total, num_slots, /*decode=*/true);
+        PackLayout layout;
+        if (padded) {
+          layout.pad_to_seqs = total + 24;
+          layout.block_table_width = 3;
+        }
+        const Meta m = meta(fb, 16, 1, 10, num_slots, layout);
+        const int64_t rows = m.packed.meta.num_tokens;
+        Twin x = make_twin(p_, rows, in, rng_);
+        Twin residual = make_twin(p_, rows, out, rng_);
+        const std::vector<float> residual0 = residual.host;
+        Twin y = make_twin(p_, rows, out, rng_), normed = make_twin(p_, rows, out, rng_);
+        Twin base_res = make_twin(p_, rows, out, rng_), base_out = make_twin(p_, rows, out, rng_);
+        set_twin(p_, base_res, residual0);
+        // The GPU without the LoRA: the bits rows without an adapter must keep.
+        p_.gpu->linear(x.gpu, w.gpu, bias.gpu, y.gpu);
+        p_.gpu->add_rms_norm(base_res.gpu, y.gpu, norm_w.gpu, 1e-5f, base_out.gpu);
+        const LoraModuleWeights cpu_w = slots.cpu, gpu_w = slots.gpu;
+        const Tensor cpu_y = y.cpu.col_slice(col, width), gpu_y = y.gpu.col_slice(col, width);
+        poison(*p_.gpu, normed.gpu);
+        p_.cpu->linear_lora_add_rms_norm(m.packed.meta, x.cpu, w.cpu, bias.cpu, y.cpu, &cpu_w, &cpu_y, 1,
+                                         residual.cpu, norm_w.cpu, 1e-5f, normed.cpu);
+        p_.gpu->linear_lora_add_rms_norm(m.gpu, x.gpu, w.gpu, bias.gpu, y.gpu, &gpu_w, &gpu_y, 1, residual.gpu,
+                                         norm_w.gpu, 1e-5f, normed.gpu);
+        const std::vector<float> gpu_res = download(*p_.gpu, residual.gpu), gpu_out = download(*p_.gpu, normed.gpu);
+        const std::string what = "in " + std::to_string(in) + " out " + std::to_string(out) + " cols " +
+                                 std::to_string(col) + "+" + std::to_string(width) + ", " + std::to_string(rows) +
+                                 " rows" + (padded ? " (padded)" : "") + (into ? ", into the norm" : ", expand");
+        EXPECT_LT(rel_error(delta(gpu_res, residual0), delta(download(*p_.cpu, residual.cpu), residual0)), kDeltaTol)
+            << what;
+        EXPECT_LT(rel_error(gpu_out, download(*p_.cpu, normed.cpu)), kDeltaTol) << what;
+        expect_untouched(m, ranks, gpu_res, download(*p_.gpu, base_res.gpu), out);
+        expect_untouched(m, ranks, gpu_out, download(*p_.gpu, base_out.gpu), out);
       }
     }
   }

@@ -59,6 +59,9 @@ class CudaBackend final : public Backend {
                    const LoraModuleWeights* lora, const Tensor* ys, int n) override;
   void linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor gate_up, Tensor out,
                             const LoraModuleWeights* lora, const Tensor* ys, int n) override;
+  void linear_lora_add_rms_norm(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor y,
+                                const LoraModuleWeights* lora, const Tensor* ys, int n, Tensor residual,
+                                Tensor norm_weight, float eps, Tensor out) override;
   void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) override;
   void argmax(Tensor logits, int32_t* tokens) override;
   void sample(Tensor logits, const SamplingParams* params, int32_t* tokens) override;
@@ -93,6 +96,11 @@ class CudaBackend final : public Backend {
                  cuda::LoraArgs& a) const;
   // Whether linear_silu_mul's product takes the fused skinny kernel (its shapes checked first).
   bool silu_fused(Tensor x, Tensor weight, Tensor out) const;
+  // Whether linear_lora takes the GEMV with the LoRA in its launch.
+  bool gemv_lora(const cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor out) const;
+  // The projection out = x weight^T + bias with the LoRA's shrink beside it; returns the shrink's scratch (t). The
+  // stream's next kernel follows both.
+  float* linear_beside_shrink(const cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor bias, Tensor out);
   // Scratch for the LoRA kernels' shrink partial sums over `a` (launch_lora and its two halves).
   float* lora_partials(const cuda::LoraArgs& a);
   // Float32 scratch of at least n values that stays put while a graph is being captured.

@@ -37,6 +37,20 @@ void check_linear(const Tensor& x, const Tensor& weight, const Tensor& out) {
       << " out " << out.rows << "x" << out.cols;
 }
 
+// add_rms_norm's operands: residual, x and out [rows, cols] bf16, weight [cols].
+void check_add_rms_norm(const Tensor& residual, const Tensor& x, const Tensor& weight, const Tensor& out) {
+  check_bf16(residual, "add_rms_norm residual");
+  check_bf16(x, "add_rms_norm input");
+  LS_CHECK(residual.rows == x.rows && residual.cols == x.cols && weight.cols == x.cols && out.rows == x.rows &&
+           out.cols == x.cols)
+      << "add_rms_norm shape mismatch";
+}
+
+// linear_lora_add_rms_norm adds the deltas in the norm for decode steps of these rows (each row reads its adapter's
+// B, which a prefill's expand reads once per tile of rows). In auto mode from kLoraNormMinRows: H200 run 40's A/B
+// measured 128 rows 3.3% faster with an adapter per row (even with one adapter), 8 and 32 rows 1-3% slower.
+constexpr int64_t kLoraNormMaxRows = 128, kLoraNormMinRows = 65;
+
 void check_cache(const KvLayer& c) {
   LS_CHECK(c.k && c.v && c.block_size > 0 && c.num_kv_heads > 0 && c.head_dim > 0) << "cuda backend: bad KV layer";
 }
@@ -74,17 +88,13 @@ void CudaBackend::rms_norm(Tensor x, Tensor weight, float eps, Tensor out) {
   check_bf16(x, "rms_norm input");
   LS_CHECK(weight.cols == x.cols && out.rows == x.rows && out.cols == x.cols) << "rms_norm shape mismatch";
   LS_CUDA_CHECK(cuda::launch_rms_norm(nullptr, 0, x.data, x.ld, weight.data, out.data, out.ld, x.rows, x.cols, eps,
-                                      launch_stream()));
+                                      nullptr, launch_stream()));
 }
 
 void CudaBackend::add_rms_norm(Tensor residual, Tensor x, Tensor weight, float eps, Tensor out) {
-  check_bf16(residual, "add_rms_norm residual");
-  check_bf16(x, "add_rms_norm input");
-  LS_CHECK(residual.rows == x.rows && residual.cols == x.cols && weight.cols == x.cols && out.rows == x.rows &&
-           out.cols == x.cols)
-      << "add_rms_norm shape mismatch";
+  check_add_rms_norm(residual, x, weight, out);
   LS_CUDA_CHECK(cuda::launch_rms_norm(residual.data, residual.ld, x.data, x.ld, weight.data, out.data, out.ld, x.rows,
-                                      x.cols, eps, launch_stream()));
+                                      x.cols, eps, nullptr, launch_stream()));
 }
 
 void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
@@ -284,10 +294,9 @@ void CudaBackend::linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, T
     linear(x, weight, bias, out);
     return;
   }
-  // Decode steps whose projections take the GEMV: the shrink and the deltas in the GEMV's launch (rows without an
-  // adapter keep the GEMV's bits; the other paths check linear's operands in linear).
-  if (x.rows <= options_.gemv_rows && options_.lora_fused_gemv && out.dtype == DType::kBF16 &&
-      cuda::gemv_lora_supported(a, weight.data, weight.ld, out.data, out.ld, out.cols)) {
+  // Decode steps whose projections take the GEMV: the shrink and the deltas in the GEMV's launch (the other paths
+  // check linear's operands in linear).
+  if (gemv_lora(a, x, weight, out)) {
     check_linear(x, weight, out);
     float* t = scratch(lora_scratch_, static_cast<size_t>(cuda::gemv_lora_scratch_floats(a)));
     LS_CUDA_CHECK(
@@ -300,8 +309,20 @@ void CudaBackend::linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, T
     LS_CUDA_CHECK(cuda::launch_lora(a, lora_partials(a), num_sms_, launch_stream()));
     return;
   }
-  // The shrink reads only x: it runs on the side stream beside the projection (a second branch in a graph), and
-  // the expand, which adds into the projection's output, waits for both.
+  // The expand, which adds into the projection's output, waits for both.
+  float* partial = linear_beside_shrink(a, x, weight, bias, out);
+  LS_CUDA_CHECK(cuda::launch_lora_expand(a, partial, num_sms_, launch_stream()));
+}
+
+bool CudaBackend::gemv_lora(const cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor out) const {
+  // Rows without an adapter keep the GEMV's bits: only where the GEMV takes the projection alone too.
+  return x.rows <= options_.gemv_rows && options_.lora_fused_gemv && out.dtype == DType::kBF16 &&
+         cuda::gemv_lora_supported(a, weight.data, weight.ld, out.data, out.ld, out.cols);
+}
+
+float* CudaBackend::linear_beside_shrink(const cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor bias, Tensor out) {
+  // The shrink reads only x: it runs on the side stream beside the projection (a second branch in a graph); the
+  // stream's next kernel waits for both.
   float* partial = lora_partials(a);
   LS_CUDA_CHECK(cudaEventRecord(fork_event_, stream_));
   LS_CUDA_CHECK(cudaStreamWaitEvent(side_stream_, fork_event_, 0));
@@ -309,7 +330,31 @@ void CudaBackend::linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, T
   LS_CUDA_CHECK(cudaEventRecord(join_event_, side_stream_));
   linear(x, weight, bias, out);
   LS_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_event_, 0));
-  LS_CUDA_CHECK(cuda::launch_lora_expand(a, partial, num_sms_, launch_stream()));
+  return partial;
+}
+
+void CudaBackend::linear_lora_add_rms_norm(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor y,
+                                           const LoraModuleWeights* w, const Tensor* ys, int n, Tensor residual,
+                                           Tensor norm_weight, float eps, Tensor out) {
+  cuda::LoraArgs a;
+  cuda::LoraDelta d;
+  // Decode steps (kLoraNormMinRows-kLoraNormMaxRows rows unless forced): the shrink beside the projection, then the
+  // norm adds the deltas as it reads y (no expand kernel; y keeps the projection alone).
+  using Mode = CudaBackendOptions::LoraIntoNorm;
+  const bool rows_ok = x.rows <= kLoraNormMaxRows &&
+                       (options_.lora_into_norm == Mode::kAll ||
+                        (options_.lora_into_norm == Mode::kAuto && x.rows >= kLoraNormMinRows));
+  const bool fused = rows_ok && lora_args(batch, x, w, ys, n, a) &&
+                     options_.lora_overlap && !gemv_lora(a, x, weight, y) &&
+                     cuda::lora_delta(a, y.data, y.ld, y.cols, nullptr, num_sms_, d) && cuda::lora_delta_aligned(d);
+  if (!fused) {
+    Backend::linear_lora_add_rms_norm(batch, x, weight, bias, y, w, ys, n, residual, norm_weight, eps, out);
+    return;
+  }
+  check_add_rms_norm(residual, y, norm_weight, out);
+  d.t = linear_beside_shrink(a, x, weight, bias, y);
+  LS_CUDA_CHECK(cuda::launch_rms_norm(residual.data, residual.ld, y.data, y.ld, norm_weight.data, out.data, out.ld,
+                                      y.rows, y.cols, eps, &d, launch_stream()));
 }
 
 void CudaBackend::linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor gate_up,
@@ -321,39 +366,19 @@ void CudaBackend::linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor 
   }
   // The shrink, then the gate/up product whose epilogue adds the deltas (its weights and x stream in while the
   // shrink runs: programmatic dependent launch). Each module's columns are where its y sits in gate_up.
-  cuda::SkinnyLora l;
-  l.seg_start = a.seg_start;
-  l.seg_slot = a.seg_slot;
-  l.num_segments = a.num_segments;
-  l.num_slots = a.num_slots;
-  l.num_modules = a.num_modules;
-  static_assert(cuda::kSkinnyLoraModules == cuda::kLoraMaxModules, "the epilogue takes every module of a group");
   LS_CHECK(gate_up.rows == x.rows && gate_up.cols == weight.rows) << "linear_lora_silu_mul: gate_up shape";
-  bool aligned = true;  // the epilogue's warps take 8 features of one module
-  for (int j = 0; j < a.num_modules; ++j) {
-    const cuda::LoraModuleArgs& mod = a.m[j];
-    const auto offset = static_cast<const uint16_t*>(mod.y) - static_cast<const uint16_t*>(gate_up.data);  // bf16
-    LS_CHECK(mod.y_ld == gate_up.ld && offset >= 0 && offset + mod.out_dim <= gate_up.cols)
-        << "linear_lora_silu_mul: a LoRA output is not a column slice of gate_up";
-    l.m[j].b = mod.b;
-    l.m[j].ranks = mod.ranks;
-    l.m[j].col_begin = offset;
-    l.m[j].col_end = offset + mod.out_dim;
-    aligned = aligned && offset % 8 == 0 && mod.out_dim % 8 == 0;
-  }
+  cuda::LoraDelta l;
+  LS_CHECK(cuda::lora_delta(a, gate_up.data, gate_up.ld, gate_up.cols, nullptr, num_sms_, l))
+      << "linear_lora_silu_mul: a LoRA output is not a column slice of gate_up";
   // Up to kSkinnyLoraMaxRows rows, where it measured faster than the shrink beside the product and the expand and
-  // SiLU-mul after it (skinny_gemm.h).
-  if (!options_.lora_fused_skinny || x.rows > cuda::kSkinnyLoraMaxRows || !aligned || !silu_fused(x, weight, out)) {
+  // SiLU-mul after it (skinny_gemm.h); the epilogue's warps take 8 features of one module.
+  if (!options_.lora_fused_skinny || x.rows > cuda::kSkinnyLoraMaxRows || !cuda::lora_delta_aligned(l) ||
+      !silu_fused(x, weight, out)) {
     Backend::linear_lora_silu_mul(batch, x, weight, bias, gate_up, out, w, ys, n);
     return;
   }
   float* partial = lora_partials(a);
-  const cuda::LoraPartialLayout layout = cuda::lora_partial_layout(a, num_sms_);
   l.t = partial;
-  l.splits = layout.splits;
-  l.split_stride = layout.split_stride;
-  l.row_stride = layout.row_stride;
-  l.module_stride = layout.module_stride;
   LS_CUDA_CHECK(cuda::launch_lora_shrink(a, partial, num_sms_, launch_stream()));
   LS_CUDA_CHECK(cuda::launch_skinny_gemm_silu_lora(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld,
                                                    x.rows, out.cols, x.cols, l, num_sms_, launch_stream()));

@@ -49,10 +49,14 @@ constexpr int kThinRows = 2;          // expand: tiles of up to this many rows t
 constexpr int kBulkStages = 2;        // expand, bulk path: B stages in flight per block
 constexpr int kBulkStageBytes = 16384;
 
-// Where the shrink leaves its partial sums of t (lora.h's LoraPartialLayout), from host scalars: the shrink, the
-// expand, the scratch size and the layout other files' kernels read all take it from here.
-__host__ __device__ __forceinline__ LoraPartialLayout partial_layout(const LoraArgs& p, int splits) {
-  LoraPartialLayout l;
+// Where the shrink leaves its partial sums of t, from host scalars: the shrink, the expand, the scratch size and
+// the LoraDelta other kernels read all take it from here.
+struct PartialLayout {
+  int splits = 0;
+  int64_t split_stride = 0, row_stride = 0, module_stride = 0;
+};
+__host__ __device__ __forceinline__ PartialLayout partial_layout(const LoraArgs& p, int splits) {
+  PartialLayout l;
   l.splits = splits;
   l.module_stride = kLoraMaxRank;
   l.row_stride = static_cast<int64_t>(p.num_modules) * kLoraMaxRank;
@@ -218,7 +222,7 @@ __global__ void __launch_bounds__(kThreads, 3)
   const int rank = mod.ranks[slot];
   if (rank <= 0) return idle_block_exit();
   const bf16* a = static_cast<const bf16*>(mod.a[slot]);
-  const LoraPartialLayout lay = partial_layout(p, static_cast<int>(gridDim.z));
+  const PartialLayout lay = partial_layout(p, static_cast<int>(gridDim.z));
   float* out = partial + static_cast<int64_t>(blockIdx.z) * lay.split_stride + blockIdx.y * lay.module_stride;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   // K offsets fit in 32 bits (in_dim is a row length).
@@ -577,7 +581,7 @@ __global__ void __launch_bounds__(kThreads, kDecode ? 4 : 2)
   BulkY y0{};
   if (thin) y0 = bulk_load_y(mod, e, 0);
   const int kpad = (e.rank + 31) / 32 * 32;
-  const LoraPartialLayout lay = partial_layout(p, splits);
+  const PartialLayout lay = partial_layout(p, splits);
   for (int i = threadIdx.x; i < kTile * kpad; i += kThreads) {
     const int row = i / kpad, c = i % kpad;
     float v = 0.0f;
@@ -655,13 +659,40 @@ bool lora_supported(const LoraArgs& p) {
   return true;
 }
 
-LoraPartialLayout lora_partial_layout(const LoraArgs& p, int num_sms) {
-  return partial_layout(p, plan_of(p, num_sms).splits);
+int64_t lora_scratch_floats(const LoraArgs& p, int num_sms) {
+  const PartialLayout l = partial_layout(p, plan_of(p, num_sms).splits);
+  return l.splits * l.split_stride;
 }
 
-int64_t lora_scratch_floats(const LoraArgs& p, int num_sms) {
-  const LoraPartialLayout l = lora_partial_layout(p, num_sms);
-  return l.splits * l.split_stride;
+bool lora_delta(const LoraArgs& a, const void* out, int64_t out_ld, int64_t out_cols, const float* scratch,
+                int num_sms, LoraDelta& d) {
+  const PartialLayout l = partial_layout(a, plan_of(a, num_sms).splits);
+  d.seg_start = a.seg_start;
+  d.seg_slot = a.seg_slot;
+  d.num_segments = a.num_segments;
+  d.num_slots = a.num_slots;
+  d.t = scratch;
+  d.splits = l.splits;
+  d.split_stride = l.split_stride;
+  d.row_stride = l.row_stride;
+  d.module_stride = l.module_stride;
+  d.num_modules = a.num_modules;
+  for (int j = 0; j < a.num_modules; ++j) {
+    const LoraModuleArgs& mod = a.m[j];
+    const auto offset = static_cast<const bf16*>(mod.y) - static_cast<const bf16*>(out);
+    if (mod.y_ld != out_ld || offset < 0 || offset + mod.out_dim > out_cols) return false;
+    d.m[j].b = mod.b;
+    d.m[j].ranks = mod.ranks;
+    d.m[j].col_begin = offset;
+    d.m[j].col_end = offset + mod.out_dim;
+  }
+  return true;
+}
+
+bool lora_delta_aligned(const LoraDelta& d) {
+  for (int j = 0; j < d.num_modules; ++j)
+    if (d.m[j].col_begin % 8 != 0 || d.m[j].col_end % 8 != 0) return false;
+  return true;
 }
 
 namespace {

@@ -14,7 +14,7 @@
 namespace ls::cuda {
 
 inline constexpr int kLoraMaxModules = 3;
-inline constexpr int kLoraMaxShrinkSplits = 8;  // the shrink's K splits at most (LoraPartialLayout::splits)
+inline constexpr int kLoraMaxShrinkSplits = 8;  // the shrink's K splits at most (LoraDelta::splits)
 
 // One module's slot tables (device) and output.
 struct LoraModuleArgs {
@@ -51,13 +51,33 @@ cudaError_t launch_lora(const LoraArgs& a, float* scratch, int num_sms, Stream s
 cudaError_t launch_lora_shrink(const LoraArgs& a, float* scratch, int num_sms, Stream stream);
 cudaError_t launch_lora_expand(const LoraArgs& a, const float* scratch, int num_sms, Stream stream);
 
-// Where the shrink leaves t, for a kernel of another file that adds the deltas itself (the skinny GEMM's LoRA
-// epilogue): module m's t of token r at rank k is the sum over z < splits of
-// scratch[z * split_stride + r * row_stride + m * module_stride + k], rounded to bf16 (as the expand rounds it).
-struct LoraPartialLayout {
+// The deltas as another kernel adds them to an output it reads (the skinny GEMM's SiLU epilogue, RMSNorm, SiLU-mul),
+// from the t the shrink left in its scratch: column c of that output in module j's columns [col_begin, col_end)
+// gains, for row r with slot s (from the segments; -1 or past the slots: none), sum over k < ranks_j[s] of
+// t_j[r][k] B_j,s[c - col_begin][k], where t_j[r][k] = bf16(sum over z < splits of
+// t[z split_stride + r row_stride + j module_stride + k]).
+struct LoraDelta {
+  const int32_t* seg_start = nullptr;  // [num_segments + 1]
+  const int32_t* seg_slot = nullptr;   // [num_segments]
+  int32_t num_segments = 0, num_slots = 0;
+  const float* t = nullptr;
   int splits = 0;
   int64_t split_stride = 0, row_stride = 0, module_stride = 0;
+  int num_modules = 0;
+  struct Module {
+    const void* const* b = nullptr;  // [num_slots] -> B [col_end - col_begin, rank] bf16
+    const int32_t* ranks = nullptr;  // [num_slots], at most module_stride
+    int64_t col_begin = 0, col_end = 0;
+  } m[kLoraMaxModules];
 };
-LoraPartialLayout lora_partial_layout(const LoraArgs& a, int num_sms);
+
+// The LoraDelta of a's modules for a kernel that reads their ys as column slices of out (row stride out_ld,
+// out_cols columns), with t in scratch after launch_lora_shrink(a, scratch, num_sms). False where a module's y is
+// not such a slice.
+bool lora_delta(const LoraArgs& a, const void* out, int64_t out_ld, int64_t out_cols, const float* scratch,
+                int num_sms, LoraDelta& d);
+// Whether every module's columns start and end at multiples of 8 (the kernels that add deltas take 8 columns at
+// a time).
+bool lora_delta_aligned(const LoraDelta& d);
 
 }  // namespace ls::cuda

@@ -1,19 +1,37 @@
 // rms_norm.cu: RMSNorm over rows, optionally fused with the residual add (residual += x, then normalize the
-// rounded residual, as transformers does in bf16). One block per row; fp32 sum of squares.
+// rounded residual, as transformers does in bf16), and then optionally with a LoRA's deltas added to x first (the
+// expand of the projection that wrote x; lora_delta.cuh). One block per row; fp32 sum of squares.
+#include <type_traits>
+
 #include "backend/cuda/kernels/common.cuh"
+#include "backend/cuda/kernels/lora_delta.cuh"
 #include "backend/cuda/kernels/rms_norm.h"
 
 namespace ls::cuda {
 namespace {
 
-template <bool kAdd, bool kVec>
-__global__ void rms_norm_kernel(bf16* __restrict__ residual, int64_t residual_ld, const bf16* __restrict__ x,
+template <bool kAdd, bool kVec, bool kDelta>
+__global__ void __launch_bounds__(512) rms_norm_kernel(bf16* __restrict__ residual, int64_t residual_ld, const bf16* __restrict__ x,
                                 int64_t x_ld, const bf16* __restrict__ weight, bf16* __restrict__ out, int64_t out_ld,
-                                int64_t cols, float eps) {
+                                int64_t cols, float eps, const __grid_constant__ LoraDelta delta) {
+  static_assert(!kDelta || (kAdd && kVec), "the deltas take the residual add's vector path");
   __shared__ float scratch[32];
+  __shared__ std::conditional_t<kDelta, DeltaRow, char> row;
+  const int64_t r = blockIdx.x;
+  if constexpr (kDelta) {  // before the wait: the row's slot, and its B rows hinted into L2
+    delta_row(delta, r, row);
+    if (row.slot >= 0) {
+      for (int64_t c = threadIdx.x; c < cols / 8; c += blockDim.x) {
+        const int j = delta_module(delta, c * 8);
+        if (j >= 0) delta_prefetch8(row, j, c * 8 - delta.m[j].col_begin);
+      }
+    }
+  }
   pdl_wait();
   pdl_launch_dependents();
-  const int64_t r = blockIdx.x;
+  if constexpr (kDelta) {
+    if (row.slot >= 0) delta_stage_t(delta, r, row);
+  }
   const bf16* xr = x + r * x_ld;
   bf16* res = kAdd ? residual + r * residual_ld : nullptr;
   // The normalized input: the residual (after the add) or x itself.
@@ -23,6 +41,12 @@ __global__ void rms_norm_kernel(bf16* __restrict__ residual, int64_t residual_ld
     for (int64_t c = threadIdx.x; c < cols / 8; c += blockDim.x) {
       float v[8];
       load8(xr + c * 8, v);
+      if constexpr (kDelta) {
+        if (row.slot >= 0) {
+          const int j = delta_module(delta, c * 8);
+          if (j >= 0) delta_add8(row, j, c * 8 - delta.m[j].col_begin, v);
+        }
+      }
       if constexpr (kAdd) {
         float a[8];
         load8(res + c * 8, a);
@@ -62,35 +86,42 @@ __global__ void rms_norm_kernel(bf16* __restrict__ residual, int64_t residual_ld
   }
 }
 
-template <bool kAdd>
-cudaError_t launch_variant(bf16* residual, int64_t residual_ld, const bf16* x, int64_t x_ld, const bf16* weight,
-                           bf16* out, int64_t out_ld, int64_t rows, int64_t cols, float eps, bool vec,
-                           Stream stream) {
-  const int64_t work = vec ? cols / 8 : cols;
-  const int threads = work >= 256 ? 256 : static_cast<int>((work + 31) / 32 * 32);
-  const dim3 grid(static_cast<unsigned>(rows));
-  if (vec)
-    return launch(rms_norm_kernel<kAdd, true>, grid, dim3(threads), 0, stream, residual, residual_ld, x, x_ld, weight,
-                  out, out_ld, cols, eps);
-  return launch(rms_norm_kernel<kAdd, false>, grid, dim3(threads), 0, stream, residual, residual_ld, x, x_ld, weight,
-                out, out_ld, cols, eps);
-}
-
 }  // namespace
 
 cudaError_t launch_rms_norm(void* residual, int64_t residual_ld, const void* x, int64_t x_ld, const void* weight,
-                            void* out, int64_t out_ld, int64_t rows, int64_t cols, float eps, Stream stream) {
+                            void* out, int64_t out_ld, int64_t rows, int64_t cols, float eps, const LoraDelta* delta,
+                            Stream stream) {
   if (rows == 0) return cudaSuccess;
   if (!x || !weight || !out || cols <= 0 || x_ld < cols || out_ld < cols) return cudaErrorInvalidValue;
   if (residual && residual_ld < cols) return cudaErrorInvalidValue;
   bool vec = cols % 8 == 0 && x_ld % 8 == 0 && out_ld % 8 == 0 && aligned16(x) && aligned16(out) && aligned16(weight);
   if (residual) vec = vec && residual_ld % 8 == 0 && aligned16(residual);
+  if (delta) {
+    if (!residual || !vec || !delta->t || !delta->seg_start || !delta->seg_slot || delta->splits < 1 ||
+        delta->num_modules < 1 || delta->num_modules > kLoraMaxModules || delta->module_stride > kLoraMaxRank ||
+        !lora_delta_aligned(*delta))
+      return cudaErrorInvalidValue;
+    for (int j = 0; j < delta->num_modules; ++j)
+      if (!delta->m[j].b || !delta->m[j].ranks || delta->m[j].col_begin < 0 || delta->m[j].col_end > cols)
+        return cudaErrorInvalidValue;
+  }
   auto* res = static_cast<bf16*>(residual);
   auto* xs = static_cast<const bf16*>(x);
   auto* w = static_cast<const bf16*>(weight);
   auto* o = static_cast<bf16*>(out);
-  if (residual) return launch_variant<true>(res, residual_ld, xs, x_ld, w, o, out_ld, rows, cols, eps, vec, stream);
-  return launch_variant<false>(res, residual_ld, xs, x_ld, w, o, out_ld, rows, cols, eps, vec, stream);
+  // With deltas, up to 512 threads: a thread's 8 columns read 8 B rows, so fewer columns each keep the row's
+  // wait for B short.
+  const int64_t work = vec ? cols / 8 : cols, most = delta ? 512 : 256;
+  const int threads = work >= most ? static_cast<int>(most) : static_cast<int>((work + 31) / 32 * 32);
+  const dim3 grid(static_cast<unsigned>(rows)), block(threads);
+  const LoraDelta none;
+  auto run = [&](auto kernel) {
+    return launch(kernel, grid, block, 0, stream, res, residual_ld, xs, x_ld, w, o, out_ld, cols, eps,
+                  delta ? *delta : none);
+  };
+  if (delta) return run(rms_norm_kernel<true, true, true>);
+  if (residual) return vec ? run(rms_norm_kernel<true, true, false>) : run(rms_norm_kernel<true, false, false>);
+  return vec ? run(rms_norm_kernel<false, true, false>) : run(rms_norm_kernel<false, false, false>);
 }
 
 }  // namespace ls::cuda

@@ -78,7 +78,7 @@ struct SkinnyArgs {
   int tiles, splits, k_steps, steps_per_split;
   float* partials;    // [splits][m][tiles * kOutN] fp32 (splits > 1 only; never with SiLU)
   int32_t* arrivals;  // [tiles], zero between launches
-  SkinnyLora lora;    // the LoRA kernels only
+  LoraDelta lora;    // the LoRA kernels only
 };
 
 __device__ __forceinline__ uint64_t l2_policy_evict_first() {
@@ -254,7 +254,7 @@ __device__ __forceinline__ bool lora_mma_path(int rank, const bf16* b) {
 // Consumers, before the programmatic wait (the segments and slot tables do not depend on the previous kernel).
 template <int R>
 __device__ void lora_rows(const SkinnyArgs& p, LoraSmem<R>& s) {
-  const SkinnyLora& l = p.lora;
+  const LoraDelta& l = p.lora;
   for (int e = threadIdx.x; e < kSkinnyLoraModules * R; e += kConsumerThreads) {
     s.rank[e / R][e % R] = 0;
     s.b[e / R][e % R] = nullptr;
@@ -301,7 +301,7 @@ __device__ void lora_rows(const SkinnyArgs& p, LoraSmem<R>& s) {
 // to bf16 (zeros past the row's rank). The loads of up to kStageRound entries (all their splits) are issued before
 // any is summed: one or two waits for memory.
 template <int R>
-__device__ void lora_stage(const SkinnyLora& l, int r0, LoraSmem<R>& s) {
+__device__ void lora_stage(const LoraDelta& l, int r0, LoraSmem<R>& s) {
   constexpr int kEntries = kSkinnyLoraModules * R * kLoraPass;
   static_assert(kEntries % kConsumerThreads == 0, "the consumers stage t in whole rounds");
   constexpr int kPer = kEntries / kConsumerThreads, kStageRound = kPer < 6 ? kPer : 6;
@@ -333,7 +333,7 @@ __device__ void lora_stage(const SkinnyLora& l, int r0, LoraSmem<R>& s) {
 }
 
 // The module whose columns hold product column col (-1: none).
-__device__ __forceinline__ int lora_module_of(const SkinnyLora& l, int64_t col) {
+__device__ __forceinline__ int lora_module_of(const LoraDelta& l, int64_t col) {
   int j = -1;
 #pragma unroll
   for (int i = 0; i < kSkinnyLoraModules; ++i)
@@ -704,7 +704,7 @@ cudaError_t launch_skinny_gemm_silu(const void* x, int64_t ldx, const void* w, i
 
 cudaError_t launch_skinny_gemm_silu_lora(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias,
                                          void* out, int64_t ldo, int64_t m, int64_t inter, int64_t k,
-                                         const SkinnyLora& lora, int num_sms, Stream stream) {
+                                         const LoraDelta& lora, int num_sms, Stream stream) {
   if (m == 0) return cudaSuccess;
   if (!out || !skinny_gemm_silu_supported(m, inter, k, x, ldx, w, ldw, num_sms) || ldo < inter ||
       m > kSkinnyLoraMaxRows)
@@ -714,7 +714,7 @@ cudaError_t launch_skinny_gemm_silu_lora(const void* x, int64_t ldx, const void*
       !lora.seg_start || !lora.seg_slot || lora.num_segments < 0 || lora.module_stride <= 0)
     return cudaErrorInvalidValue;
   for (int j = 0; j < lora.num_modules; ++j) {
-    const SkinnyLora::Module& mod = lora.m[j];
+    const LoraDelta::Module& mod = lora.m[j];
     if (!mod.b || !mod.ranks || mod.col_begin < 0 || mod.col_end <= mod.col_begin || mod.col_end > 2 * inter ||
         mod.col_begin % 8 != 0 || mod.col_end % 8 != 0)
       return cudaErrorInvalidValue;

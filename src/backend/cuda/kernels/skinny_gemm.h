@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kernels/lora.h"
 #include "backend/cuda/kernels/stream.h"
 
 namespace ls::cuda {
@@ -41,7 +42,7 @@ cudaError_t launch_skinny_gemm_silu(const void* x, int64_t ldx, const void* w, i
                                     void* out, int64_t ldo, int64_t m, int64_t inter, int64_t k, int num_sms,
                                     Stream stream);
 
-inline constexpr int kSkinnyLoraModules = 3;
+inline constexpr int kSkinnyLoraModules = kLoraMaxModules;
 // The LoRA epilogue takes up to 8 rows: there (H200, Llama-3-8B shape, rank 16) decode steps of 8 rows ran 1-2%
 // faster than with the shrink beside the product and the expand and SiLU-mul after it (4 rows, where the GEMV and a
 // separate SiLU-mul ran before: 7-9%); at 32 rows with one adapter they were even, at 64 rows 1% slower, and with an
@@ -49,32 +50,13 @@ inline constexpr int kSkinnyLoraModules = 3;
 // adapters, and the shrink runs ahead of the product).
 inline constexpr int64_t kSkinnyLoraMaxRows = 8;
 
-// The LoRA deltas launch_skinny_gemm_silu_lora adds to the gate/up product before the activation, from the t that
-// lora.h's shrink left (lora_partial_layout): column c of the [2 inter] product (gate c, up inter + c) in module
-// j's columns [col_begin, col_end) gains, for x row r with slot s (from the batch's segments; -1 or past the
-// slots: none), sum over k < ranks_j[s] of t_j[r][k] B_j,s[c - col_begin][k], where t_j[r][k] is
-// bf16(sum over z < splits of t[z split_stride + r row_stride + j module_stride + k]).
-struct SkinnyLora {
-  const int32_t* seg_start = nullptr;  // [num_segments + 1]
-  const int32_t* seg_slot = nullptr;   // [num_segments]
-  int32_t num_segments = 0, num_slots = 0;
-  const float* t = nullptr;
-  int splits = 0;
-  int64_t split_stride = 0, row_stride = 0, module_stride = 0;
-  int num_modules = 0;
-  struct Module {
-    const void* const* b = nullptr;  // [num_slots] -> B [col_end - col_begin, rank] bf16
-    const int32_t* ranks = nullptr;  // [num_slots], at most module_stride
-    int64_t col_begin = 0, col_end = 0;
-  } m[kSkinnyLoraModules];
-};
-
-// launch_skinny_gemm_silu with the LoRA deltas added in its epilogue. The previous kernel of the stream must be the
+// launch_skinny_gemm_silu with the LoRA deltas (lora.h's LoraDelta; gate c is product column c, up c is inter + c)
+// added in its epilogue, before the activation. The previous kernel of the stream must be the
 // shrink that writes t (the kernel reads x before its programmatic wait, t after it). Supported where the plain
 // SiLU kernel is, for up to kSkinnyLoraMaxRows rows, with every module's columns starting and ending at multiples
 // of 8.
 cudaError_t launch_skinny_gemm_silu_lora(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias,
                                          void* out, int64_t ldo, int64_t m, int64_t inter, int64_t k,
-                                         const SkinnyLora& lora, int num_sms, Stream stream);
+                                         const LoraDelta& lora, int num_sms, Stream stream);
 
 }  // namespace ls::cuda

@@ -1,0 +1,113 @@
+// lora_delta.cuh: the device side of lora.h's LoraDelta, for kernels that add a LoRA's deltas to rows they read
+// (RMSNorm, SiLU-mul): a block's row slot, its t staged in shared memory, and the deltas of 8 adjacent columns.
+#pragma once
+
+#include "backend/cuda/kernels/common.cuh"
+#include "backend/cuda/kernels/lora.h"
+#include "backend/lora_weights.h"
+
+namespace ls::cuda {
+
+// What a block keeps of its row: the slot (-1: none), each module's rank there (0: not adapted) and B, and t.
+struct DeltaRow {
+  int slot;
+  int rank[kLoraMaxModules];
+  const bf16* b[kLoraMaxModules];
+  float t[kLoraMaxModules][kLoraMaxRank];
+};
+
+// The whole block: row r's slot and its modules' ranks and B into s (the segments and slot tables do not depend
+// on the previous kernel, so this may run before the programmatic wait). Ends with a barrier.
+__device__ __forceinline__ void delta_row(const LoraDelta& d, int64_t r, DeltaRow& s) {
+  if (threadIdx.x == 0) s.slot = -1;
+  __syncthreads();
+  for (int i = threadIdx.x; i < d.num_segments; i += blockDim.x) {
+    if (r >= d.seg_start[i] && r < d.seg_start[i + 1]) {
+      const int slot = d.seg_slot[i];
+      if (slot >= 0 && slot < d.num_slots) s.slot = slot;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x < kLoraMaxModules) {
+    const int j = threadIdx.x;
+    const int rank = s.slot >= 0 && j < d.num_modules
+                         ? min(max(d.m[j].ranks[s.slot], 0), static_cast<int>(d.module_stride)) : 0;
+    s.rank[j] = rank;
+    s.b[j] = rank > 0 ? static_cast<const bf16*>(d.m[j].b[s.slot]) : nullptr;
+  }
+  __syncthreads();
+}
+
+// Hints B's rows [c, c + 8) of module j into L2 (before the programmatic wait, so the loads after it hit).
+__device__ __forceinline__ void delta_prefetch8(const DeltaRow& s, int j, int64_t c) {
+  if (j < 0 || s.rank[j] == 0) return;
+  const char* p = reinterpret_cast<const char*>(s.b[j] + c * s.rank[j]);
+  for (int off = 0; off < 8 * s.rank[j] * 2; off += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(p + off));
+}
+
+// The whole block, after the programmatic wait: row r's t (summed over the shrink's splits in order, rounded to
+// bf16) into s, every split's load issued before any is summed. Ends with a barrier.
+__device__ __forceinline__ void delta_stage_t(const LoraDelta& d, int64_t r, DeltaRow& s) {
+  for (int e = threadIdx.x; e < kLoraMaxModules * kLoraMaxRank; e += blockDim.x) {
+    const int j = e / kLoraMaxRank, k = e % kLoraMaxRank;
+    if (k >= s.rank[j]) continue;
+    const float* t = d.t + r * d.row_stride + j * d.module_stride + k;
+    float part[kLoraMaxShrinkSplits];
+#pragma unroll
+    for (int z = 0; z < kLoraMaxShrinkSplits; ++z) part[z] = z < d.splits ? __ldcg(t + z * d.split_stride) : 0.0f;
+    float v = 0.0f;
+#pragma unroll
+    for (int z = 0; z < kLoraMaxShrinkSplits; ++z) v += part[z];
+    s.t[j][k] = __bfloat162float(__float2bfloat16_rn(v));
+  }
+  __syncthreads();
+}
+
+// The module whose columns hold column c (-1: none).
+__device__ __forceinline__ int delta_module(const LoraDelta& d, int64_t c) {
+  int j = -1;
+#pragma unroll
+  for (int i = 0; i < kLoraMaxModules; ++i)
+    if (i < d.num_modules && c >= d.m[i].col_begin && c < d.m[i].col_end) j = i;
+  return j;
+}
+
+// v[i] = bf16(v[i] + sum over k < rank of t[k] B[c + i][k]) for module j (nothing where it does not adapt the
+// row): the rounding the expand kernel applies to y. Ranks in passes of 16, each pass's 16 B words loaded before
+// any is used (one wait for memory per pass).
+__device__ __forceinline__ void delta_add8(const DeltaRow& s, int j, int64_t c, float (&v)[8]) {
+  if (j < 0 || s.rank[j] == 0) return;
+  const int rank = s.rank[j];
+  const bf16* b = s.b[j] + c * rank;
+  const float* t = s.t[j];
+  float acc[8] = {};
+  if (rank % 8 == 0 && (reinterpret_cast<uintptr_t>(b) & 15) == 0) {
+    for (int k0 = 0; k0 < rank; k0 += 16) {
+      const bool second = k0 + 8 < rank;
+      uint4 w[8][2];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        w[i][0] = *reinterpret_cast<const uint4*>(b + i * rank + k0);
+        w[i][1] = second ? *reinterpret_cast<const uint4*>(b + i * rank + k0 + 8) : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          float f[8];
+          unpack8(w[i][h], f);
+#pragma unroll
+          for (int q = 0; q < 8; ++q) acc[i] += f[q] * (h == 0 || second ? t[k0 + 8 * h + q] : 0.0f);
+        }
+      }
+    }
+  } else {
+    for (int k = 0; k < rank; ++k)
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[i] += __bfloat162float(b[i * rank + k]) * t[k];
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i) v[i] = __bfloat162float(__float2bfloat16_rn(v[i] + acc[i]));
+}
+
+}  // namespace ls::cuda
