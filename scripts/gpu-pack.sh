@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gpu-pack.sh: packs what scripts/gpu-check.sh needs from a CUDA build directory into a bundle (stripped
 # loraserve and GPU test binaries, the CTest files, the CMake cache), small enough to travel to the GPU machine
-# (the device tool's carry limit is 64 MiB with the working tree). With a DEST
+# (the device tool's carry limit is 64 MiB with the working tree; xz -9e packs it in about half the size of tar -J's
+# default level). With a DEST
 # folder it also puts scripts/gpu-check.sh and bench/peft_peer.py beside the bundle, so a checkout that lacks
 # them can run `bash DEST/gpu-check.sh` with DEST carried.
 # Run here, from the repository root, after building: scripts/gpu-pack.sh [BUILD_DIR] [DEST]
@@ -24,11 +25,11 @@ for bin in app/loraserve tests/kernels/cuda_kernels_test tests/kernels/cuda_orac
 done
 if [ -z "$dest" ]; then
   mkdir -p carry
-  tar -C "$stage" -cJf carry/gpu-build.tar.xz "$build"
+  tar -C "$stage" -cf - "$build" | xz -9e -T0 > carry/gpu-build.tar.xz
   ls -l carry/gpu-build.tar.xz
 else
   mkdir -p "$dest"
-  tar -C "$stage" -cJf "$dest/gpu-build.tar.xz" "$build"
+  tar -C "$stage" -cf - "$build" | xz -9e -T0 > "$dest/gpu-build.tar.xz"
   cp scripts/gpu-check.sh bench/peft_peer.py "$dest/"
   ls -l "$dest"
 fi
