@@ -15,7 +15,6 @@ using CommandRunner = std::function<int()>;
 void register_model_commands(CLI::App& app, CommandRunner& runner);      // logits, generate
 void register_tokenizer_commands(CLI::App& app, CommandRunner& runner);  // tokenize, detokenize
 void register_chat_commands(CLI::App& app, CommandRunner& runner);       // chat-template
-void register_bench_commands(CLI::App& app, CommandRunner& runner);      // bench-engine
 void register_serve_command(CLI::App& app, CommandRunner& runner);       // serve
 
 }  // namespace ls::app

@@ -18,7 +18,6 @@ int main(int argc, char** argv) {
   ls::app::register_model_commands(app, runner);
   ls::app::register_tokenizer_commands(app, runner);
   ls::app::register_chat_commands(app, runner);
-  ls::app::register_bench_commands(app, runner);
   ls::app::register_serve_command(app, runner);
   try {
     app.parse(argc, argv);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The peer of bench-engine's adapter figures: transformers+peft generation on the same GPU, Llama-3-8B shape
+"""The peer of engine_bench's adapter figures: transformers+peft generation on the same GPU, Llama-3-8B shape
 (tests/data/configs/llama3-8b, random bf16 weights), batch 32 with a 1024-token prompt each (the context the
 engine's decode steps use), greedy, a fixed number of new tokens; base model (adapters disabled) and 32 distinct
 rank-16 adapters on all 7 projections mixed in the batch (PEFT's adapter_names). Prints output tokens/s, and

@@ -3,7 +3,7 @@
 # tests (every CUDA op against its CPU twin, GPU oracle parity, decode graphs), the CLI oracle check
 # (`loraserve generate --device cuda` reproduces the shared oracle's greedy paths), focused decode-kernel timings
 # (attention: tensor-core against CUDA-core kernel; projections: skinny GEMM against cuBLASLt), and
-# `loraserve bench-engine` on the Llama-3-8B-shaped dummy model (base-only, one adapter, one adapter per
+# bench/engine_bench on the Llama-3-8B-shaped dummy model (base-only, one adapter, one adapter per
 # sequence), and the transformers+peft peer (bench/peft_peer.py) on the same GPU. Logs go under $OUT (or
 # /tmp/gpu-check); a summary table prints last.
 # The build is made elsewhere (cmake -DLORASERVE_CUDA=ON) and carried, as BUILD_DIR or as the bundle
@@ -26,6 +26,7 @@ if [ -n "$src" ] && [ "$src" != "$PWD" ] && [ ! -e "$src" ]; then
   mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"
 fi
 bin="$PWD/$build/app/loraserve"
+engine="$PWD/$build/bench/engine_bench"
 # cuBLASLt is the one CUDA library linked dynamically: find it if the loader does not.
 if ldd "$bin" | grep -q "not found"; then
   lib=$(find / -name 'libcublasLt.so.13*' -not -path '*/proc/*' 2>/dev/null | head -1)
@@ -82,8 +83,8 @@ sys.exit(1 if failed else 0)
 PY
 cli_rc=${PIPESTATUS[0]}
 
-echo "== bench-engine"
-timeout 300 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda 2>&1 |
+echo "== engine_bench"
+timeout 300 "$engine" --model tests/data/configs/llama3-8b --load-format dummy --device cuda 2>&1 |
   tee "$logs/bench.log"
 bench_rc=${PIPESTATUS[0]}
 if [ "$quick" != quick ]; then
@@ -93,10 +94,10 @@ peer="$here/peft_peer.py"  # beside the script when gpu-pack.sh put it there, el
 PYTHONUNBUFFERED=1 timeout 300 python3 "$peer" tests/data/configs/llama3-8b 2>&1 | grep -v Warning | tee "$logs/peer.log"
 
 # The same decode steps without programmatic dependent launch, to see what the launch overlap buys.
-timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --device cuda --pdl off \
+timeout 90 "$engine" --model tests/data/configs/llama3-8b --load-format dummy --device cuda --pdl off \
   --batches 1,128 --replays 30 --prefill 128 --no-breakdown --lora-rank 0 > "$logs/bench_no_pdl.log" 2>&1
 # The same steps with cuBLASLt plans tuned on L2-warm weights (the first tuner), to see what cold tuning buys.
-timeout 90 "$bin" bench-engine --model tests/data/configs/llama3-8b --load-format dummy --gemm-tune warm \
+timeout 90 "$engine" --model tests/data/configs/llama3-8b --load-format dummy --gemm-tune warm \
   --device cuda --batches 1,32,128 --replays 50 --no-breakdown --lora-rank 0 > "$logs/bench_warm_tune.log" 2>&1
 fi
 
@@ -108,7 +109,7 @@ printf '%-22s %s\n' "CLI oracle" "$(tail -1 "$logs/cli_oracle.log")"
 printf '%-22s %s\n' "kernel bench" "$( [ $attn_rc -eq 0 ] && echo ok || echo "FAIL (rc $attn_rc)")"
 grep -E "^ +(batch|[0-9]+) +[0-9a-z]+ +[0-9KV]" "$logs/kernel_bench.log" | head -7
 grep -E "^ +(proj|qkv|o|gate_up|down) +(rows|32) " "$logs/kernel_bench.log"
-printf '%-22s %s\n' "bench-engine" "$( [ $bench_rc -eq 0 ] && echo ok || echo "FAIL (rc $bench_rc)")"
+printf '%-22s %s\n' "engine_bench" "$( [ $bench_rc -eq 0 ] && echo ok || echo "FAIL (rc $bench_rc)")"
 echo "decode steps (rows: default paths with adapters none/one/distinct; then batch 1 without the GEMV; 32 and 128"
 echo "with the skinny GEMM off), prefill with and without an adapter:"
 grep -E "^device:|^adapters:|^ +(1|32|128) +(base|one|distinct) |^prefill|GEMM floor|with one rank" "$logs/bench.log" | head -20

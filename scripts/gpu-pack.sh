@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # gpu-pack.sh: packs what scripts/gpu-check.sh needs from a CUDA build directory into a bundle (stripped
-# loraserve and GPU test binaries, the CTest files, the CMake cache), small enough to travel to the GPU machine
-# (the device tool's carry limit is 64 MiB with the working tree; xz -9e packs it in about half the size of tar -J's
-# default level). With a DEST
-# folder it also puts scripts/gpu-check.sh and bench/peft_peer.py beside the bundle, so a checkout that lacks
+# loraserve, engine_bench and GPU test binaries, the CTest files, the CMake cache), small enough to travel to the
+# GPU machine (the device tool's carry limit is 64 MiB with the working tree; xz -9e packs it in about half the
+# size of tar -J's default level). With a DEST folder it also puts scripts/gpu-check.sh and bench/peft_peer.py beside the bundle, so a checkout that lacks
 # them can run `bash DEST/gpu-check.sh` with DEST carried.
 # Run here, from the repository root, after building: scripts/gpu-pack.sh [BUILD_DIR] [DEST]
 # (default DEST: carry/, the bundle only).
@@ -18,7 +17,7 @@ mkdir -p "$stage/$build"
   mkdir -p "$stage/$build/$(dirname "$f")"
   cp "$build/$f" "$stage/$build/$f"
 done
-for bin in app/loraserve tests/kernels/cuda_kernels_test tests/kernels/cuda_oracle_test; do
+for bin in app/loraserve bench/engine_bench tests/kernels/cuda_kernels_test tests/kernels/cuda_oracle_test; do
   [ -f "$build/$bin" ] || { echo "gpu-pack: $build/$bin is not built" >&2; exit 1; }
   mkdir -p "$stage/$build/$(dirname "$bin")"
   strip -o "$stage/$build/$bin" "$build/$bin"

@@ -3,12 +3,13 @@
 # Llama-3-8B-shaped dummy model (random bf16 weights, the Llama 3 tokenizer), 64 concurrent streaming requests
 # (base model, ~900-token prompts, 256 tokens each with ignore_eos) from bench/serving_bench.py, the server's
 # mean decode step from its /metrics (loraserve:decode_step_seconds / loraserve:decode_steps, decode-only steps
-# at 64 sequences), next to `loraserve bench-engine`'s graph-replay decode step at batch 64, context 1024 on
-# the same card. Logs under $OUT (or /tmp/gpu-serve-bench).
+# at 64 sequences), next to bench/engine_bench's graph-replay decode step at batch 64, context 1024 on the same
+# card (the engine_bench beside BINARY's build, or $ENGINE_BENCH). Logs under $OUT (or /tmp/gpu-serve-bench).
 # Usage: scripts/gpu-serve-bench.sh BINARY TOKENIZER_DIR
 set -uo pipefail
 source "$(dirname "$0")/wait-for-server.sh"
 bin=${1:?loraserve binary}
+engine=${ENGINE_BENCH:-$(dirname "$bin")/../bench/engine_bench}
 tok=${2:?tokenizer directory (tokenizer.json, tokenizer_config.json)}
 logs=${OUT:-/tmp/gpu-serve-bench}
 mkdir -p "$logs"
@@ -29,7 +30,7 @@ bench "$logs/serving.json" | tee "$logs/serving.txt"
 scrape "$logs/metrics_after.txt"
 kill -TERM $server
 wait $server
-"$bin" bench-engine --model "$model" --load-format dummy --device cuda --batches 64 --context 1024 \
+"$engine" --model "$model" --load-format dummy --device cuda --batches 64 --context 1024 \
   --replays 100 --prefill 128 --no-breakdown > "$logs/bench_engine.txt" 2>&1
 python3 - "$logs" <<'PY'
 import json, re, sys
@@ -49,5 +50,5 @@ s = json.load(open(f"{logs}/serving.json"))
 print(f"server: {steps:.0f} decode steps, mean {server_ms:.3f} ms; output {s['output_throughput']:.0f} tok/s, "
       f"TPOT p50 {s['p50_tpot_ms']:.2f} ms, ITL p50 {s['p50_itl_ms']:.2f} ms")
 if engine_ms:
-    print(f"bench-engine batch 64, context 1024: {engine_ms:.3f} ms; server / bench-engine = {server_ms / engine_ms:.3f}")
+    print(f"engine_bench batch 64, context 1024: {engine_ms:.3f} ms; server / engine_bench = {server_ms / engine_ms:.3f}")
 PY

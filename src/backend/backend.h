@@ -245,7 +245,7 @@ class Backend {
 std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0, const std::string& weights = "f32");
 
 // The CUDA backend's settings: which kernel path each op takes where there are alternatives. The defaults are
-// the measured-fastest paths; bench-engine's flags and the tests set the others to compare them.
+// the measured-fastest paths; bench/engine_bench's flags and the tests set the others to compare them.
 struct CudaBackendOptions {
   enum class Skinny { kOff, kAuto, kAll };
   enum class DecodeAttention { kTensorCore, kSimt };

@@ -84,7 +84,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream() const { return stream_; }
   int num_sms() const { return num_sms_; }
   const CudaBackendOptions& options() const { return options_; }
-  // Switches kernel paths (tests and bench-engine compare them). Graphs keep the paths they recorded.
+  // Switches kernel paths (tests and bench/engine_bench compare them). Graphs keep the paths they recorded.
   void set_options(const CudaBackendOptions& options);
 
  private:

@@ -1,4 +1,4 @@
-// cuda_bench.cpp: measurements of the device's ceilings for bench-engine.
+// cuda_bench.cpp: measurements of the device's ceilings for bench/engine_bench and the kernel microbenchmarks.
 #include "backend/cuda/cuda_bench.h"
 
 #include <algorithm>

@@ -1,5 +1,6 @@
-// cuda_bench.h: the device measurements bench-engine prints its floors with: copy bandwidth, bf16 GEMM rate,
-// and event timing of work enqueued on a CudaBackend's stream. No CUDA headers, so app/ can include it.
+// cuda_bench.h: the device measurements bench/engine_bench and the kernel microbenchmarks print their floors with:
+// copy bandwidth, bf16 GEMM rate, and event timing of work enqueued on a CudaBackend's stream. No CUDA headers, so
+// code built by the host compiler can include it.
 #pragma once
 
 #include <cstddef>

@@ -1,10 +1,10 @@
-// cmd_bench.cpp: `loraserve bench-engine`: the forward pass on one GPU next to its hardware floors, all in one
-// run: the device's measured copy bandwidth and bf16 GEMM rate; decode steps (graph replays, median) at the
-// given batch sizes and context against (weight bytes + KV bytes + adapter bytes) / bandwidth, as
-// reference/performance.md §3 counts them (embedding rows not counted, lm_head counted), base-only, with one
-// adapter for the whole batch and with a distinct adapter per sequence (dummy rank-16 adapters on all seven
-// projections); a prefill with and without an adapter against FLOPs / GEMM rate; and a per-op breakdown of one
-// layer's ops (the LoRA ops included) at each batch size.
+// engine_bench.cpp: the forward pass on one GPU next to its hardware floors, all in one run (it was `loraserve
+// bench-engine` until 2026-12-01; the flags are the same): the device's measured copy bandwidth and bf16 GEMM rate;
+// decode steps (graph replays, median) at the given batch sizes and context against (weight bytes + KV bytes +
+// adapter bytes) / bandwidth, as reference/performance.md §3 counts them (embedding rows not counted, lm_head
+// counted), base-only, with one adapter for the whole batch and with a distinct adapter per sequence (dummy rank-16
+// adapters on all seven projections); a prefill with and without an adapter against FLOPs / GEMM rate; and a
+// per-op breakdown of one layer's ops (the LoRA ops included) at each batch size. Built with the CUDA backend only.
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -12,19 +12,18 @@
 #include <string>
 #include <vector>
 
-#include "commands.h"
+#include <CLI/CLI.hpp>
+
 #include "core/timing.h"
 #include "io/hub_cache.h"
 #include "lora/lora_slots.h"
 #include "model/decode_graphs.h"
 #include "model/transformer.h"
 
-#ifdef LORASERVE_WITH_CUDA
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_bench.h"
-#endif
 
-namespace ls::app {
+namespace ls {
 namespace {
 
 struct BenchArgs {
@@ -43,11 +42,9 @@ struct BenchArgs {
 };
 
 int fail(const std::string& message) {
-  std::fprintf(stderr, "loraserve: %s\n", message.c_str());
+  std::fprintf(stderr, "engine_bench: %s\n", message.c_str());
   return 1;
 }
-
-#ifdef LORASERVE_WITH_CUDA
 
 // Bytes one decode step reads from weights: every layer, the final norm and the lm_head; not the embedding
 // table (a step reads only its tokens' rows).
@@ -379,7 +376,7 @@ Result<std::vector<int32_t>> parse_batches(const std::string& text) {
 }
 
 int run_bench(const BenchArgs& a) {
-  if (a.device != "cuda") return fail("bench-engine measures the cuda device (bench/cpu_decode_bench covers the CPU)");
+  if (a.device != "cuda") return fail("engine_bench measures the cuda device (bench/cpu_decode_bench covers the CPU)");
   auto batches = parse_batches(a.batches);
   if (!batches.is_ok()) return fail(batches.status().to_string());
   BackendOptions backend_options = a.backend;
@@ -394,7 +391,7 @@ int run_bench(const BenchArgs& a) {
   auto model = Transformer::load(*dir, b, options);
   if (!model.is_ok()) return fail(model.status().to_string());
   const ModelConfig& c = (*model)->config();
-  std::printf("loraserve bench-engine: %s (%s weights, %.2f GB) on %s\n", dir->c_str(), a.load_format.c_str(),
+  std::printf("engine_bench: %s (%s weights, %.2f GB) on %s\n", dir->c_str(), a.load_format.c_str(),
               static_cast<double>((*model)->weights().num_bytes) / 1e9, cuda_device_description(b).c_str());
   const double bandwidth = cuda_copy_bandwidth(b, size_t{1} << 30, 20);
   const double gemm_flops = cuda_gemm_flops(b, 8192, 10);
@@ -477,12 +474,6 @@ int run_bench(const BenchArgs& a) {
   return 0;
 }
 
-#else
-
-int run_bench(const BenchArgs&) { return fail("bench-engine needs a build with the CUDA backend (LORASERVE_CUDA=ON)"); }
-
-#endif
-
 // The CUDA backend's kernel-path flags, each a field of CudaBackendOptions (defaults: the fastest measured).
 void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
   using Skinny = CudaBackendOptions::Skinny;
@@ -524,25 +515,31 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
 
 }  // namespace
 
-void register_bench_commands(CLI::App& app, CommandRunner& runner) {
-  static BenchArgs args;
-  CLI::App* cmd = app.add_subcommand("bench-engine", "time decode steps and a prefill on the GPU against their floors");
-  cmd->add_option("--model", args.model, "model directory (config.json is enough with --load-format dummy)")->required();
-  cmd->add_option("--load-format", args.load_format, "dummy (default: random weights) or safetensors")
+}  // namespace ls
+
+int main(int argc, char** argv) {
+  ls::BenchArgs args;
+  CLI::App app{"engine_bench: decode steps and a prefill on the GPU against their floors"};
+  app.add_option("--model", args.model, "model directory (config.json is enough with --load-format dummy)")->required();
+  app.add_option("--load-format", args.load_format, "dummy (default: random weights) or safetensors")
       ->check(CLI::IsMember({"dummy", "safetensors", "auto"}));
-  cmd->add_option("--device", args.device, "cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  cmd->add_option("--batches", args.batches, "decode batch sizes, comma-separated (default 1,32,128)");
-  cmd->add_option("--context", args.context, "tokens of context per decode sequence (default 1024)")
+  app.add_option("--device", args.device, "cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--batches", args.batches, "decode batch sizes, comma-separated (default 1,32,128)");
+  app.add_option("--context", args.context, "tokens of context per decode sequence (default 1024)")
       ->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--replays", args.replays, "graph replays per batch size (default 100)")->check(CLI::Range(1, 100000));
-  cmd->add_option("--prefill", args.prefill, "prompt tokens of the prefill measurement (default 1024)")
+  app.add_option("--replays", args.replays, "graph replays per batch size (default 100)")->check(CLI::Range(1, 100000));
+  app.add_option("--prefill", args.prefill, "prompt tokens of the prefill measurement (default 1024)")
       ->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--block-size", args.block_size, "KV block size (default 16)")->check(CLI::Range(1, 1024));
-  cmd->add_flag("!--no-breakdown", args.breakdown, "skip the per-op breakdown");
-  cmd->add_option("--lora-rank", args.lora_rank, "rank of the dummy adapters (default 16; 0: no adapter runs)")
-      ->check(CLI::Range(0, static_cast<int>(kLoraMaxRank)));
-  add_cuda_backend_options(*cmd, args.backend.cuda);
-  cmd->callback([&runner] { runner = [] { return run_bench(args); }; });
+  app.add_option("--block-size", args.block_size, "KV block size (default 16)")->check(CLI::Range(1, 1024));
+  app.add_flag("!--no-breakdown", args.breakdown, "skip the per-op breakdown");
+  app.add_option("--lora-rank", args.lora_rank, "rank of the dummy adapters (default 16; 0: no adapter runs)")
+      ->check(CLI::Range(0, static_cast<int>(ls::kLoraMaxRank)));
+  ls::add_cuda_backend_options(app, args.backend.cuda);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return ls::run_bench(args);
 }
 
-}  // namespace ls::app
