@@ -1,5 +1,6 @@
 // lora_delta.cuh: the device side of lora.h's LoraDelta, for kernels that add a LoRA's deltas to rows they read
-// (RMSNorm, SiLU-mul): a block's row slot, its t staged in shared memory, and the deltas of 8 adjacent columns.
+// (RMSNorm; the skinny GEMM's SiLU epilogue takes delta_module): a block's row slot, its t staged in shared memory,
+// the module of a column, and the deltas of 8 adjacent columns.
 #pragma once
 
 #include "backend/cuda/kernels/common.cuh"

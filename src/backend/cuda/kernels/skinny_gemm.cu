@@ -22,6 +22,7 @@
 #include "backend/cuda/kernels/bulk_copy.cuh"
 #include "backend/cuda/kernels/common.cuh"
 #include "backend/cuda/kernels/lora.h"
+#include "backend/cuda/kernels/lora_delta.cuh"
 #include "backend/cuda/kernels/skinny_gemm.h"
 
 #include <cuda.h>
@@ -332,15 +333,6 @@ __device__ void lora_stage(const LoraDelta& l, int r0, LoraSmem<R>& s) {
   }
 }
 
-// The module whose columns hold product column col (-1: none).
-__device__ __forceinline__ int lora_module_of(const LoraDelta& l, int64_t col) {
-  int j = -1;
-#pragma unroll
-  for (int i = 0; i < kSkinnyLoraModules; ++i)
-    if (i < l.num_modules && col >= l.m[i].col_begin && col < l.m[i].col_end) j = i;
-  return j;
-}
-
 __device__ __forceinline__ uint32_t lora_word(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
 // The staged pass's deltas for a warp whose gate features are [f0, f0 + 8) (module jg; up: module ju, columns
@@ -351,7 +343,7 @@ template <int NT, int R>
 __device__ __forceinline__ void lora_mma(const SkinnyArgs& p, const LoraSmem<R>& s, int f0, int r0,
                                          float (&acc)[NT][4]) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-  const int jg = lora_module_of(p.lora, f0), ju = lora_module_of(p.lora, int64_t{p.n} + f0);
+  const int jg = delta_module(p.lora, f0), ju = delta_module(p.lora, int64_t{p.n} + f0);
   const int64_t cg = jg >= 0 ? f0 + g - p.lora.m[jg].col_begin : 0;
   const int64_t cu = ju >= 0 ? int64_t{p.n} + f0 + g - p.lora.m[ju].col_begin : 0;
   const int k0 = r0 + 2 * t4;
@@ -488,7 +480,7 @@ __global__ void __launch_bounds__(kThreads, 1) skinny_gemm_kernel(const __grid_c
             consumers_sync();
           }
         }
-        const int jg = lora_module_of(p.lora, f), ju = lora_module_of(p.lora, int64_t{p.n} + f);
+        const int jg = delta_module(p.lora, f), ju = delta_module(p.lora, int64_t{p.n} + f);
         for (int r0 = 0; r0 < lsm.max_rank; r0 += kLoraPass) {
           if (lsm.max_rank > kLoraPass) {  // a pass of t per pass of every unit
             consumers_sync();
