@@ -440,10 +440,10 @@ int run_bench(const BenchArgs& a) {
     }
     if (run.lora &&
         (chosen.lora_overlap || chosen.lora_bulk_expand || chosen.lora_fused_gemv || chosen.lora_fused_skinny ||
-         chosen.lora_into_norm != CudaBackendOptions::LoraIntoNorm::kOff)) {
+         chosen.lora_into_norm != CudaBackendOptions::LoraInto::kOff)) {
       CudaBackendOptions other = chosen;
       other.lora_overlap = other.lora_bulk_expand = other.lora_fused_gemv = other.lora_fused_skinny = false;
-      other.lora_into_norm = CudaBackendOptions::LoraIntoNorm::kOff;
+      other.lora_into_norm = CudaBackendOptions::LoraInto::kOff;
       cb->set_options(other);
       std::printf("\nthe same with the LoRA kernels after their projection (shrink and mma expand, none fused):");
       run.decode(*batches, true);
@@ -505,12 +505,13 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
   cmd.add_option("--lora-fused-skinny", o.lora_fused_skinny,
                  "cuda: 3-8 row gate/up products add their LoRA in the fused SiLU kernel (on, off: separate kernels)")
       ->transform(CLI::CheckedTransformer(on_off));
-  using IntoNorm = CudaBackendOptions::LoraIntoNorm;
+  const std::map<std::string, CudaBackendOptions::LoraInto> into = {{"off", CudaBackendOptions::LoraInto::kOff},
+                                                                    {"auto", CudaBackendOptions::LoraInto::kAuto},
+                                                                    {"all", CudaBackendOptions::LoraInto::kAll}};
   cmd.add_option("--lora-into-norm", o.lora_into_norm,
                  "cuda: decode steps' o and down LoRA deltas added by the RMSNorm that reads them (off: an expand "
                  "kernel; auto, all)")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, IntoNorm>{{"off", IntoNorm::kOff}, {"auto", IntoNorm::kAuto}, {"all", IntoNorm::kAll}}));
+      ->transform(CLI::CheckedTransformer(into));
 }
 
 }  // namespace

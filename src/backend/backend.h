@@ -268,8 +268,8 @@ struct CudaBackendOptions {
   bool lora_fused_skinny = true; // 3-8 row gate/up products add their LoRA in the skinny GEMM's SiLU epilogue
   // The o and down LoRA deltas of decode steps added by the RMSNorm that reads the projection (no expand kernel):
   // never, at the batch sizes where it measured faster, or at every decode batch size.
-  enum class LoraIntoNorm { kOff, kAuto, kAll };
-  LoraIntoNorm lora_into_norm = LoraIntoNorm::kAuto;
+  enum class LoraInto { kOff, kAuto, kAll };
+  LoraInto lora_into_norm = LoraInto::kAuto;
 };
 
 // Every setting of a backend, in one place: the command line and the benchmarks fill it, nothing reads the

@@ -378,7 +378,7 @@ TEST_F(CudaLora, LinearLoraAddRmsNormMatchesCpu) {
     SlotTables slots = make_slots(p_, rng_, ranks, in, width);
     for (bool into : {true, false}) {
       set_cuda_options([&](CudaBackendOptions& o) {
-        o.lora_into_norm = into ? CudaBackendOptions::LoraIntoNorm::kAll : CudaBackendOptions::LoraIntoNorm::kOff;
+        o.lora_into_norm = into ? CudaBackendOptions::LoraInto::kAll : CudaBackendOptions::LoraInto::kOff;
       });
       for (auto [total, padded] : {std::pair{1, false}, {3, false}, {5, false}, {8, true}, {33, false},
                                    {128, false}, {100, true}, {130, false}}) {

@@ -46,10 +46,16 @@ void check_add_rms_norm(const Tensor& residual, const Tensor& x, const Tensor& w
       << "add_rms_norm shape mismatch";
 }
 
-// linear_lora_add_rms_norm adds the deltas in the norm for decode steps of these rows (each row reads its adapter's
-// B, which a prefill's expand reads once per tile of rows). In auto mode from kLoraNormMinRows: H200 run 40's A/B
-// measured 128 rows 3.3% faster with an adapter per row (even with one adapter), 8 and 32 rows 1-3% slower.
-constexpr int64_t kLoraNormMaxRows = 128, kLoraNormMinRows = 65;
+// The RMSNorm that reads the o or down projection adds its LoRA deltas (lora_into_norm) for decode steps of up to
+// kLoraIntoMaxRows rows (each row reads its adapter's B, which a prefill's expand reads once per tile of rows), in
+// auto mode from kLoraIntoMinRows: H200 run 40's A/B measured 128 rows 3.3% faster with an adapter per row (even
+// with one adapter), 8 and 32 rows 1-3% slower.
+constexpr int64_t kLoraIntoMaxRows = 128, kLoraIntoMinRows = 65;
+
+bool lora_into(CudaBackendOptions::LoraInto mode, int64_t rows) {
+  using Mode = CudaBackendOptions::LoraInto;
+  return rows <= kLoraIntoMaxRows && (mode == Mode::kAll || (mode == Mode::kAuto && rows >= kLoraIntoMinRows));
+}
 
 void check_cache(const KvLayer& c) {
   LS_CHECK(c.k && c.v && c.block_size > 0 && c.num_kv_heads > 0 && c.head_dim > 0) << "cuda backend: bad KV layer";
@@ -338,13 +344,9 @@ void CudaBackend::linear_lora_add_rms_norm(const BatchMeta& batch, Tensor x, Ten
                                            Tensor norm_weight, float eps, Tensor out) {
   cuda::LoraArgs a;
   cuda::LoraDelta d;
-  // Decode steps (kLoraNormMinRows-kLoraNormMaxRows rows unless forced): the shrink beside the projection, then the
-  // norm adds the deltas as it reads y (no expand kernel; y keeps the projection alone).
-  using Mode = CudaBackendOptions::LoraIntoNorm;
-  const bool rows_ok = x.rows <= kLoraNormMaxRows &&
-                       (options_.lora_into_norm == Mode::kAll ||
-                        (options_.lora_into_norm == Mode::kAuto && x.rows >= kLoraNormMinRows));
-  const bool fused = rows_ok && lora_args(batch, x, w, ys, n, a) &&
+  // Decode steps (lora_into): the shrink beside the projection, then the norm adds the deltas as it reads y (no
+  // expand kernel; y keeps the projection alone).
+  const bool fused = lora_into(options_.lora_into_norm, x.rows) && lora_args(batch, x, w, ys, n, a) &&
                      options_.lora_overlap && !gemv_lora(a, x, weight, y) &&
                      cuda::lora_delta(a, y.data, y.ld, y.cols, nullptr, num_sms_, d) && cuda::lora_delta_aligned(d);
   if (!fused) {

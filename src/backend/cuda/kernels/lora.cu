@@ -695,6 +695,15 @@ bool lora_delta_aligned(const LoraDelta& d) {
   return true;
 }
 
+bool lora_delta_launchable(const LoraDelta& d, int64_t cols, bool vec) {
+  if (!vec || !d.t || !d.seg_start || !d.seg_slot || d.splits < 1 || d.splits > kLoraMaxShrinkSplits ||
+      d.num_modules < 1 || d.num_modules > kLoraMaxModules || d.module_stride > kLoraMaxRank || !lora_delta_aligned(d))
+    return false;
+  for (int j = 0; j < d.num_modules; ++j)
+    if (!d.m[j].b || !d.m[j].ranks || d.m[j].col_begin < 0 || d.m[j].col_end > cols) return false;
+  return true;
+}
+
 namespace {
 bool launchable(const LoraArgs& p, const float* scratch) {
   return lora_supported(p) && p.seg_start && p.seg_slot && scratch;

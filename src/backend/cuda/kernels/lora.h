@@ -79,5 +79,8 @@ bool lora_delta(const LoraArgs& a, const void* out, int64_t out_ld, int64_t out_
 // Whether every module's columns start and end at multiples of 8 (the kernels that add deltas take 8 columns at
 // a time).
 bool lora_delta_aligned(const LoraDelta& d);
+// What a kernel that adds deltas to an output of `cols` columns checks before launching: d complete and aligned,
+// its modules inside the columns, and the kernel's vector path (`vec`) available.
+bool lora_delta_launchable(const LoraDelta& d, int64_t cols, bool vec);
 
 }  // namespace ls::cuda

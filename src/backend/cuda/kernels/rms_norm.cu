@@ -96,15 +96,7 @@ cudaError_t launch_rms_norm(void* residual, int64_t residual_ld, const void* x, 
   if (residual && residual_ld < cols) return cudaErrorInvalidValue;
   bool vec = cols % 8 == 0 && x_ld % 8 == 0 && out_ld % 8 == 0 && aligned16(x) && aligned16(out) && aligned16(weight);
   if (residual) vec = vec && residual_ld % 8 == 0 && aligned16(residual);
-  if (delta) {
-    if (!residual || !vec || !delta->t || !delta->seg_start || !delta->seg_slot || delta->splits < 1 ||
-        delta->num_modules < 1 || delta->num_modules > kLoraMaxModules || delta->module_stride > kLoraMaxRank ||
-        !lora_delta_aligned(*delta))
-      return cudaErrorInvalidValue;
-    for (int j = 0; j < delta->num_modules; ++j)
-      if (!delta->m[j].b || !delta->m[j].ranks || delta->m[j].col_begin < 0 || delta->m[j].col_end > cols)
-        return cudaErrorInvalidValue;
-  }
+  if (delta && (!residual || !lora_delta_launchable(*delta, cols, vec))) return cudaErrorInvalidValue;
   auto* res = static_cast<bf16*>(residual);
   auto* xs = static_cast<const bf16*>(x);
   auto* w = static_cast<const bf16*>(weight);
