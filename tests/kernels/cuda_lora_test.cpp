@@ -360,9 +360,9 @@ TEST_F(CudaLora, LinearLoraSiluMulMatchesCpu) {
 }
 
 // linear_lora_add_rms_norm: the o/down projection with its LoRA, the residual add and the next norm, against the
-// CPU's linear_lora then add_rms_norm: the deltas added by the norm as it reads y (random and padded decode layouts
-// up to 128 rows, ranks 1-128 with odd ones, a module over all or part of y's columns) and the two-kernel path (the
-// option off; 130 rows). Compared: the residual's change and the norm's output; rows without an adapter keep the
+// CPU's linear_lora then add_rms_norm: the deltas added by the norm as it reads y (decode steps, prefill chunks and
+// padded decode layouts up to 128 rows, ranks 1-128 with odd ones, a module over all or part of y's columns) and
+// the two-kernel path (the option off; 130 rows). Compared: the residual's change and the norm's output; rows without an adapter keep the
 // bits of linear then add_rms_norm.
 TEST_F(CudaLora, LinearLoraAddRmsNormMatchesCpu) {
   SCOPED_TRACE(trace());
@@ -382,7 +382,8 @@ TEST_F(CudaLora, LinearLoraAddRmsNormMatchesCpu) {
       });
       for (auto [total, padded] : {std::pair{1, false}, {3, false}, {5, false}, {8, true}, {33, false},
                                    {128, false}, {100, true}, {130, false}}) {
-        ForwardBatch fb = random_batch(rng_, total, num_slots, /*decode=*/true);
+        // Odd totals mix prefill chunks (segments of several rows) in.
+        ForwardBatch fb = random_batch(rng_, total, num_slots, /*decode=*/padded || total % 2 == 0);
         PackLayout layout;
         if (padded) {
           layout.pad_to_seqs = total + 24;
