@@ -36,6 +36,7 @@ struct BenchArgs {
   int32_t prefill = 1024;
   int32_t block_size = 16;
   bool breakdown = true;
+  bool compare = true;  // the decode steps again on the paths the options did not choose
   int32_t lora_rank = 16;  // 0: no adapter measurements
 
   BackendOptions backend;  // --gemv-rows, --skinny, --decode-attention, --pdl, --gemm-tune, --lora-* fill backend.cuda
@@ -425,7 +426,8 @@ int run_bench(const BenchArgs& a) {
                 static_cast<double>(slots->bytes_per_rank()) * slots->rank_capacity() / 1e9);
   }
   run.decode(*batches, run.lora != nullptr);
-  if (CudaBackend* cb = as_cuda_backend(b)) {  // the projection paths not taken, for comparison
+  CudaBackend* cb = a.compare ? as_cuda_backend(b) : nullptr;
+  if (cb) {  // the projection paths not taken, for comparison
     const CudaBackendOptions chosen = cb->options();
     std::vector<int32_t> small, large;
     for (int32_t batch : *batches) (batch <= 4 ? small : large).push_back(batch);
@@ -533,6 +535,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("--block-size", args.block_size, "KV block size (default 16)")->check(CLI::Range(1, 1024));
   app.add_flag("!--no-breakdown", args.breakdown, "skip the per-op breakdown");
+  app.add_flag("!--no-compare", args.compare,
+               "skip the decode steps on the paths not chosen (GEMV, unfused LoRA, skinny GEMM off)");
   app.add_option("--lora-rank", args.lora_rank, "rank of the dummy adapters (default 16; 0: no adapter runs)")
       ->check(CLI::Range(0, static_cast<int>(ls::kLoraMaxRank)));
   ls::add_cuda_backend_options(app, args.backend.cuda);
