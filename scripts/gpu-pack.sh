@@ -2,8 +2,8 @@
 # gpu-pack.sh: packs what scripts/gpu-check.sh needs from a CUDA build directory into a bundle (stripped
 # loraserve, engine_bench and GPU test binaries, the CTest files, the CMake cache), small enough to travel to the
 # GPU machine (the device tool's carry limit is 64 MiB with the working tree; xz -9e packs it in about half the
-# size of tar -J's default level). With a DEST folder it also puts scripts/gpu-check.sh and bench/peft_peer.py beside the bundle, so a checkout that lacks
-# them can run `bash DEST/gpu-check.sh` with DEST carried.
+# size of tar -J's default level). With a DEST folder it also puts scripts/gpu-check.sh and bench/peft_peer.py
+# beside the bundle, so a checkout that lacks them can run `bash DEST/gpu-check.sh` with DEST carried.
 # Run here, from the repository root, after building: scripts/gpu-pack.sh [BUILD_DIR] [DEST]
 # (default DEST: carry/, the bundle only).
 set -euo pipefail

@@ -50,5 +50,6 @@ s = json.load(open(f"{logs}/serving.json"))
 print(f"server: {steps:.0f} decode steps, mean {server_ms:.3f} ms; output {s['output_throughput']:.0f} tok/s, "
       f"TPOT p50 {s['p50_tpot_ms']:.2f} ms, ITL p50 {s['p50_itl_ms']:.2f} ms")
 if engine_ms:
-    print(f"engine_bench batch 64, context 1024: {engine_ms:.3f} ms; server / engine_bench = {server_ms / engine_ms:.3f}")
+    print(f"engine_bench batch 64, context 1024: {engine_ms:.3f} ms; "
+          f"server / engine_bench = {server_ms / engine_ms:.3f}")
 PY

@@ -57,7 +57,8 @@ class Transformer {
   Tensor run_uploaded(const BatchMeta& meta, const KvCache& kv, const LoraTable* lora, ForwardWorkspace& ws) const;
 
  private:
-  void run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv, const LoraTable* lora, ForwardWorkspace& ws) const;
+  void run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv, const LoraTable* lora,
+                 ForwardWorkspace& ws) const;
 
   ModelConfig config_;
   ModelWeights weights_;

@@ -362,8 +362,8 @@ TEST_F(CudaLora, LinearLoraSiluMulMatchesCpu) {
 // linear_lora_add_rms_norm: the o/down projection with its LoRA, the residual add and the next norm, against the
 // CPU's linear_lora then add_rms_norm: the deltas added by the norm as it reads y (decode steps, prefill chunks and
 // padded decode layouts up to 128 rows, ranks 1-128 with odd ones, a module over all or part of y's columns) and
-// the two-kernel path (the option off; 130 rows). Compared: the residual's change and the norm's output; rows without an adapter keep the
-// bits of linear then add_rms_norm.
+// the two-kernel path (the option off; 130 rows). Compared: the residual's change and the norm's output; rows
+// without an adapter keep the bits of linear then add_rms_norm.
 TEST_F(CudaLora, LinearLoraAddRmsNormMatchesCpu) {
   SCOPED_TRACE(trace());
   const std::vector<int32_t> ranks = {16, 4, 1, 0, 128, 3, 64};

@@ -11,9 +11,10 @@ namespace ls::cuda {
 namespace {
 
 template <bool kAdd, bool kVec, bool kDelta>
-__global__ void __launch_bounds__(512) rms_norm_kernel(bf16* __restrict__ residual, int64_t residual_ld, const bf16* __restrict__ x,
-                                int64_t x_ld, const bf16* __restrict__ weight, bf16* __restrict__ out, int64_t out_ld,
-                                int64_t cols, float eps, const __grid_constant__ LoraDelta delta) {
+__global__ void __launch_bounds__(512)
+    rms_norm_kernel(bf16* __restrict__ residual, int64_t residual_ld, const bf16* __restrict__ x, int64_t x_ld,
+                    const bf16* __restrict__ weight, bf16* __restrict__ out, int64_t out_ld, int64_t cols, float eps,
+                    const __grid_constant__ LoraDelta delta) {
   static_assert(!kDelta || (kAdd && kVec), "the deltas take the residual add's vector path");
   __shared__ float scratch[32];
   __shared__ std::conditional_t<kDelta, DeltaRow, char> row;
