@@ -484,6 +484,8 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
   const std::map<std::string, bool> on_off = {{"on", true}, {"off", false}};
   cmd.add_option("--gemv-rows", o.gemv_rows, "cuda: projections of up to this many rows take the weight-streaming GEMV")
       ->check(CLI::Range(0, CudaBackendOptions::kMaxGemvRows));
+  cmd.add_option("--gemv-silu", o.gemv_silu, "cuda: SiLU-mul in the epilogue of the GEMV's gate/up product (on, off)")
+      ->transform(CLI::CheckedTransformer(on_off));
   cmd.add_option("--skinny", o.skinny, "cuda: skinny weight-streaming GEMM for 5-64 rows (auto, off, all)")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, Skinny>{{"off", Skinny::kOff}, {"auto", Skinny::kAuto}, {"all", Skinny::kAll}}));

@@ -161,7 +161,7 @@ class Backend {
   }
   // linear_silu_mul with the LoRA of the gate and up modules (ys: column slices of gate_up, n may be 0) added to
   // the product before the activation: linear_lora into gate_up, then silu_mul, where a backend does not fuse them
-  // (the CUDA backend does for decode batches of 3-8 rows: the deltas join the fused kernel's epilogue).
+  // (the CUDA backend does for decode batches of 1-8 rows: the deltas join the GEMV's or the skinny GEMM's epilogue).
   virtual void linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor gate_up,
                                     Tensor out, const LoraModuleWeights* lora, const Tensor* ys, int n) {
     if (n == 0) return linear_silu_mul(x, weight, bias, gate_up, out);
@@ -254,6 +254,7 @@ struct CudaBackendOptions {
   // cuBLASLt. At 3-4 rows the skinny GEMM measured faster (bench/cuda_engine_notes.md, run 38).
   static constexpr int kMaxGemvRows = 4;
   int gemv_rows = 2;
+  bool gemv_silu = true;  // gate/up products the GEMV takes apply SiLU-mul in its epilogue (else a SiLU-mul kernel)
   // The weight-streaming skinny GEMM for 5-64 rows: never, where it measured faster than cuBLASLt (and the fused
   // gate/up SiLU product), or wherever it applies.
   Skinny skinny = Skinny::kAuto;

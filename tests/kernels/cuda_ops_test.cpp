@@ -116,14 +116,28 @@ TEST_F(CudaOps, Linear) {
 }
 
 // The gate/up product with SiLU-mul against the CPU's linear + silu_mul: the fused skinny kernel (inter a multiple
-// of 64; k = 1000 ends in a partial, zero-filled K box) and the two-step path (1-2 rows in auto mode, inter 96,
-// more than 64 rows).
+// of 64; k = 1000 ends in a partial, zero-filled K box), the GEMV with SiLU-mul in its epilogue (1-2 rows in auto
+// mode, 1-3 with gemv_rows 4; inter 97 ends in half a group) and the two-step path (the GEMV's SiLU off, inter 96
+// or 97, more than 64 rows).
 TEST_F(CudaOps, LinearSiluMul) {
   SCOPED_TRACE(trace());
-  for (auto mode : {CudaBackendOptions::Skinny::kAll, CudaBackendOptions::Skinny::kAuto}) {
-    set_cuda_options([mode](CudaBackendOptions& o) { o.skinny = mode; });
-    for (int64_t m : {1, 3, 4, 5, 8, 20, 32, 50, 64, 65}) {
-      for (auto [inter, k] : {std::pair<int64_t, int64_t>{14336, 256}, {4864, 896}, {96, 40}, {8192, 1000}}) {
+  using Skinny = CudaBackendOptions::Skinny;
+  struct Mode {
+    Skinny skinny;
+    int gemv_rows;
+    bool gemv_silu;
+  };
+  for (Mode mode : {Mode{Skinny::kAll, 2, true}, Mode{Skinny::kAuto, 2, true}, Mode{Skinny::kAuto, 4, true},
+                    Mode{Skinny::kAuto, 2, false}}) {
+    set_cuda_options([mode](CudaBackendOptions& o) {
+      o.skinny = mode.skinny;
+      o.gemv_rows = mode.gemv_rows;
+      o.gemv_silu = mode.gemv_silu;
+    });
+    SCOPED_TRACE("gemv_rows " + std::to_string(mode.gemv_rows) + (mode.gemv_silu ? "" : ", gemv_silu off"));
+    for (int64_t m : {1, 2, 3, 4, 5, 8, 20, 32, 50, 64, 65}) {
+      for (auto [inter, k] :
+           {std::pair<int64_t, int64_t>{14336, 256}, {4864, 896}, {96, 40}, {97, 48}, {8192, 1000}}) {
         for (bool bias : {false, true}) {
           const float bound = 1.0f / std::sqrt(static_cast<float>(k));
           Twin x = make_twin(p_, m, k, rng_, -1, 1, k + 8, 8);

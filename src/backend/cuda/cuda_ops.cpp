@@ -243,6 +243,13 @@ void CudaBackend::linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor g
                                                 x.rows, out.cols, x.cols, num_sms_, launch_stream()));
     return;
   }
+  // Rows the GEMV takes: SiLU-mul in its epilogue (the two-step path ran a SiLU-mul kernel per layer after it).
+  if (x.rows <= options_.gemv_rows && options_.gemv_silu &&
+      cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
+    LS_CUDA_CHECK(cuda::launch_gemv_silu(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, x.rows,
+                                         out.cols, x.cols, num_sms_, launch_stream()));
+    return;
+  }
   Backend::linear_silu_mul(x, weight, bias, gate_up, out);
 }
 
@@ -366,9 +373,22 @@ void CudaBackend::linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor 
     linear_silu_mul(x, weight, bias, gate_up, out);
     return;
   }
+  LS_CHECK(gate_up.rows == x.rows && gate_up.cols == weight.rows) << "linear_lora_silu_mul: gate_up shape";
+  // Rows the GEMV takes (as in linear_silu_mul, so that rows without an adapter keep its bits): the shrink, the
+  // product, the deltas and SiLU-mul in its one launch (each module's columns are where its y sits in gate_up,
+  // which is never written).
+  if (options_.gemv_silu && !silu_fused(x, weight, out) && gemv_lora(a, x, weight, gate_up)) {
+    check_linear(x, weight, gate_up);
+    check_bf16(out, "linear_lora_silu_mul output");
+    LS_CHECK(out.rows == x.rows && 2 * out.cols == weight.rows) << "linear_lora_silu_mul: output shape";
+    float* t = scratch(lora_scratch_, static_cast<size_t>(cuda::gemv_lora_scratch_floats(a)));
+    LS_CUDA_CHECK(cuda::launch_gemv_lora_silu(a, weight.data, weight.ld, bias.data, gate_up.data, gate_up.ld, out.data,
+                                              out.ld, out.cols, t, static_cast<int32_t*>(lora_counters_.data()),
+                                              num_sms_, launch_stream()));
+    return;
+  }
   // The shrink, then the gate/up product whose epilogue adds the deltas (its weights and x stream in while the
   // shrink runs: programmatic dependent launch). Each module's columns are where its y sits in gate_up.
-  LS_CHECK(gate_up.rows == x.rows && gate_up.cols == weight.rows) << "linear_lora_silu_mul: gate_up shape";
   cuda::LoraDelta l;
   LS_CHECK(cuda::lora_delta(a, gate_up.data, gate_up.ld, gate_up.cols, nullptr, num_sms_, l))
       << "linear_lora_silu_mul: a LoRA output is not a column slice of gate_up";

@@ -3,7 +3,9 @@
 // kRows output features in turn; a block's threads split the group's weight rows and read them with 16-byte loads
 // that bypass L1 (kUnroll x kRows loads in flight per thread; the first group's issued before the wait for the
 // previous kernel, each next group's before the current one's reduction), while the few activation rows come
-// through L1; fp32 accumulation, warp then block reduction.
+// through L1; fp32 accumulation, warp then block reduction. For the MLP's gate/up product a group is two features'
+// gate and up rows, and the epilogue writes silu(gate) * up: the product never reaches memory and no SiLU-mul kernel
+// follows (launch_gemv_silu, launch_gemv_lora_silu).
 //
 // With LoRA (launch_gemv_lora), one launch of persistent blocks, one per resident block slot, that take work items
 // in turn (block b: items b, b + blocks, ...): first the shrink's units, then the projection's groups of kRows
@@ -53,6 +55,17 @@ struct RowStream {
   __device__ __forceinline__ void set_rows(const bf16* base, int64_t ld, int64_t first, int64_t count) {
 #pragma unroll
     for (int r = 0; r < kRows; ++r) rows[r] = base + (first + r < count ? first + r : first) * ld;
+  }
+
+  // Gate rows f, f + 1 and the matching up rows inter + f, inter + f + 1 of a [W_gate; W_up] matrix (a feature
+  // past the end repeats feature f).
+  __device__ __forceinline__ void set_gate_up_rows(const bf16* base, int64_t ld, int64_t f, int64_t inter) {
+    static_assert(kRows == 4, "a gate/up group is two features");
+    const int64_t f1 = f + 1 < inter ? f + 1 : f;
+    rows[0] = base + f * ld;
+    rows[1] = base + f1 * ld;
+    rows[2] = base + (inter + f) * ld;
+    rows[3] = base + (inter + f1) * ld;
   }
 
   __device__ __forceinline__ void load(int64_t c0) {
@@ -115,6 +128,19 @@ __device__ __forceinline__ float block_sum(const float (&partial)[kThreads / 32]
 __device__ __forceinline__ float projection_sum(const bf16* __restrict__ bias, int64_t col,
                                                 const float (&partial)[kThreads / 32][kGemvMaxRows * kRows], int i) {
   return (bias ? __bfloat162float(bias[col]) : 0.0f) + block_sum(partial, i);
+}
+
+// A group's kRows product columns: features group * kRows + r, or with kSilu (w = [W_gate; W_up], n = inter) gate
+// features 2 group, 2 group + 1 (r = 0, 1) and their up columns n + 2 group + (r - 2). Whether column r lies inside
+// the product: has_col.
+template <bool kSilu>
+__device__ __forceinline__ int64_t group_col(int64_t group, int r, int64_t n) {
+  if constexpr (kSilu) return (r < kRows / 2 ? 0 : n) + group * (kRows / 2) + r % (kRows / 2);
+  return group * kRows + r;
+}
+template <bool kSilu>
+__device__ __forceinline__ bool has_col(int64_t group, int r, int64_t n) {
+  return (kSilu ? group * (kRows / 2) + r % (kRows / 2) : group * kRows + r) < n;
 }
 
 // The LoRA as the kernel reads it (launch_gemv_lora fills it from LoraArgs).
@@ -241,29 +267,28 @@ __device__ __forceinline__ BRow b_row(const GemvLora& l, const LoraSmem<M>& sm, 
 }
 
 // Warp 0: each lane's words of its output's B row in `group` into buffer `buf` (cp.async; read back by the lane).
-template <int M>
+template <int M, bool kSilu>
 __device__ __forceinline__ void stage_b(const GemvLora& l, LoraSmem<M>& sm, int64_t group, int64_t n, int buf) {
   using E = Epilogue<M>;
   const int o = threadIdx.x / E::kLanes, q = threadIdx.x % E::kLanes;
-  const int64_t col = group * kRows + o % kRows;
-  if (o >= E::kOutputs || col >= n) return;
-  const BRow r = b_row<M>(l, sm, o / kRows, col);
+  if (o >= E::kOutputs || !has_col<kSilu>(group, o % kRows, n)) return;
+  const BRow r = b_row<M>(l, sm, o / kRows, group_col<kSilu>(group, o % kRows, n));
   if (r.copied)
     for (int j = 8 * q; j < r.rank; j += 8 * E::kLanes) cp_async16(&sm.brow[buf][o][j], r.b + j, true);
 }
 
 // Warp 0: the group's outputs, v (the projection's sum, in each output's lane 0) plus sum over the rank of
-// bf16(t[j]) B[col][j], rounded once.
-template <int M>
+// bf16(t[j]) B[col][j], rounded once; with kSilu, silu(gate) * up of each gate output and the up output kRows / 2
+// after it, rounded once.
+template <int M, bool kSilu>
 __device__ __forceinline__ void store_outputs(const GemvLora& l, const LoraSmem<M>& sm, int64_t group, int64_t n,
                                               int buf, float v, bf16* __restrict__ out, int64_t ldo) {
   using E = Epilogue<M>;
   const int o = threadIdx.x / E::kLanes, q = threadIdx.x % E::kLanes;
-  const int64_t col = group * kRows + o % kRows;
-  const bool mine = o < E::kOutputs && col < n;
+  const bool mine = o < E::kOutputs && has_col<kSilu>(group, o % kRows, n);
   float acc = 0.0f;
   if (mine) {
-    const BRow r = b_row<M>(l, sm, o / kRows, col);
+    const BRow r = b_row<M>(l, sm, o / kRows, group_col<kSilu>(group, o % kRows, n));
     const float* t = sm.t[o / kRows][r.m];
     if (r.copied) {
       for (int j = 8 * q; j < r.rank; j += 8 * E::kLanes) {
@@ -281,28 +306,41 @@ __device__ __forceinline__ void store_outputs(const GemvLora& l, const LoraSmem<
   }
 #pragma unroll
   for (int off = E::kLanes / 2; off > 0; off /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-  if (mine && q == 0) out[o / kRows * ldo + col] = __float2bfloat16_rn(v + acc);
+  if constexpr (kSilu) {
+    const float up = __shfl_down_sync(0xffffffffu, v + acc, kRows / 2 * E::kLanes);
+    if (mine && q == 0 && o % kRows < kRows / 2)
+      out[o / kRows * ldo + group_col<kSilu>(group, o % kRows, n)] = __float2bfloat16_rn(silu(v + acc) * up);
+  } else {
+    if (mine && q == 0) out[o / kRows * ldo + group_col<kSilu>(group, o % kRows, n)] = __float2bfloat16_rn(v + acc);
+  }
 }
 
 // A block's projection groups g0, g0 + stride, ... Nothing in a group's epilogue waits on memory: the next group's
 // weights and B rows are issued before it (B by cp.async into shared memory), and t is copied once; the first
 // group's epilogue waits for the second group, so that the wait for the shrink units and the copy of t hide under
-// the second group's weight stream. Every block passes wait_for_shrink once, groups or not.
-template <int M>
+// the second group's weight stream. Every block passes wait_for_shrink once, groups or not. kSilu: n = inter and
+// out [tokens, inter] takes silu(gate) * up (group_col).
+template <int M, bool kSilu>
 __device__ void proj_groups(const bf16* __restrict__ x, int64_t ldx, const bf16* __restrict__ w, int64_t ldw,
                             const bf16* __restrict__ bias, bf16* __restrict__ out, int64_t ldo, int64_t n, int64_t k,
                             const GemvLora& l, int64_t g0, int64_t stride, LoraSmem<M>& sm) {
-  const int64_t groups = (n + kRows - 1) / kRows;
+  constexpr int kFeatures = kSilu ? kRows / 2 : kRows;  // output features per group
+  const int64_t groups = (n + kFeatures - 1) / kFeatures;
   using E = Epilogue<M>;
   const bool warp0 = threadIdx.x < 32;  // the epilogue's warp
   const int o = threadIdx.x / E::kLanes;  // its output (lane 0 of each output holds the projection's sum)
   RowStream s;
   s.chunks = k / 8;
-  auto rows_of = [&](int64_t group) { s.set_rows(w, ldw, group * kRows, n); };
+  auto rows_of = [&](int64_t group) {
+    if constexpr (kSilu) {
+      s.set_gate_up_rows(w, ldw, group * (kRows / 2), n);
+    } else {
+      s.set_rows(w, ldw, group * kRows, n);
+    }
+  };
   auto sum_of = [&](int64_t group, int pbuf) {
-    const int64_t col = group * kRows + o % kRows;
-    if (o >= E::kOutputs || threadIdx.x % E::kLanes != 0 || col >= n) return 0.0f;
-    return projection_sum(bias, col, sm.partial[pbuf], o);
+    if (o >= E::kOutputs || threadIdx.x % E::kLanes != 0 || !has_col<kSilu>(group, o % kRows, n)) return 0.0f;
+    return projection_sum(bias, group_col<kSilu>(group, o % kRows, n), sm.partial[pbuf], o);
   };
   if (g0 >= groups) {
     if (threadIdx.x == 0) wait_for_shrink(l);
@@ -318,7 +356,7 @@ __device__ void proj_groups(const bf16* __restrict__ x, int64_t ldx, const bf16*
     sm.b[m][mi] = rank > 0 ? static_cast<const bf16*>(l.b[m][slot]) : nullptr;
   }
   __syncthreads();
-  if (warp0) stage_b<M>(l, sm, g0, n, 0);
+  if (warp0) stage_b<M, kSilu>(l, sm, g0, n, 0);
   cp_async_commit();
   pdl_wait();
   pdl_launch_dependents();
@@ -333,7 +371,7 @@ __device__ void proj_groups(const bf16* __restrict__ x, int64_t ldx, const bf16*
     if (next) {
       rows_of(g + stride);
       s.load(threadIdx.x);
-      if (warp0) stage_b<M>(l, sm, g + stride, n, (it + 1) % 3);
+      if (warp0) stage_b<M, kSilu>(l, sm, g + stride, n, (it + 1) % 3);
     }
     cp_async_commit();
     if (it == 0 && threadIdx.x == 0) wait_for_shrink(l);  // under the loads just issued
@@ -356,14 +394,14 @@ __device__ void proj_groups(const bf16* __restrict__ x, int64_t ldx, const bf16*
       __syncthreads();
     }
     if (!warp0) continue;
-    if (it == 1) store_outputs<M>(l, sm, g - stride, n, 0, first, out, ldo);
-    store_outputs<M>(l, sm, g, n, it % 3, sum_of(g, pbuf), out, ldo);
+    if (it == 1) store_outputs<M, kSilu>(l, sm, g - stride, n, 0, first, out, ldo);
+    store_outputs<M, kSilu>(l, sm, g, n, it % 3, sum_of(g, pbuf), out, ldo);
   }
 }
 
 // Every block of the grid is resident at once (gridDim.x <= resident block slots); see the top comment. 2 blocks
 // per SM for every row count (up to 128 registers: at one row and 4 blocks per SM, 64 registers spilled).
-template <int M>
+template <int M, bool kSilu>
 __global__ void __launch_bounds__(kThreads, 2)
     gemv_lora_kernel(const bf16* __restrict__ x, int64_t ldx, const bf16* __restrict__ w, int64_t ldw,
                      const bf16* __restrict__ bias, bf16* __restrict__ out, int64_t ldo, int64_t n, int64_t k,
@@ -374,24 +412,34 @@ __global__ void __launch_bounds__(kThreads, 2)
   if (item < l.shrink_units) {
     // The first group's weight rows into L2 while the shrink unit runs (they never depend on the previous kernel).
     const int64_t g = item + blocks - l.shrink_units;
-    if (threadIdx.x < kRows && g * kRows + threadIdx.x < n)
-      prefetch_l2(w + (g * kRows + threadIdx.x) * ldw, static_cast<uint32_t>(k * 2));
+    if (threadIdx.x < kRows && has_col<kSilu>(g, threadIdx.x, n))
+      prefetch_l2(w + group_col<kSilu>(g, threadIdx.x, n) * ldw, static_cast<uint32_t>(k * 2));
     shrink_block<M>(x, ldx, k, l, static_cast<int>(item), sm.partial[0]);
     item += blocks;
   }
-  proj_groups<M>(x, ldx, w, ldw, bias, out, ldo, n, k, l, item - l.shrink_units, blocks, sm);
+  proj_groups<M, kSilu>(x, ldx, w, ldw, bias, out, ldo, n, k, l, item - l.shrink_units, blocks, sm);
 }
 
-template <int M>
+// kSilu: w = [W_gate; W_up] with n = inter output features, each group two of them (their gate and up rows), and
+// out = silu(gate) * up, bf16: the gate/up product never reaches memory (batches of 1-2 rows; the skinny GEMM's
+// epilogue does the same for larger ones).
+template <int M, bool kSilu>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const bf16* __restrict__ x, int64_t ldx,
                                                          const bf16* __restrict__ w, int64_t ldw,
                                                          const bf16* __restrict__ bias, void* __restrict__ out,
                                                          int64_t ldo, bool out_f32, int64_t n, int64_t k) {
   __shared__ float partial[2][kThreads / 32][kGemvMaxRows * kRows];
-  const int64_t groups = (n + kRows - 1) / kRows, stride = gridDim.x;
+  constexpr int kFeatures = kSilu ? kRows / 2 : kRows;  // output features per group
+  const int64_t groups = (n + kFeatures - 1) / kFeatures, stride = gridDim.x;
   RowStream s;
   s.chunks = k / 8;
-  auto rows_of = [&](int64_t group) { s.set_rows(w, ldw, group * kRows, n); };
+  auto rows_of = [&](int64_t group) {
+    if constexpr (kSilu) {
+      s.set_gate_up_rows(w, ldw, group * kFeatures, n);
+    } else {
+      s.set_rows(w, ldw, group * kRows, n);
+    }
+  };
   rows_of(blockIdx.x);
   // The weights never depend on the previous kernel: the first round is in flight before waiting for it.
   s.load(threadIdx.x);
@@ -407,15 +455,21 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const bf16* __restrict__
       s.load(threadIdx.x);
     }
     __syncthreads();  // partial[buf] complete; partial[buf ^ 1] free (read before this barrier)
-    if (threadIdx.x >= M * kRows) continue;
-    const int mi = threadIdx.x / kRows;
-    const int64_t row = g * kRows + threadIdx.x % kRows;
-    if (row >= n) continue;
-    const float v = projection_sum(bias, row, partial[buf], threadIdx.x);
-    if (out_f32) {
-      static_cast<float*>(out)[mi * ldo + row] = v;
+    if (threadIdx.x >= M * kFeatures) continue;
+    const int mi = threadIdx.x / kFeatures, r = threadIdx.x % kFeatures;
+    const int64_t col = g * kFeatures + r;
+    if (col >= n) continue;
+    if constexpr (kSilu) {
+      const float gate = projection_sum(bias, col, partial[buf], mi * kRows + r);
+      const float up = projection_sum(bias ? bias + n : nullptr, col, partial[buf], mi * kRows + kFeatures + r);
+      static_cast<bf16*>(out)[mi * ldo + col] = __float2bfloat16_rn(silu(gate) * up);
     } else {
-      static_cast<bf16*>(out)[mi * ldo + row] = __float2bfloat16_rn(v);
+      const float v = projection_sum(bias, col, partial[buf], threadIdx.x);
+      if (out_f32) {
+        static_cast<float*>(out)[mi * ldo + col] = v;
+      } else {
+        static_cast<bf16*>(out)[mi * ldo + col] = __float2bfloat16_rn(v);
+      }
     }
   }
 }
@@ -428,6 +482,29 @@ int blocks_per_sm(Kernel kernel) {
   return std::max(b, 1);
 }
 
+// A block per resident block slot, at most one per group of the kernel's output features.
+template <bool kSilu>
+cudaError_t run_gemv(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out, int64_t ldo,
+                     bool out_f32, int64_t m, int64_t n, int64_t k, int num_sms, Stream stream) {
+  const auto* xs = static_cast<const bf16*>(x);
+  const auto* ws = static_cast<const bf16*>(w);
+  const auto* bs = static_cast<const bf16*>(bias);
+  auto run = [&](auto kernel, int per_sm) {
+    const int64_t blocks =
+        std::min<int64_t>(ceil_div(n, kSilu ? kRows / 2 : kRows), static_cast<int64_t>(num_sms) * per_sm);
+    return launch(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, xs, ldx, ws, ldw, bs, out,
+                  ldo, out_f32, n, k);
+  };
+  static const int per_sm[4] = {blocks_per_sm(gemv_kernel<1, kSilu>), blocks_per_sm(gemv_kernel<2, kSilu>),
+                                blocks_per_sm(gemv_kernel<3, kSilu>), blocks_per_sm(gemv_kernel<4, kSilu>)};
+  switch (m) {
+    case 1: return run(gemv_kernel<1, kSilu>, per_sm[0]);
+    case 2: return run(gemv_kernel<2, kSilu>, per_sm[1]);
+    case 3: return run(gemv_kernel<3, kSilu>, per_sm[2]);
+    default: return run(gemv_kernel<4, kSilu>, per_sm[3]);
+  }
+}
+
 }  // namespace
 
 bool gemv_supported(int64_t m, int64_t k, const void* x, int64_t ldx, const void* w, int64_t ldw) {
@@ -438,23 +515,14 @@ cudaError_t launch_gemv(const void* x, int64_t ldx, const void* w, int64_t ldw, 
                         int64_t ldo, bool out_f32, int64_t m, int64_t n, int64_t k, int num_sms, Stream stream) {
   if (m == 0 || n == 0) return cudaSuccess;
   if (!out || !gemv_supported(m, k, x, ldx, w, ldw) || ldo < n) return cudaErrorInvalidValue;
-  const auto* xs = static_cast<const bf16*>(x);
-  const auto* ws = static_cast<const bf16*>(w);
-  const auto* bs = static_cast<const bf16*>(bias);
-  // A block per resident block slot, at most one per group of kRows features.
-  auto run = [&](auto kernel, int per_sm) {
-    const int64_t blocks = std::min<int64_t>(ceil_div(n, kRows), static_cast<int64_t>(num_sms) * per_sm);
-    return launch(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, xs, ldx, ws, ldw, bs, out,
-                  ldo, out_f32, n, k);
-  };
-  static const int per_sm[4] = {blocks_per_sm(gemv_kernel<1>), blocks_per_sm(gemv_kernel<2>),
-                                blocks_per_sm(gemv_kernel<3>), blocks_per_sm(gemv_kernel<4>)};
-  switch (m) {
-    case 1: return run(gemv_kernel<1>, per_sm[0]);
-    case 2: return run(gemv_kernel<2>, per_sm[1]);
-    case 3: return run(gemv_kernel<3>, per_sm[2]);
-    default: return run(gemv_kernel<4>, per_sm[3]);
-  }
+  return run_gemv<false>(x, ldx, w, ldw, bias, out, ldo, out_f32, m, n, k, num_sms, stream);
+}
+
+cudaError_t launch_gemv_silu(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias, void* out,
+                             int64_t ldo, int64_t m, int64_t inter, int64_t k, int num_sms, Stream stream) {
+  if (m == 0 || inter == 0) return cudaSuccess;
+  if (!out || !gemv_supported(m, k, x, ldx, w, ldw) || ldo < inter) return cudaErrorInvalidValue;
+  return run_gemv<true>(x, ldx, w, ldw, bias, out, ldo, false, m, inter, k, num_sms, stream);
 }
 
 bool gemv_lora_supported(const LoraArgs& a, const void* w, int64_t ldw, const void* out, int64_t ldo, int64_t n) {
@@ -471,11 +539,14 @@ int64_t gemv_lora_scratch_floats(const LoraArgs& a) {
   return static_cast<int64_t>(a.num_tokens) * a.num_modules * kLoraMaxRank;
 }
 
-cudaError_t launch_gemv_lora(const LoraArgs& a, const void* w, int64_t ldw, const void* bias, void* out, int64_t ldo,
-                             int64_t n, float* scratch, int32_t* counters, int num_sms, Stream stream) {
-  if (a.num_tokens == 0 || n == 0) return cudaSuccess;
-  if (!gemv_lora_supported(a, w, ldw, out, ldo, n) || !a.seg_start || !a.seg_slot || !scratch || !counters)
-    return cudaErrorInvalidValue;
+namespace {
+
+// launch_gemv_lora, or with kSilu launch_gemv_lora_silu: the modules' columns are their ys' offsets in `product`
+// (out itself, or the gate_up product of 2 n columns that never reaches memory), n the output's features.
+template <bool kSilu>
+cudaError_t run_gemv_lora(const LoraArgs& a, const void* w, int64_t ldw, const void* bias, const void* product,
+                          void* out, int64_t ldo, int64_t n, float* scratch, int32_t* counters, int num_sms,
+                          Stream stream) {
   GemvLora l{};
   l.seg_start = a.seg_start;
   l.seg_slot = a.seg_slot;
@@ -486,7 +557,7 @@ cudaError_t launch_gemv_lora(const LoraArgs& a, const void* w, int64_t ldw, cons
     l.a[i] = a.m[i].a;
     l.b[i] = a.m[i].b;
     l.ranks[i] = a.m[i].ranks;
-    l.col[i] = static_cast<const bf16*>(a.m[i].y) - static_cast<const bf16*>(out);
+    l.col[i] = static_cast<const bf16*>(a.m[i].y) - static_cast<const bf16*>(product);
     l.out_dim[i] = a.m[i].out_dim;
   }
   l.t = scratch;
@@ -502,18 +573,39 @@ cudaError_t launch_gemv_lora(const LoraArgs& a, const void* w, int64_t ldw, cons
     l.splits = static_cast<int32_t>(std::clamp<int64_t>(slots / units, 1, kShrinkSplits));
     l.shrink_units = static_cast<int32_t>(units * l.splits);
     if (l.shrink_units > slots) return cudaErrorInvalidConfiguration;
-    const int64_t blocks = std::min<int64_t>(slots, l.shrink_units + ceil_div(n, kRows));
+    const int64_t blocks = std::min<int64_t>(slots, l.shrink_units + ceil_div(n, kSilu ? kRows / 2 : kRows));
     return launch(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, xs, a.x_ld, ws, ldw, bs, os,
                   ldo, n, a.in_dim, l);
   };
-  static const int per_sm[4] = {blocks_per_sm(gemv_lora_kernel<1>), blocks_per_sm(gemv_lora_kernel<2>),
-                                blocks_per_sm(gemv_lora_kernel<3>), blocks_per_sm(gemv_lora_kernel<4>)};
+  static const int per_sm[4] = {
+      blocks_per_sm(gemv_lora_kernel<1, kSilu>), blocks_per_sm(gemv_lora_kernel<2, kSilu>),
+      blocks_per_sm(gemv_lora_kernel<3, kSilu>), blocks_per_sm(gemv_lora_kernel<4, kSilu>)};
   switch (a.num_tokens) {
-    case 1: return run(gemv_lora_kernel<1>, per_sm[0]);
-    case 2: return run(gemv_lora_kernel<2>, per_sm[1]);
-    case 3: return run(gemv_lora_kernel<3>, per_sm[2]);
-    default: return run(gemv_lora_kernel<4>, per_sm[3]);
+    case 1: return run(gemv_lora_kernel<1, kSilu>, per_sm[0]);
+    case 2: return run(gemv_lora_kernel<2, kSilu>, per_sm[1]);
+    case 3: return run(gemv_lora_kernel<3, kSilu>, per_sm[2]);
+    default: return run(gemv_lora_kernel<4, kSilu>, per_sm[3]);
   }
+}
+
+}  // namespace
+
+cudaError_t launch_gemv_lora(const LoraArgs& a, const void* w, int64_t ldw, const void* bias, void* out, int64_t ldo,
+                             int64_t n, float* scratch, int32_t* counters, int num_sms, Stream stream) {
+  if (a.num_tokens == 0 || n == 0) return cudaSuccess;
+  if (!gemv_lora_supported(a, w, ldw, out, ldo, n) || !a.seg_start || !a.seg_slot || !scratch || !counters)
+    return cudaErrorInvalidValue;
+  return run_gemv_lora<false>(a, w, ldw, bias, out, out, ldo, n, scratch, counters, num_sms, stream);
+}
+
+cudaError_t launch_gemv_lora_silu(const LoraArgs& a, const void* w, int64_t ldw, const void* bias, const void* gate_up,
+                                  int64_t gate_up_ld, void* out, int64_t ldo, int64_t inter, float* scratch,
+                                  int32_t* counters, int num_sms, Stream stream) {
+  if (a.num_tokens == 0 || inter == 0) return cudaSuccess;
+  if (!gemv_lora_supported(a, w, ldw, gate_up, gate_up_ld, 2 * inter) || !out || ldo < inter || !a.seg_start ||
+      !a.seg_slot || !scratch || !counters)
+    return cudaErrorInvalidValue;
+  return run_gemv_lora<true>(a, w, ldw, bias, gate_up, out, ldo, inter, scratch, counters, num_sms, stream);
 }
 
 }  // namespace ls::cuda
