@@ -486,7 +486,7 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
       ->check(CLI::Range(0, CudaBackendOptions::kMaxGemvRows));
   cmd.add_option("--gemv-silu", o.gemv_silu, "cuda: SiLU-mul in the epilogue of the GEMV's gate/up product (on, off)")
       ->transform(CLI::CheckedTransformer(on_off));
-  cmd.add_option("--skinny", o.skinny, "cuda: skinny weight-streaming GEMM for 5-64 rows (auto, off, all)")
+  cmd.add_option("--skinny", o.skinny, "cuda: skinny weight-streaming GEMM for 3-128 rows (auto, off, all)")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, Skinny>{{"off", Skinny::kOff}, {"auto", Skinny::kAuto}, {"all", Skinny::kAll}}));
   cmd.add_option("--decode-attention", o.decode_attention, "cuda: decode attention kernel (tensor-core, simt)")

@@ -255,8 +255,8 @@ struct CudaBackendOptions {
   static constexpr int kMaxGemvRows = 4;
   int gemv_rows = 2;
   bool gemv_silu = true;  // gate/up products the GEMV takes apply SiLU-mul in its epilogue (else a SiLU-mul kernel)
-  // The weight-streaming skinny GEMM for 5-64 rows: never, where it measured faster than cuBLASLt (and the fused
-  // gate/up SiLU product), or wherever it applies.
+  // The weight-streaming skinny GEMM for 3-128 rows: never, where it measured faster than cuBLASLt (up to 32 rows;
+  // the fused gate/up SiLU product up to 64), or wherever it applies (65-128 rows on wgmma, slower than cuBLASLt).
   Skinny skinny = Skinny::kAuto;
   DecodeAttention decode_attention = DecodeAttention::kTensorCore;  // or the older CUDA-core kernel
   bool pdl = true;  // programmatic dependent launch: each kernel's launch overlaps the previous one's tail

@@ -83,7 +83,7 @@ void check_linear(BackendPair& p, std::mt19937& rng, int64_t m, int64_t n, int64
       << k + x_pad;
 }
 
-// Shapes reach every path: GEMV (1-4 rows), the skinny weight-streaming GEMM (5-128 rows, k % 16 == 0; partial
+// Shapes reach every path: GEMV (1-4 rows), the skinny weight-streaming GEMM (5-128 rows, 65-128 on wgmma; partial
 // feature tiles, partial last K steps, narrow n splitting K), and cuBLASLt (everything else, and with both fast
 // paths off).
 TEST_F(CudaOps, Linear) {

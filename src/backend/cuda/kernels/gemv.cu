@@ -105,7 +105,8 @@ struct RowStream {
 
 // Each warp's sums into partial[warp][mi * kRows + r]; the caller synchronizes the block before reading them.
 template <int M>
-__device__ __forceinline__ void warp_partials(float (&acc)[M][kRows], float (&partial)[kThreads / 32][kGemvMaxRows * kRows]) {
+__device__ __forceinline__ void warp_partials(float (&acc)[M][kRows],
+                                              float (&partial)[kThreads / 32][kGemvMaxRows * kRows]) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
   for (int mi = 0; mi < M; ++mi)
@@ -526,7 +527,8 @@ cudaError_t launch_gemv_silu(const void* x, int64_t ldx, const void* w, int64_t 
 }
 
 bool gemv_lora_supported(const LoraArgs& a, const void* w, int64_t ldw, const void* out, int64_t ldo, int64_t n) {
-  if (!gemv_supported(a.num_tokens, a.in_dim, a.x, a.x_ld, w, ldw) || !lora_supported(a) || !out || ldo < n) return false;
+  if (!gemv_supported(a.num_tokens, a.in_dim, a.x, a.x_ld, w, ldw) || !lora_supported(a) || !out || ldo < n)
+    return false;
   if (a.num_segments > a.num_tokens) return false;
   for (int i = 0; i < a.num_modules; ++i) {  // each module's y a column slice of out
     const auto off = static_cast<const bf16*>(a.m[i].y) - static_cast<const bf16*>(out);

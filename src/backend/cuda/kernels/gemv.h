@@ -42,8 +42,8 @@ cudaError_t launch_gemv_lora(const LoraArgs& lora, const void* w, int64_t ldw, c
 // launch_gemv_silu with the LoRA of the gate and up modules added before the activation: their ys are column
 // slices of gate_up [num_tokens, 2 inter] (gemv_lora_supported with out = gate_up, n = 2 inter), which only
 // locates them (it is neither read nor written); out [num_tokens, inter] = silu(gate) * up, one bf16 rounding.
-cudaError_t launch_gemv_lora_silu(const LoraArgs& lora, const void* w, int64_t ldw, const void* bias, const void* gate_up,
-                                  int64_t gate_up_ld, void* out, int64_t ldo, int64_t inter, float* scratch,
-                                  int32_t* counters, int num_sms, Stream stream);
+cudaError_t launch_gemv_lora_silu(const LoraArgs& lora, const void* w, int64_t ldw, const void* bias,
+                                  const void* gate_up, int64_t gate_up_ld, void* out, int64_t ldo, int64_t inter,
+                                  float* scratch, int32_t* counters, int num_sms, Stream stream);
 
 }  // namespace ls::cuda

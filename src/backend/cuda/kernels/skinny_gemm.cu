@@ -1,4 +1,4 @@
-// skinny_gemm.cu: out = x W^T for decode batches of up to 64 rows of x, where the product is a stream over the
+// skinny_gemm.cu: out = x W^T for decode batches of up to 128 rows of x, where the product is a stream over the
 // weights and the whole game is keeping enough weight bytes in flight to run at the copy rate; and the same
 // with the MLP's SiLU-mul in the epilogue (the gate/up product never reaches memory).
 //
@@ -10,7 +10,8 @@
 // completion counted in bytes on the stage's mbarrier), so the copy engine, not registers, holds the bytes in
 // flight: 4-5 stages of 32 KB of weights per SM. Eight consumer warps each own an m16 tile of weight rows; they
 // read fragments with ldmatrix (the swizzle makes them conflict-free) and multiply on the tensor cores (mma.sync
-// m16n8k16, weights as A, x rows as the n columns), then hand the stage back through its "empty" mbarrier. The
+// m16n8k16, weights as A, x rows as the n columns; at 65-128 rows two warpgroups issue wgmma on the stage
+// instead), then hand the stage back through its "empty" mbarrier. The
 // weights never depend on the previous kernel, so the producer fills the ring before waiting on it
 // (programmatic dependent launch): the stream starts while the previous kernel drains.
 // Split-K partials go to fp32 scratch; the last split of a tile to arrive (arrival counter) sums them in a fixed
@@ -52,6 +53,11 @@ template <int NT_, bool SILU>
 struct Cfg {
   static constexpr int NT = NT_, kBoxesPerStage = 2;
   static constexpr bool kSilu = SILU;
+  // 65-128 rows: wgmma from shared memory (each warp re-reading all of x by ldmatrix outruns shared memory there;
+  // bench/cuda_engine_notes.md, run 46). Plain products only. Measured slower than tuned cuBLASLt (run 49: every
+  // stage streams as many bytes of x from L2 as of weights), so only Skinny::kAll takes it.
+  static constexpr bool kWgmma = NT == 16;
+  static_assert(!kWgmma || !SILU, "the SiLU epilogue pairs gate and up rows within a warp");
   static constexpr int kTileN = 16 * kConsumerWarps;  // staged weight rows per unit
   static constexpr int kOutN = SILU ? kTileN / 2 : kTileN;  // output features per unit
   static constexpr int kWBoxRows = SILU ? kTileN / 2 : kTileN;
@@ -102,6 +108,41 @@ __device__ __forceinline__ void tensor_copy(void* dst, const CUtensorMap* map, i
       "l"(reinterpret_cast<uint64_t>(map)), "r"(k0), "r"(row0), "r"(smem_u32(bar)), "l"(policy)
       : "memory");
 }
+// wgmma (the 65-128 row configuration): the warpgroup's 64 weight rows as A and the stage's x rows as B, both read
+// by the tensor cores from the swizzled stage through matrix descriptors (K-major, 128-byte swizzle: 8-row atoms
+// of 1024 bytes, so the stride between atoms is 1024 bytes; a k16 step inside a 64-wide box moves the start by 32
+// bytes). The fp32 accumulator fragment of m64nNk16 has mma.sync's m16n8 layout per warp and n-tile, so the
+// epilogue is shared.
+__device__ __forceinline__ uint64_t sw128_desc(const void* p) {
+  return (uint64_t{smem_u32(p)} & 0x3FFFF) >> 4 | uint64_t{1} << 16 | uint64_t{1024 >> 4} << 32 | uint64_t{1} << 62;
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+// d += A B^T for A = 64 x 16 and B = 128 x 16 (both K-major in shared memory).
+__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[16][4], uint64_t a, uint64_t b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "%64, %65, p, 1, 1, 0, 0;\n}"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+        "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+        "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]),
+        "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
+        "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]),
+        "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
+        "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+      : "l"(a), "l"(b), "r"(1));
+}
+
 __device__ __forceinline__ void consumers_sync() {
   asm volatile("bar.sync 1, %0;" ::"n"(kConsumerThreads) : "memory");
 }
@@ -451,6 +492,21 @@ __global__ void __launch_bounds__(kThreads, 1) skinny_gemm_kernel(const __grid_c
       mbar_wait(&full[stage], (i / C::kStages) & 1);
       const char* ws = ring + stage * C::kStageBytes;
       const char* xs = ws + C::kBoxesPerStage * C::kWBoxBytes;
+      if constexpr (C::kWgmma) {
+        // Warpgroup warp / 4 takes weight rows [64 (warp / 4), + 64) of the unit: the warp's m16 rows as before.
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < C::kTileK / 16; ++kk) {
+          const int box = kk / 4, step = (kk & 3) * 32 / 16;
+          wgmma_m64n128k16(acc, sw128_desc(ws + box * C::kWBoxBytes + (warp / 4) * 64 * 128) + step,
+                           sw128_desc(xs + box * C::kXBoxBytes) + step);
+        }
+        wgmma_commit();
+        wgmma_wait_all();
+        __syncwarp();
+        if (lane == 0) mbar_arrive(&empty[stage]);
+        continue;
+      }
 #pragma unroll
       for (int kk = 0; kk < C::kTileK / 16; ++kk) {
         const int box = kk / 4, ca = (((kk & 3) << 1) | a_half) ^ sw, cb = (((kk & 3) << 1) | b_half) ^ sw;
@@ -632,6 +688,9 @@ cudaError_t launch_rows(SkinnyArgs& p, int grid, Stream stream) {
   if (p.m <= 8) return launch_typed<Cfg<1, SILU>, false>(p, grid, stream);
   if (p.m <= 16) return launch_typed<Cfg<2, SILU>, false>(p, grid, stream);
   if (p.m <= 32) return launch_typed<Cfg<4, SILU>, false>(p, grid, stream);
+  if constexpr (!SILU) {
+    if (p.m > 64) return launch_typed<Cfg<16, false>, false>(p, grid, stream);
+  }
   return launch_typed<Cfg<8, SILU>, false>(p, grid, stream);
 }
 
@@ -679,7 +738,8 @@ cudaError_t launch_skinny_gemm(const void* x, int64_t ldx, const void* w, int64_
 
 bool skinny_gemm_silu_supported(int64_t m, int64_t inter, int64_t k, const void* x, int64_t ldx, const void* w,
                                 int64_t ldw, int num_sms) {
-  return skinny_gemm_supported(m, 2 * inter, k, x, ldx, w, ldw) && inter % Cfg<1, true>::kOutN == 0 &&
+  return m <= kSkinnySiluMaxRows && skinny_gemm_supported(m, 2 * inter, k, x, ldx, w, ldw) &&
+         inter % Cfg<1, true>::kOutN == 0 &&
          silu_plan(inter, k, num_sms).splits == 1;
 }
 

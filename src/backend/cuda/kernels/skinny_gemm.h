@@ -1,4 +1,4 @@
-// skinny_gemm.h: launcher of the decode-batch projection out = x W^T (+ bias) for up to 64 rows of x
+// skinny_gemm.h: launcher of the decode-batch projection out = x W^T (+ bias) for up to 128 rows of x
 // (skinny_gemm.cu): weights streamed by bulk copies through a shared-memory ring into the tensor cores, split
 // over K when the output is narrow; and of the MLP's gate/up product with SiLU-mul (and LoRA deltas) in its
 // epilogue.
@@ -13,9 +13,10 @@
 
 namespace ls::cuda {
 
-inline constexpr int64_t kSkinnyMaxRows = 64;
+inline constexpr int64_t kSkinnyMaxRows = 128;      // 65-128 rows: the wgmma configuration
+inline constexpr int64_t kSkinnySiluMaxRows = 64;
 
-// Whether launch_skinny_gemm takes these operands: 1 <= m <= 64, any n, k a multiple of 8, leading
+// Whether launch_skinny_gemm takes these operands: 1 <= m <= 128, any n, k a multiple of 8, leading
 // dimensions multiples of 8, x and w 16-byte aligned.
 bool skinny_gemm_supported(int64_t m, int64_t n, int64_t k, const void* x, int64_t ldx, const void* w, int64_t ldw);
 
@@ -35,7 +36,8 @@ cudaError_t launch_skinny_gemm(const void* x, int64_t ldx, const void* w, int64_
 
 // The MLP's first half in one kernel: out[m, inter] = silu(x W_gate^T + b_gate) * (x W_up^T + b_up), where
 // w = [W_gate; W_up] ([2 inter, k], bias likewise [2 inter] or null), out bf16. Supported where the plain
-// kernel is, with inter a multiple of 64 and enough 64-feature tiles that K needs no split.
+// kernel is, for up to kSkinnySiluMaxRows rows, with inter a multiple of 64 and enough 64-feature tiles that K
+// needs no split.
 bool skinny_gemm_silu_supported(int64_t m, int64_t inter, int64_t k, const void* x, int64_t ldx, const void* w,
                                 int64_t ldw, int num_sms);
 cudaError_t launch_skinny_gemm_silu(const void* x, int64_t ldx, const void* w, int64_t ldw, const void* bias,
