@@ -94,6 +94,8 @@ class CudaBackend final : public Backend {
   // The LoRA kernels' arguments for modules w[0..n) (those with slots) over x; false when there is nothing to do.
   bool lora_args(const BatchMeta& batch, Tensor x, const LoraModuleWeights* w, const Tensor* ys, int n,
                  cuda::LoraArgs& a) const;
+  // Whether a projection of x by weight takes the GEMV (gemv_rows, and its operands).
+  bool gemv_takes(Tensor x, Tensor weight) const;
   // Whether linear_silu_mul's product takes the fused skinny kernel (its shapes checked first).
   bool silu_fused(Tensor x, Tensor weight, Tensor out) const;
   // Whether linear_lora takes the GEMV with the LoRA in its launch.

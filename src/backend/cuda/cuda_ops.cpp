@@ -103,12 +103,16 @@ void CudaBackend::add_rms_norm(Tensor residual, Tensor x, Tensor weight, float e
                                       x.cols, eps, nullptr, launch_stream()));
 }
 
+bool CudaBackend::gemv_takes(Tensor x, Tensor weight) const {
+  static_assert(CudaBackendOptions::kMaxGemvRows == cuda::kGemvMaxRows, "gemv_rows reaches the kernel's rows");
+  return x.rows <= options_.gemv_rows && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld);
+}
+
 void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
   check_linear(x, weight, out);
   if (x.rows == 0) return;
   const bool out_f32 = out.dtype == DType::kF32;
-  static_assert(CudaBackendOptions::kMaxGemvRows == cuda::kGemvMaxRows, "gemv_rows reaches the kernel's rows");
-  if (x.rows <= options_.gemv_rows && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
+  if (gemv_takes(x, weight)) {
     LS_CUDA_CHECK(cuda::launch_gemv(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, out_f32, x.rows,
                                     weight.rows, x.cols, num_sms_, launch_stream()));
     return;
@@ -244,8 +248,7 @@ void CudaBackend::linear_silu_mul(Tensor x, Tensor weight, Tensor bias, Tensor g
     return;
   }
   // Rows the GEMV takes: SiLU-mul in its epilogue (the two-step path ran a SiLU-mul kernel per layer after it).
-  if (x.rows <= options_.gemv_rows && options_.gemv_silu &&
-      cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
+  if (options_.gemv_silu && gemv_takes(x, weight)) {
     LS_CUDA_CHECK(cuda::launch_gemv_silu(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, x.rows,
                                          out.cols, x.cols, num_sms_, launch_stream()));
     return;

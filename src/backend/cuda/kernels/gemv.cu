@@ -43,6 +43,9 @@ constexpr int kThreads = 256;
 constexpr int kRows = 4;          // output features (or A rows) per block and pass
 constexpr int kUnroll = 2;        // 16-byte chunks per row in flight per thread, per iteration
 constexpr int kShrinkSplits = 8;  // LoRA shrink: units per segment and module at most (rank 32 in one pass each)
+// Output features per group: kRows, or with kSilu two features' gate and up rows.
+template <bool kSilu>
+constexpr int kGroupFeatures = kSilu ? kRows / 2 : kRows;
 
 // The weight stream of one block: kRows rows of K, thread t taking 16-byte chunks t, t + 256, ... so that even
 // K = 14336 needs only a few dependent rounds of loads.
@@ -66,6 +69,16 @@ struct RowStream {
     rows[1] = base + f1 * ld;
     rows[2] = base + (inter + f) * ld;
     rows[3] = base + (inter + f1) * ld;
+  }
+
+  // The weight rows of projection group `group` of n output features (kSilu: n = inter, w = [W_gate; W_up]).
+  template <bool kSilu>
+  __device__ __forceinline__ void set_group_rows(const bf16* w, int64_t ld, int64_t group, int64_t n) {
+    if constexpr (kSilu) {
+      set_gate_up_rows(w, ld, group * kGroupFeatures<kSilu>, n);
+    } else {
+      set_rows(w, ld, group * kRows, n);
+    }
   }
 
   __device__ __forceinline__ void load(int64_t c0) {
@@ -136,12 +149,12 @@ __device__ __forceinline__ float projection_sum(const bf16* __restrict__ bias, i
 // the product: has_col.
 template <bool kSilu>
 __device__ __forceinline__ int64_t group_col(int64_t group, int r, int64_t n) {
-  if constexpr (kSilu) return (r < kRows / 2 ? 0 : n) + group * (kRows / 2) + r % (kRows / 2);
-  return group * kRows + r;
+  constexpr int kF = kGroupFeatures<kSilu>;
+  return (r < kF ? 0 : n) + group * kF + r % kF;
 }
 template <bool kSilu>
 __device__ __forceinline__ bool has_col(int64_t group, int r, int64_t n) {
-  return (kSilu ? group * (kRows / 2) + r % (kRows / 2) : group * kRows + r) < n;
+  return group * kGroupFeatures<kSilu> + r % kGroupFeatures<kSilu> < n;
 }
 
 // The LoRA as the kernel reads it (launch_gemv_lora fills it from LoraArgs).
@@ -279,8 +292,8 @@ __device__ __forceinline__ void stage_b(const GemvLora& l, LoraSmem<M>& sm, int6
 }
 
 // Warp 0: the group's outputs, v (the projection's sum, in each output's lane 0) plus sum over the rank of
-// bf16(t[j]) B[col][j], rounded once; with kSilu, silu(gate) * up of each gate output and the up output kRows / 2
-// after it, rounded once.
+// bf16(t[j]) B[col][j], rounded once; with kSilu, silu(gate) * up of each gate output and the up output
+// kGroupFeatures after it, rounded once.
 template <int M, bool kSilu>
 __device__ __forceinline__ void store_outputs(const GemvLora& l, const LoraSmem<M>& sm, int64_t group, int64_t n,
                                               int buf, float v, bf16* __restrict__ out, int64_t ldo) {
@@ -308,8 +321,8 @@ __device__ __forceinline__ void store_outputs(const GemvLora& l, const LoraSmem<
 #pragma unroll
   for (int off = E::kLanes / 2; off > 0; off /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, off);
   if constexpr (kSilu) {
-    const float up = __shfl_down_sync(0xffffffffu, v + acc, kRows / 2 * E::kLanes);
-    if (mine && q == 0 && o % kRows < kRows / 2)
+    const float up = __shfl_down_sync(0xffffffffu, v + acc, kGroupFeatures<kSilu> * E::kLanes);
+    if (mine && q == 0 && o % kRows < kGroupFeatures<kSilu>)
       out[o / kRows * ldo + group_col<kSilu>(group, o % kRows, n)] = __float2bfloat16_rn(silu(v + acc) * up);
   } else {
     if (mine && q == 0) out[o / kRows * ldo + group_col<kSilu>(group, o % kRows, n)] = __float2bfloat16_rn(v + acc);
@@ -325,20 +338,13 @@ template <int M, bool kSilu>
 __device__ void proj_groups(const bf16* __restrict__ x, int64_t ldx, const bf16* __restrict__ w, int64_t ldw,
                             const bf16* __restrict__ bias, bf16* __restrict__ out, int64_t ldo, int64_t n, int64_t k,
                             const GemvLora& l, int64_t g0, int64_t stride, LoraSmem<M>& sm) {
-  constexpr int kFeatures = kSilu ? kRows / 2 : kRows;  // output features per group
-  const int64_t groups = (n + kFeatures - 1) / kFeatures;
+  const int64_t groups = (n + kGroupFeatures<kSilu> - 1) / kGroupFeatures<kSilu>;
   using E = Epilogue<M>;
   const bool warp0 = threadIdx.x < 32;  // the epilogue's warp
   const int o = threadIdx.x / E::kLanes;  // its output (lane 0 of each output holds the projection's sum)
   RowStream s;
   s.chunks = k / 8;
-  auto rows_of = [&](int64_t group) {
-    if constexpr (kSilu) {
-      s.set_gate_up_rows(w, ldw, group * (kRows / 2), n);
-    } else {
-      s.set_rows(w, ldw, group * kRows, n);
-    }
-  };
+  auto rows_of = [&](int64_t group) { s.set_group_rows<kSilu>(w, ldw, group, n); };
   auto sum_of = [&](int64_t group, int pbuf) {
     if (o >= E::kOutputs || threadIdx.x % E::kLanes != 0 || !has_col<kSilu>(group, o % kRows, n)) return 0.0f;
     return projection_sum(bias, group_col<kSilu>(group, o % kRows, n), sm.partial[pbuf], o);
@@ -430,17 +436,11 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const bf16* __restrict__
                                                          const bf16* __restrict__ bias, void* __restrict__ out,
                                                          int64_t ldo, bool out_f32, int64_t n, int64_t k) {
   __shared__ float partial[2][kThreads / 32][kGemvMaxRows * kRows];
-  constexpr int kFeatures = kSilu ? kRows / 2 : kRows;  // output features per group
+  constexpr int kFeatures = kGroupFeatures<kSilu>;
   const int64_t groups = (n + kFeatures - 1) / kFeatures, stride = gridDim.x;
   RowStream s;
   s.chunks = k / 8;
-  auto rows_of = [&](int64_t group) {
-    if constexpr (kSilu) {
-      s.set_gate_up_rows(w, ldw, group * kFeatures, n);
-    } else {
-      s.set_rows(w, ldw, group * kRows, n);
-    }
-  };
+  auto rows_of = [&](int64_t group) { s.set_group_rows<kSilu>(w, ldw, group, n); };
   rows_of(blockIdx.x);
   // The weights never depend on the previous kernel: the first round is in flight before waiting for it.
   s.load(threadIdx.x);
@@ -492,7 +492,7 @@ cudaError_t run_gemv(const void* x, int64_t ldx, const void* w, int64_t ldw, con
   const auto* bs = static_cast<const bf16*>(bias);
   auto run = [&](auto kernel, int per_sm) {
     const int64_t blocks =
-        std::min<int64_t>(ceil_div(n, kSilu ? kRows / 2 : kRows), static_cast<int64_t>(num_sms) * per_sm);
+        std::min<int64_t>(ceil_div(n, kGroupFeatures<kSilu>), static_cast<int64_t>(num_sms) * per_sm);
     return launch(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, xs, ldx, ws, ldw, bs, out,
                   ldo, out_f32, n, k);
   };
@@ -503,6 +503,53 @@ cudaError_t run_gemv(const void* x, int64_t ldx, const void* w, int64_t ldw, con
     case 2: return run(gemv_kernel<2, kSilu>, per_sm[1]);
     case 3: return run(gemv_kernel<3, kSilu>, per_sm[2]);
     default: return run(gemv_kernel<4, kSilu>, per_sm[3]);
+  }
+}
+
+// launch_gemv_lora, or with kSilu launch_gemv_lora_silu: the modules' columns are their ys' offsets in `product`
+// (out itself, or the gate_up product of 2 n columns that never reaches memory), n the output's features.
+template <bool kSilu>
+cudaError_t run_gemv_lora(const LoraArgs& a, const void* w, int64_t ldw, const void* bias, const void* product,
+                          void* out, int64_t ldo, int64_t n, float* scratch, int32_t* counters, int num_sms,
+                          Stream stream) {
+  GemvLora l{};
+  l.seg_start = a.seg_start;
+  l.seg_slot = a.seg_slot;
+  l.num_segments = a.num_segments;
+  l.num_slots = a.num_slots;
+  l.num_modules = a.num_modules;
+  for (int i = 0; i < a.num_modules; ++i) {
+    l.a[i] = a.m[i].a;
+    l.b[i] = a.m[i].b;
+    l.ranks[i] = a.m[i].ranks;
+    l.col[i] = static_cast<const bf16*>(a.m[i].y) - static_cast<const bf16*>(product);
+    l.out_dim[i] = a.m[i].out_dim;
+  }
+  l.t = scratch;
+  l.counters = counters;
+  const auto* xs = static_cast<const bf16*>(a.x);
+  const auto* ws = static_cast<const bf16*>(w);
+  const auto* bs = static_cast<const bf16*>(bias);
+  auto* os = static_cast<bf16*>(out);
+  // A block per resident block slot (all of them resident: blocks wait for the shrink units), fewer when there
+  // are fewer work items; splits so that the units are every block's first item at most.
+  auto run = [&](auto kernel, int blocks_per_sm) {
+    const int64_t slots = static_cast<int64_t>(num_sms) * blocks_per_sm, units = a.num_segments * a.num_modules;
+    l.splits = static_cast<int32_t>(std::clamp<int64_t>(slots / units, 1, kShrinkSplits));
+    l.shrink_units = static_cast<int32_t>(units * l.splits);
+    if (l.shrink_units > slots) return cudaErrorInvalidConfiguration;
+    const int64_t blocks = std::min<int64_t>(slots, l.shrink_units + ceil_div(n, kGroupFeatures<kSilu>));
+    return launch(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, xs, a.x_ld, ws, ldw, bs, os,
+                  ldo, n, a.in_dim, l);
+  };
+  static const int per_sm[4] = {
+      blocks_per_sm(gemv_lora_kernel<1, kSilu>), blocks_per_sm(gemv_lora_kernel<2, kSilu>),
+      blocks_per_sm(gemv_lora_kernel<3, kSilu>), blocks_per_sm(gemv_lora_kernel<4, kSilu>)};
+  switch (a.num_tokens) {
+    case 1: return run(gemv_lora_kernel<1, kSilu>, per_sm[0]);
+    case 2: return run(gemv_lora_kernel<2, kSilu>, per_sm[1]);
+    case 3: return run(gemv_lora_kernel<3, kSilu>, per_sm[2]);
+    default: return run(gemv_lora_kernel<4, kSilu>, per_sm[3]);
   }
 }
 
@@ -540,57 +587,6 @@ bool gemv_lora_supported(const LoraArgs& a, const void* w, int64_t ldw, const vo
 int64_t gemv_lora_scratch_floats(const LoraArgs& a) {
   return static_cast<int64_t>(a.num_tokens) * a.num_modules * kLoraMaxRank;
 }
-
-namespace {
-
-// launch_gemv_lora, or with kSilu launch_gemv_lora_silu: the modules' columns are their ys' offsets in `product`
-// (out itself, or the gate_up product of 2 n columns that never reaches memory), n the output's features.
-template <bool kSilu>
-cudaError_t run_gemv_lora(const LoraArgs& a, const void* w, int64_t ldw, const void* bias, const void* product,
-                          void* out, int64_t ldo, int64_t n, float* scratch, int32_t* counters, int num_sms,
-                          Stream stream) {
-  GemvLora l{};
-  l.seg_start = a.seg_start;
-  l.seg_slot = a.seg_slot;
-  l.num_segments = a.num_segments;
-  l.num_slots = a.num_slots;
-  l.num_modules = a.num_modules;
-  for (int i = 0; i < a.num_modules; ++i) {
-    l.a[i] = a.m[i].a;
-    l.b[i] = a.m[i].b;
-    l.ranks[i] = a.m[i].ranks;
-    l.col[i] = static_cast<const bf16*>(a.m[i].y) - static_cast<const bf16*>(product);
-    l.out_dim[i] = a.m[i].out_dim;
-  }
-  l.t = scratch;
-  l.counters = counters;
-  const auto* xs = static_cast<const bf16*>(a.x);
-  const auto* ws = static_cast<const bf16*>(w);
-  const auto* bs = static_cast<const bf16*>(bias);
-  auto* os = static_cast<bf16*>(out);
-  // A block per resident block slot (all of them resident: blocks wait for the shrink units), fewer when there
-  // are fewer work items; splits so that the units are every block's first item at most.
-  auto run = [&](auto kernel, int blocks_per_sm) {
-    const int64_t slots = static_cast<int64_t>(num_sms) * blocks_per_sm, units = a.num_segments * a.num_modules;
-    l.splits = static_cast<int32_t>(std::clamp<int64_t>(slots / units, 1, kShrinkSplits));
-    l.shrink_units = static_cast<int32_t>(units * l.splits);
-    if (l.shrink_units > slots) return cudaErrorInvalidConfiguration;
-    const int64_t blocks = std::min<int64_t>(slots, l.shrink_units + ceil_div(n, kSilu ? kRows / 2 : kRows));
-    return launch(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, xs, a.x_ld, ws, ldw, bs, os,
-                  ldo, n, a.in_dim, l);
-  };
-  static const int per_sm[4] = {
-      blocks_per_sm(gemv_lora_kernel<1, kSilu>), blocks_per_sm(gemv_lora_kernel<2, kSilu>),
-      blocks_per_sm(gemv_lora_kernel<3, kSilu>), blocks_per_sm(gemv_lora_kernel<4, kSilu>)};
-  switch (a.num_tokens) {
-    case 1: return run(gemv_lora_kernel<1, kSilu>, per_sm[0]);
-    case 2: return run(gemv_lora_kernel<2, kSilu>, per_sm[1]);
-    case 3: return run(gemv_lora_kernel<3, kSilu>, per_sm[2]);
-    default: return run(gemv_lora_kernel<4, kSilu>, per_sm[3]);
-  }
-}
-
-}  // namespace
 
 cudaError_t launch_gemv_lora(const LoraArgs& a, const void* w, int64_t ldw, const void* bias, void* out, int64_t ldo,
                              int64_t n, float* scratch, int32_t* counters, int num_sms, Stream stream) {
