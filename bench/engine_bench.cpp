@@ -102,7 +102,7 @@ struct Bench {
 
   void decode(const std::vector<int32_t>& batches, bool with_adapters);
   void breakdown(const ForwardBatch& fb, const std::string& label);
-  void lora_ops(int32_t batch);
+  void lora_ops(const ForwardBatch& fb, const std::string& label);
   void prefill();
 };
 
@@ -169,14 +169,17 @@ void Bench::decode(const std::vector<int32_t>& batches, bool with_adapters) {
   }
 }
 
-// The LoRA ops of one layer at a decode batch, timed alone (launch included): each module group with one adapter
-// for the batch and with one adapter per sequence, against the adapter bytes it must read.
-void Bench::lora_ops(int32_t batch) {
+// The LoRA ops of one layer on a batch (decode steps or a prefill), timed alone (launch included): each module group
+// with one adapter for the batch and, where it has several sequences, one adapter per sequence, against the adapter
+// bytes it must read.
+void Bench::lora_ops(const ForwardBatch& batch_fb, const std::string& label) {
   const ModelConfig& c = model.config();
+  const auto seqs = static_cast<int32_t>(batch_fb.seqs.size());
+  int64_t T = 0;
+  for (const auto& s : batch_fb.seqs) T += static_cast<int64_t>(s.tokens.size());
   ForwardWorkspace ws;
-  LS_CHECK(model.reserve_workspace(ws, batch, 1).is_ok());
+  LS_CHECK(model.reserve_workspace(ws, T, 1).is_ok());
   const int64_t q = c.q_size(), kvs = c.kv_size(), inter = c.intermediate_size;
-  const int64_t T = batch;
   Tensor x = ws.t_normed.row_slice(0, T), qkv = ws.t_qkv.row_slice(0, T), attn = ws.t_attn.row_slice(0, T);
   Tensor proj = ws.t_proj.row_slice(0, T), gu = ws.t_gate_up.row_slice(0, T), act = ws.t_act.row_slice(0, T);
   uint64_t seed = 91;
@@ -196,17 +199,18 @@ void Bench::lora_ops(int32_t batch) {
       {"gate/up", x, lw.gate_up, lw.gate_up_bias, gu,
        {{LoraModule::kGate, gu.col_slice(0, inter)}, {LoraModule::kUp, gu.col_slice(inter, inter)}}, true},
       {"down", act, lw.down, lw.down_bias, proj, {{LoraModule::kDown, proj}}}};
-  std::printf("\nLoRA ops at decode batch %d, layer 0, rank %d (timed alone, median of 20, launch included): lora_group "
-              "alone (GB/s of adapter bytes), then the projection (linear; gate/up: linear_silu_mul) and the "
-              "projection with its LoRA (linear_lora; gate/up: linear_lora_silu_mul), as the model runs them:\n",
-              batch, args.lora_rank);
+  std::printf("\nLoRA ops at %s, layer 0, rank %d (timed alone, median of 20, launch included): lora_group alone (GB/s "
+              "of adapter bytes), then the projection (linear; gate/up: linear_silu_mul) and the projection with its "
+              "LoRA (linear_lora; gate/up: linear_lora_silu_mul), as the model runs them:\n",
+              label.c_str(), args.lora_rank);
   std::printf("  %-8s %9s %8s %9s %8s %9s %9s %9s %9s\n", "group", "one us", "GB/s", "dist. us", "GB/s", "linear us",
               "+one us", "+dist. us", "x layers");
   double total[2] = {0, 0}, fused[2] = {0, 0};
+  const int modes = seqs > 1 ? 2 : 1;  // one adapter; one per sequence
   for (const Group& g : groups) {
-    double us[2], gbs[2], with[2];
-    for (int which = 0; which < 2; ++which) {
-      ForwardBatch fb = decode_batch(batch, args.context, blocks_per_seq, c.vocab_size);
+    double us[2] = {0, 0}, gbs[2] = {0, 0}, with[2] = {0, 0};
+    for (int which = 0; which < modes; ++which) {
+      ForwardBatch fb = batch_fb;
       assign_adapters(fb, which == 0 ? Adapters::kOne : Adapters::kDistinct, lora->num_slots());
       auto packed = pack_batch(fb, kv.block_size(), kv.num_blocks(), c.vocab_size, lora->num_slots());
       LS_CHECK(packed.is_ok()) << packed.status().to_string();
@@ -220,7 +224,7 @@ void Bench::lora_ops(int32_t batch) {
         ys[i] = g.modules[i].second;
         bytes += 2.0 * args.lora_rank * (w[i].in_dim + w[i].out_dim);
       }
-      const int32_t adapters = which == 0 ? 1 : std::min(batch, lora->num_slots());
+      const int32_t adapters = which == 0 ? 1 : std::min(seqs, lora->num_slots());
       us[which] = op_us([&] { backend.lora_group(meta, g.x, w, ys, n); });
       gbs[which] = adapters * bytes / (us[which] * 1e-6) / 1e9;
       total[which] += us[which];
@@ -239,9 +243,9 @@ void Bench::lora_ops(int32_t batch) {
         backend.linear(g.x, g.weight, g.bias, g.out);
       }
     });
-    for (int which = 0; which < 2; ++which) fused[which] += with[which] - alone;
+    for (int which = 0; which < modes; ++which) fused[which] += with[which] - alone;
     std::printf("  %-8s %9.1f %8.0f %9.1f %8.0f %9.1f %+9.1f %+9.1f %9.0f\n", g.name, us[0], gbs[0], us[1], gbs[1],
-                alone, with[0] - alone, with[1] - alone, us[1] * c.num_layers);
+                alone, with[0] - alone, modes > 1 ? with[1] - alone : 0.0, us[modes - 1] * c.num_layers);
   }
   std::printf("  sum x %lld layers: lora_group one adapter %.3f ms, distinct %.3f ms; linear_lora over linear: one "
               "%+.3f ms, distinct %+.3f ms\n", static_cast<long long>(c.num_layers), total[0] * c.num_layers * 1e-3,
@@ -469,9 +473,12 @@ int run_bench(const BenchArgs& a) {
     for (int32_t batch : *batches) {
       run.breakdown(decode_batch(batch, a.context, blocks_per_seq, c.vocab_size),
                     "decode batch " + std::to_string(batch) + " at context " + std::to_string(a.context));
-      if (run.lora) run.lora_ops(batch);
+      if (run.lora) run.lora_ops(decode_batch(batch, a.context, blocks_per_seq, c.vocab_size),
+                                 "decode batch " + std::to_string(batch));
     }
-    run.breakdown(prefill_batch(a.prefill, a.block_size, c.vocab_size), "prefill of " + std::to_string(a.prefill) + " tokens");
+    const std::string label = "prefill of " + std::to_string(a.prefill) + " tokens";
+    run.breakdown(prefill_batch(a.prefill, a.block_size, c.vocab_size), label);
+    if (run.lora) run.lora_ops(prefill_batch(a.prefill, a.block_size, c.vocab_size), label);
   }
   return 0;
 }

@@ -1,11 +1,11 @@
-// cuda_kernel_bench.cpp: focused timings of the decode-step kernels at Llama-3-8B shapes, each against its
-// alternative, with the effective bandwidth: decode attention (32 query heads, 8 KV heads, head dim 128, block
-// size 16, pages shuffled as a long-running server leaves them), tensor-core kernel against the CUDA-core one;
-// the projections at 8-64 rows, the skinny weight-streaming GEMM against cuBLASLt; and the LoRA op (one module
-// group of a layer, rank 16) against the cuBLAS formulation: per module a GEMM pair (shrink into a bf16 t, then
-// expand with beta 1) when one adapter serves all rows, a pointer-array batched GEMM pair when each row has its
-// own. Disabled in ctest (they time; they test no more than a cross-check of the alternatives);
-// scripts/gpu-check.sh runs them with
+// cuda_kernel_bench.cpp: focused timings of the step kernels at Llama-3-8B shapes, each against its alternative
+// where there is one: decode attention (32 query heads, 8 KV heads, head dim 128, block size 16, pages shuffled as
+// a long-running server leaves them), tensor-core kernel against the CUDA-core one; prefill attention (512-4096
+// tokens, TFLOP/s of the causal work); the projections at 8-64 rows, the skinny weight-streaming GEMM against
+// cuBLASLt; and the LoRA op (one module group of a layer, rank 16) against the cuBLAS formulation: per module a
+// GEMM pair (shrink into a bf16 t, then expand with beta 1) when one adapter serves all rows, a pointer-array
+// batched GEMM pair when each row has its own. Disabled in ctest (they time; they test no more than a
+// cross-check of the alternatives); scripts/gpu-check.sh runs them with
 //   cuda_kernels_test --gtest_also_run_disabled_tests --gtest_filter='*KernelBench*'
 #include <algorithm>
 #include <cmath>
@@ -95,6 +95,66 @@ TEST_F(CudaKernelBench, DISABLED_DecodeAttention) {
     std::printf("  %6d %8d %10.1f | %10.1f %8.0f %10.1f | %10.1f %8.0f %10.1f | %9.2f\n", c.batch, c.context,
                 kv_bytes / 1e6, single[0], kv_bytes / (b2b[0] * 1e-6) / 1e9, b2b[0], single[1],
                 kv_bytes / (b2b[1] * 1e-6) / 1e9, b2b[1], b2b[0] / b2b[1]);
+  }
+}
+
+// Prefill attention (flash-attention tiles) at Llama-3-8B head shapes: fresh prompts of 512-4096 tokens, a batch
+// of prompts, and a chunk over cached context. TFLOP/s counts the causal work only (each query's visible keys).
+TEST_F(CudaKernelBench, DISABLED_PrefillAttention) {
+  constexpr int64_t kHeads = 32, kKvHeads = 8, kDim = 128;
+  constexpr int32_t kBlock = 16;
+  Backend& gpu = *p_.gpu;
+  struct Chunk {
+    int32_t seqs, cached, tokens;
+  };
+  const std::vector<Chunk> cases = {{1, 0, 512}, {1, 0, 1024}, {1, 0, 2048}, {1, 0, 4096}, {4, 0, 1024},
+                                    {1, 1024, 512}};
+  int32_t max_blocks = 0;
+  for (const Chunk& c : cases) max_blocks = std::max(max_blocks, c.seqs * ((c.cached + c.tokens + kBlock - 1) / kBlock));
+  const int64_t width = kKvHeads * kDim, slots = static_cast<int64_t>(max_blocks) * kBlock;
+  Buffer kmem = gpu.allocate(static_cast<size_t>(slots * width) * 2).value();
+  Buffer vmem = gpu.allocate(static_cast<size_t>(slots * width) * 2).value();
+  gpu.fill_uniform(Tensor::make(kmem.data(), DType::kBF16, slots, width), 11, -1.0f, 1.0f);
+  gpu.fill_uniform(Tensor::make(vmem.data(), DType::kBF16, slots, width), 12, -1.0f, 1.0f);
+  KvLayer cache{kmem.data(), vmem.data(), max_blocks, kBlock, kKvHeads, kDim};
+  AttentionParams params;
+  params.num_heads = kHeads;
+  params.scale = 1.0f / std::sqrt(static_cast<float>(kDim));
+  std::printf("prefill attention, 32/8 heads, d 128, block 16, shuffled pages (median of 20 single launches; "
+              "mean of 20 back-to-back):\n");
+  std::printf("  %5s %7s %7s | %9s %9s %8s\n", "seqs", "cached", "tokens", "us", "b2b us", "TFLOP/s");
+  for (const Chunk& c : cases) {
+    std::vector<int32_t> pages(max_blocks);
+    std::iota(pages.begin(), pages.end(), 0);
+    std::shuffle(pages.begin(), pages.end(), rng_);
+    ForwardBatch fb;
+    const int32_t per_seq = (c.cached + c.tokens + kBlock - 1) / kBlock;
+    double flops = 0;
+    for (int32_t s = 0; s < c.seqs; ++s) {
+      SequenceStep st;
+      st.num_cached = c.cached;
+      st.tokens.assign(c.tokens, 1);
+      st.logits = LogitsWanted::kNone;
+      st.block_table.assign(pages.begin() + s * per_seq, pages.begin() + (s + 1) * per_seq);
+      fb.seqs.push_back(st);
+      for (int32_t t = 0; t < c.tokens; ++t) flops += 4.0 * (c.cached + t + 1) * kDim * kHeads;
+    }
+    Meta m = meta(fb, kBlock, max_blocks, 10);
+    const int64_t rows = static_cast<int64_t>(c.seqs) * c.tokens;
+    Buffer qmem = gpu.allocate(static_cast<size_t>(rows * kHeads * kDim) * 2).value();
+    Buffer omem = gpu.allocate(static_cast<size_t>(rows * kHeads * kDim) * 2).value();
+    const Tensor q = Tensor::make(qmem.data(), DType::kBF16, rows, kHeads * kDim);
+    const Tensor out = Tensor::make(omem.data(), DType::kBF16, rows, kHeads * kDim);
+    gpu.fill_uniform(q, 13, -2.0f, 2.0f);
+    auto once = [&] { gpu.attention(m.gpu, q, cache, params, out); };
+    once();
+    std::vector<double> t;
+    for (int i = 0; i < 20; ++i) t.push_back(cuda_time_ms(gpu, once) * 1e3);
+    const double b2b = cuda_time_ms(gpu, [&] {
+                         for (int i = 0; i < 20; ++i) once();
+                       }) * 1e3 / 20;
+    std::printf("  %5d %7d %7d | %9.1f %9.1f %8.1f\n", c.seqs, c.cached, c.tokens, median(t), b2b,
+                flops / (b2b * 1e-6) / 1e12);
   }
 }
 
