@@ -31,31 +31,48 @@ struct BenchCase {
   int32_t batch, context;
 };
 
+// Llama-3-8B's attention shape (32 query heads, 8 KV heads, head dim 128) over a layer's paged cache of block size
+// 16: `blocks` pages of random contents, and the shuffled page order a long-running server leaves.
+struct BenchKv {
+  static constexpr int64_t kHeads = 32, kKvHeads = 8, kDim = 128;
+  static constexpr int32_t kBlock = 16;
+  Buffer k, v;
+  KvLayer cache;
+  AttentionParams params;
+
+  BenchKv(Backend& gpu, int32_t blocks) {
+    const int64_t width = kKvHeads * kDim, slots = static_cast<int64_t>(blocks) * kBlock;
+    k = gpu.allocate(static_cast<size_t>(slots * width) * 2).value();
+    v = gpu.allocate(static_cast<size_t>(slots * width) * 2).value();
+    gpu.fill_uniform(Tensor::make(k.data(), DType::kBF16, slots, width), 11, -1.0f, 1.0f);
+    gpu.fill_uniform(Tensor::make(v.data(), DType::kBF16, slots, width), 12, -1.0f, 1.0f);
+    cache = KvLayer{k.data(), v.data(), blocks, kBlock, kKvHeads, kDim};
+    params.num_heads = kHeads;
+    params.scale = 1.0f / std::sqrt(static_cast<float>(kDim));
+  }
+  std::vector<int32_t> shuffled_pages(std::mt19937& rng) const {
+    std::vector<int32_t> pages(cache.num_blocks);
+    std::iota(pages.begin(), pages.end(), 0);
+    std::shuffle(pages.begin(), pages.end(), rng);
+    return pages;
+  }
+};
+
 TEST_F(CudaKernelBench, DISABLED_DecodeAttention) {
-  constexpr int64_t kHeads = 32, kKvHeads = 8, kDim = 128;
-  constexpr int32_t kBlock = 16;
+  constexpr int64_t kHeads = BenchKv::kHeads, kDim = BenchKv::kDim, width = BenchKv::kKvHeads * kDim;
+  constexpr int32_t kBlock = BenchKv::kBlock;
   Backend& gpu = *p_.gpu;
   const std::vector<BenchCase> cases = {{1, 1024}, {32, 1024}, {128, 1024}, {4, 8192}, {64, 2048}};
   int32_t max_blocks = 0;
   for (const BenchCase& c : cases) max_blocks = std::max(max_blocks, c.batch * ((c.context + kBlock - 1) / kBlock));
-  const int64_t width = kKvHeads * kDim, slots = static_cast<int64_t>(max_blocks) * kBlock;
-  Buffer kmem = gpu.allocate(static_cast<size_t>(slots * width) * 2).value();
-  Buffer vmem = gpu.allocate(static_cast<size_t>(slots * width) * 2).value();
-  gpu.fill_uniform(Tensor::make(kmem.data(), DType::kBF16, slots, width), 11, -1.0f, 1.0f);
-  gpu.fill_uniform(Tensor::make(vmem.data(), DType::kBF16, slots, width), 12, -1.0f, 1.0f);
-  KvLayer cache{kmem.data(), vmem.data(), max_blocks, kBlock, kKvHeads, kDim};
-  AttentionParams params;
-  params.num_heads = kHeads;
-  params.scale = 1.0f / std::sqrt(static_cast<float>(kDim));
+  const BenchKv kv(gpu, max_blocks);
 
   std::printf("decode attention, 32/8 heads, d 128, block 16, shuffled pages (median of 30 single launches; "
               "mean of 50 back-to-back):\n");
   std::printf("  %6s %8s %10s | %10s %8s %10s | %10s %8s %10s | %9s\n", "batch", "context", "KV MB", "tc us",
               "tc GB/s", "tc b2b us", "simt us", "GB/s", "b2b us", "tc/simt");
   for (const BenchCase& c : cases) {
-    std::vector<int32_t> pages(max_blocks);
-    std::iota(pages.begin(), pages.end(), 0);
-    std::shuffle(pages.begin(), pages.end(), rng_);
+    const std::vector<int32_t> pages = kv.shuffled_pages(rng_);
     ForwardBatch fb;
     const int32_t per_seq = (c.context + kBlock - 1) / kBlock;
     for (int32_t s = 0; s < c.batch; ++s) {
@@ -80,7 +97,7 @@ TEST_F(CudaKernelBench, DISABLED_DecodeAttention) {
                                         : CudaBackendOptions::DecodeAttention::kSimt;
       });
       poison(gpu, out);
-      auto once = [&] { gpu.attention(m.gpu, q, cache, params, out); };
+      auto once = [&] { gpu.attention(m.gpu, q, kv.cache, kv.params, out); };
       once();
       result[which] = download(gpu, out);
       std::vector<double> t;
@@ -101,8 +118,8 @@ TEST_F(CudaKernelBench, DISABLED_DecodeAttention) {
 // Prefill attention (flash-attention tiles) at Llama-3-8B head shapes: fresh prompts of 512-4096 tokens, a batch
 // of prompts, and a chunk over cached context. TFLOP/s counts the causal work only (each query's visible keys).
 TEST_F(CudaKernelBench, DISABLED_PrefillAttention) {
-  constexpr int64_t kHeads = 32, kKvHeads = 8, kDim = 128;
-  constexpr int32_t kBlock = 16;
+  constexpr int64_t kHeads = BenchKv::kHeads, kDim = BenchKv::kDim;
+  constexpr int32_t kBlock = BenchKv::kBlock;
   Backend& gpu = *p_.gpu;
   struct Chunk {
     int32_t seqs, cached, tokens;
@@ -111,22 +128,12 @@ TEST_F(CudaKernelBench, DISABLED_PrefillAttention) {
                                     {1, 1024, 512}};
   int32_t max_blocks = 0;
   for (const Chunk& c : cases) max_blocks = std::max(max_blocks, c.seqs * ((c.cached + c.tokens + kBlock - 1) / kBlock));
-  const int64_t width = kKvHeads * kDim, slots = static_cast<int64_t>(max_blocks) * kBlock;
-  Buffer kmem = gpu.allocate(static_cast<size_t>(slots * width) * 2).value();
-  Buffer vmem = gpu.allocate(static_cast<size_t>(slots * width) * 2).value();
-  gpu.fill_uniform(Tensor::make(kmem.data(), DType::kBF16, slots, width), 11, -1.0f, 1.0f);
-  gpu.fill_uniform(Tensor::make(vmem.data(), DType::kBF16, slots, width), 12, -1.0f, 1.0f);
-  KvLayer cache{kmem.data(), vmem.data(), max_blocks, kBlock, kKvHeads, kDim};
-  AttentionParams params;
-  params.num_heads = kHeads;
-  params.scale = 1.0f / std::sqrt(static_cast<float>(kDim));
+  const BenchKv kv(gpu, max_blocks);
   std::printf("prefill attention, 32/8 heads, d 128, block 16, shuffled pages (median of 20 single launches; "
               "mean of 20 back-to-back):\n");
   std::printf("  %5s %7s %7s | %9s %9s %8s\n", "seqs", "cached", "tokens", "us", "b2b us", "TFLOP/s");
   for (const Chunk& c : cases) {
-    std::vector<int32_t> pages(max_blocks);
-    std::iota(pages.begin(), pages.end(), 0);
-    std::shuffle(pages.begin(), pages.end(), rng_);
+    const std::vector<int32_t> pages = kv.shuffled_pages(rng_);
     ForwardBatch fb;
     const int32_t per_seq = (c.cached + c.tokens + kBlock - 1) / kBlock;
     double flops = 0;
@@ -146,7 +153,7 @@ TEST_F(CudaKernelBench, DISABLED_PrefillAttention) {
     const Tensor q = Tensor::make(qmem.data(), DType::kBF16, rows, kHeads * kDim);
     const Tensor out = Tensor::make(omem.data(), DType::kBF16, rows, kHeads * kDim);
     gpu.fill_uniform(q, 13, -2.0f, 2.0f);
-    auto once = [&] { gpu.attention(m.gpu, q, cache, params, out); };
+    auto once = [&] { gpu.attention(m.gpu, q, kv.cache, kv.params, out); };
     once();
     std::vector<double> t;
     for (int i = 0; i < 20; ++i) t.push_back(cuda_time_ms(gpu, once) * 1e3);
