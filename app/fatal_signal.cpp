@@ -1,5 +1,6 @@
 // fatal_signal.cpp: see fatal_signal.h. The handler only calls async-signal-safe functions (write, backtrace
-// after a warm-up call outside the handler, sigaction, raise) and formats numbers by hand.
+// after a warm-up call outside the handler, sigaction, raise), formats numbers by hand, and writes each line of its
+// report in one call.
 #include "fatal_signal.h"
 
 #include <execinfo.h>
@@ -29,42 +30,55 @@ constexpr bool kSanitized = false;
 
 constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 
-void put(const char* s) {
-  size_t n = std::strlen(s);
-  while (n > 0) {
-    ssize_t w = ::write(STDERR_FILENO, s, n);
-    if (w <= 0) return;
-    s += w;
-    n -= static_cast<size_t>(w);
+// One line of the report, built on the stack and written by one write() call, so that a line another thread logs
+// at the same moment lands between the report's lines, never inside one (writes to a pipe of up to PIPE_BUF bytes
+// are not interleaved).
+class Line {
+ public:
+  Line& operator<<(const char* s) {
+    while (*s != '\0' && n_ < sizeof(buf_)) buf_[n_++] = *s++;
+    return *this;
   }
-}
+  Line& dec(long v) {
+    char digits[24];
+    char* p = digits + sizeof(digits) - 1;
+    *p = '\0';
+    const bool neg = v < 0;
+    unsigned long u = neg ? 0UL - static_cast<unsigned long>(v) : static_cast<unsigned long>(v);
+    do {
+      *--p = static_cast<char>('0' + u % 10);
+      u /= 10;
+    } while (u != 0);
+    if (neg) *--p = '-';
+    return *this << p;
+  }
+  Line& hex(uintptr_t v) {
+    char digits[2 + 2 * sizeof(v) + 1];
+    char* p = digits + sizeof(digits) - 1;
+    *p = '\0';
+    do {
+      *--p = "0123456789abcdef"[v & 15];
+      v >>= 4;
+    } while (v != 0);
+    *--p = 'x';
+    *--p = '0';
+    return *this << p;
+  }
+  ~Line() {
+    const char* s = buf_;
+    size_t n = n_;
+    while (n > 0) {
+      const ssize_t w = ::write(STDERR_FILENO, s, n);
+      if (w <= 0) return;
+      s += w;
+      n -= static_cast<size_t>(w);
+    }
+  }
 
-void put_hex(uintptr_t v) {
-  char buf[2 + 2 * sizeof(v) + 1];
-  char* p = buf + sizeof(buf) - 1;
-  *p = '\0';
-  do {
-    *--p = "0123456789abcdef"[v & 15];
-    v >>= 4;
-  } while (v != 0);
-  *--p = 'x';
-  *--p = '0';
-  put(p);
-}
-
-void put_dec(long v) {
-  char buf[24];
-  char* p = buf + sizeof(buf) - 1;
-  *p = '\0';
-  bool neg = v < 0;
-  unsigned long u = neg ? 0UL - static_cast<unsigned long>(v) : static_cast<unsigned long>(v);
-  do {
-    *--p = static_cast<char>('0' + u % 10);
-    u /= 10;
-  } while (u != 0);
-  if (neg) *--p = '-';
-  put(p);
-}
+ private:
+  char buf_[512];
+  size_t n_ = 0;
+};
 
 const char* signal_name(int sig) {
   switch (sig) {
@@ -78,17 +92,18 @@ const char* signal_name(int sig) {
 }
 
 void on_fatal_signal(int sig, siginfo_t* info, void*) {
-  put("loraserve: fatal ");
-  put(signal_name(sig));
-  put(" (");
-  put_dec(sig);
-  put(") in thread ");
-  put_dec(static_cast<long>(::gettid()));
-  if (info != nullptr && info->si_code > 0 && sig != SIGABRT) {  // raised by the kernel, not sent
-    put(" at address ");
-    put_hex(reinterpret_cast<uintptr_t>(info->si_addr));
+  {
+    Line line;
+    line << "loraserve: fatal " << signal_name(sig) << " (";
+    line.dec(sig) << ") in thread ";
+    line.dec(static_cast<long>(::gettid()));
+    if (info != nullptr && info->si_code > 0 && sig != SIGABRT) {  // raised by the kernel, not sent
+      line << " at address ";
+      line.hex(reinterpret_cast<uintptr_t>(info->si_addr));
+    }
+    line << "\n";
   }
-  put("\nloraserve: backtrace (offsets into the executable; addr2line -f -C -e <loraserve> OFFSET):\n");
+  Line() << "loraserve: backtrace (offsets into the executable; addr2line -f -C -e <loraserve> OFFSET):\n";
   void* frames[64];
   int n = ::backtrace(frames, 64);
   const uintptr_t base = reinterpret_cast<uintptr_t>(&__executable_start);
@@ -96,11 +111,10 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) {
   for (int i = 0; i < n; ++i) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(frames[i]);
     const bool ours = a >= base && a < end;
-    put("  #");
-    put_dec(i);
-    put(" ");
-    put_hex(ours ? a - base : a);
-    put(ours ? "\n" : " (a shared library)\n");
+    Line line;
+    line << "  #";
+    line.dec(i) << " ";
+    line.hex(ours ? a - base : a) << (ours ? "\n" : " (a shared library)\n");
   }
   // SA_RESETHAND restored the default action: raised again, it runs once this handler returns (a fault would
   // also recur on its own), so the process dies as it would have without the report.
