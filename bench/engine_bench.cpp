@@ -21,7 +21,7 @@
 #include "model/transformer.h"
 
 #include "backend/cuda/cuda_backend.h"
-#include "backend/cuda/cuda_bench.h"
+#include "cuda_bench.h"
 
 namespace ls {
 namespace {

@@ -17,9 +17,9 @@
 #include <cublas_v2.h>
 
 #include "backend/cuda/cuda_backend.h"
-#include "backend/cuda/cuda_bench.h"
 #include "lora/lora_slots.h"
 #include "core/timing.h"
+#include "cuda_bench.h"
 #include "cuda_test_fixture.h"
 
 namespace ls::testing {

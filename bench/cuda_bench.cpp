@@ -1,5 +1,5 @@
 // cuda_bench.cpp: measurements of the device's ceilings for bench/engine_bench and the kernel microbenchmarks.
-#include "backend/cuda/cuda_bench.h"
+#include "cuda_bench.h"
 
 #include <algorithm>
 #include <cstdio>
