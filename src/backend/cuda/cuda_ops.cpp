@@ -204,8 +204,8 @@ void CudaBackend::attention(const BatchMeta& batch, Tensor q, const KvLayer& cac
   a.num_heads = params.num_heads;
   a.scale = params.scale;
   a.sliding_window = params.sliding_window;
-  a.decode_kernel = options_.decode_attention == CudaBackendOptions::DecodeAttention::kSimt ? cuda::DecodeKernel::kSimt
-                                                                                          : cuda::DecodeKernel::kTensorCore;
+  const bool simt = options_.decode_attention == CudaBackendOptions::DecodeAttention::kSimt;
+  a.decode_kernel = simt ? cuda::DecodeKernel::kSimt : cuda::DecodeKernel::kTensorCore;
   if (a.num_tokens == 0) return;
   if (cuda::attention_decode_supported(a) && a.num_tokens == a.num_seqs) {
     const int64_t floats = cuda::attention_decode_scratch_floats(a, num_sms_);
@@ -430,8 +430,9 @@ void CudaBackend::sample(Tensor logits, const SamplingParams* params, int32_t* t
   LS_CHECK(bytes <= params_upload_.capacity()) << "too many rows to sample at once: " << logits.rows;
   std::memcpy(params_upload_.begin(), params, bytes);
   params_upload_.commit(bytes, stream_);
-  LS_CUDA_CHECK(cuda::launch_sample(logits.ptr<float>(), logits.ld, logits.rows, logits.cols,
-                                    static_cast<const SamplingParams*>(params_upload_.device()), tokens, launch_stream()));
+  const auto* d_params = static_cast<const SamplingParams*>(params_upload_.device());
+  LS_CUDA_CHECK(cuda::launch_sample(logits.ptr<float>(), logits.ld, logits.rows, logits.cols, d_params, tokens,
+                                    launch_stream()));
 }
 
 void CudaBackend::apply_penalties(Tensor logits, const TokenCounts& counts) {
@@ -466,10 +467,11 @@ void CudaBackend::apply_penalties(Tensor logits, const TokenCounts& counts) {
     const auto* d_starts = reinterpret_cast<const int32_t*>(device);
     const auto* d_tokens = reinterpret_cast<const int32_t*>(put(counts.token + base, entries * sizeof(int32_t)));
     const auto* d_counts = reinterpret_cast<const int32_t*>(put(counts.output_count + base, entries * sizeof(int32_t)));
-    const auto* d_params = reinterpret_cast<const PenaltyParams*>(put(counts.params + first, rows * sizeof(PenaltyParams)));
+    const auto* d_params =
+        reinterpret_cast<const PenaltyParams*>(put(counts.params + first, rows * sizeof(PenaltyParams)));
     penalty_upload_.commit(offset, stream_);
-    LS_CUDA_CHECK(cuda::launch_penalties(logits.ptr<float>() + first * logits.ld, logits.ld, rows, logits.cols, d_starts,
-                                         d_tokens, d_counts, d_params, launch_stream()));
+    LS_CUDA_CHECK(cuda::launch_penalties(logits.ptr<float>() + first * logits.ld, logits.ld, rows, logits.cols,
+                                         d_starts, d_tokens, d_counts, d_params, launch_stream()));
     first = end;
   }
 }
