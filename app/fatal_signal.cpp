@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <cstring>
 
 extern "C" char __executable_start;  // the linker's first byte of the executable's image
 extern "C" char _end;                // and the byte after its last

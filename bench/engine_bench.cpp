@@ -471,14 +471,14 @@ int run_bench(const BenchArgs& a) {
   run.prefill();
   if (a.breakdown) {
     for (int32_t batch : *batches) {
-      run.breakdown(decode_batch(batch, a.context, blocks_per_seq, c.vocab_size),
-                    "decode batch " + std::to_string(batch) + " at context " + std::to_string(a.context));
-      if (run.lora) run.lora_ops(decode_batch(batch, a.context, blocks_per_seq, c.vocab_size),
-                                 "decode batch " + std::to_string(batch));
+      const ForwardBatch fb = decode_batch(batch, a.context, blocks_per_seq, c.vocab_size);
+      run.breakdown(fb, "decode batch " + std::to_string(batch) + " at context " + std::to_string(a.context));
+      if (run.lora) run.lora_ops(fb, "decode batch " + std::to_string(batch));
     }
+    const ForwardBatch prefill = prefill_batch(a.prefill, a.block_size, c.vocab_size);
     const std::string label = "prefill of " + std::to_string(a.prefill) + " tokens";
-    run.breakdown(prefill_batch(a.prefill, a.block_size, c.vocab_size), label);
-    if (run.lora) run.lora_ops(prefill_batch(a.prefill, a.block_size, c.vocab_size), label);
+    run.breakdown(prefill, label);
+    if (run.lora) run.lora_ops(prefill, label);
   }
   return 0;
 }
