@@ -446,10 +446,11 @@ int run_bench(const BenchArgs& a) {
     }
     if (run.lora &&
         (chosen.lora_overlap || chosen.lora_bulk_expand || chosen.lora_fused_gemv || chosen.lora_fused_skinny ||
-         chosen.lora_into_norm != CudaBackendOptions::LoraInto::kOff)) {
+         chosen.lora_into_norm != CudaBackendOptions::LoraInto::kOff ||
+         chosen.lora_sums_beside != CudaBackendOptions::LoraInto::kOff)) {
       CudaBackendOptions other = chosen;
       other.lora_overlap = other.lora_bulk_expand = other.lora_fused_gemv = other.lora_fused_skinny = false;
-      other.lora_into_norm = CudaBackendOptions::LoraInto::kOff;
+      other.lora_into_norm = other.lora_sums_beside = CudaBackendOptions::LoraInto::kOff;
       cb->set_options(other);
       std::printf("\nthe same with the LoRA kernels after their projection (shrink and mma expand, none fused):");
       run.decode(*batches, true);
@@ -522,6 +523,10 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
   cmd.add_option("--lora-into-norm", o.lora_into_norm,
                  "cuda: decode steps' o and down LoRA deltas added by the RMSNorm that reads them (off: an expand "
                  "kernel; auto, all)")
+      ->transform(CLI::CheckedTransformer(into));
+  cmd.add_option("--lora-sums-beside", o.lora_sums_beside,
+                 "cuda: decode steps' o, down and gate/up LoRA expands beside their projections, into fp32 deltas the "
+                 "next kernel adds (off: an expand after the projection; auto, all)")
       ->transform(CLI::CheckedTransformer(into));
 }
 

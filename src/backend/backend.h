@@ -271,6 +271,10 @@ struct CudaBackendOptions {
   // never, at the batch sizes where it measured faster, or at every decode batch size.
   enum class LoraInto { kOff, kAuto, kAll };
   LoraInto lora_into_norm = LoraInto::kAuto;
+  // The o, down and gate/up LoRA expands of decode steps on the side branch too, beside the projection, writing
+  // fp32 deltas that the kernel reading the projection (RMSNorm, SiLU-mul) adds: never, at the batch sizes where
+  // it measured faster, or at every size (prefill chunks included). Ahead of lora_into_norm where both apply.
+  LoraInto lora_sums_beside = LoraInto::kAuto;
 };
 
 // Every setting of a backend, in one place: the command line and the benchmarks fill it, nothing reads the

@@ -308,8 +308,9 @@ TEST_F(CudaLora, LinearLoraMatchesCpu) {
 // linear_lora_silu_mul: the gate/up product with the gate and up LoRA added before the activation, against the
 // CPU's linear_lora then silu_mul: the fused skinny kernel's epilogue (1-8 rows; ranks up to 16 staged once, and
 // ranks 32-128 in passes; odd ranks on the CUDA cores; rows without an adapter; only one of the two modules
-// adapted), the GEMV's launch with SiLU-mul (1-2 rows, the skinny kernel not forced), and the unfused path (the
-// skinny epilogue off at 3-8 rows, and 16 and 33 rows); random batches and a graph's padded decode layout. The
+// adapted), the GEMV's launch with SiLU-mul (1-2 rows, the skinny kernel not forced), and the unfused paths (the
+// skinny epilogue off at 3-8 rows, and 16 and 33 rows): the expand into sums beside the product, added by SiLU-mul,
+// and the expand after the product; random batches and a graph's padded decode layout. The
 // projection is kept small next to the deltas, so the output is mostly the LoRA's. Rows without an adapter keep the
 // bits of linear_silu_mul where both take one kernel.
 TEST_F(CudaLora, LinearLoraSiluMulMatchesCpu) {
@@ -325,10 +326,12 @@ TEST_F(CudaLora, LinearLoraSiluMulMatchesCpu) {
       const auto num_slots = static_cast<int32_t>(ranks[0].size());
       std::vector<SlotTables> slots;
       for (int i = 0; i < 2; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], k, inter));
-      for (bool fused : {true, false}) {
+      for (const char* path : {"fused", "sums beside", "expand"}) {
+        const bool fused = path[0] == 'f';
         set_cuda_options([&](CudaBackendOptions& o) {  // fused: the skinny kernel from 1 row
           o.lora_fused_skinny = fused;
           o.skinny = fused ? CudaBackendOptions::Skinny::kAll : CudaBackendOptions::Skinny::kAuto;
+          o.lora_sums_beside = path[0] == 's' ? CudaBackendOptions::LoraInto::kAll : CudaBackendOptions::LoraInto::kOff;
         });
         for (auto [total, padded] : {std::pair{1, false}, {2, false}, {3, false}, {4, false}, {5, false},
                                      {7, false}, {8, false}, {6, true}, {16, false}, {33, false}}) {
@@ -363,7 +366,7 @@ TEST_F(CudaLora, LinearLoraSiluMulMatchesCpu) {
             const double err = rel_error(gpu, download(*p_.cpu, out.cpu));
             EXPECT_LT(err, kDeltaTol) << "inter " << inter << " k " << k << ", " << rows << " rows"
                                       << (padded ? " (padded)" : "") << ", modules " << first << "+" << count
-                                      << (fused ? ", fused" : ", unfused");
+                                      << ", " << path;
             const bool one_kernel = fused ? rows <= cuda::kSkinnyLoraMaxRows : rows <= CudaBackendOptions{}.gemv_rows;
             if (one_kernel) {  // the same kernel without deltas: bit-identical rows
               const std::vector<std::vector<int32_t>> adapted(ranks.begin() + first, ranks.begin() + first + count);
@@ -377,9 +380,9 @@ TEST_F(CudaLora, LinearLoraSiluMulMatchesCpu) {
 }
 
 // linear_lora_add_rms_norm: the o/down projection with its LoRA, the residual add and the next norm, against the
-// CPU's linear_lora then add_rms_norm: the deltas added by the norm as it reads y (decode steps, prefill chunks and
-// padded decode layouts up to 128 rows, ranks 1-128 with odd ones, a module over all or part of y's columns) and
-// the two-kernel path (the option off; 130 rows). Compared: the residual's change and the norm's output; rows
+// CPU's linear_lora then add_rms_norm: the deltas added by the norm as it reads y, from t and B (decode steps,
+// prefill chunks and padded decode layouts up to 128 rows, ranks 1-128 with odd ones, a module over all or part of
+// y's columns) or from the sums an expand beside the projection wrote (up to 130 rows), and the two-kernel path. Compared: the residual's change and the norm's output; rows
 // without an adapter keep the bits of linear then add_rms_norm.
 TEST_F(CudaLora, LinearLoraAddRmsNormMatchesCpu) {
   SCOPED_TRACE(trace());
@@ -393,9 +396,11 @@ TEST_F(CudaLora, LinearLoraAddRmsNormMatchesCpu) {
     Twin bias = make_twin(p_, 1, out, rng_, -0.01f, 0.01f);
     Twin norm_w = make_twin(p_, 1, out, rng_, 0.5f, 1.5f);
     SlotTables slots = make_slots(p_, rng_, ranks, in, width);
-    for (bool into : {true, false}) {
+    for (const char* path : {"into the norm", "sums beside", "expand"}) {
       set_cuda_options([&](CudaBackendOptions& o) {
-        o.lora_into_norm = into ? CudaBackendOptions::LoraInto::kAll : CudaBackendOptions::LoraInto::kOff;
+        using Into = CudaBackendOptions::LoraInto;
+        o.lora_into_norm = path[0] == 'i' ? Into::kAll : Into::kOff;
+        o.lora_sums_beside = path[0] == 's' ? Into::kAll : Into::kOff;
       });
       for (auto [total, padded] : {std::pair{1, false}, {3, false}, {5, false}, {8, true}, {33, false},
                                    {128, false}, {100, true}, {130, false}}) {
@@ -427,7 +432,7 @@ TEST_F(CudaLora, LinearLoraAddRmsNormMatchesCpu) {
         const std::vector<float> gpu_res = download(*p_.gpu, residual.gpu), gpu_out = download(*p_.gpu, normed.gpu);
         const std::string what = "in " + std::to_string(in) + " out " + std::to_string(out) + " cols " +
                                  std::to_string(col) + "+" + std::to_string(width) + ", " + std::to_string(rows) +
-                                 " rows" + (padded ? " (padded)" : "") + (into ? ", into the norm" : ", expand");
+                                 " rows" + (padded ? " (padded)" : "") + ", " + path;
         EXPECT_LT(rel_error(delta(gpu_res, residual0), delta(download(*p_.cpu, residual.cpu), residual0)), kDeltaTol)
             << what;
         EXPECT_LT(rel_error(gpu_out, download(*p_.cpu, normed.cpu)), kDeltaTol) << what;

@@ -83,6 +83,7 @@ CudaBackend::~CudaBackend() {
   arrivals_ = Buffer();
   skinny_accumulator_ = Buffer();
   lora_scratch_ = Buffer();
+  lora_sums_ = Buffer();
   lora_counters_ = Buffer();
   batch_upload_ = cuda::StagedUpload();
   params_upload_ = cuda::StagedUpload();

@@ -100,9 +100,15 @@ class CudaBackend final : public Backend {
   bool silu_fused(Tensor x, Tensor weight, Tensor out) const;
   // Whether linear_lora takes the GEMV with the LoRA in its launch.
   bool gemv_lora(const cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor out) const;
-  // The projection out = x weight^T + bias with the LoRA's shrink beside it; returns the shrink's scratch (t). The
-  // stream's next kernel follows both.
-  float* linear_beside_shrink(const cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor bias, Tensor out);
+  // The projection out = x weight^T + bias with the LoRA's shrink beside it, and with `expand` its expand after the
+  // shrink on the same branch (into the sums lora_delta_sums set); returns the shrink's scratch (t). The stream's
+  // next kernel follows both branches.
+  float* linear_beside(const cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor bias, Tensor out, bool expand);
+  // Decode steps whose LoRA deltas the kernel reading the projection adds (lora_sums_beside; else lora_into_norm
+  // where `into`): queues the projection with the shrink (and with sums, the expand) beside it, and fills d for
+  // that kernel. False, with nothing queued, where neither applies.
+  bool linear_lora_deferred(cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor bias, Tensor out, bool into,
+                            cuda::LoraDelta& d);
   // Scratch for the LoRA kernels' shrink partial sums over `a` (launch_lora and its two halves).
   float* lora_partials(const cuda::LoraArgs& a);
   // Float32 scratch of at least n values that stays put while a graph is being captured.
@@ -127,6 +133,7 @@ class CudaBackend final : public Backend {
   Buffer arrivals_;           // split arrival counters (attention, skinny GEMM), zero between launches
   Buffer skinny_accumulator_; // skinny GEMM split-K partial sums
   Buffer lora_scratch_;       // LoRA shrink partial sums
+  Buffer lora_sums_;          // LoRA expand sums beside the projection (lora_sums_beside)
   Buffer lora_counters_;      // the GEMV with LoRA: its 2 counters, zero between launches
   std::vector<Buffer> retired_scratch_;  // outgrown scratch, kept: graphs recorded earlier still point at it
   // Fences in one stream's order: events recorded on it, numbered ascending, those in flight kept in order (an

@@ -57,6 +57,16 @@ bool lora_into(CudaBackendOptions::LoraInto mode, int64_t rows) {
   return rows <= kLoraIntoMaxRows && (mode == Mode::kAll || (mode == Mode::kAuto && rows >= kLoraIntoMinRows));
 }
 
+// The expands of o, down and gate/up beside their projections (lora_sums_beside), in auto mode for decode steps
+// of kLoraSumsMinRows to kLoraSumsMaxRows rows (fewer take the GEMV or the skinny GEMM's SiLU epilogue; more
+// would write and read fp32 deltas of a prefill chunk).
+constexpr int64_t kLoraSumsMinRows = 3, kLoraSumsMaxRows = 128;
+
+bool lora_sums(CudaBackendOptions::LoraInto mode, int64_t rows) {
+  using Mode = CudaBackendOptions::LoraInto;
+  return mode == Mode::kAll || (mode == Mode::kAuto && rows >= kLoraSumsMinRows && rows <= kLoraSumsMaxRows);
+}
+
 void check_cache(const KvLayer& c) {
   LS_CHECK(c.k && c.v && c.block_size > 0 && c.num_kv_heads > 0 && c.head_dim > 0) << "cuda backend: bad KV layer";
 }
@@ -221,7 +231,8 @@ void CudaBackend::attention(const BatchMeta& batch, Tensor q, const KvLayer& cac
 void CudaBackend::silu_mul(Tensor gate_up, Tensor out) {
   check_bf16(gate_up, "silu_mul input");
   LS_CHECK(gate_up.cols == 2 * out.cols && gate_up.rows == out.rows) << "silu_mul shape mismatch";
-  LS_CUDA_CHECK(cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, launch_stream()));
+  LS_CUDA_CHECK(
+      cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, nullptr, launch_stream()));
 }
 
 bool CudaBackend::silu_fused(Tensor x, Tensor weight, Tensor out) const {
@@ -326,7 +337,7 @@ void CudaBackend::linear_lora(const BatchMeta& batch, Tensor x, Tensor weight, T
     return;
   }
   // The expand, which adds into the projection's output, waits for both.
-  float* partial = linear_beside_shrink(a, x, weight, bias, out);
+  float* partial = linear_beside(a, x, weight, bias, out, false);
   LS_CUDA_CHECK(cuda::launch_lora_expand(a, partial, num_sms_, launch_stream()));
 }
 
@@ -336,17 +347,32 @@ bool CudaBackend::gemv_lora(const cuda::LoraArgs& a, Tensor x, Tensor weight, Te
          cuda::gemv_lora_supported(a, weight.data, weight.ld, out.data, out.ld, out.cols);
 }
 
-float* CudaBackend::linear_beside_shrink(const cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor bias, Tensor out) {
-  // The shrink reads only x: it runs on the side stream beside the projection (a second branch in a graph); the
-  // stream's next kernel waits for both.
+float* CudaBackend::linear_beside(const cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor bias, Tensor out,
+                                  bool expand) {
+  // The shrink reads only x, and the expand into sums nothing the projection writes: they run on the side stream
+  // beside the projection (a second branch in a graph); the stream's next kernel waits for both.
   float* partial = lora_partials(a);
   LS_CUDA_CHECK(cudaEventRecord(fork_event_, stream_));
   LS_CUDA_CHECK(cudaStreamWaitEvent(side_stream_, fork_event_, 0));
-  LS_CUDA_CHECK(cuda::launch_lora_shrink(a, partial, num_sms_, {side_stream_, options_.pdl}));
+  const cuda::Stream side{side_stream_, options_.pdl};
+  LS_CUDA_CHECK(cuda::launch_lora_shrink(a, partial, num_sms_, side));
+  if (expand) LS_CUDA_CHECK(cuda::launch_lora_expand(a, partial, num_sms_, side));
   LS_CUDA_CHECK(cudaEventRecord(join_event_, side_stream_));
   linear(x, weight, bias, out);
   LS_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_event_, 0));
   return partial;
+}
+
+bool CudaBackend::linear_lora_deferred(cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor bias, Tensor out,
+                                       bool into, cuda::LoraDelta& d) {
+  if (!options_.lora_overlap || gemv_lora(a, x, weight, out) ||
+      !cuda::lora_delta(a, out.data, out.ld, out.cols, nullptr, num_sms_, d) || !cuda::lora_delta_aligned(d))
+    return false;
+  const bool sums = lora_sums(options_.lora_sums_beside, x.rows) &&
+                    cuda::lora_delta_sums(a, scratch(lora_sums_, static_cast<size_t>(out.rows * out.ld)), d);
+  if (!sums && !into) return false;
+  d.t = linear_beside(a, x, weight, bias, out, sums);
+  return true;
 }
 
 void CudaBackend::linear_lora_add_rms_norm(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor y,
@@ -354,17 +380,17 @@ void CudaBackend::linear_lora_add_rms_norm(const BatchMeta& batch, Tensor x, Ten
                                            Tensor norm_weight, float eps, Tensor out) {
   cuda::LoraArgs a;
   cuda::LoraDelta d;
-  // Decode steps (lora_into): the shrink beside the projection, then the norm adds the deltas as it reads y (no
-  // expand kernel; y keeps the projection alone).
-  const bool fused = lora_into(options_.lora_into_norm, x.rows) && lora_args(batch, x, w, ys, n, a) &&
-                     options_.lora_overlap && !gemv_lora(a, x, weight, y) &&
-                     cuda::lora_delta(a, y.data, y.ld, y.cols, nullptr, num_sms_, d) && cuda::lora_delta_aligned(d);
-  if (!fused) {
+  // Decode steps: the shrink (and with lora_sums_beside, the expand) beside the projection, then the norm adds the
+  // deltas as it reads y (no expand after the projection; y keeps the projection alone).
+  if (!lora_args(batch, x, w, ys, n, a)) {
     Backend::linear_lora_add_rms_norm(batch, x, weight, bias, y, w, ys, n, residual, norm_weight, eps, out);
     return;
   }
   check_add_rms_norm(residual, y, norm_weight, out);
-  d.t = linear_beside_shrink(a, x, weight, bias, y);
+  if (!linear_lora_deferred(a, x, weight, bias, y, lora_into(options_.lora_into_norm, x.rows), d)) {
+    Backend::linear_lora_add_rms_norm(batch, x, weight, bias, y, w, ys, n, residual, norm_weight, eps, out);
+    return;
+  }
   LS_CUDA_CHECK(cuda::launch_rms_norm(residual.data, residual.ld, y.data, y.ld, norm_weight.data, out.data, out.ld,
                                       y.rows, y.cols, eps, &d, launch_stream()));
 }
@@ -399,6 +425,15 @@ void CudaBackend::linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor 
   // SiLU-mul after it (skinny_gemm.h); the epilogue's warps take 8 features of one module.
   if (!options_.lora_fused_skinny || x.rows > cuda::kSkinnyLoraMaxRows || !cuda::lora_delta_aligned(l) ||
       !silu_fused(x, weight, out)) {
+    // Decode steps (lora_sums_beside): the shrink and the expand into sums beside the plain gate/up product, then
+    // SiLU-mul adds the deltas as it reads gate_up.
+    check_bf16(out, "linear_lora_silu_mul output");
+    LS_CHECK(out.rows == x.rows && 2 * out.cols == weight.rows) << "linear_lora_silu_mul: output shape";
+    if (linear_lora_deferred(a, x, weight, bias, gate_up, false, l)) {
+      LS_CUDA_CHECK(cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, &l,
+                                          launch_stream()));
+      return;
+    }
     Backend::linear_lora_silu_mul(batch, x, weight, bias, gate_up, out, w, ys, n);
     return;
   }

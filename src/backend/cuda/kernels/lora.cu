@@ -327,6 +327,18 @@ struct ExpandSmem {
   };
 };
 
+// The expand's fp32 sums of row `row`, columns [col, col + 8) (those under out_dim) into mod.sums instead of y:
+// 16-byte stores where lora_delta_sums allowed them.
+__device__ __forceinline__ void store_sums8(const LoraModuleArgs& mod, int64_t row, int64_t col, const float* c) {
+  float* dst = mod.sums + row * mod.y_ld + col;
+  if (col + 8 <= mod.out_dim && mod.y_ld % 4 == 0 && (reinterpret_cast<uintptr_t>(mod.sums) & 15) == 0) {
+    reinterpret_cast<float4*>(dst)[0] = make_float4(c[0], c[1], c[2], c[3]);
+    reinterpret_cast<float4*>(dst)[1] = make_float4(c[4], c[5], c[6], c[7]);
+  } else {
+    for (int x = 0; x < 8 && col + x < mod.out_dim; ++x) dst[x] = c[x];
+  }
+}
+
 // The mma path (tiles of many rows: prefill chunks, a batch sharing one adapter): each warp owns kColsPerWarp
 // columns per step: per 32 ranks a lane takes its A fragment from t in shared memory, loads 16 bytes of each of
 // its kColsPerWarp / 8 B rows, and accumulates in fp32; the product goes through shared memory so that y is read
@@ -349,7 +361,7 @@ __device__ __forceinline__ void expand_mma(const LoraModuleArgs& mod, const Expa
     for (int i = 0; i < kPieces; ++i) {
       const int q = lane + 32 * i, row = q / (kColsPerWarp / 8);
       const int64_t col = n_warp + q % (kColsPerWarp / 8) * 8;
-      const bool whole = vector_y && row < tile.count && col + 8 <= mod.out_dim;
+      const bool whole = vector_y && !mod.sums && row < tile.count && col + 8 <= mod.out_dim;
       y_old[i] =
           whole ? *reinterpret_cast<const uint4*>(y + (tile.begin + row) * mod.y_ld + col) : make_uint4(0, 0, 0, 0);
     }
@@ -381,8 +393,12 @@ __device__ __forceinline__ void expand_mma(const LoraModuleArgs& mod, const Expa
       const int q = lane + 32 * i, row = q / (kColsPerWarp / 8), c8 = q % (kColsPerWarp / 8) * 8;
       const int64_t col = n_warp + c8;
       if (row >= tile.count || col >= mod.out_dim) continue;
-      bf16* dst = y + (tile.begin + row) * mod.y_ld + col;
       const float* c = &sm.cs[warp][row][c8];
+      if (mod.sums) {
+        store_sums8(mod, tile.begin + row, col, c);
+        continue;
+      }
+      bf16* dst = y + (tile.begin + row) * mod.y_ld + col;
       if (vector_y && col + 8 <= mod.out_dim) {
         float v[8];
         unpack8(y_old[i], v);
@@ -469,7 +485,7 @@ __device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const Exp
   for (int j = 0; j < stages; ++j) {
     const int64_t n0 = e.n_begin + static_cast<int64_t>(j) * stage_cols;
     const int cols = static_cast<int>(min(static_cast<int64_t>(stage_cols), e.n_end - n0));
-    const BulkY old = j == 0 ? first : bulk_load_y(mod, e, j);
+    const BulkY old = j == 0 || mod.sums ? first : bulk_load_y(mod, e, j);
     const bf16* bs = e.b + n0 * e.rank;  // generic pointer: the stage in shared memory, or B in place
     if (copies) {
       mbar_wait(&sm.full[j % kBulkStages], (j / kBulkStages) & 1);
@@ -500,8 +516,14 @@ __device__ __forceinline__ void expand_bulk(const LoraModuleArgs& mod, const Exp
         }
       }
 #pragma unroll
-      for (int r = 0; r < kThinRows; ++r)
-        if (r < tile.count) yc[r * mod.y_ld] = __float2bfloat16_rn(old.v[q][r] + acc[r]);
+      for (int r = 0; r < kThinRows; ++r) {
+        if (r >= tile.count) break;
+        if (mod.sums) {
+          mod.sums[(tile.begin + r) * mod.y_ld + n0 + c] = acc[r];
+        } else {
+          yc[r * mod.y_ld] = __float2bfloat16_rn(old.v[q][r] + acc[r]);
+        }
+      }
     }
     __syncthreads();  // the buffer is read; it may take stage j + 2
     if (copies && threadIdx.x == 0 && j + kBulkStages < stages) bulk_issue(e, sm, j + kBulkStages);
@@ -579,7 +601,7 @@ __global__ void __launch_bounds__(kThreads, kDecode ? 4 : 2)
   pdl_wait();
   pdl_launch_dependents();
   BulkY y0{};
-  if (thin) y0 = bulk_load_y(mod, e, 0);
+  if (thin && !mod.sums) y0 = bulk_load_y(mod, e, 0);
   const int kpad = (e.rank + 31) / 32 * 32;
   const PartialLayout lay = partial_layout(p, splits);
   for (int i = threadIdx.x; i < kTile * kpad; i += kThreads) {
@@ -689,6 +711,15 @@ bool lora_delta(const LoraArgs& a, const void* out, int64_t out_ld, int64_t out_
   return true;
 }
 
+bool lora_delta_sums(LoraArgs& a, float* sums, LoraDelta& d) {
+  const int64_t ld = a.num_modules > 0 ? a.m[0].y_ld : 0;
+  if (!sums || !aligned16(sums) || ld % 4 != 0) return false;
+  for (int j = 0; j < a.num_modules; ++j) a.m[j].sums = sums + d.m[j].col_begin;
+  d.sums = sums;
+  d.sums_ld = ld;
+  return true;
+}
+
 bool lora_delta_aligned(const LoraDelta& d) {
   for (int j = 0; j < d.num_modules; ++j)
     if (d.m[j].col_begin % 8 != 0 || d.m[j].col_end % 8 != 0) return false;
@@ -696,8 +727,11 @@ bool lora_delta_aligned(const LoraDelta& d) {
 }
 
 bool lora_delta_launchable(const LoraDelta& d, int64_t cols, bool vec) {
-  if (!vec || !d.t || !d.seg_start || !d.seg_slot || d.splits < 1 || d.splits > kLoraMaxShrinkSplits ||
-      d.num_modules < 1 || d.num_modules > kLoraMaxModules || d.module_stride > kLoraMaxRank || !lora_delta_aligned(d))
+  if (!vec || !d.seg_start || !d.seg_slot || d.num_modules < 1 || d.num_modules > kLoraMaxModules ||
+      d.module_stride > kLoraMaxRank || !lora_delta_aligned(d))
+    return false;
+  if (d.sums ? d.sums_ld % 4 != 0 || d.sums_ld < cols || !aligned16(d.sums)
+             : !d.t || d.splits < 1 || d.splits > kLoraMaxShrinkSplits)
     return false;
   for (int j = 0; j < d.num_modules; ++j)
     if (!d.m[j].b || !d.m[j].ranks || d.m[j].col_begin < 0 || d.m[j].col_end > cols) return false;

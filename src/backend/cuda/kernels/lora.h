@@ -24,6 +24,9 @@ struct LoraModuleArgs {
   int64_t out_dim = 0;
   void* y = nullptr;               // [num_tokens, out_dim] bf16, row stride y_ld, accumulated into
   int64_t y_ld = 0;
+  // Set: the expand writes its fp32 sums t B^T here ([num_tokens, out_dim], row stride y_ld) and leaves y alone;
+  // rows it does not adapt are not written (lora_delta_sums).
+  float* sums = nullptr;
 };
 
 struct LoraArgs {
@@ -55,12 +58,15 @@ cudaError_t launch_lora_expand(const LoraArgs& a, const float* scratch, int num_
 // from the t the shrink left in its scratch: column c of that output in module j's columns [col_begin, col_end)
 // gains, for row r with slot s (from the segments; -1 or past the slots: none), sum over k < ranks_j[s] of
 // t_j[r][k] B_j,s[c - col_begin][k], where t_j[r][k] = bf16(sum over z < splits of
-// t[z split_stride + r row_stride + j module_stride + k]).
+// t[z split_stride + r row_stride + j module_stride + k]). With `sums` set (lora_delta_sums), that sum is
+// sums[r sums_ld + c] instead, written by the expand; t and B are not read (RMSNorm, SiLU-mul).
 struct LoraDelta {
   const int32_t* seg_start = nullptr;  // [num_segments + 1]
   const int32_t* seg_slot = nullptr;   // [num_segments]
   int32_t num_segments = 0, num_slots = 0;
   const float* t = nullptr;
+  const float* sums = nullptr;
+  int64_t sums_ld = 0;
   int splits = 0;
   int64_t split_stride = 0, row_stride = 0, module_stride = 0;
   int num_modules = 0;
@@ -76,6 +82,10 @@ struct LoraDelta {
 // not such a slice.
 bool lora_delta(const LoraArgs& a, const void* out, int64_t out_ld, int64_t out_cols, const float* scratch,
                 int num_sms, LoraDelta& d);
+// Points a's expand at sums (fp32, d's output's row stride and columns: lora_delta first) and d at the same, so
+// that the expand (launch_lora_expand, beside the projection) writes the deltas d's kernel adds. False where sums
+// or the row stride do not allow 16-byte accesses.
+bool lora_delta_sums(LoraArgs& a, float* sums, LoraDelta& d);
 // Whether every module's columns start and end at multiples of 8 (the kernels that add deltas take 8 columns at
 // a time).
 bool lora_delta_aligned(const LoraDelta& d);

@@ -1,6 +1,7 @@
 // lora_delta.cuh: the device side of lora.h's LoraDelta, for kernels that add a LoRA's deltas to rows they read
-// (RMSNorm; the skinny GEMM's SiLU epilogue takes delta_module): a block's row slot, its t staged in shared memory,
-// the module of a column, and the deltas of 8 adjacent columns.
+// (RMSNorm, SiLU-mul; the skinny GEMM's SiLU epilogue takes delta_module): a block's row slot, its t staged in
+// shared memory, the module of a column, and the deltas of 8 adjacent columns (from t and B, or from the sums the
+// expand wrote).
 #pragma once
 
 #include "backend/cuda/kernels/common.cuh"
@@ -109,6 +110,32 @@ __device__ __forceinline__ void delta_add8(const DeltaRow& s, int j, int64_t c, 
   }
 #pragma unroll
   for (int i = 0; i < 8; ++i) v[i] = __bfloat162float(__float2bfloat16_rn(v[i] + acc[i]));
+}
+
+// v[i] = bf16(v[i] + d.sums[r sums_ld + c + i]) where module j adapts row r (the expand beside the projection
+// wrote those sums: lora_delta_sums); nothing elsewhere.
+__device__ __forceinline__ void delta_sums_add8(const LoraDelta& d, const DeltaRow& s, int j, int64_t r, int64_t c,
+                                                float (&v)[8]) {
+  if (j < 0 || s.rank[j] == 0) return;
+  const float4* p = reinterpret_cast<const float4*>(d.sums + r * d.sums_ld + c);
+  const float4 a = __ldcg(p), b = __ldcg(p + 1);
+  const float add[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+  for (int i = 0; i < 8; ++i) v[i] = __bfloat162float(__float2bfloat16_rn(v[i] + add[i]));
+}
+
+// Either kind of LoraDelta: the deltas of row r's columns [c, c + 8) (an output column; nothing outside the
+// modules or where the row has no adapter) added to v, after delta_stage_t where d reads t.
+__device__ __forceinline__ void delta_apply8(const LoraDelta& d, const DeltaRow& s, int64_t r, int64_t c,
+                                             float (&v)[8]) {
+  if (s.slot < 0) return;
+  const int j = delta_module(d, c);
+  if (j < 0) return;
+  if (d.sums) {
+    delta_sums_add8(d, s, j, r, c, v);
+  } else {
+    delta_add8(s, j, c - d.m[j].col_begin, v);
+  }
 }
 
 }  // namespace ls::cuda

@@ -1,6 +1,7 @@
 // rms_norm.cu: RMSNorm over rows, optionally fused with the residual add (residual += x, then normalize the
-// rounded residual, as transformers does in bf16), and then optionally with a LoRA's deltas added to x first (the
-// expand of the projection that wrote x; lora_delta.cuh). One block per row; fp32 sum of squares.
+// rounded residual, as transformers does in bf16), and then optionally with a LoRA's deltas added to x first (in
+// place of the expand of the projection that wrote x, or from the sums an expand beside it wrote; lora_delta.cuh).
+// One block per row; fp32 sum of squares.
 #include <type_traits>
 
 #include "backend/cuda/kernels/common.cuh"
@@ -19,9 +20,9 @@ __global__ void __launch_bounds__(512)
   __shared__ float scratch[32];
   __shared__ std::conditional_t<kDelta, DeltaRow, char> row;
   const int64_t r = blockIdx.x;
-  if constexpr (kDelta) {  // before the wait: the row's slot, and its B rows hinted into L2
+  if constexpr (kDelta) {  // before the wait: the row's slot, and its B rows hinted into L2 (unless summed)
     delta_row(delta, r, row);
-    if (row.slot >= 0) {
+    if (row.slot >= 0 && !delta.sums) {
       for (int64_t c = threadIdx.x; c < cols / 8; c += blockDim.x) {
         const int j = delta_module(delta, c * 8);
         if (j >= 0) delta_prefetch8(row, j, c * 8 - delta.m[j].col_begin);
@@ -31,7 +32,7 @@ __global__ void __launch_bounds__(512)
   pdl_wait();
   pdl_launch_dependents();
   if constexpr (kDelta) {
-    if (row.slot >= 0) delta_stage_t(delta, r, row);
+    if (row.slot >= 0 && !delta.sums) delta_stage_t(delta, r, row);
   }
   const bf16* xr = x + r * x_ld;
   bf16* res = kAdd ? residual + r * residual_ld : nullptr;
@@ -42,12 +43,7 @@ __global__ void __launch_bounds__(512)
     for (int64_t c = threadIdx.x; c < cols / 8; c += blockDim.x) {
       float v[8];
       load8(xr + c * 8, v);
-      if constexpr (kDelta) {
-        if (row.slot >= 0) {
-          const int j = delta_module(delta, c * 8);
-          if (j >= 0) delta_add8(row, j, c * 8 - delta.m[j].col_begin, v);
-        }
-      }
+      if constexpr (kDelta) delta_apply8(delta, row, r, c * 8, v);
       if constexpr (kAdd) {
         float a[8];
         load8(res + c * 8, a);
