@@ -177,6 +177,16 @@ class Backend {
     linear_lora(batch, x, weight, bias, y, lora, ys, n);
     add_rms_norm(residual, y, norm_weight, eps, out);
   }
+  // linear_lora into qkv (its ys column slices of qkv), then rope_kv_write(q, k, v), where q, k and v are qkv's
+  // column slices: the attention's projection with its LoRA feeding RoPE and the KV write. Where a backend adds
+  // the deltas as RoPE reads the rows (the CUDA backend for decode steps), q, k and v still end as these two calls
+  // leave them.
+  virtual void linear_lora_rope_kv_write(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor qkv,
+                                         const LoraModuleWeights* lora, const Tensor* ys, int n, Tensor q, Tensor k,
+                                         Tensor v, const float* inv_freq, int64_t head_dim, const KvLayer& cache) {
+    linear_lora(batch, x, weight, bias, qkv, lora, ys, n);
+    rope_kv_write(batch, q, k, v, inv_freq, head_dim, cache);
+  }
   // out[i] = src[batch.logit_rows[i]]
   virtual void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) = 0;
   // tokens[r] = argmax over logits row r (float32 logits); tokens in backend memory.
@@ -271,9 +281,10 @@ struct CudaBackendOptions {
   // never, at the batch sizes where it measured faster, or at every decode batch size.
   enum class LoraInto { kOff, kAuto, kAll };
   LoraInto lora_into_norm = LoraInto::kAuto;
-  // The o, down and gate/up LoRA expands of decode steps on the side branch too, beside the projection, writing
-  // fp32 deltas that the kernel reading the projection (RMSNorm, SiLU-mul) adds: never, at the batch sizes where
-  // it measured faster, or at every size (prefill chunks included). Ahead of lora_into_norm where both apply.
+  // The LoRA expands of decode steps on the side branch too, beside the projection, writing fp32 deltas that the
+  // kernel reading the projection (RoPE for q/k/v, RMSNorm for o and down, SiLU-mul for gate/up) adds: never, at
+  // the batch sizes where it measured faster, or at every size (prefill chunks included). Ahead of lora_into_norm
+  // where both apply.
   LoraInto lora_sums_beside = LoraInto::kAuto;
 };
 

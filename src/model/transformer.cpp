@@ -1,7 +1,7 @@
 // transformer.cpp: model loading and the forward pass. Per layer (the input RMSNorm done by the layer before, or
-// for layer 0 on the embeddings): fused QKV projection (+bias) with the q/k/v LoRA into its column slices (one
-// linear_lora), RoPE, KV write, paged attention, output projection (+LoRA) with the residual add and RMSNorm (one
-// linear_lora_add_rms_norm), fused gate/up (+LoRA) with SiLU-mul (one linear_lora_silu_mul), down projection
+// for layer 0 on the embeddings): fused QKV projection (+bias) with the q/k/v LoRA into its column slices, RoPE and
+// the KV write (one linear_lora_rope_kv_write), paged attention, output projection (+LoRA) with the residual add and
+// RMSNorm (one linear_lora_add_rms_norm), fused gate/up (+LoRA) with SiLU-mul (one linear_lora_silu_mul), down projection
 // (+LoRA) with the residual add and the next layer's input RMSNorm (the final norm after the last layer).
 #include "model/transformer.h"
 
@@ -96,8 +96,8 @@ void Transformer::run_layer(int64_t l, const BatchMeta& meta, const KvCache& kv,
   Tensor tq = qkv.col_slice(0, q), tk = qkv.col_slice(q, kvs), tv = qkv.col_slice(q + kvs, kvs);
   const LoraTargets qkv_lora =
       lora_targets(meta, lora, l, {{LoraModule::kQ, tq}, {LoraModule::kK, tk}, {LoraModule::kV, tv}});
-  b.linear_lora(meta, x, w.qkv, w.qkv_bias, qkv, qkv_lora.w, qkv_lora.ys, qkv_lora.n);
-  b.rope_kv_write(meta, tq, tk, tv, static_cast<const float*>(inv_freq_.data()), c.head_dim, kv.layer(l));
+  b.linear_lora_rope_kv_write(meta, x, w.qkv, w.qkv_bias, qkv, qkv_lora.w, qkv_lora.ys, qkv_lora.n, tq, tk, tv,
+                              static_cast<const float*>(inv_freq_.data()), c.head_dim, kv.layer(l));
   AttentionParams params;
   params.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   params.num_heads = c.num_heads;

@@ -7,8 +7,12 @@
 //    decode steps in a graph's padded layout (one adapter, runs, distinct slots, half without; up to 160 rows);
 //  - linear_lora: the projection (with a bias) and its LoRA, fused into the GEMV's launch (1-4 rows; module
 //    boundaries inside its groups of 4 features too), the shrink beside it on a second stream, and in line;
-//  - linear_lora_silu_mul: the gate/up LoRA in the fused skinny SiLU kernel's epilogue (1-8 rows) and unfused;
-//  - linear_lora_add_rms_norm: the o/down LoRA added by the RMSNorm that reads the projection, and unfused;
+//  - linear_lora_silu_mul: the gate/up LoRA in the fused skinny SiLU kernel's epilogue (1-8 rows), added by
+//    SiLU-mul from the sums of an expand beside the product, and unfused;
+//  - linear_lora_add_rms_norm: the o/down LoRA added by the RMSNorm that reads the projection (from t and B, or
+//    from the sums of an expand beside the projection), and unfused;
+//  - linear_lora_rope_kv_write: the q/k/v LoRA added by RoPE from the sums of an expand beside the projection,
+//    and unfused;
 //  - LoraSlots: adapters of mixed ranks staged, loaded beside the ops (polled with is_ready), cleared and
 //    reloaded into freed ranges, run through the op against the CPU backend's LoraSlots; out-of-capacity errors.
 // Deltas are compared (they are small next to y); rows without an adapter must stay bit-identical.
@@ -433,11 +437,113 @@ TEST_F(CudaLora, LinearLoraAddRmsNormMatchesCpu) {
         const std::string what = "in " + std::to_string(in) + " out " + std::to_string(out) + " cols " +
                                  std::to_string(col) + "+" + std::to_string(width) + ", " + std::to_string(rows) +
                                  " rows" + (padded ? " (padded)" : "") + ", " + path;
-        EXPECT_LT(rel_error(delta(gpu_res, residual0), delta(download(*p_.cpu, residual.cpu), residual0)), kDeltaTol)
-            << what;
+        EXPECT_LT(delta_error(gpu_res, download(*p_.cpu, residual.cpu), residual0), kDeltaTol) << what;
         EXPECT_LT(rel_error(gpu_out, download(*p_.cpu, normed.cpu)), kDeltaTol) << what;
         expect_untouched(m, ranks, gpu_res, download(*p_.gpu, base_res.gpu), out);
         expect_untouched(m, ranks, gpu_out, download(*p_.gpu, base_out.gpu), out);
+      }
+    }
+  }
+}
+
+// linear_lora_rope_kv_write: the q/k/v projection with its LoRA, RoPE and the KV write, against the CPU's
+// linear_lora then rope_kv_write: the deltas added by RoPE from the sums an expand beside the projection wrote, and
+// the expand after the projection; decode steps and prefill chunks of 1-130 rows, head dims 64 and 128, q/k/v
+// adapted or q and v only. Compared: the deltas in the qkv rows (q and k rotated, v) and in the
+// cache's k and v rows; rows without an adapter keep the bits of the GPU's path without a LoRA.
+TEST_F(CudaLora, LinearLoraRopeKvWriteMatchesCpu) {
+  SCOPED_TRACE(trace());
+  const std::vector<std::vector<int32_t>> ranks = {
+      {16, 4, 1, 0, 128, 3, 64}, {8, 0, 16, 2, 128, 3, 5}, {16, 4, 0, 1, 64, 3, 8}};  // q, k, v
+  const auto num_slots = static_cast<int32_t>(ranks[0].size());
+  constexpr int32_t kBlock = 16, kBlocksPerSeq = 4;
+  for (auto [heads, kv_heads, head_dim, in] :
+       {std::tuple<int64_t, int64_t, int64_t, int64_t>{4, 2, 64, 256}, {8, 2, 128, 200}}) {
+    const int64_t q = heads * head_dim, kv = kv_heads * head_dim, width = q + 2 * kv;
+    const int64_t outs[3] = {q, kv, kv}, cols[3] = {0, q, q + kv};
+    std::vector<SlotTables> slots;
+    for (int i = 0; i < 3; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], in, outs[i]));
+    const float bound = 0.1f / std::sqrt(static_cast<float>(in));
+    Twin w = make_twin(p_, width, in, rng_, -bound, bound);
+    Twin bias = make_twin(p_, 1, width, rng_, -0.01f, 0.01f);
+    std::vector<float> inv(static_cast<size_t>(head_dim / 2));
+    for (size_t i = 0; i < inv.size(); ++i) inv[i] = std::pow(10000.0f, -2.0f * i / head_dim);
+    Buffer inv_c = p_.cpu->allocate(inv.size() * 4).value(), inv_g = p_.gpu->allocate(inv.size() * 4).value();
+    p_.cpu->copy_to_device(inv_c.data(), inv.data(), inv.size() * 4);
+    p_.gpu->copy_to_device(inv_g.data(), inv.data(), inv.size() * 4);
+    const auto* fc = static_cast<const float*>(inv_c.data());
+    const auto* fg = static_cast<const float*>(inv_g.data());
+    for (const char* path : {"sums beside", "expand"}) {
+      set_cuda_options([&](CudaBackendOptions& o) {
+        o.lora_sums_beside = path[0] == 's' ? CudaBackendOptions::LoraInto::kAll : CudaBackendOptions::LoraInto::kOff;
+      });
+      // (Not a graph's padded layout: the CPU twin refuses its padding rows' KV slot -1.)
+      for (int total : {1, 3, 8, 33, 100, 130}) {
+        for (const std::vector<int>& mods : {std::vector<int>{0, 1, 2}, std::vector<int>{0, 2}}) {
+          ForwardBatch fb = random_batch(rng_, total, num_slots, /*decode=*/total % 2 == 0);
+          for (size_t i = 0; i < fb.seqs.size(); ++i) {  // distinct cache blocks per sequence, some cached context
+            SequenceStep& st = fb.seqs[i];
+            st.num_cached = static_cast<int32_t>(rng_() % 20);
+            st.block_table.clear();
+            for (int32_t b = 0; b < kBlocksPerSeq; ++b) st.block_table.push_back(static_cast<int32_t>(i) * 4 + b);
+          }
+          const auto num_blocks = static_cast<int32_t>(fb.seqs.size()) * kBlocksPerSeq;
+          const Meta m = meta(fb, kBlock, num_blocks, 10, num_slots);
+          const int64_t rows = m.packed.meta.num_tokens;
+          Twin x = make_twin(p_, rows, in, rng_);
+          // With the LoRA and without (the CPU's deltas; the GPU's bits for rows without an adapter): the qkv rows
+          // and a cache each, the caches starting equal.
+          Twin y = make_twin(p_, rows, width, rng_), y0 = make_twin(p_, rows, width, rng_);
+          const int64_t cache_rows = static_cast<int64_t>(num_blocks) * kBlock;
+          Twin kc = make_twin(p_, cache_rows, kv, rng_, -2, 2), vc = make_twin(p_, cache_rows, kv, rng_, -2, 2);
+          Twin kc0 = make_twin(p_, cache_rows, kv, rng_), vc0 = make_twin(p_, cache_rows, kv, rng_);
+          set_twin(p_, kc0, kc.host);
+          set_twin(p_, vc0, vc.host);
+          auto layer = [&](const Twin& k, const Twin& v, bool gpu) {
+            KvLayer l;
+            l.num_blocks = num_blocks;
+            l.block_size = kBlock;
+            l.num_kv_heads = kv_heads;
+            l.head_dim = head_dim;
+            l.k = (gpu ? k.gpu : k.cpu).data;
+            l.v = (gpu ? v.gpu : v.cpu).data;
+            return l;
+          };
+          LoraModuleWeights cpu_w[3], gpu_w[3];
+          Tensor cpu_y[3], gpu_y[3];
+          std::vector<std::vector<int32_t>> adapted;
+          for (size_t i = 0; i < mods.size(); ++i) {
+            const int j = mods[i];
+            cpu_w[i] = slots[j].cpu;
+            gpu_w[i] = slots[j].gpu;
+            cpu_y[i] = y.cpu.col_slice(cols[j], outs[j]);
+            gpu_y[i] = y.gpu.col_slice(cols[j], outs[j]);
+            adapted.push_back(ranks[j]);
+          }
+          const int n = static_cast<int>(mods.size());
+          auto run = [&](bool gpu, const Twin& out, const Twin& k, const Twin& v, int ln) {
+            Backend& b = gpu ? *p_.gpu : *p_.cpu;
+            const Tensor t = gpu ? out.gpu : out.cpu;
+            b.linear_lora_rope_kv_write(gpu ? m.gpu : m.packed.meta, gpu ? x.gpu : x.cpu, gpu ? w.gpu : w.cpu,
+                                        gpu ? bias.gpu : bias.cpu, t, gpu ? gpu_w : cpu_w, gpu ? gpu_y : cpu_y, ln,
+                                        t.col_slice(0, q), t.col_slice(q, kv), t.col_slice(q + kv, kv), gpu ? fg : fc,
+                                        head_dim, layer(k, v, gpu));
+          };
+          run(false, y, kc, vc, n);
+          run(false, y0, kc0, vc0, 0);
+          run(true, y, kc, vc, n);
+          run(true, y0, kc0, vc0, 0);
+          const std::string what = "heads " + std::to_string(heads) + "/" + std::to_string(kv_heads) + " d " +
+                                   std::to_string(head_dim) + ", " + std::to_string(rows) + " rows, " +
+                                   std::to_string(n) + " modules, " + path;
+          for (auto [t, t0, name] : {std::tuple{&y, &y0, "qkv"}, {&kc, &kc0, "k cache"}, {&vc, &vc0, "v cache"}}) {
+            EXPECT_LT(delta_error(download(*p_.gpu, t->gpu), download(*p_.cpu, t->cpu), download(*p_.cpu, t0->cpu)),
+                      kDeltaTol)
+                << what << ": " << name;
+          }
+          expect_untouched(m, any_rank(adapted, adapted.size()), download(*p_.gpu, y.gpu), download(*p_.gpu, y0.gpu),
+                           width);
+        }
       }
     }
   }

@@ -62,6 +62,9 @@ class CudaBackend final : public Backend {
   void linear_lora_add_rms_norm(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor y,
                                 const LoraModuleWeights* lora, const Tensor* ys, int n, Tensor residual,
                                 Tensor norm_weight, float eps, Tensor out) override;
+  void linear_lora_rope_kv_write(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor qkv,
+                                 const LoraModuleWeights* lora, const Tensor* ys, int n, Tensor q, Tensor k, Tensor v,
+                                 const float* inv_freq, int64_t head_dim, const KvLayer& cache) override;
   void gather_logit_rows(const BatchMeta& batch, Tensor src, Tensor out) override;
   void argmax(Tensor logits, int32_t* tokens) override;
   void sample(Tensor logits, const SamplingParams* params, int32_t* tokens) override;
@@ -104,11 +107,10 @@ class CudaBackend final : public Backend {
   // shrink on the same branch (into the sums lora_delta_sums set); returns the shrink's scratch (t). The stream's
   // next kernel follows both branches.
   float* linear_beside(const cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor bias, Tensor out, bool expand);
-  // Decode steps whose LoRA deltas the kernel reading the projection adds (lora_sums_beside; else lora_into_norm
-  // where `into`): queues the projection with the shrink (and with sums, the expand) beside it, and fills d for
-  // that kernel. False, with nothing queued, where neither applies.
-  bool linear_lora_deferred(cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor bias, Tensor out, bool into,
-                            cuda::LoraDelta& d);
+  // Whether the kernel reading the projection out adds its LoRA deltas (decode steps: lora_sums_beside, else
+  // lora_into_norm where `into`); fills d for that kernel, and with sums points a's expand at them. Then
+  // linear_beside(a, ..., d.sums != nullptr) queues the projection and sets d.t.
+  bool lora_deferral(cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor out, bool into, cuda::LoraDelta& d);
   // Scratch for the LoRA kernels' shrink partial sums over `a` (launch_lora and its two halves).
   float* lora_partials(const cuda::LoraArgs& a);
   // Float32 scratch of at least n values that stays put while a graph is being captured.

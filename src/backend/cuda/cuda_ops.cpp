@@ -57,10 +57,11 @@ bool lora_into(CudaBackendOptions::LoraInto mode, int64_t rows) {
   return rows <= kLoraIntoMaxRows && (mode == Mode::kAll || (mode == Mode::kAuto && rows >= kLoraIntoMinRows));
 }
 
-// The expands of o, down and gate/up beside their projections (lora_sums_beside), in auto mode for decode steps
-// of kLoraSumsMinRows to kLoraSumsMaxRows rows (fewer take the GEMV or the skinny GEMM's SiLU epilogue; more
-// would write and read fp32 deltas of a prefill chunk).
-constexpr int64_t kLoraSumsMinRows = 3, kLoraSumsMaxRows = 128;
+// The LoRA expands beside their projections (lora_sums_beside), in auto mode for decode steps of kLoraSumsMinRows
+// to kLoraSumsMaxRows rows (fewer take the GEMV; gate/up at 3-8 the skinny GEMM's SiLU epilogue). H200 run 60's
+// A/B: one adapter / one per sequence -3.2% at 4 and 8 rows, -5.3/-5.7% at 32, but +1.3/+1.6% at 128 (there the
+// o/down deltas added by the norm, lora_into_norm, win).
+constexpr int64_t kLoraSumsMinRows = 3, kLoraSumsMaxRows = 64;
 
 bool lora_sums(CudaBackendOptions::LoraInto mode, int64_t rows) {
   using Mode = CudaBackendOptions::LoraInto;
@@ -88,6 +89,33 @@ cuda::RopeArgs rope_args(const BatchMeta& batch, Tensor q, Tensor k, const float
   a.inv_freq = inv_freq;
   a.head_dim = head_dim;
   return a;
+}
+
+// rope_args with the KV write of k and v.
+cuda::RopeArgs rope_kv_args(const BatchMeta& batch, Tensor q, Tensor k, Tensor v, const float* inv_freq,
+                            int64_t head_dim, const KvLayer& cache) {
+  check_cache(cache);
+  LS_CHECK(head_dim == cache.head_dim && k.cols == cache.num_kv_heads * head_dim && v.cols == k.cols &&
+           q.cols % head_dim == 0)
+      << "rope_kv_write shape mismatch";
+  check_bf16(v, "rope_kv_write v");
+  cuda::RopeArgs a = rope_args(batch, q, k, inv_freq, head_dim);
+  a.kv_slots = batch.kv_slots;
+  a.v = v.data;
+  a.v_ld = v.ld;
+  a.k_cache = cache.k;
+  a.v_cache = cache.v;
+  a.cache_slots = cache.num_blocks * cache.block_size;
+  return a;
+}
+
+// The first column of `part` in `whole`'s rows where part is a column slice of whole (same rows and stride), else -1.
+int64_t column_in(const Tensor& part, const Tensor& whole) {
+  if (part.dtype != whole.dtype || part.ld != whole.ld || part.rows != whole.rows) return -1;
+  const auto bytes = static_cast<const char*>(part.data) - static_cast<const char*>(whole.data);
+  const auto elem = static_cast<int64_t>(whole.element_size());
+  if (bytes < 0 || bytes % elem != 0 || bytes / elem + part.cols > whole.cols) return -1;
+  return bytes / elem;
 }
 
 }  // namespace
@@ -169,18 +197,7 @@ void CudaBackend::kv_write(const BatchMeta& batch, Tensor k, Tensor v, const KvL
 
 void CudaBackend::rope_kv_write(const BatchMeta& batch, Tensor q, Tensor k, Tensor v, const float* inv_freq,
                                 int64_t head_dim, const KvLayer& cache) {
-  check_cache(cache);
-  LS_CHECK(head_dim == cache.head_dim && k.cols == cache.num_kv_heads * head_dim && v.cols == k.cols &&
-           q.cols % head_dim == 0)
-      << "rope_kv_write shape mismatch";
-  cuda::RopeArgs a = rope_args(batch, q, k, inv_freq, head_dim);
-  a.kv_slots = batch.kv_slots;
-  a.v = v.data;
-  a.v_ld = v.ld;
-  a.k_cache = cache.k;
-  a.v_cache = cache.v;
-  a.cache_slots = cache.num_blocks * cache.block_size;
-  LS_CUDA_CHECK(cuda::launch_rope(a, launch_stream()));
+  LS_CUDA_CHECK(cuda::launch_rope(rope_kv_args(batch, q, k, v, inv_freq, head_dim, cache), launch_stream()));
 }
 
 void CudaBackend::attention(const BatchMeta& batch, Tensor q, const KvLayer& cache, const AttentionParams& params,
@@ -363,16 +380,14 @@ float* CudaBackend::linear_beside(const cuda::LoraArgs& a, Tensor x, Tensor weig
   return partial;
 }
 
-bool CudaBackend::linear_lora_deferred(cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor bias, Tensor out,
-                                       bool into, cuda::LoraDelta& d) {
+bool CudaBackend::lora_deferral(cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor out, bool into,
+                                cuda::LoraDelta& d) {
   if (!options_.lora_overlap || gemv_lora(a, x, weight, out) ||
       !cuda::lora_delta(a, out.data, out.ld, out.cols, nullptr, num_sms_, d) || !cuda::lora_delta_aligned(d))
     return false;
   const bool sums = lora_sums(options_.lora_sums_beside, x.rows) &&
                     cuda::lora_delta_sums(a, scratch(lora_sums_, static_cast<size_t>(out.rows * out.ld)), d);
-  if (!sums && !into) return false;
-  d.t = linear_beside(a, x, weight, bias, out, sums);
-  return true;
+  return sums || into;
 }
 
 void CudaBackend::linear_lora_add_rms_norm(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor y,
@@ -387,12 +402,32 @@ void CudaBackend::linear_lora_add_rms_norm(const BatchMeta& batch, Tensor x, Ten
     return;
   }
   check_add_rms_norm(residual, y, norm_weight, out);
-  if (!linear_lora_deferred(a, x, weight, bias, y, lora_into(options_.lora_into_norm, x.rows), d)) {
+  if (!lora_deferral(a, x, weight, y, lora_into(options_.lora_into_norm, x.rows), d)) {
     Backend::linear_lora_add_rms_norm(batch, x, weight, bias, y, w, ys, n, residual, norm_weight, eps, out);
     return;
   }
+  d.t = linear_beside(a, x, weight, bias, y, d.sums != nullptr);
   LS_CUDA_CHECK(cuda::launch_rms_norm(residual.data, residual.ld, y.data, y.ld, norm_weight.data, out.data, out.ld,
                                       y.rows, y.cols, eps, &d, launch_stream()));
+}
+
+void CudaBackend::linear_lora_rope_kv_write(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor qkv,
+                                            const LoraModuleWeights* w, const Tensor* ys, int n, Tensor q, Tensor k,
+                                            Tensor v, const float* inv_freq, int64_t head_dim, const KvLayer& cache) {
+  // Decode steps (lora_sums_beside): the shrink and the expand into sums beside the projection, then RoPE adds the
+  // deltas as it reads q, k and v (no expand after the projection).
+  cuda::RopeArgs r = rope_kv_args(batch, q, k, v, inv_freq, head_dim, cache);
+  r.q_col = column_in(q, qkv);
+  r.k_col = column_in(k, qkv);
+  r.v_col = column_in(v, qkv);
+  cuda::LoraArgs a;
+  if (!lora_args(batch, x, w, ys, n, a) || !lora_deferral(a, x, weight, qkv, false, r.delta) || !r.delta.sums ||
+      !cuda::rope_delta_supported(r)) {
+    Backend::linear_lora_rope_kv_write(batch, x, weight, bias, qkv, w, ys, n, q, k, v, inv_freq, head_dim, cache);
+    return;
+  }
+  r.delta.t = linear_beside(a, x, weight, bias, qkv, true);
+  LS_CUDA_CHECK(cuda::launch_rope(r, launch_stream()));
 }
 
 void CudaBackend::linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor gate_up,
@@ -429,7 +464,8 @@ void CudaBackend::linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor 
     // SiLU-mul adds the deltas as it reads gate_up.
     check_bf16(out, "linear_lora_silu_mul output");
     LS_CHECK(out.rows == x.rows && 2 * out.cols == weight.rows) << "linear_lora_silu_mul: output shape";
-    if (linear_lora_deferred(a, x, weight, bias, gate_up, false, l)) {
+    if (lora_deferral(a, x, weight, gate_up, false, l)) {
+      l.t = linear_beside(a, x, weight, bias, gate_up, true);
       LS_CUDA_CHECK(cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, &l,
                                           launch_stream()));
       return;

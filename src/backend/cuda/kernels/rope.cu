@@ -5,9 +5,13 @@
 //   shared memory once, then one thread per (head, 8 rotated pairs) with 16-byte loads and stores (the scalar
 //   kernel's 2-byte accesses made a 1024-token prefill's RoPE take 2.5x its bytes' time);
 // - scalar (any even head_dim): block (token, group of 8 heads), one thread per rotated pair.
+// With LoRA deltas (the vectorized kernel only), the block first finds its token's slot, and each thread adds the
+// deltas of its 8 columns as it reads them (lora_delta.cuh), writing v's back as well.
 #include <algorithm>
+#include <type_traits>
 
 #include "backend/cuda/kernels/common.cuh"
+#include "backend/cuda/kernels/lora_delta.cuh"
 #include "backend/cuda/kernels/rope.h"
 
 namespace ls::cuda {
@@ -53,11 +57,14 @@ __global__ void __launch_bounds__(kThreads) rope_kernel(RopeArgs a) {
   }
 }
 
-__global__ void __launch_bounds__(1024) rope_vec_kernel(RopeArgs a) {
+template <bool kDelta>
+__global__ void __launch_bounds__(1024) rope_vec_kernel(const __grid_constant__ RopeArgs a) {
   __shared__ __align__(16) float cos_s[kMaxHalf], sin_s[kMaxHalf];
+  __shared__ std::conditional_t<kDelta, DeltaRow, char> row;
+  const int64_t t = blockIdx.x;
+  if constexpr (kDelta) delta_row(a.delta, t, row);  // the token's slot and ranks: before the wait
   pdl_wait();
   pdl_launch_dependents();
-  const int64_t t = blockIdx.x;
   const int half = static_cast<int>(a.head_dim / 2), per_head = half / 8;
   const float pos = static_cast<float>(a.positions[t]);
   for (int i = threadIdx.x; i < half; i += blockDim.x) sincosf(pos * a.inv_freq[i], &sin_s[i], &cos_s[i]);
@@ -65,6 +72,8 @@ __global__ void __launch_bounds__(1024) rope_vec_kernel(RopeArgs a) {
   const int heads = static_cast<int>(a.q_heads + a.kv_heads), q_heads = static_cast<int>(a.q_heads);
   const int64_t slot = a.kv_slots ? a.kv_slots[t] : -1;
   const bool write = slot >= 0 && slot < a.cache_slots;
+  bool adapted = false;  // the token has deltas (v is written back)
+  if constexpr (kDelta) adapted = row.slot >= 0;
   for (int w = threadIdx.x; w < heads * per_head; w += blockDim.x) {
     const int h = w / per_head, i = (w % per_head) * 8;
     const bool is_q = h < q_heads;
@@ -74,6 +83,12 @@ __global__ void __launch_bounds__(1024) rope_vec_kernel(RopeArgs a) {
     float x1[8], x2[8], c[8], s[8], r1[8], r2[8];
     load8(x + i, x1);
     load8(x + i + half, x2);
+    if constexpr (kDelta) {
+      const int64_t col = (is_q ? a.q_col + static_cast<int64_t>(h) * a.head_dim
+                                : a.k_col + static_cast<int64_t>(kh) * a.head_dim) + i;
+      delta_apply8(a.delta, row, t, col, x1);
+      delta_apply8(a.delta, row, t, col + half, x2);
+    }
     *reinterpret_cast<float4*>(c) = *reinterpret_cast<const float4*>(&cos_s[i]);
     *reinterpret_cast<float4*>(c + 4) = *reinterpret_cast<const float4*>(&cos_s[i + 4]);
     *reinterpret_cast<float4*>(s) = *reinterpret_cast<const float4*>(&sin_s[i]);
@@ -86,12 +101,27 @@ __global__ void __launch_bounds__(1024) rope_vec_kernel(RopeArgs a) {
     const uint4 p1 = pack8(r1), p2 = pack8(r2);
     *reinterpret_cast<uint4*>(x + i) = p1;
     *reinterpret_cast<uint4*>(x + i + half) = p2;
-    if (!is_q && write) {
+    if (!is_q && (write || adapted)) {
+      bf16* v = static_cast<bf16*>(a.v) + t * a.v_ld + static_cast<int64_t>(kh) * a.head_dim;
+      uint4 v1 = *reinterpret_cast<const uint4*>(v + i), v2 = *reinterpret_cast<const uint4*>(v + i + half);
+      if constexpr (kDelta) {
+        if (adapted) {
+          const int64_t col = a.v_col + static_cast<int64_t>(kh) * a.head_dim + i;
+          float f1[8], f2[8];
+          unpack8(v1, f1);
+          unpack8(v2, f2);
+          delta_apply8(a.delta, row, t, col, f1);
+          delta_apply8(a.delta, row, t, col + half, f2);
+          v1 = pack8(f1);
+          v2 = pack8(f2);
+          *reinterpret_cast<uint4*>(v + i) = v1;
+          *reinterpret_cast<uint4*>(v + i + half) = v2;
+        }
+      }
+      if (!write) continue;
       const int64_t off = slot * a.kv_heads * a.head_dim + static_cast<int64_t>(kh) * a.head_dim;
       bf16* kc = static_cast<bf16*>(a.k_cache) + off;
       bf16* vc = static_cast<bf16*>(a.v_cache) + off;
-      const bf16* v = static_cast<const bf16*>(a.v) + t * a.v_ld + static_cast<int64_t>(kh) * a.head_dim;
-      const uint4 v1 = *reinterpret_cast<const uint4*>(v + i), v2 = *reinterpret_cast<const uint4*>(v + i + half);
       *reinterpret_cast<uint4*>(kc + i) = p1;
       *reinterpret_cast<uint4*>(kc + i + half) = p2;
       *reinterpret_cast<uint4*>(vc + i) = v1;
@@ -102,6 +132,21 @@ __global__ void __launch_bounds__(1024) rope_vec_kernel(RopeArgs a) {
 
 }  // namespace
 
+namespace {
+bool rope_vec(const RopeArgs& a) {
+  const int64_t half = a.head_dim / 2;
+  return half % 8 == 0 && a.q_ld % 8 == 0 && a.k_ld % 8 == 0 && aligned16(a.q) && aligned16(a.k) &&
+         (!a.kv_slots || (a.v_ld % 8 == 0 && aligned16(a.v) && aligned16(a.k_cache) && aligned16(a.v_cache)));
+}
+}  // namespace
+
+bool rope_delta_supported(const RopeArgs& a) {
+  if (!a.kv_slots || !rope_vec(a) || a.q_col < 0 || a.k_col < 0 || a.v_col < 0) return false;
+  const int64_t cols = std::max({a.q_col + a.q_heads * a.head_dim, a.k_col + a.kv_heads * a.head_dim,
+                                 a.v_col + a.kv_heads * a.head_dim});
+  return lora_delta_launchable(a.delta, cols, true);
+}
+
 cudaError_t launch_rope(const RopeArgs& a, Stream stream) {
   if (a.num_tokens == 0) return cudaSuccess;
   if (!a.positions || !a.q || !a.k || !a.inv_freq || a.head_dim <= 0 || a.head_dim % 2 != 0 ||
@@ -110,13 +155,13 @@ cudaError_t launch_rope(const RopeArgs& a, Stream stream) {
     return cudaErrorInvalidValue;
   if (a.kv_slots && (!a.v || !a.k_cache || !a.v_cache || a.v_ld < a.kv_heads * a.head_dim)) return cudaErrorInvalidValue;
   const int64_t half = a.head_dim / 2;
-  const bool vec = half % 8 == 0 && a.q_ld % 8 == 0 && a.k_ld % 8 == 0 && aligned16(a.q) && aligned16(a.k) &&
-                   (!a.kv_slots || (a.v_ld % 8 == 0 && aligned16(a.v) && aligned16(a.k_cache) &&
-                                    aligned16(a.v_cache)));
-  if (vec) {
+  const bool delta = a.delta.num_modules > 0;
+  if (delta && !rope_delta_supported(a)) return cudaErrorInvalidValue;
+  if (rope_vec(a)) {
     const int64_t work = (a.q_heads + a.kv_heads) * (half / 8);
     const int threads = static_cast<int>(std::min<int64_t>(1024, (work + 31) / 32 * 32));
-    return launch(rope_vec_kernel, dim3(static_cast<unsigned>(a.num_tokens)), dim3(threads), 0, stream, a);
+    return launch(delta ? rope_vec_kernel<true> : rope_vec_kernel<false>, dim3(static_cast<unsigned>(a.num_tokens)),
+                  dim3(threads), 0, stream, a);
   }
   const dim3 grid(static_cast<unsigned>(a.num_tokens), ceil_div(a.q_heads + a.kv_heads, kHeadsPerBlock));
   return launch(rope_kernel, grid, dim3(kThreads), 0, stream, a);

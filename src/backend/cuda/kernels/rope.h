@@ -1,11 +1,12 @@
 // rope.h: launcher of rotary position embedding (rope.cu), optionally fused with the paged KV write of the
-// rotated k and of v.
+// rotated k and of v, and with the q/k/v projection's LoRA deltas added as the rows are read.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 
+#include "backend/cuda/kernels/lora.h"
 #include "backend/cuda/kernels/stream.h"
 
 namespace ls::cuda {
@@ -21,13 +22,20 @@ struct RopeArgs {
   int64_t head_dim = 0;
   // The fused KV write (kv_slots null: none): rows of kv_heads * head_dim at slot kv_slots[t] (< 0: skipped).
   const int32_t* kv_slots = nullptr;
-  const void* v = nullptr;
+  void* v = nullptr;                   // written only with deltas
   int64_t v_ld = 0;
   void* k_cache = nullptr;
   void* v_cache = nullptr;
   int64_t cache_slots = 0;             // num_blocks * block_size
+  // The projection's LoRA deltas (delta.num_modules 0: none; needs the KV write), in the columns of the output
+  // whose slices q, k and v are (their first columns there: q_col, k_col, v_col), added to q, k and v before the
+  // rotation; q, k and v end as an expand into them, then RoPE and the KV write, would leave them.
+  LoraDelta delta;
+  int64_t q_col = 0, k_col = 0, v_col = 0;
 };
 
+// Whether launch_rope takes these arguments with their deltas (the vectorized kernel's shapes and alignment).
+bool rope_delta_supported(const RopeArgs& args);
 cudaError_t launch_rope(const RopeArgs& args, Stream stream);
 
 }  // namespace ls::cuda
