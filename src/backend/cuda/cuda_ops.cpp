@@ -58,10 +58,11 @@ bool lora_into(CudaBackendOptions::LoraInto mode, int64_t rows) {
 }
 
 // The LoRA expands beside their projections (lora_sums_beside), in auto mode for decode steps of kLoraSumsMinRows
-// to kLoraSumsMaxRows rows (fewer take the GEMV; gate/up at 3-8 the skinny GEMM's SiLU epilogue). H200 run 60's
-// A/B: one adapter / one per sequence -3.2% at 4 and 8 rows, -5.3/-5.7% at 32, but +1.3/+1.6% at 128 (there the
-// o/down deltas added by the norm, lora_into_norm, win).
-constexpr int64_t kLoraSumsMinRows = 3, kLoraSumsMaxRows = 64;
+// to kLoraSumsMaxRows rows (fewer take the GEMV; gate/up at 3-8 the skinny GEMM's SiLU epilogue). H200 runs 60-61,
+// one adapter / one per sequence against the option off: -3.2% at 4 and 8 rows, -5.3/-5.7% at 32, -3.5/-4.5% at
+// 48, -1.3/-4.6% at 64, -2.3/-3.7% at 96, but +1.3/+1.6% at 128 (there the o/down deltas added by the norm from t
+// and B, lora_into_norm, win).
+constexpr int64_t kLoraSumsMinRows = 3, kLoraSumsMaxRows = 96;
 
 bool lora_sums(CudaBackendOptions::LoraInto mode, int64_t rows) {
   using Mode = CudaBackendOptions::LoraInto;
