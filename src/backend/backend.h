@@ -161,7 +161,8 @@ class Backend {
   }
   // linear_silu_mul with the LoRA of the gate and up modules (ys: column slices of gate_up, n may be 0) added to
   // the product before the activation: linear_lora into gate_up, then silu_mul, where a backend does not fuse them
-  // (the CUDA backend does for decode batches of 1-8 rows: the deltas join the GEMV's or the skinny GEMM's epilogue).
+  // (the CUDA backend does for decode batches: the deltas join the GEMV's or the skinny GEMM's epilogue at 1-8
+  // rows, and SiLU-mul adds them from sums written beside the product at 9-96).
   virtual void linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor gate_up,
                                     Tensor out, const LoraModuleWeights* lora, const Tensor* ys, int n) {
     if (n == 0) return linear_silu_mul(x, weight, bias, gate_up, out);

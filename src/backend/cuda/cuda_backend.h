@@ -1,7 +1,8 @@
 // cuda_backend.h: CudaBackend, the GPU backend: bf16 weights and activations, fp32 accumulation and softmax,
 // fp32 logits. Every op is queued on one stream (the projections through cuBLASLt or, for 1-4 rows, our
 // weight-streaming GEMV, which takes the projection's LoRA into its launch; everything else through kernels/),
-// except that a LoRA shrink runs on a side branch beside a larger projection (linear_lora); batch metadata arrives
+// except that a LoRA's shrink (and in decode steps its expand, into fp32 sums that the next kernel adds) runs on a
+// side branch beside a larger projection (linear_beside); batch metadata arrives
 // through one pinned staging copy, and ops can be recorded into CUDA graphs. make_cuda_backend fails with
 // kUnavailable without a GPU.
 #pragma once

@@ -26,7 +26,8 @@
 //
 // Decode with distinct adapters is bound by the adapters' bytes (A and B read once per token); the K splits give
 // a step with one shared adapter enough blocks to stream it. The shrink reads only x, so linear_lora may run it
-// beside the projection; the expand adds into the projection's output and follows both.
+// beside the projection; the expand adds into the projection's output and follows both, or (LoraModuleArgs::sums)
+// writes its fp32 sums apart, beside the projection too, for the kernel that reads the output next.
 #include <algorithm>
 
 #include "backend/cuda/kernels/bulk_copy.cuh"
