@@ -525,8 +525,8 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
                  "kernel; auto, all)")
       ->transform(CLI::CheckedTransformer(into));
   cmd.add_option("--lora-sums-beside", o.lora_sums_beside,
-                 "cuda: decode steps' o, down and gate/up LoRA expands beside their projections, into fp32 deltas the "
-                 "next kernel adds (off: an expand after the projection; auto, all)")
+                 "cuda: decode steps' LoRA expands beside their projections, into fp32 deltas the next kernel (RoPE, "
+                 "RMSNorm, SiLU-mul) adds (off: an expand after the projection; auto, all)")
       ->transform(CLI::CheckedTransformer(into));
 }
 

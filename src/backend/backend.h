@@ -161,8 +161,8 @@ class Backend {
   }
   // linear_silu_mul with the LoRA of the gate and up modules (ys: column slices of gate_up, n may be 0) added to
   // the product before the activation: linear_lora into gate_up, then silu_mul, where a backend does not fuse them
-  // (the CUDA backend does for decode batches: the deltas join the GEMV's or the skinny GEMM's epilogue at 1-8
-  // rows, and SiLU-mul adds them from sums written beside the product at 9-96).
+  // (the CUDA backend does for decode batches: the deltas join the GEMV's epilogue at 1-2 rows, and SiLU-mul adds
+  // them from sums written beside the product at 3-96).
   virtual void linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor gate_up,
                                     Tensor out, const LoraModuleWeights* lora, const Tensor* ys, int n) {
     if (n == 0) return linear_silu_mul(x, weight, bias, gate_up, out);
@@ -278,6 +278,7 @@ struct CudaBackendOptions {
   bool lora_bulk_expand = true;  // decode steps' LoRA expand streams B by bulk copies (else the mma expand)
   bool lora_fused_gemv = true;   // projections the GEMV takes add their LoRA in its launch (linear_lora)
   bool lora_fused_skinny = true; // 3-8 row gate/up products add their LoRA in the skinny GEMM's SiLU epilogue
+                                 // (where lora_sums_beside does not take them)
   // The o and down LoRA deltas of decode steps added by the RMSNorm that reads the projection (no expand kernel):
   // never, at the batch sizes where it measured faster, or at every decode batch size.
   enum class LoraInto { kOff, kAuto, kAll };

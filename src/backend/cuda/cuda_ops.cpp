@@ -58,7 +58,7 @@ bool lora_into(CudaBackendOptions::LoraInto mode, int64_t rows) {
 }
 
 // The LoRA expands beside their projections (lora_sums_beside), in auto mode for decode steps of kLoraSumsMinRows
-// to kLoraSumsMaxRows rows (fewer take the GEMV; gate/up at 3-8 the skinny GEMM's SiLU epilogue). H200 runs 60-61,
+// to kLoraSumsMaxRows rows (fewer take the GEMV; gate/up at 3-8 rows too, run 68). H200 runs 60-61,
 // one adapter / one per sequence against the option off: -3.2% at 4 and 8 rows, -5.3/-5.7% at 32, -3.5/-4.5% at
 // 48, -1.3/-4.6% at 64, -2.3/-3.7% at 96, but +1.3/+1.6% at 128 (there the o/down deltas added by the norm from t
 // and B, lora_into_norm, win).
@@ -452,25 +452,26 @@ void CudaBackend::linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor 
                                               num_sms_, launch_stream()));
     return;
   }
+  check_bf16(out, "linear_lora_silu_mul output");
+  LS_CHECK(out.rows == x.rows && 2 * out.cols == weight.rows) << "linear_lora_silu_mul: output shape";
+  // Decode steps (lora_sums_beside): the shrink and the expand into sums beside the plain gate/up product, then
+  // SiLU-mul adds the deltas as it reads gate_up. H200 run 68: at 3-8 rows 1-2% faster than the skinny epilogue
+  // below with one adapter, within 1% with one per sequence.
+  cuda::LoraDelta l;
+  if (lora_deferral(a, x, weight, gate_up, false, l)) {
+    l.t = linear_beside(a, x, weight, bias, gate_up, true);
+    LS_CUDA_CHECK(
+        cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, &l, launch_stream()));
+    return;
+  }
   // The shrink, then the gate/up product whose epilogue adds the deltas (its weights and x stream in while the
   // shrink runs: programmatic dependent launch). Each module's columns are where its y sits in gate_up.
-  cuda::LoraDelta l;
   LS_CHECK(cuda::lora_delta(a, gate_up.data, gate_up.ld, gate_up.cols, nullptr, num_sms_, l))
       << "linear_lora_silu_mul: a LoRA output is not a column slice of gate_up";
   // Up to kSkinnyLoraMaxRows rows, where it measured faster than the shrink beside the product and the expand and
   // SiLU-mul after it (skinny_gemm.h); the epilogue's warps take 8 features of one module.
   if (!options_.lora_fused_skinny || x.rows > cuda::kSkinnyLoraMaxRows || !cuda::lora_delta_aligned(l) ||
       !silu_fused(x, weight, out)) {
-    // Decode steps (lora_sums_beside): the shrink and the expand into sums beside the plain gate/up product, then
-    // SiLU-mul adds the deltas as it reads gate_up.
-    check_bf16(out, "linear_lora_silu_mul output");
-    LS_CHECK(out.rows == x.rows && 2 * out.cols == weight.rows) << "linear_lora_silu_mul: output shape";
-    if (lora_deferral(a, x, weight, gate_up, false, l)) {
-      l.t = linear_beside(a, x, weight, bias, gate_up, true);
-      LS_CUDA_CHECK(cuda::launch_silu_mul(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, &l,
-                                          launch_stream()));
-      return;
-    }
     Backend::linear_lora_silu_mul(batch, x, weight, bias, gate_up, out, w, ys, n);
     return;
   }
