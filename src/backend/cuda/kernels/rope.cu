@@ -141,7 +141,7 @@ bool rope_vec(const RopeArgs& a) {
 }  // namespace
 
 bool rope_delta_supported(const RopeArgs& a) {
-  if (!a.kv_slots || !rope_vec(a) || a.q_col < 0 || a.k_col < 0 || a.v_col < 0) return false;
+  if (!a.kv_slots || !a.delta.sums || !rope_vec(a) || a.q_col < 0 || a.k_col < 0 || a.v_col < 0) return false;
   const int64_t cols = std::max({a.q_col + a.q_heads * a.head_dim, a.k_col + a.kv_heads * a.head_dim,
                                  a.v_col + a.kv_heads * a.head_dim});
   return lora_delta_launchable(a.delta, cols, true);

@@ -27,9 +27,10 @@ struct RopeArgs {
   void* k_cache = nullptr;
   void* v_cache = nullptr;
   int64_t cache_slots = 0;             // num_blocks * block_size
-  // The projection's LoRA deltas (delta.num_modules 0: none; needs the KV write), in the columns of the output
-  // whose slices q, k and v are (their first columns there: q_col, k_col, v_col), added to q, k and v before the
-  // rotation; q, k and v end as an expand into them, then RoPE and the KV write, would leave them.
+  // The projection's LoRA deltas as sums (lora_delta_sums; delta.num_modules 0: none; needs the KV write), in the
+  // columns of the output whose slices q, k and v are (their first columns there: q_col, k_col, v_col), added to
+  // q, k and v before the rotation; q, k and v end as an expand into them, then RoPE and the KV write, would leave
+  // them.
   LoraDelta delta;
   int64_t q_col = 0, k_col = 0, v_col = 0;
 };

@@ -51,7 +51,7 @@ cudaError_t launch_silu_mul(const void* gate_up, int64_t gate_up_ld, void* out, 
   if (!gate_up || !out || inter <= 0 || gate_up_ld < 2 * inter || out_ld < inter || rows > 65535)
     return cudaErrorInvalidValue;
   const bool vec = inter % 8 == 0 && gate_up_ld % 8 == 0 && out_ld % 8 == 0 && aligned16(gate_up) && aligned16(out);
-  if (delta && !lora_delta_launchable(*delta, 2 * inter, vec)) return cudaErrorInvalidValue;
+  if (delta && (!delta->sums || !lora_delta_launchable(*delta, 2 * inter, vec))) return cudaErrorInvalidValue;
   const auto* gu = static_cast<const bf16*>(gate_up);
   auto* o = static_cast<bf16*>(out);
   const int threads = 256;
