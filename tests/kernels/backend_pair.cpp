@@ -137,4 +137,23 @@ std::vector<int32_t> download_ints(Backend& b, const void* data, size_t n) {
   return out;
 }
 
+CacheTwin make_cache_twin(BackendPair& p, std::mt19937& rng, int64_t kv_heads, int64_t head_dim, int32_t block_size,
+                          int32_t num_blocks) {
+  CacheTwin c;
+  const int64_t rows = static_cast<int64_t>(num_blocks) * block_size;
+  c.k = make_twin(p, rows, kv_heads * head_dim, rng, -2, 2);
+  c.v = make_twin(p, rows, kv_heads * head_dim, rng, -2, 2);
+  for (KvLayer* l : {&c.cpu, &c.gpu}) {
+    l->num_blocks = num_blocks;
+    l->block_size = block_size;
+    l->num_kv_heads = kv_heads;
+    l->head_dim = head_dim;
+  }
+  c.cpu.k = c.k.cpu.data;
+  c.cpu.v = c.v.cpu.data;
+  c.gpu.k = c.k.gpu.data;
+  c.gpu.v = c.v.gpu.data;
+  return c;
+}
+
 }  // namespace ls::testing

@@ -1,7 +1,7 @@
 // backend_pair.h: what the GPU tests share: the CPU and CUDA backends side by side, tensors holding the same
 // values in both (random, rounded to bf16 first so both backends start from identical inputs), downloads of
-// CUDA tensors, poisoning of outputs (NaN, so an element a kernel never wrote fails the comparison), and the
-// norm-wise relative error bf16 results are judged by.
+// CUDA tensors, poisoning of outputs (NaN, so an element a kernel never wrote fails the comparison), the
+// norm-wise relative error bf16 results are judged by, and a KV cache layer in both backends.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +41,15 @@ void poison(Backend& gpu, const Tensor& t);
 
 // ||a - b|| / ||b||; infinity when a holds a NaN or the sizes differ.
 double rel_error(const std::vector<float>& a, const std::vector<float>& b);
+
+// One layer of a paged KV cache in both backends: k and v [num_blocks * block_size, kv_heads * head_dim] with random
+// values in [-2, 2], and the KvLayer each backend reads them through.
+struct CacheTwin {
+  Twin k, v;
+  KvLayer cpu, gpu;
+};
+CacheTwin make_cache_twin(BackendPair& p, std::mt19937& rng, int64_t kv_heads, int64_t head_dim, int32_t block_size,
+                          int32_t num_blocks);
 
 // Int32 array in backend memory (for slot tables and token outputs).
 Buffer upload_ints(Backend& b, const std::vector<int32_t>& v);

@@ -23,27 +23,13 @@ struct Shape {
 };
 
 // A cache with random contents in both backends, its blocks handed out in shuffled order.
-struct Cache {
-  Twin k, v;
-  KvLayer cpu, gpu;
+struct Cache : CacheTwin {
   std::vector<int32_t> free_blocks;
 };
 
 Cache make_cache(BackendPair& p, std::mt19937& rng, const Shape& s, int32_t num_blocks) {
   Cache c;
-  const int64_t width = s.kv_heads * s.head_dim;
-  c.k = make_twin(p, static_cast<int64_t>(num_blocks) * s.block_size, width, rng, -2, 2);
-  c.v = make_twin(p, static_cast<int64_t>(num_blocks) * s.block_size, width, rng, -2, 2);
-  for (KvLayer* l : {&c.cpu, &c.gpu}) {
-    l->num_blocks = num_blocks;
-    l->block_size = s.block_size;
-    l->num_kv_heads = s.kv_heads;
-    l->head_dim = s.head_dim;
-  }
-  c.cpu.k = c.k.cpu.data;
-  c.cpu.v = c.v.cpu.data;
-  c.gpu.k = c.k.gpu.data;
-  c.gpu.v = c.v.gpu.data;
+  static_cast<CacheTwin&>(c) = make_cache_twin(p, rng, s.kv_heads, s.head_dim, s.block_size, num_blocks);
   c.free_blocks.resize(num_blocks);
   std::iota(c.free_blocks.begin(), c.free_blocks.end(), 0);
   std::shuffle(c.free_blocks.begin(), c.free_blocks.end(), rng);

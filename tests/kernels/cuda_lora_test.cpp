@@ -494,21 +494,10 @@ TEST_F(CudaLora, LinearLoraRopeKvWriteMatchesCpu) {
           // With the LoRA and without (the CPU's deltas; the GPU's bits for rows without an adapter): the qkv rows
           // and a cache each, the caches starting equal.
           Twin y = make_twin(p_, rows, width, rng_), y0 = make_twin(p_, rows, width, rng_);
-          const int64_t cache_rows = static_cast<int64_t>(num_blocks) * kBlock;
-          Twin kc = make_twin(p_, cache_rows, kv, rng_, -2, 2), vc = make_twin(p_, cache_rows, kv, rng_, -2, 2);
-          Twin kc0 = make_twin(p_, cache_rows, kv, rng_), vc0 = make_twin(p_, cache_rows, kv, rng_);
-          set_twin(p_, kc0, kc.host);
-          set_twin(p_, vc0, vc.host);
-          auto layer = [&](const Twin& k, const Twin& v, bool gpu) {
-            KvLayer l;
-            l.num_blocks = num_blocks;
-            l.block_size = kBlock;
-            l.num_kv_heads = kv_heads;
-            l.head_dim = head_dim;
-            l.k = (gpu ? k.gpu : k.cpu).data;
-            l.v = (gpu ? v.gpu : v.cpu).data;
-            return l;
-          };
+          CacheTwin cache = make_cache_twin(p_, rng_, kv_heads, head_dim, kBlock, num_blocks);
+          CacheTwin cache0 = make_cache_twin(p_, rng_, kv_heads, head_dim, kBlock, num_blocks);
+          set_twin(p_, cache0.k, cache.k.host);
+          set_twin(p_, cache0.v, cache.v.host);
           LoraModuleWeights cpu_w[3], gpu_w[3];
           Tensor cpu_y[3], gpu_y[3];
           std::vector<std::vector<int32_t>> adapted;
@@ -521,22 +510,23 @@ TEST_F(CudaLora, LinearLoraRopeKvWriteMatchesCpu) {
             adapted.push_back(ranks[j]);
           }
           const int n = static_cast<int>(mods.size());
-          auto run = [&](bool gpu, const Twin& out, const Twin& k, const Twin& v, int ln) {
+          auto run = [&](bool gpu, const Twin& out, const CacheTwin& c, int ln) {
             Backend& b = gpu ? *p_.gpu : *p_.cpu;
             const Tensor t = gpu ? out.gpu : out.cpu;
             b.linear_lora_rope_kv_write(gpu ? m.gpu : m.packed.meta, gpu ? x.gpu : x.cpu, gpu ? w.gpu : w.cpu,
                                         gpu ? bias.gpu : bias.cpu, t, gpu ? gpu_w : cpu_w, gpu ? gpu_y : cpu_y, ln,
                                         t.col_slice(0, q), t.col_slice(q, kv), t.col_slice(q + kv, kv), gpu ? fg : fc,
-                                        head_dim, layer(k, v, gpu));
+                                        head_dim, gpu ? c.gpu : c.cpu);
           };
-          run(false, y, kc, vc, n);
-          run(false, y0, kc0, vc0, 0);
-          run(true, y, kc, vc, n);
-          run(true, y0, kc0, vc0, 0);
+          run(false, y, cache, n);
+          run(false, y0, cache0, 0);
+          run(true, y, cache, n);
+          run(true, y0, cache0, 0);
           const std::string what = "heads " + std::to_string(heads) + "/" + std::to_string(kv_heads) + " d " +
                                    std::to_string(head_dim) + ", " + std::to_string(rows) + " rows, " +
                                    std::to_string(n) + " modules, " + path;
-          for (auto [t, t0, name] : {std::tuple{&y, &y0, "qkv"}, {&kc, &kc0, "k cache"}, {&vc, &vc0, "v cache"}}) {
+          for (auto [t, t0, name] :
+               {std::tuple{&y, &y0, "qkv"}, {&cache.k, &cache0.k, "k cache"}, {&cache.v, &cache0.v, "v cache"}}) {
             EXPECT_LT(delta_error(download(*p_.gpu, t->gpu), download(*p_.cpu, t->cpu), download(*p_.cpu, t0->cpu)),
                       kDeltaTol)
                 << what << ": " << name;
