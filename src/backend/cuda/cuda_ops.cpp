@@ -398,15 +398,12 @@ void CudaBackend::linear_lora_add_rms_norm(const BatchMeta& batch, Tensor x, Ten
   cuda::LoraDelta d;
   // Decode steps: the shrink (and with lora_sums_beside, the expand) beside the projection, then the norm adds the
   // deltas as it reads y (no expand after the projection; y keeps the projection alone).
-  if (!lora_args(batch, x, w, ys, n, a)) {
+  if (!lora_args(batch, x, w, ys, n, a) ||
+      !lora_deferral(a, x, weight, y, lora_into(options_.lora_into_norm, x.rows), d)) {
     Backend::linear_lora_add_rms_norm(batch, x, weight, bias, y, w, ys, n, residual, norm_weight, eps, out);
     return;
   }
   check_add_rms_norm(residual, y, norm_weight, out);
-  if (!lora_deferral(a, x, weight, y, lora_into(options_.lora_into_norm, x.rows), d)) {
-    Backend::linear_lora_add_rms_norm(batch, x, weight, bias, y, w, ys, n, residual, norm_weight, eps, out);
-    return;
-  }
   d.t = linear_beside(a, x, weight, bias, y, d.sums != nullptr);
   LS_CUDA_CHECK(cuda::launch_rms_norm(residual.data, residual.ld, y.data, y.ld, norm_weight.data, out.data, out.ld,
                                       y.rows, y.cols, eps, &d, launch_stream()));
