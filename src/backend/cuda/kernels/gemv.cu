@@ -21,7 +21,7 @@
 //    group's epilogue waits for the second group, so that neither wait shows. Each output adds t (rounded to bf16,
 //    as PEFT rounds it) times its B row before its one rounding to bf16, in warp 0 (2-8 lanes per output). No
 //    kernel of its own reads or writes y again.
-// The last block past the wait zeroes the counters for the next launch. The grid is no larger than the blocks
+// The last block to end zeroes the counters for the next launch. The grid is no larger than the blocks
 // the GPU holds at once (the occupancy of the whole GPU: a share of its SMs under MPS or green contexts would need
 // a smaller grid), so every block that waits runs beside the units it waits for, which never wait. The grid
 // depends on host scalars only (tokens, segments, modules, out width), so a graph replays any adapter mix.
@@ -227,13 +227,19 @@ __device__ void shrink_block(const bf16* __restrict__ x, int64_t ldx, int64_t k,
   }
 }
 
-// Thread 0 of each block: waits until every shrink unit is done; the last block past the wait zeroes the counters
-// for the next launch (no block reads them after its wait).
+// Thread 0 of each block: waits until every shrink unit is done.
 __device__ __forceinline__ void wait_for_shrink(const GemvLora& l) {
   int32_t done;
   do {
     asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(done) : "l"(l.counters));
   } while (done < l.shrink_units);
+}
+
+// Thread 0 of each block, as the block ends (its wait_for_shrink behind it): the last block to arrive zeroes the
+// counters for the next launch (no block reads them after its wait). At the block's end, not beside its wait, so
+// that the grid's arrivals on one address spread over the blocks' finishing times instead of holding every block's
+// first barrier. History (bench/cuda_engine_notes.md, run 73): beside the wait, ~0.09 ms per one-row step.
+__device__ __forceinline__ void leave_shrink_counters(const GemvLora& l) {
   if (atomicAdd(&l.counters[1], 1) == static_cast<int32_t>(gridDim.x) - 1) {
     l.counters[0] = 0;
     l.counters[1] = 0;
@@ -425,6 +431,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     item += blocks;
   }
   proj_groups<M, kSilu>(x, ldx, w, ldw, bias, out, ldo, n, k, l, item - l.shrink_units, blocks, sm);
+  if (threadIdx.x == 0) leave_shrink_counters(l);
 }
 
 // kSilu: w = [W_gate; W_up] with n = inter output features, each group two of them (their gate and up rows), and
