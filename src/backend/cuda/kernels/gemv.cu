@@ -238,7 +238,8 @@ __device__ __forceinline__ void wait_for_shrink(const GemvLora& l) {
 // Thread 0 of each block, as the block ends (its wait_for_shrink behind it): the last block to arrive zeroes the
 // counters for the next launch (no block reads them after its wait). At the block's end, not beside its wait, so
 // that the grid's arrivals on one address spread over the blocks' finishing times instead of holding every block's
-// first barrier. History (bench/cuda_engine_notes.md, run 73): beside the wait, ~0.09 ms per one-row step.
+// first barrier. History (bench/cuda_engine_notes.md, runs 73-74): the wait and the arrival together cost ~0.09 ms
+// per one-row step; the arrival moved here gave back ~0.015 ms.
 __device__ __forceinline__ void leave_shrink_counters(const GemvLora& l) {
   if (atomicAdd(&l.counters[1], 1) == static_cast<int32_t>(gridDim.x) - 1) {
     l.counters[0] = 0;
