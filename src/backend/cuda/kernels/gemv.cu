@@ -170,7 +170,7 @@ struct GemvLora {
   int64_t col[kLoraMaxModules];      // the module's first column of out
   int64_t out_dim[kLoraMaxModules];
   float* t;                  // [tokens][num_modules][kLoraMaxRank] fp32
-  int32_t* counters;         // [2]: shrink units done, blocks past the wait; zero between launches
+  int32_t* counters;         // [2]: shrink units done, blocks ended; zero between launches
 };
 
 // The slot of segment s, or -1 (none, out of range, or an empty segment).
