@@ -185,7 +185,7 @@ TEST_F(CudaKernelBench, DISABLED_DecodeLinear) {
   std::printf("decode projections (mean of 20 back-to-back launches; weight GB/s):\n");
   std::printf("  %-8s %5s | %10s %8s | %10s %8s | %8s\n", "proj", "rows", "skinny us", "GB/s", "cublas us", "GB/s",
               "sk/cub");
-  for (int64_t m : {8, 16, 32, 64}) {
+  for (int64_t m : {8, 16, 32, 48, 64, 96, 128}) {
     for (const Proj& pr : projs) {
       // Up to 4 copies of the weights in turn, so that L2 (50 MB) holds none of them between launches.
       const int64_t copies = std::min<int64_t>(4, max_w / (pr.n * pr.k));

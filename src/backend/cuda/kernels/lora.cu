@@ -212,12 +212,18 @@ __device__ __forceinline__ void load_a_chunk(uint4 (&w0)[kPassGroups], uint4 (&w
 // two chunks in 32 registers, and more blocks' loads are in flight. History (bench/cuda_engine_notes.md, run 10):
 // with passes of 32 for ranks above 16 the kernel needed 121 registers (2 blocks per SM), and batch-128 steps took
 // 2.5-3% longer.
+// Thin tiles (1-2 rows: decode steps with different adapters) split K only `thin_splits` ways, in slices of
+// `thin_slice` per warp: the grid's splits are sized for a batch sharing one adapter (few tiles), and with a tile
+// per token each block would stream only a few chunks of A behind its fixed chain of dependent loads (segment
+// scan, slot, rank, A). The blocks of the other splits return; split 0 writes their partial sums as zeros.
 __global__ void __launch_bounds__(kThreads, 3)
-    lora_shrink_kernel(const __grid_constant__ LoraArgs p, int slice, float* partial) {
+    lora_shrink_kernel(const __grid_constant__ LoraArgs p, int slice, int thin_splits, int thin_slice, float* partial) {
   __shared__ int32_t tile_info[4];
   __shared__ float red[kWarps][kTile][kPassRanks + 1];
   const TileRef tile = find_tile<false>(p, [](int) { return static_cast<int>(blockIdx.x); }, tile_info);
   if (tile.count == 0) return idle_block_exit();
+  const bool thin = tile.count <= kThinRows;
+  if (thin && static_cast<int>(blockIdx.z) >= thin_splits) return idle_block_exit();
   const LoraModuleArgs& mod = p.m[blockIdx.y];
   const int32_t slot = p.seg_slot[tile.seg];
   const int rank = mod.ranks[slot];
@@ -225,6 +231,12 @@ __global__ void __launch_bounds__(kThreads, 3)
   const bf16* a = static_cast<const bf16*>(mod.a[slot]);
   const PartialLayout lay = partial_layout(p, static_cast<int>(gridDim.z));
   float* out = partial + static_cast<int64_t>(blockIdx.z) * lay.split_stride + blockIdx.y * lay.module_stride;
+  if (thin && blockIdx.z == 0)
+    for (int e = threadIdx.x; e < (lay.splits - thin_splits) * kThinRows * rank; e += kThreads) {
+      const int z = thin_splits + e / (kThinRows * rank), row = e / rank % kThinRows;
+      if (row < tile.count) out[z * lay.split_stride + (tile.begin + row) * lay.row_stride + e % rank] = 0.0f;
+    }
+  if (thin) slice = thin_slice;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   // K offsets fit in 32 bits (in_dim is a row length).
   const int k_begin = (static_cast<int>(blockIdx.z) * kWarps + warp) * slice;
@@ -626,6 +638,7 @@ __global__ void __launch_bounds__(kThreads, kDecode ? 4 : 2)
 
 struct Plan {
   int tiles, splits, slice;
+  int thin_splits, thin_slice;  // the shrink's K splits and warp slices for tiles of 1-2 rows
   ExpandWidths widths;  // the expand's columns per block (the last at the most tiles)
   bool decode, bulk;
 };
@@ -645,6 +658,12 @@ Plan plan_of(const LoraArgs& p, int num_sms) {
   const int64_t per_warp = (p.in_dim + pl.splits * kWarps - 1) / (pl.splits * kWarps);
   pl.slice = static_cast<int>((per_warp + kChunk - 1) / kChunk * kChunk);
   pl.splits = static_cast<int>((p.in_dim + kWarps * pl.slice - 1) / (kWarps * pl.slice));  // none left empty
+  // Thin tiles: as few splits as keep about one wave of the shrink's 3 blocks per SM busy at the most tiles.
+  const int64_t thin = (3 * static_cast<int64_t>(num_sms)) / std::max<int64_t>(int64_t{pl.tiles} * p.num_modules, 1);
+  pl.thin_splits = static_cast<int>(std::clamp<int64_t>(thin, 1, pl.splits));
+  const int64_t thin_per_warp = (p.in_dim + pl.thin_splits * kWarps - 1) / (pl.thin_splits * kWarps);
+  pl.thin_slice = static_cast<int>((thin_per_warp + kChunk - 1) / kChunk * kChunk);
+  pl.thin_splits = static_cast<int>((p.in_dim + kWarps * pl.thin_slice - 1) / (kWarps * pl.thin_slice));
   int64_t chunks = 0;
   for (int m = 0; m < p.num_modules; ++m) chunks += (p.m[m].out_dim + kColsPerBlock - 1) / kColsPerBlock;
   // Columns per block: about a wave of the decode build's 4 blocks per SM at the most tiles (a block streams
@@ -750,7 +769,7 @@ cudaError_t launch_lora_shrink(const LoraArgs& p, float* scratch, int num_sms, S
   if (!launchable(p, scratch)) return cudaErrorInvalidValue;
   const Plan pl = plan_of(p, num_sms);
   return launch(lora_shrink_kernel, dim3(static_cast<unsigned>(pl.tiles), p.num_modules, pl.splits), dim3(kThreads), 0,
-                stream, p, pl.slice, scratch);
+                stream, p, pl.slice, pl.thin_splits, pl.thin_slice, scratch);
 }
 
 cudaError_t launch_lora_expand(const LoraArgs& p, const float* scratch, int num_sms, Stream stream) {
