@@ -46,7 +46,7 @@ constexpr int kPassRanks = 16;        // shrink: ranks per pass (2 groups of 8)
 constexpr int kMaxSplits = kLoraMaxShrinkSplits;
 constexpr int kColsPerBlock = 512;    // expand: a block's columns per iteration (the grid's chunk)
 constexpr int kMaxColsPerWarp = 64;   // expand, mma path: columns per warp and step (32 in decode steps, else 64)
-constexpr int kThinRows = 2;          // expand: tiles of up to this many rows take the bulk path
+constexpr int kThinRows = 2;          // thin tiles: the expand's bulk path, the shrink's own K splits
 constexpr int kBulkStages = 2;        // expand, bulk path: B stages in flight per block
 constexpr int kBulkStageBytes = 16384;
 
@@ -643,9 +643,20 @@ struct Plan {
   bool decode, bulk;
 };
 
+// K cut about `want` ways: each warp's slice in whole chunks, and the splits that slice leaves (none empty).
+struct KSplit {
+  int splits, slice;
+};
+KSplit split_k(int64_t in_dim, int64_t want) {
+  const int64_t per_warp = (in_dim + want * kWarps - 1) / (want * kWarps);
+  const int64_t slice = (per_warp + kChunk - 1) / kChunk * kChunk;
+  return {static_cast<int>((in_dim + kWarps * slice - 1) / (kWarps * slice)), static_cast<int>(slice)};
+}
+
 // The grid, from host scalars only: an upper bound on the tiles; K splits so that a batch whose tokens all share
-// one adapter (the fewest tiles) still fills half the SMs, each warp's slice at least two chunks; and for the
-// expand, runs of 512-column chunks per block so that the grid is about one wave at the most tiles.
+// one adapter (the fewest tiles) still fills half the SMs, each warp's slice at least two chunks, and fewer for thin
+// tiles (lora_shrink_kernel); and for the expand, runs of 512-column chunks per block so that the grid is about one
+// wave at the most tiles.
 Plan plan_of(const LoraArgs& p, int num_sms) {
   Plan pl;
   pl.tiles = static_cast<int>(std::min<int64_t>(p.num_tokens, p.num_segments + p.num_tokens / kTile));
@@ -654,16 +665,14 @@ Plan plan_of(const LoraArgs& p, int num_sms) {
   const int64_t by_k = std::max<int64_t>(p.in_dim / (kWarps * 2 * kChunk), 1);
   int64_t s = (num_sms / 2 + fewest - 1) / fewest;
   s = std::min<int64_t>({s, by_k, kMaxSplits});
-  pl.splits = static_cast<int>(std::max<int64_t>(s, 1));
-  const int64_t per_warp = (p.in_dim + pl.splits * kWarps - 1) / (pl.splits * kWarps);
-  pl.slice = static_cast<int>((per_warp + kChunk - 1) / kChunk * kChunk);
-  pl.splits = static_cast<int>((p.in_dim + kWarps * pl.slice - 1) / (kWarps * pl.slice));  // none left empty
+  const KSplit k = split_k(p.in_dim, std::max<int64_t>(s, 1));
+  pl.splits = k.splits;
+  pl.slice = k.slice;
   // Thin tiles: as few splits as keep about one wave of the shrink's 3 blocks per SM busy at the most tiles.
   const int64_t thin = (3 * static_cast<int64_t>(num_sms)) / std::max<int64_t>(int64_t{pl.tiles} * p.num_modules, 1);
-  pl.thin_splits = static_cast<int>(std::clamp<int64_t>(thin, 1, pl.splits));
-  const int64_t thin_per_warp = (p.in_dim + pl.thin_splits * kWarps - 1) / (pl.thin_splits * kWarps);
-  pl.thin_slice = static_cast<int>((thin_per_warp + kChunk - 1) / kChunk * kChunk);
-  pl.thin_splits = static_cast<int>((p.in_dim + kWarps * pl.thin_slice - 1) / (kWarps * pl.thin_slice));
+  const KSplit t = split_k(p.in_dim, std::clamp<int64_t>(thin, 1, pl.splits));
+  pl.thin_splits = t.splits;
+  pl.thin_slice = t.slice;
   int64_t chunks = 0;
   for (int m = 0; m < p.num_modules; ++m) chunks += (p.m[m].out_dim + kColsPerBlock - 1) / kColsPerBlock;
   // Columns per block: about a wave of the decode build's 4 blocks per SM at the most tiles (a block streams
