@@ -82,9 +82,12 @@ bool check_adapter_load_overlaps_steps(const std::string& device, size_t block_b
   EXPECT_EQ(st.adapter_slot_loads_done, 1u);
   EXPECT_GT(st.adapter_slot_load_max_seconds, 0.0);
   EXPECT_LE(st.adapter_slot_load_max_seconds, a.times.scheduled - a.times.arrival + 1e-6);
-  // With seats free it was next in line from its first step on: all that load was exposed to it.
+  // With seats free it was next in line from its first step on: all that load was exposed to it, and no more
+  // than the engine's loop takes to turn (its poll after a schedule may see the copy land; the loop then turns at
+  // once, where it once slept 2 ms first: H200 run 82).
   EXPECT_EQ(st.adapter_slot_wait_seconds.count, 1u);
-  EXPECT_NEAR(st.adapter_slot_wait_max_seconds, st.adapter_slot_load_max_seconds, 1e-6);
+  EXPECT_GE(st.adapter_slot_wait_max_seconds, st.adapter_slot_load_max_seconds - 1e-6);
+  EXPECT_LT(st.adapter_slot_wait_max_seconds, st.adapter_slot_load_max_seconds + 1e-3);
   EXPECT_NEAR(st.adapter_slot_wait_seconds.sum, st.adapter_slot_wait_max_seconds, 1e-12);
   // Now resident: the same request gives the same tokens (so the first ran on the adapter's copied weights),
   // and they differ from the base model's (so the comparison can tell).

@@ -4,7 +4,8 @@
 //    a rank-0 slot and no adapter, into column slices of wider outputs;
 //  - lora_group: q/k/v into the column slices of one fused output and gate/up, in one call;
 //  - decode steps (a token per segment: the bulk-copy expand) as well as prefill chunks (the mma expand), and
-//    decode steps in a graph's padded layout (one adapter, runs, distinct slots, half without; up to 160 rows);
+//    decode steps in a graph's padded layout (one adapter, runs, distinct slots, half without; up to 160 rows; at
+//    Llama-3-8B's widths, where the expand's column runs are widest);
 //  - linear_lora: the projection (with a bias) and its LoRA, fused into the GEMV's launch (1-4 rows; module
 //    boundaries inside its groups of 4 features too), the shrink beside it on a second stream, and in line;
 //  - linear_lora_silu_mul: the gate/up LoRA in the fused skinny SiLU kernel's epilogue (1-8 rows), added by
@@ -216,46 +217,60 @@ TEST_F(CudaLora, GroupsMatchCpu) {
   }
 }
 
+enum class Mix { kOne, kTwoRuns, kDistinct, kHalfBase };
+
 // Decode steps in a graph's padded layout (the segment list padded with empty segments to one per row, rows past
-// the batch's sequences with no adapter), the shapes whose tile count the kernels find at run time: every token on
-// one adapter (few tiles: the expand narrows its column runs), runs of two adapters, a distinct slot per token,
-// half the tokens with no adapter; 24 of 32 rows, 128 of 128, and 150 of 160 (segment scans past one round).
-TEST_F(CudaLora, PaddedDecodeStepsMatchCpu) {
-  SCOPED_TRACE(trace());
-  const int64_t in = 512, q = 512, kv = 128, inter = 1408;
+// the batch's sequences with no adapter): `seqs` of `rows` rows with the adapter mix `mix`, q/k/v of widths q, kv,
+// kv and gate/up of width inter each, over inputs of width `in`.
+void expect_padded_decode(CudaOpTest& f, int32_t seqs, int32_t rows, Mix mix, int64_t in, int64_t q, int64_t kv,
+                          int64_t inter) {
   const std::vector<std::vector<int32_t>> ranks = {{16, 8, 64, 1, 32, 0, 4, 128}, {16, 3, 16, 8, 32, 0, 4, 128},
                                                   {16, 8, 0, 1, 32, 0, 4, 128}};
   const auto num_slots = static_cast<int32_t>(ranks[0].size());
-  enum class Mix { kOne, kTwoRuns, kDistinct, kHalfBase };
-  for (auto [seqs, rows] : {std::pair{24, 32}, {128, 128}, {150, 160}}) {
-    for (Mix mix : {Mix::kOne, Mix::kTwoRuns, Mix::kDistinct, Mix::kHalfBase}) {
-      ForwardBatch fb;
-      for (int32_t i = 0; i < seqs; ++i) {
-        SequenceStep st;
-        st.tokens = {1};
-        st.block_table = {0};
-        st.logits = LogitsWanted::kNone;
-        switch (mix) {
-          case Mix::kOne: st.lora_slot = 2; break;
-          case Mix::kTwoRuns: st.lora_slot = i < seqs / 3 ? 4 : 0; break;
-          case Mix::kDistinct: st.lora_slot = i % num_slots; break;
-          case Mix::kHalfBase: st.lora_slot = i % 2 == 0 ? -1 : 7; break;
-        }
-        fb.seqs.push_back(st);
-      }
-      PackLayout layout;
-      layout.pad_to_seqs = rows;
-      layout.block_table_width = 1;
-      const Meta m = meta(fb, 16, 1, 10, num_slots, layout);
-      for (const auto& outs : {std::vector<int64_t>{q, kv, kv}, std::vector<int64_t>{inter, inter}}) {
-        const double err = group_delta_error(*this, m, ranks, in, outs);
-        EXPECT_LT(err, kDeltaTol) << outs.size() << " modules, " << seqs << " of " << rows << " rows, mix "
-                                  << static_cast<int>(mix);
-        std::printf("padded decode, %zu modules, %3d of %3d rows, mix %d, %3d segments: delta rel error %.2e\n",
-                    outs.size(), seqs, rows, static_cast<int>(mix), m.packed.meta.num_lora_segments, err);
-      }
+  ForwardBatch fb;
+  for (int32_t i = 0; i < seqs; ++i) {
+    SequenceStep st;
+    st.tokens = {1};
+    st.block_table = {0};
+    st.logits = LogitsWanted::kNone;
+    switch (mix) {
+      case Mix::kOne: st.lora_slot = 2; break;
+      case Mix::kTwoRuns: st.lora_slot = i < seqs / 3 ? 4 : 0; break;
+      case Mix::kDistinct: st.lora_slot = i % num_slots; break;
+      case Mix::kHalfBase: st.lora_slot = i % 2 == 0 ? -1 : 7; break;
     }
+    fb.seqs.push_back(st);
   }
+  PackLayout layout;
+  layout.pad_to_seqs = rows;
+  layout.block_table_width = 1;
+  const CudaOpTest::Meta m = f.meta(fb, 16, 1, 10, num_slots, layout);
+  for (const auto& outs : {std::vector<int64_t>{q, kv, kv}, std::vector<int64_t>{inter, inter}}) {
+    const double err = group_delta_error(f, m, ranks, in, outs);
+    EXPECT_LT(err, kDeltaTol) << outs.size() << " modules of in " << in << ", " << seqs << " of " << rows
+                              << " rows, mix " << static_cast<int>(mix);
+    std::printf("padded decode, in %4lld, %zu modules, %3d of %3d rows, mix %d, %3d segments: delta rel error %.2e\n",
+                static_cast<long long>(in), outs.size(), seqs, rows, static_cast<int>(mix),
+                m.packed.meta.num_lora_segments, err);
+  }
+}
+
+// The shapes whose tile count the kernels find at run time: every token on one adapter (few tiles: the expand
+// narrows its column runs), runs of two adapters, a distinct slot per token, half the tokens with no adapter; 24
+// of 32 rows, 128 of 128, and 150 of 160 (segment scans past one round).
+TEST_F(CudaLora, PaddedDecodeStepsMatchCpu) {
+  SCOPED_TRACE(trace());
+  for (auto [seqs, rows] : {std::pair{24, 32}, {128, 128}, {150, 160}})
+    for (Mix mix : {Mix::kOne, Mix::kTwoRuns, Mix::kDistinct, Mix::kHalfBase})
+      expect_padded_decode(*this, seqs, rows, mix, 512, 512, 128, 1408);
+}
+
+// Llama-3-8B's widths at 32 and 128 rows: a tile per token gives the expand its widest column runs (at 128 rows
+// 2048 columns of q/k/v and 7168 of gate/up per block, so that the grid fits one wave), one adapter its narrowest.
+TEST_F(CudaLora, PaddedDecodeStepsAtModelWidthsMatchCpu) {
+  SCOPED_TRACE(trace());
+  for (int32_t rows : {32, 128})
+    for (Mix mix : {Mix::kOne, Mix::kDistinct}) expect_padded_decode(*this, rows, rows, mix, 4096, 4096, 1024, 14336);
 }
 
 // linear_lora: the projection (with a bias) and the q/k/v LoRA into its column slices, against the CPU's linear
