@@ -124,7 +124,8 @@ class Backend {
   // Rotates q [T, num_heads*head_dim] and k [T, num_kv_heads*head_dim] in place (rotate-half layout) by
   // positions[t] * inv_freq (inv_freq: head_dim/2 float32 in backend memory).
   virtual void rope(const BatchMeta& batch, Tensor q, Tensor k, const float* inv_freq, int64_t head_dim) = 0;
-  // Stores k, v rows [T, num_kv_heads*head_dim] at batch.kv_slots in the layer's cache.
+  // Stores k, v rows [T, num_kv_heads*head_dim] at batch.kv_slots in the layer's cache; rows whose slot is -1 (a
+  // padded step's padding rows) are not stored.
   virtual void kv_write(const BatchMeta& batch, Tensor k, Tensor v, const KvLayer& cache) = 0;
   // rope, then kv_write of the rotated k and v: one pass over the rows where a backend fuses them.
   virtual void rope_kv_write(const BatchMeta& batch, Tensor q, Tensor k, Tensor v, const float* inv_freq,

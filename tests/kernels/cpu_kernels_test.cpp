@@ -2,7 +2,8 @@
 // runs (AVX-512, AVX2) equals the portable one bit for bit on every op and odd shape (cpu_kernels.h fixes
 // each element's operation sequence); the backend's linear gives each row the same bits whatever the batch
 // size, the row's position and the thread count, for every weight format; bf16 and int8 linear stay within
-// the rounding their storage implies; exp_poly and SiLU are accurate; the thread pool covers each index once.
+// the rounding their storage implies; exp_poly and SiLU are accurate; the thread pool covers each index once;
+// kv_write stores rows at their slots and skips padding rows.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -201,6 +202,40 @@ TEST(CpuLinear, RowsAreBatchInvariantInEveryFormat) {
               << format << " threads " << threads << " batch " << m << " from row " << start;
         }
       }
+    }
+  }
+}
+
+// kv_write stores each row at its slot and skips the rows of slot -1 (a padded decode step's padding rows, which
+// the CUDA kernel skips too).
+TEST(CpuKvWrite, StoresRowsAtTheirSlotsAndSkipsPadding) {
+  auto b = make_cpu_backend(1, "f32");
+  constexpr int64_t kHeads = 2, kDim = 4, kWidth = kHeads * kDim, kSlots = 8;
+  std::vector<float> kc(kSlots * kWidth, -7.0f), vc(kSlots * kWidth, -7.0f);
+  KvLayer cache;
+  cache.k = kc.data();
+  cache.v = vc.data();
+  cache.num_blocks = 2;
+  cache.block_size = 4;
+  cache.num_kv_heads = kHeads;
+  cache.head_dim = kDim;
+  const std::vector<int32_t> slots = {5, -1, 0, -1};
+  std::vector<float> k(slots.size() * kWidth), v(slots.size() * kWidth);
+  for (size_t i = 0; i < k.size(); ++i) {
+    k[i] = static_cast<float>(i);
+    v[i] = 1000.0f + static_cast<float>(i);
+  }
+  BatchMeta meta;
+  meta.num_tokens = static_cast<int32_t>(slots.size());
+  meta.kv_slots = slots.data();
+  const auto rows = static_cast<int64_t>(slots.size());
+  b->kv_write(meta, Tensor::make(k.data(), DType::kF32, rows, kWidth), Tensor::make(v.data(), DType::kF32, rows, kWidth),
+              cache);
+  for (int64_t s = 0; s < kSlots; ++s) {
+    const int64_t row = s == 5 ? 0 : s == 0 ? 2 : -1;  // the token stored at slot s
+    for (int64_t c = 0; c < kWidth; ++c) {
+      EXPECT_EQ(kc[s * kWidth + c], row < 0 ? -7.0f : k[row * kWidth + c]) << "slot " << s;
+      EXPECT_EQ(vc[s * kWidth + c], row < 0 ? -7.0f : v[row * kWidth + c]) << "slot " << s;
     }
   }
 }

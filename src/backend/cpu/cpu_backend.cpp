@@ -306,6 +306,7 @@ void CpuBackend::kv_write(const BatchMeta& batch, Tensor k, Tensor v, const KvLa
   const int64_t capacity = cache.num_blocks * cache.block_size;
   for (int32_t t = 0; t < batch.num_tokens; ++t) {
     const int64_t slot = batch.kv_slots[t];
+    if (slot == -1) continue;  // a padded step's padding row
     LS_CHECK(slot >= 0 && slot < capacity) << "kv slot " << slot << " outside the cache";
     std::memcpy(static_cast<float*>(cache.k) + slot * width, k.ptr<float>() + t * k.ld, width * sizeof(float));
     std::memcpy(static_cast<float*>(cache.v) + slot * width, v.ptr<float>() + t * v.ld, width * sizeof(float));
