@@ -17,7 +17,8 @@
 // Split-K partials go to fp32 scratch; the last split of a tile to arrive (arrival counter) sums them in a fixed
 // order (deterministic), adds the bias, writes the output and zeroes its counter for the next launch.
 // With LoRA (the SiLU kernel at up to 8 rows), the adapters' deltas join the gate/up accumulators before the
-// activation, from the t that lora.cu's shrink (the previous kernel) left: see "The LoRA epilogue" below.
+// activation, from the t that the LoRA shrink (lora_shrink.cu, the previous kernel) left: see "The LoRA epilogue"
+// below.
 // History (bench/cuda_engine_notes.md, run 8): one 256-byte cp.async.bulk per row instead of tensor maps ran at
 // ~850 GB/s (the copy engine's per-copy cost); 256-row tiles and 64-wide K stages were slower at every row count.
 #include "backend/cuda/kernels/bulk_copy.cuh"
@@ -179,8 +180,8 @@ __device__ __forceinline__ void for_each_step(const SkinnyArgs& p, F&& f) {
 
 // The producer thread: fills stage i % kStages for the block's i-th K step once its consumers released it.
 // x is the kernel before the previous one's output when LORA: the previous kernel is the LoRA shrink, which lets
-// this kernel launch only after its first block has waited for that kernel (lora.cu), so x is complete and visible
-// at launch, and the copies of x need not wait for the shrink (only the epilogue's t does).
+// this kernel launch only after its first block has waited for that kernel (lora_shrink.cu), so x is complete and
+// visible at launch, and the copies of x need not wait for the shrink (only the epilogue's t does).
 template <class C, bool LORA>
 __device__ void produce(const SkinnyArgs& p, char* ring, uint64_t* full, uint64_t* empty) {
   const uint64_t weight_policy = l2_policy_evict_first(), x_policy = l2_policy_evict_last();
