@@ -1,5 +1,5 @@
 # warnings.cmake: loraserve_target_defaults(target) sets the include root, warnings and the sanitizer flags
-# every project target shares.
+# every project target shares; loraserve_cuda_defaults(target) the CUDA targets' architecture and nvcc flags.
 function(loraserve_target_defaults target)
   target_include_directories(${target} PUBLIC ${LORASERVE_SRC_DIR})
   target_compile_options(${target} PRIVATE
@@ -12,4 +12,14 @@ function(loraserve_target_defaults target)
       -Wno-stringop-overread>)
   endif()
   loraserve_sanitize(${target})
+endfunction()
+
+# CUDA targets: sm_90a, and C++20 passed to nvcc by us (CMake 3.25 does not know that nvcc 13 speaks it, so the
+# dialect property is cleared).
+function(loraserve_cuda_defaults target)
+  set_target_properties(${target} PROPERTIES CUDA_ARCHITECTURES 90a)
+  set_property(TARGET ${target} PROPERTY CUDA_STANDARD)
+  set_property(TARGET ${target} PROPERTY CUDA_STANDARD_REQUIRED OFF)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20 -lineinfo --expt-relaxed-constexpr -Xcudafe=--diag_suppress=177>)
 endfunction()

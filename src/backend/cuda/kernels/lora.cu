@@ -34,7 +34,10 @@
 #include "backend/cuda/kernels/lora_common.cuh"
 
 namespace ls::cuda {
-namespace lora_detail {
+namespace {
+
+using lora_detail::kChunk;
+using lora_detail::kWarps;
 
 // K cut about `want` ways: each warp's slice in whole chunks, and the splits that slice leaves (none empty).
 struct KSplit {
@@ -45,6 +48,10 @@ KSplit split_k(int64_t in_dim, int64_t want) {
   const int64_t slice = (per_warp + kChunk - 1) / kChunk * kChunk;
   return {static_cast<int>((in_dim + kWarps * slice - 1) / (kWarps * slice)), static_cast<int>(slice)};
 }
+
+}  // namespace
+
+namespace lora_detail {
 
 // The grid, from host scalars only: an upper bound on the tiles; K splits so that a batch whose tokens all share
 // one adapter (the fewest tiles) still fills half the SMs, each warp's slice at least two chunks, and fewer for thin
