@@ -1,6 +1,8 @@
 // cuda_bench.cpp: measurements of the device's ceilings for bench/engine_bench and the kernel microbenchmarks.
 #include "cuda_bench.h"
 
+#include <cuda_profiler_api.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <vector>
@@ -19,6 +21,15 @@ CudaBackend& cuda_of(Backend& backend) {
 }
 
 }  // namespace
+
+void cuda_profiled(Backend& backend, const std::function<void()>& enqueue) {
+  CudaBackend& b = cuda_of(backend);
+  LS_CUDA_CHECK(cudaStreamSynchronize(b.stream()));
+  LS_CUDA_CHECK(cudaProfilerStart());
+  enqueue();
+  LS_CUDA_CHECK(cudaStreamSynchronize(b.stream()));
+  LS_CUDA_CHECK(cudaProfilerStop());
+}
 
 double cuda_time_ms(Backend& backend, const std::function<void()>& enqueue) {
   CudaBackend& b = cuda_of(backend);

@@ -18,6 +18,9 @@ double cuda_copy_bandwidth(Backend& backend, size_t bytes, int reps);
 double cuda_gemm_flops(Backend& backend, int64_t n, int reps);
 // Milliseconds of device time of the work `enqueue` puts on the backend's stream (events around it).
 double cuda_time_ms(Backend& backend, const std::function<void()>& enqueue);
+// Runs `enqueue` (work on the backend's stream) inside a profiler range and waits for it: a profiler started with
+// its collection off (`ncu --profile-from-start off`) sees only these kernels.
+void cuda_profiled(Backend& backend, const std::function<void()>& enqueue);
 // The GPU's name and memory, e.g. "NVIDIA H100 80GB HBM3, 132 SMs, 79.2 GiB".
 std::string cuda_device_description(Backend& backend);
 

@@ -38,6 +38,7 @@ struct BenchArgs {
   bool breakdown = true;
   bool compare = true;  // the decode steps again on the paths the options did not choose
   int32_t lora_rank = 16;  // 0: no adapter measurements
+  bool profile_steps = false;  // one more replay of each decode step inside a profiler range
 
   BackendOptions backend;  // --gemv-rows, --skinny, --decode-attention, --pdl, --gemm-tune, --lora-* fill backend.cuda
 };
@@ -160,6 +161,10 @@ void Bench::decode(const std::vector<int32_t>& batches, bool with_adapters) {
       const double pipelined = cuda_time_ms(backend, [&] {
         for (int i = 0; i < args.replays; ++i) LS_CHECK((*graphs)->run(pb, table).is_ok());
       }) / args.replays;
+      if (args.profile_steps) {
+        const DecodeGraphs::GraphKey key = (*graphs)->prepare(pb, table).value();
+        cuda_profiled(backend, [&] { (*graphs)->replay(key); });
+      }
       const double abytes = adapter_bytes(lora, args.lora_rank, mode, b);
       const double step = median(ms), bytes = wbytes + kv_bytes(c, b, args.context) + abytes;
       const double floor_ms = bytes / bandwidth * 1e3;
@@ -551,6 +556,9 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-breakdown", args.breakdown, "skip the per-op breakdown");
   app.add_flag("!--no-compare", args.compare,
                "skip the decode steps on the paths not chosen (GEMV, unfused LoRA, skinny GEMM off)");
+  app.add_flag("--profile-steps", args.profile_steps,
+               "replay each decode step once more inside a profiler range, for `ncu --profile-from-start off "
+               "--graph-profiling node` (each kernel of one step per batch size and adapter mix)");
   app.add_option("--lora-rank", args.lora_rank, "rank of the dummy adapters (default 16; 0: no adapter runs)")
       ->check(CLI::Range(0, static_cast<int>(ls::kLoraMaxRank)));
   ls::add_cuda_backend_options(app, args.backend.cuda);
