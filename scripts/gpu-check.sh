@@ -4,7 +4,8 @@
 # (`loraserve generate --device cuda` reproduces the shared oracle's greedy paths), focused decode-kernel timings
 # (attention: tensor-core against CUDA-core kernel; projections: skinny GEMM against cuBLASLt), and
 # bench/engine_bench on the Llama-3-8B-shaped dummy model (base-only, one adapter, one adapter per
-# sequence), and the transformers+peft peer (bench/peft_peer.py) on the same GPU. Logs go under $OUT (or
+# sequence), and the transformers+peft peer (bench/peft_peer.py) on the same GPU; unless quick, also each kernel of
+# one decode step per batch and mix under Nsight Compute (bench/ncu_steps.py) and bench/lora_stream_probe. Logs go under $OUT (or
 # /tmp/gpu-check); a summary table prints last.
 # The build is made elsewhere (cmake -DLORASERVE_CUDA=ON) and carried, as BUILD_DIR or as the bundle
 # gpu-build.tar.xz that scripts/gpu-pack.sh makes (looked for beside this script, then in carry/).
@@ -93,6 +94,18 @@ peer="$here/peft_peer.py"  # beside the script when gpu-pack.sh put it there, el
 [ -f "$peer" ] || peer="$here/../bench/peft_peer.py"
 PYTHONUNBUFFERED=1 timeout 300 python3 "$peer" tests/data/configs/llama3-8b 2>&1 | grep -v Warning | tee "$logs/peer.log"
 
+# Each kernel of one decode step per batch and adapter mix (Nsight Compute, where the machine has it), and the
+# LoRA expand's reads of B alone at 128 distinct adapters (bench/lora_stream_probe.cpp, where the bundle has it).
+steps="$here/ncu_steps.py"
+[ -f "$steps" ] || steps="$here/../bench/ncu_steps.py"
+if command -v ncu > /dev/null; then
+  timeout 150 ncu --profile-from-start off --clock-control none --cache-control none --graph-profiling node \
+    --metrics gpu__time_duration.sum --csv "$engine" --model tests/data/configs/llama3-8b --load-format dummy \
+    --device cuda --batches 1,32,128 --replays 5 --prefill 16 --no-breakdown --no-compare --profile-steps \
+    > "$logs/steps.csv" 2> "$logs/steps.err" && python3 "$steps" "$logs/steps.csv" --layer 1 > "$logs/steps.txt"
+fi
+probe="$PWD/$build/bench/lora_stream_probe"
+[ -x "$probe" ] && timeout 60 "$probe" > "$logs/lora_stream_probe.log" 2>&1
 # The same decode steps without programmatic dependent launch, to see what the launch overlap buys.
 timeout 90 "$engine" --model tests/data/configs/llama3-8b --load-format dummy --device cuda --pdl off \
   --batches 1,128 --replays 30 --prefill 128 --no-breakdown --lora-rank 0 > "$logs/bench_no_pdl.log" 2>&1
@@ -121,5 +134,8 @@ echo "cuBLASLt plans tuned on L2-warm weights:"
 grep -E "^ +(1|32|128) +base |^prefill" "$logs/bench_warm_tune.log" | head -4
 echo "peer:"
 grep -E "tok/s|model:" "$logs/peer.log"
+echo "each step's kernels, serial (ncu; batches 1, 32, 128, each base, one adapter, distinct; $logs/steps.txt):"
+grep -E "^step" "$logs/steps.txt" 2> /dev/null
+cat "$logs/lora_stream_probe.log" 2> /dev/null
 }
 exit $(( ctest_rc != 0 || cli_rc != 0 || bench_rc != 0 || attn_rc != 0 ))

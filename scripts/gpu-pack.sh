@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # gpu-pack.sh: packs what scripts/gpu-check.sh needs from a CUDA build directory into a bundle (stripped
-# loraserve, engine_bench and GPU test binaries, the CTest files, the CMake cache), small enough to travel to the
-# GPU machine (the device tool's carry limit is 64 MiB with the working tree; xz -9e packs it in about half the
-# size of tar -J's default level). With a DEST folder it also puts scripts/gpu-check.sh and bench/peft_peer.py
-# beside the bundle, so a checkout that lacks them can run `bash DEST/gpu-check.sh` with DEST carried.
+# loraserve, engine_bench, GPU test binaries and lora_stream_probe if built, the CTest files, the CMake cache),
+# small enough to travel to the GPU machine (the device tool's carry limit is 64 MiB with the working tree; xz -9e
+# packs it in about half the size of tar -J's default level). With a DEST folder it also puts
+# scripts/gpu-check.sh, bench/peft_peer.py and bench/ncu_steps.py beside the bundle, so a checkout that lacks them
+# can run `bash DEST/gpu-check.sh` with DEST carried.
 # Run here, from the repository root, after building: scripts/gpu-pack.sh [BUILD_DIR] [DEST]
 # (default DEST: carry/, the bundle only).
 set -euo pipefail
@@ -17,8 +18,13 @@ mkdir -p "$stage/$build"
   mkdir -p "$stage/$build/$(dirname "$f")"
   cp "$build/$f" "$stage/$build/$f"
 done
-for bin in app/loraserve bench/engine_bench tests/kernels/cuda_kernels_test tests/kernels/cuda_oracle_test; do
-  [ -f "$build/$bin" ] || { echo "gpu-pack: $build/$bin is not built" >&2; exit 1; }
+for bin in app/loraserve bench/engine_bench tests/kernels/cuda_kernels_test tests/kernels/cuda_oracle_test \
+  bench/lora_stream_probe; do
+  if [ ! -f "$build/$bin" ]; then
+    [ "$bin" = bench/lora_stream_probe ] && continue  # optional: gpu-check.sh runs it where it is built
+    echo "gpu-pack: $build/$bin is not built" >&2
+    exit 1
+  fi
   mkdir -p "$stage/$build/$(dirname "$bin")"
   strip -o "$stage/$build/$bin" "$build/$bin"
 done
@@ -29,6 +35,6 @@ if [ -z "$dest" ]; then
 else
   mkdir -p "$dest"
   tar -C "$stage" -cf - "$build" | xz -9e -T0 > "$dest/gpu-build.tar.xz"
-  cp scripts/gpu-check.sh bench/peft_peer.py "$dest/"
+  cp scripts/gpu-check.sh bench/peft_peer.py bench/ncu_steps.py "$dest/"
   ls -l "$dest"
 fi
