@@ -16,6 +16,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels/fill.h"
 #include "core/timing.h"
 #include "cuda_bench.h"
 
@@ -23,13 +24,14 @@ namespace {
 
 using namespace ls::bench;
 
-// Median microseconds of `launch` on the backend's stream, each run after a write of `flush` that evicts B from
-// L2 (as a step's weights do).
-double median_us(ls::Backend& backend, const std::function<void()>& launch, ls::Buffer& flush) {
+// Median microseconds of `launch` on the backend's stream, each run after a read sweep of `flush` that evicts B
+// from L2 (as a step's weights do) and leaves clean lines, as the cuBLASLt tuner's cold timing does (cuda_gemm.cpp).
+double median_us(ls::Backend& backend, const std::function<void()>& launch, const ls::Buffer& flush) {
   cudaStream_t stream = ls::as_cuda_backend(backend)->stream();
   std::vector<double> us;
   for (int i = 0; i < 25; ++i) {
-    LS_CUDA_CHECK(cudaMemsetAsync(flush.data(), i, flush.bytes(), stream));
+    const ls::cuda::Stream sweep{stream, false};
+    LS_CUDA_CHECK(ls::cuda::launch_read_sweep(flush.data(), static_cast<int64_t>(flush.bytes()), sweep));
     const double ms = ls::cuda_time_ms(backend, launch);
     if (i >= 5) us.push_back(ms * 1e3);
   }

@@ -5,8 +5,8 @@
 # (attention: tensor-core against CUDA-core kernel; projections: skinny GEMM against cuBLASLt), and
 # bench/engine_bench on the Llama-3-8B-shaped dummy model (base-only, one adapter, one adapter per
 # sequence), and the transformers+peft peer (bench/peft_peer.py) on the same GPU; unless quick, also each kernel of
-# one decode step per batch and mix under Nsight Compute (bench/ncu_steps.py) and bench/lora_stream_probe. Logs go under $OUT (or
-# /tmp/gpu-check); a summary table prints last.
+# one decode step per batch and mix under Nsight Compute (bench/ncu_steps.py) and bench/lora_stream_probe. Logs go
+# under $OUT (or /tmp/gpu-check); a summary table prints last.
 # The build is made elsewhere (cmake -DLORASERVE_CUDA=ON) and carried, as BUILD_DIR or as the bundle
 # gpu-build.tar.xz that scripts/gpu-pack.sh makes (looked for beside this script, then in carry/).
 # Usage: scripts/gpu-check.sh [BUILD_DIR] [quick]   (default build-cuda; quick: no peer, no PDL/tuning variants)
