@@ -39,6 +39,7 @@ struct BenchArgs {
   bool compare = true;  // the decode steps again on the paths the options did not choose
   int32_t lora_rank = 16;  // 0: no adapter measurements
   bool profile_steps = false;  // one more replay of each decode step inside a profiler range
+  bool gemm_plans = false;     // print the cuBLASLt plans at the end
 
   BackendOptions backend;  // --gemv-rows, --skinny, --decode-attention, --pdl, --gemm-tune, --lora-* fill backend.cuda
 };
@@ -486,6 +487,11 @@ int run_bench(const BenchArgs& a) {
     run.breakdown(prefill, label);
     if (run.lora) run.lora_ops(prefill, label);
   }
+  if (CudaBackend* cuda = a.gemm_plans ? as_cuda_backend(b) : nullptr) {
+    std::printf("\ncuBLASLt plans (tuned: %s):\n", a.backend.cuda.gemm_tune == CudaBackendOptions::GemmTune::kSearch
+                                                         ? "search" : "as --gemm-tune says");
+    for (const std::string& line : cuda->gemm_plans()) std::printf("  %s\n", line.c_str());
+  }
   return 0;
 }
 
@@ -508,11 +514,18 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
   cmd.add_option("--pdl", o.pdl, "cuda: programmatic dependent launch between kernels (on, off)")
       ->transform(CLI::CheckedTransformer(on_off));
   cmd.add_option("--gemm-tune", o.gemm_tune,
-                 "cuda: cuBLASLt plan choice (cold: timed on cold L2, warm: timed on warm L2, off: heuristic)")
+                 "cuda: cuBLASLt plan choice (cold: timed on cold L2, warm: timed on warm L2, off: heuristic, search: "
+                 "more candidates and their K-split variants timed cold)")
       ->transform(CLI::CheckedTransformer(
-          std::map<std::string, Tune>{{"cold", Tune::kCold}, {"warm", Tune::kWarm}, {"off", Tune::kOff}}));
+          std::map<std::string, Tune>{{"cold", Tune::kCold}, {"warm", Tune::kWarm}, {"off", Tune::kOff}, {"search", Tune::kSearch}}));
   cmd.add_option("--lora-overlap", o.lora_overlap, "cuda: LoRA shrink on a graph branch beside its projection (on, off)")
       ->transform(CLI::CheckedTransformer(on_off));
+  cmd.add_option("--lora-shared", o.lora_shared,
+                 "cuda: decode steps sharing one adapter take kernels that read its B once for all rows (on, off)")
+      ->transform(CLI::CheckedTransformer(on_off));
+  cmd.add_option("--lora-beside-sms", o.lora_beside_sms,
+                 "cuda: SMs a projection leaves to the LoRA kernels beside it (default 0; at most half)")
+      ->check(CLI::Range(0, 1024));
   cmd.add_option("--lora-bulk-expand", o.lora_bulk_expand,
                  "cuda: decode steps' LoRA expand from bulk copies of B (on, off: the mma expand)")
       ->transform(CLI::CheckedTransformer(on_off));
@@ -559,6 +572,7 @@ int main(int argc, char** argv) {
   app.add_flag("--profile-steps", args.profile_steps,
                "replay each decode step once more inside a profiler range, for `ncu --profile-from-start off "
                "--graph-profiling node` (each kernel of one step per batch size and adapter mix)");
+  app.add_flag("--gemm-plans", args.gemm_plans, "print the cuBLASLt plans (shape, configuration, tuning time) at the end");
   app.add_option("--lora-rank", args.lora_rank, "rank of the dummy adapters (default 16; 0: no adapter runs)")
       ->check(CLI::Range(0, static_cast<int>(ls::kLoraMaxRank)));
   ls::add_cuda_backend_options(app, args.backend.cuda);

@@ -261,7 +261,7 @@ std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0, const std::string
 struct CudaBackendOptions {
   enum class Skinny { kOff, kAuto, kAll };
   enum class DecodeAttention { kTensorCore, kSimt };
-  enum class GemmTune { kCold, kWarm, kOff };
+  enum class GemmTune { kCold, kWarm, kOff, kSearch };
   // Projections of 1 to gemv_rows rows (0: none) take the weight-streaming GEMV, larger ones the skinny GEMM or
   // cuBLASLt. At 3-4 rows the skinny GEMM measured faster (bench/cuda_engine_notes.md, run 38).
   static constexpr int kMaxGemvRows = 4;
@@ -273,9 +273,12 @@ struct CudaBackendOptions {
   DecodeAttention decode_attention = DecodeAttention::kTensorCore;  // or the older CUDA-core kernel
   bool pdl = true;  // programmatic dependent launch: each kernel's launch overlaps the previous one's tail
   // cuBLASLt plan choice per shape: its candidates timed with L2 swept cold (as decode steps see their weights),
-  // timed on warm L2, or the heuristic's first without timing.
+  // timed on warm L2, the heuristic's first without timing, or more candidates and their K-split variants timed
+  // cold (kSearch: seconds more per batch size).
   GemmTune gemm_tune = GemmTune::kCold;
   bool lora_overlap = true;      // a projection's LoRA shrink on a second branch beside it (linear_lora)
+  int lora_beside_sms = 0;       // SMs that projection leaves to the branch (its grid or cuBLASLt's SM target;
+                                 // at most half)
   bool lora_bulk_expand = true;  // decode steps' LoRA expand streams B by bulk copies (else the mma expand)
   bool lora_fused_gemv = true;   // projections the GEMV takes add their LoRA in its launch (linear_lora)
   bool lora_fused_skinny = true; // 3-8 row gate/up products add their LoRA in the skinny GEMM's SiLU epilogue
@@ -289,6 +292,9 @@ struct CudaBackendOptions {
   // the batch sizes where it measured faster, or at every size (prefill chunks included). Ahead of lora_into_norm
   // where both apply.
   LoraInto lora_sums_beside = LoraInto::kAuto;
+  // Decode steps whose rows share one adapter (BatchMeta::lora_shared; their own decode graphs) take kernels that
+  // read its B once for all rows: SiLU-mul adds the gate/up deltas from t (no expand kernel).
+  bool lora_shared = true;
 };
 
 // Every setting of a backend, in one place: the command line and the benchmarks fill it, nothing reads the

@@ -35,6 +35,10 @@ struct BatchMeta {
   const int32_t* lora_seg_slot = nullptr;    // [num_lora_segments]
   const int32_t* token_lora_slot = nullptr;  // [num_tokens]
   bool has_lora = false;                     // host scalar: any slot >= 0 in this step
+  // Host scalar: every token with a slot has the same one, and every token without one is padding (a decode graph's
+  // step padded to its bucket; pack_batch). Kernels may then read that slot's B once for all rows; they stay right
+  // for any mix, only slower.
+  bool lora_shared = false;
 };
 
 }  // namespace ls

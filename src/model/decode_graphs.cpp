@@ -83,39 +83,41 @@ PackLayout DecodeGraphs::layout_for(int64_t num_seqs) const {
   return layout;
 }
 
-Result<BatchMeta> DecodeGraphs::upload_empty(int32_t bucket, bool with_lora) {
+Result<BatchMeta> DecodeGraphs::upload_empty(int32_t bucket, bool with_lora, bool shared) {
   const ModelConfig& c = model_->config();
   PackLayout layout = layout_for(bucket);
   LS_ASSIGN_OR_RETURN(empty_, pack_batch(ForwardBatch{}, kv_->block_size(), kv_->num_blocks(), c.vocab_size, 0, layout));
   empty_.meta.has_lora = with_lora;
+  empty_.meta.lora_shared = with_lora && shared;
   return model_->backend().upload_batch(empty_.meta);
 }
 
-Status DecodeGraphs::capture(const std::vector<int32_t>& wanted, const LoraTable* lora) {
+Status DecodeGraphs::capture(const std::vector<int32_t>& wanted, const LoraTable* lora, bool shared) {
   if (lora && lora_ && lora != lora_) return invalid_argument("decode graphs already hold another adapter table");
   const bool with_lora = lora != nullptr;
+  shared = shared && with_lora;
   std::vector<int32_t> todo;
   for (int32_t b : wanted.empty() ? options_.buckets : wanted) {
     if (std::find(options_.buckets.begin(), options_.buckets.end(), b) == options_.buckets.end())
       return invalid_argument("no decode graph bucket of size " + std::to_string(b));
-    if (!graphs_.count({b, with_lora})) todo.push_back(b);
+    if (!graphs_.count({b, with_lora, shared})) todo.push_back(b);
   }
   Backend& backend = model_->backend();
   const AnyAdapterTable any(lora);
   const LoraTable* recorded = with_lora ? &any : nullptr;
   // Warm-up first, all of them: scratch buffers grow and GEMM plans are made before any address is recorded.
   for (int32_t b : todo) {
-    LS_ASSIGN_OR_RETURN(const BatchMeta meta, upload_empty(b, with_lora));
+    LS_ASSIGN_OR_RETURN(const BatchMeta meta, upload_empty(b, with_lora, shared));
     model_->run_uploaded(meta, *kv_, recorded, ws_);
   }
   backend.synchronize();
   for (int32_t b : todo) {
     Entry e;
-    LS_ASSIGN_OR_RETURN(e.device_meta, upload_empty(b, with_lora));
+    LS_ASSIGN_OR_RETURN(e.device_meta, upload_empty(b, with_lora, shared));
     LS_RETURN_IF_ERROR(backend.begin_capture());
     e.logits = model_->run_uploaded(e.device_meta, *kv_, recorded, ws_);
     LS_ASSIGN_OR_RETURN(e.graph, backend.end_capture());
-    graphs_.emplace(GraphKey{b, with_lora}, std::move(e));
+    graphs_.emplace(GraphKey{b, with_lora, shared}, std::move(e));
   }
   if (with_lora) lora_ = lora;
   return Status::ok();
@@ -131,10 +133,10 @@ Result<DecodeGraphs::GraphKey> DecodeGraphs::prepare(const PackedBatch& packed, 
   if (std::find(options_.buckets.begin(), options_.buckets.end(), bucket) == options_.buckets.end() ||
       packed.meta.num_tokens != bucket || packed.meta.max_blocks_per_seq != max_blocks_)
     return invalid_argument("batch is not packed with a decode graph layout");
-  const GraphKey key{bucket, packed.meta.has_lora};
+  const GraphKey key{bucket, packed.meta.has_lora, packed.meta.has_lora && packed.meta.lora_shared};
   if (key.with_lora && (!lora || (lora_ && lora != lora_)))
     return invalid_argument("a decode graph step with adapters needs the adapter table the graphs recorded");
-  if (!graphs_.count(key)) LS_RETURN_IF_ERROR(capture({bucket}, key.with_lora ? lora : nullptr));
+  if (!graphs_.count(key)) LS_RETURN_IF_ERROR(capture({bucket}, key.with_lora ? lora : nullptr, key.shared));
   const BatchMeta meta = model_->backend().upload_batch(packed.meta);
   LS_CHECK(same_addresses(meta, graphs_.at(key).device_meta)) << "decode graph: batch arrays moved since capture";
   return key;

@@ -5,7 +5,9 @@
 // Backend::upload_batch) while the GPU still runs the current one. Steps whose sequences use adapters replay a
 // second graph per bucket that holds the LoRA ops of all seven modules: which slot (so which adapter and rank)
 // each row uses is read on the device from the step's segment arrays, so loading, evicting or mixing adapters
-// never needs a new capture; base-only steps keep the graph without LoRA ops. The LoraTable of the first LoRA
+// never needs a new capture; base-only steps keep the graph without LoRA ops. Steps whose sequences all use one
+// adapter (BatchMeta::lora_shared) replay a third graph per bucket, recorded with kernels that read that adapter's
+// weights once for all rows; the adapter itself is still read on the device. The LoraTable of the first LoRA
 // capture is the one the graphs recorded (its tables never move: lora/LoraSlots); steps with another table,
 // prefill chunks, slots without a ready adapter or more sequences than the largest bucket are not eligible and
 // run through Transformer::forward_device.
@@ -14,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 #include "model/transformer.h"
@@ -41,9 +44,9 @@ class DecodeGraphs {
   PackLayout layout_for(int64_t num_seqs) const;
 
   // Records the graphs of the given buckets (all when empty) that are not recorded yet: base-only, or with the
-  // LoRA ops of `lora`'s tables. Every bucket first runs once eagerly, so backend scratch and GEMM plans exist
+  // LoRA ops of `lora`'s tables (with `shared`: the graphs for steps whose sequences share one adapter). Every bucket first runs once eagerly, so backend scratch and GEMM plans exist
   // before anything is recorded.
-  Status capture(const std::vector<int32_t>& buckets = {}, const LoraTable* lora = nullptr);
+  Status capture(const std::vector<int32_t>& buckets = {}, const LoraTable* lora = nullptr, bool shared = false);
 
   // One decode step, packed with layout_for(), through its bucket's graph (recorded on first use): uploads
   // the arrays and replays. Returns float32 logits [bucket, vocab] in backend memory, row i for sequence i
@@ -54,7 +57,10 @@ class DecodeGraphs {
   struct GraphKey {
     int32_t bucket;
     bool with_lora;
-    bool operator<(const GraphKey& o) const { return bucket != o.bucket ? bucket < o.bucket : with_lora < o.with_lora; }
+    bool shared;  // with_lora, for steps whose sequences share one adapter
+    bool operator<(const GraphKey& o) const {
+      return std::tie(bucket, with_lora, shared) < std::tie(o.bucket, o.with_lora, o.shared);
+    }
   };
   Result<GraphKey> prepare(const PackedBatch& packed, const LoraTable* lora = nullptr);
   Tensor replay(GraphKey key);
@@ -67,8 +73,8 @@ class DecodeGraphs {
   };
   DecodeGraphs(Transformer& model, const KvCache& kv, DecodeGraphOptions options);
   // The all-padding step of a bucket, uploaded (capture and warm-up run it; with_lora: flagged as a step with
-  // adapters, so the forward pass enqueues the LoRA ops).
-  Result<BatchMeta> upload_empty(int32_t bucket, bool with_lora);
+  // adapters, so the forward pass enqueues the LoRA ops; shared: as one whose sequences share an adapter).
+  Result<BatchMeta> upload_empty(int32_t bucket, bool with_lora, bool shared);
 
   Transformer* model_;
   const KvCache* kv_;

@@ -29,6 +29,11 @@ Status validate_seq(const SequenceStep& s, size_t index, int32_t block_size, int
 
 namespace {
 
+// Whether tokens [0, n) all use one adapter slot (n > 0, the slot >= 0).
+bool shared_slot(const int32_t* slots, int32_t n) {
+  return n > 0 && slots[0] >= 0 && std::all_of(slots, slots + n, [&](int32_t s) { return s == slots[0]; });
+}
+
 void set_meta(PackedBatch& p, int32_t num_seqs, int32_t max_blocks, int32_t max_query, int32_t max_context) {
   BatchMeta& m = p.meta;
   m = BatchMeta{};
@@ -95,6 +100,7 @@ Result<PackedBatch> pack_padded(const ForwardBatch& batch, int32_t block_size, c
   }
   for (int32_t g = segments; g <= rows; ++g) p.lora_seg_start[g] = rows;
   set_meta(p, rows, width, 1, layout.max_context_len > 0 ? layout.max_context_len : width * block_size);
+  p.meta.lora_shared = shared_slot(p.token_lora_slot.data(), n);
   return p;
 }
 
@@ -146,6 +152,7 @@ Result<PackedBatch> pack_batch(const ForwardBatch& batch, int32_t block_size, in
   p.lora_seg_start.push_back(static_cast<int32_t>(p.token_lora_slot.size()));
   set_meta(p, static_cast<int32_t>(batch.seqs.size()), static_cast<int32_t>(max_blocks), max_query,
            layout.max_context_len > 0 ? layout.max_context_len : max_context);
+  p.meta.lora_shared = shared_slot(p.token_lora_slot.data(), static_cast<int32_t>(p.token_lora_slot.size()));
   return p;
 }
 

@@ -4,7 +4,8 @@
 // feeding both the same tokens, and every step's logits must agree within bf16 tolerance. Ineligible batches
 // (prefill chunks, adapters, too many sequences) are refused, and the CPU backend has no graphs. With adapters:
 // decode steps whose sequences switch among adapters of ranks 4, 16 and 64 (and none) at every step, and a slot
-// reloaded with a rank-32 adapter between replays, replay the same LoRA graphs and equal the eager pass.
+// reloaded with a rank-32 adapter between replays, replay the same LoRA graphs and equal the eager pass; so do steps
+// whose sequences all share one adapter (their own graphs).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -135,7 +136,7 @@ TEST(CudaDecodeGraphs, AdapterMixChangesBetweenReplays) {
     seqs[s].num_cached = static_cast<int32_t>(seqs[s].tokens.size());
     seqs[s].tokens = {(3 * s + 2) % 1000};
   }
-  for (int step = 0; step < 8; ++step) {
+  for (int step = 0; step < 12; ++step) {
     if (step == 4) {  // a new adapter of another rank in slot 1, between replays
       slots.clear(1);
       ASSERT_TRUE(slots.load_random(1, 32, 99).is_ok());
@@ -148,6 +149,11 @@ TEST(CudaDecodeGraphs, AdapterMixChangesBetweenReplays) {
       fb.seqs.push_back(seqs[s]);
     }
     fb.seqs[0].lora_slot = 2;  // at least one adapter: the LoRA graph
+    // Steps 8-11: every sequence on one adapter (ranks 4, 32 and 64: B held once for all rows, or not), the graph
+    // for steps that share one.
+    const bool shared = step >= 8;
+    if (shared)
+      for (SequenceStep& s : fb.seqs) s.lora_slot = step % 3;
     ASSERT_TRUE((*graphs)->eligible(fb, &slots));
     EXPECT_FALSE((*graphs)->eligible(fb));  // adapters need the table
     auto eager = m.forward(fb, kv_eager, &slots);
@@ -155,6 +161,7 @@ TEST(CudaDecodeGraphs, AdapterMixChangesBetweenReplays) {
     auto packed = pack_batch(fb, bs, kv_graph.num_blocks(), m.config().vocab_size, slots.num_slots(),
                              (*graphs)->layout_for(count));
     ASSERT_TRUE(packed.is_ok()) << packed.status().to_string();
+    EXPECT_EQ(packed->meta.lora_shared, shared) << "step " << step;
     auto logits = (*graphs)->run(packed.value(), &slots);
     ASSERT_TRUE(logits.is_ok()) << logits.status().to_string();
     const std::vector<float> graph = download(b, logits->row_slice(0, count));

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <thread>
 
 #include "backend/cuda/kernels/skinny_gemm.h"
@@ -329,7 +330,8 @@ TEST_F(CudaLora, LinearLoraMatchesCpu) {
 // ranks 32-128 in passes; odd ranks on the CUDA cores; rows without an adapter; only one of the two modules
 // adapted), the GEMV's launch with SiLU-mul (1-2 rows, the skinny kernel not forced), and the unfused paths (the
 // skinny epilogue off at 3-8 rows, and 16 and 33 rows): the expand into sums beside the product, added by SiLU-mul,
-// and the expand after the product; random batches and a graph's padded decode layout. The
+// and the expand after the product; SiLU-mul adding the deltas from t for rows sharing one adapter (every row on
+// one slot, and a mix flagged as shared: rows of other slots); random batches and a graph's padded decode layout. The
 // projection is kept small next to the deltas, so the output is mostly the LoRA's. Rows without an adapter keep the
 // bits of linear_silu_mul where both take one kernel.
 TEST_F(CudaLora, LinearLoraSiluMulMatchesCpu) {
@@ -345,24 +347,32 @@ TEST_F(CudaLora, LinearLoraSiluMulMatchesCpu) {
       const auto num_slots = static_cast<int32_t>(ranks[0].size());
       std::vector<SlotTables> slots;
       for (int i = 0; i < 2; ++i) slots.push_back(make_slots(p_, rng_, ranks[i], k, inter));
-      for (const char* path : {"fused", "sums beside", "expand"}) {
-        const bool fused = path[0] == 'f';
+      for (const char* path : {"fused", "sums beside", "expand", "shared uniform", "shared mixed"}) {
+        const bool fused = path[0] == 'f', shared = path[0] == 's' && path[1] == 'h';
         set_cuda_options([&](CudaBackendOptions& o) {  // fused: the skinny kernel from 1 row
           o.lora_fused_skinny = fused;
           o.skinny = fused ? CudaBackendOptions::Skinny::kAll : CudaBackendOptions::Skinny::kAuto;
-          o.lora_sums_beside = path[0] == 's' ? CudaBackendOptions::LoraInto::kAll : CudaBackendOptions::LoraInto::kOff;
+          o.lora_sums_beside = path == std::string("sums beside") ? CudaBackendOptions::LoraInto::kAll
+                                                                  : CudaBackendOptions::LoraInto::kOff;
+          o.lora_shared = shared;
         });
         for (auto [total, padded] : {std::pair{1, false}, {2, false}, {3, false}, {4, false}, {5, false},
                                      {7, false}, {8, false}, {6, true}, {16, false}, {33, false}}) {
           // Both modules, the gate alone, the up alone.
           for (auto [first, count] : {std::pair{0, 2}, {0, 1}, {1, 1}}) {
             ForwardBatch fb = random_batch(rng_, total, num_slots, /*decode=*/padded || total % 2 == 0);
+            // Shared: every sequence on one slot (rank 16 held in registers, or above it, or 0: none), or the
+            // random mix flagged as shared anyway (the kernel's rows of other slots).
+            const int32_t one = (total + first) % num_slots;
+            if (path == std::string("shared uniform"))
+              for (SequenceStep& s : fb.seqs) s.lora_slot = one;
             PackLayout layout;
             if (padded) {
               layout.pad_to_seqs = 8;
               layout.block_table_width = 3;
             }
-            const Meta m = meta(fb, 16, 1, 10, num_slots, layout);
+            Meta m = meta(fb, 16, 1, 10, num_slots, layout);
+            if (path == std::string("shared mixed")) m.gpu.lora_shared = true;
             const int64_t rows = m.packed.meta.num_tokens;
             Twin x = make_twin(p_, rows, k, rng_);
             Twin gate_up = make_twin(p_, rows, 2 * inter, rng_);

@@ -75,6 +75,8 @@ void CudaBackend::set_options(const CudaBackendOptions& options) {
   gemm_->set_tune(options.gemm_tune);
 }
 
+std::vector<std::string> CudaBackend::gemm_plans() const { return gemm_->describe(); }
+
 CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
   gemm_.reset();

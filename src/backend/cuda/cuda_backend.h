@@ -90,6 +90,8 @@ class CudaBackend final : public Backend {
   const CudaBackendOptions& options() const { return options_; }
   // Switches kernel paths (tests and bench/engine_bench compare them). Graphs keep the paths they recorded.
   void set_options(const CudaBackendOptions& options);
+  // The cuBLASLt plans made so far, one line each (CudaGemm::describe).
+  std::vector<std::string> gemm_plans() const;
 
  private:
   CudaBackend() = default;
@@ -98,6 +100,8 @@ class CudaBackend final : public Backend {
   // The LoRA kernels' arguments for modules w[0..n) (those with slots) over x; false when there is nothing to do.
   bool lora_args(const BatchMeta& batch, Tensor x, const LoraModuleWeights* w, const Tensor* ys, int n,
                  cuda::LoraArgs& a) const;
+  // linear() on `sms` of the GPU's SMs (the skinny GEMM's grid, cuBLASLt's SM count target; the GEMV takes all).
+  void project(Tensor x, Tensor weight, Tensor bias, Tensor out, int sms);
   // Whether a projection of x by weight takes the GEMV (gemv_rows, and its operands).
   bool gemv_takes(Tensor x, Tensor weight) const;
   // Whether linear_silu_mul's product takes the fused skinny kernel (its shapes checked first).

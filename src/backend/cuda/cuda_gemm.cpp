@@ -4,6 +4,9 @@
 #include "backend/cuda/cuda_gemm.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -21,7 +24,25 @@ int alignment_of(const void* p, int64_t ld, size_t elem) {
 }
 
 constexpr int kCandidates = 32;
+constexpr int kSearchCandidates = 64;  // GemmTune::kSearch: the heuristic's candidates it varies
 constexpr int kTuneReps = 5;
+constexpr uint32_t kSearchSplits[] = {1, 2, 3, 4, 5, 6, 8, 10, 12, 16};
+
+template <typename T>
+T config_of(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttributes_t attr) {
+  T v{};
+  size_t written = 0;
+  if (cublasLtMatmulAlgoConfigGetAttribute(&algo, attr, &v, sizeof(v), &written) != CUBLAS_STATUS_SUCCESS) return T{};
+  return v;
+}
+
+template <typename T>
+T cap_of(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoCapAttributes_t attr) {
+  T v{};
+  size_t written = 0;
+  if (cublasLtMatmulAlgoCapGetAttribute(&algo, attr, &v, sizeof(v), &written) != CUBLAS_STATUS_SUCCESS) return T{};
+  return v;
+}
 
 }  // namespace
 
@@ -30,6 +51,8 @@ struct CudaGemm::Plan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   cublasLtMatmulAlgo_t algo{};
   bool tuned = false;
+  float us = 0.0f;     // the chosen algorithm's median tuning time (0: not timed)
+  int candidates = 1;  // how many were timed
   ~Plan() {
     if (d) cublasLtMatrixLayoutDestroy(d);
     if (b) cublasLtMatrixLayoutDestroy(b);
@@ -58,7 +81,8 @@ CudaGemm::CudaGemm(cudaStream_t stream, cublasLtHandle_t handle, void* workspace
 
 void CudaGemm::set_tune(CudaBackendOptions::GemmTune tune) {
   tune_ = tune != CudaBackendOptions::GemmTune::kOff;
-  cold_ = tune == CudaBackendOptions::GemmTune::kCold;
+  search_ = tune == CudaBackendOptions::GemmTune::kSearch;
+  cold_ = tune == CudaBackendOptions::GemmTune::kCold || search_;
 }
 
 CudaGemm::~CudaGemm() {
@@ -71,7 +95,7 @@ CudaGemm::~CudaGemm() {
 CudaGemm::Plan& CudaGemm::plan_for(const GemmArgs& g, bool capturing) {
   const int ax = alignment_of(g.x, g.ldx, 2), aw = alignment_of(g.w, g.ldw, 2);
   const int ao = alignment_of(g.out, g.ldo, g.out_f32 ? 4 : 2);
-  const Key key{g.m, g.n, g.k, g.ldx, g.ldw, g.ldo, (g.out_f32 ? 1 : 0) | (g.bias ? 2 : 0), ax, aw, ao};
+  const Key key{g.m, g.n, g.k, g.ldx, g.ldw, g.ldo, (g.out_f32 ? 1 : 0) | (g.bias ? 2 : 0), ax, aw, ao, g.sm_target};
   auto it = plans_.find(key);
   if (it != plans_.end()) return *it->second;
 
@@ -87,6 +111,10 @@ CudaGemm::Plan& CudaGemm::plan_for(const GemmArgs& g, bool capturing) {
     LS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
                                                    sizeof(bias_type)));
   }
+  if (g.sm_target > 0) {
+    const int32_t sms = g.sm_target;
+    LS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET, &sms, sizeof(sms)));
+  }
   const cudaDataType_t out_type = g.out_f32 ? CUDA_R_32F : CUDA_R_16BF;
   LS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->a, CUDA_R_16BF, g.k, g.n, g.ldw));
   LS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->b, CUDA_R_16BF, g.k, g.m, g.ldx));
@@ -101,15 +129,23 @@ CudaGemm::Plan& CudaGemm::plan_for(const GemmArgs& g, bool capturing) {
   LS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &b32, sizeof(b32)));
   LS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &d32, sizeof(d32)));
   LS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &d32, sizeof(d32)));
-  cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
+  std::vector<cublasLtMatmulHeuristicResult_t> results(search_ ? kSearchCandidates : kCandidates);
   int count = 0;
   LS_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, plan->desc, plan->a, plan->b, plan->d, plan->d, pref,
-                                                 kCandidates, results, &count));
+                                                 static_cast<int>(results.size()), results.data(), &count));
   cublasLtMatmulPreferenceDestroy(pref);
   LS_CHECK(count > 0) << "cuBLASLt has no algorithm for m=" << g.m << " n=" << g.n << " k=" << g.k
                       << (g.out_f32 ? " (f32 out)" : "") << (g.bias ? " with bias" : "");
   plan->algo = results[0].algo;
-  if (tune_ && !capturing && count > 1) tune(*plan, g, results, count);
+  plan->candidates = 1;
+  if (tune_ && !capturing) {
+    std::vector<cublasLtMatmulAlgo_t> candidates;
+    for (int i = 0; i < count; ++i) {
+      if (results[i].state == CUBLAS_STATUS_SUCCESS) candidates.push_back(results[i].algo);
+    }
+    if (search_) candidates = variants(*plan, candidates);
+    if (candidates.size() > 1) tune(*plan, g, candidates);
+  }
   return *plans_.emplace(key, std::move(plan)).first->second;
 }
 
@@ -119,7 +155,7 @@ CudaGemm::Plan& CudaGemm::plan_for(const GemmArgs& g, bool capturing) {
 // from the sweep on, so the events time the kernel and not the host's launch latency. Median of kTuneReps per
 // candidate. GemmTune::kWarm skips the sweep (the first version's way: repeated launches on L2-warm
 // weights), for comparison.
-void CudaGemm::tune(Plan& plan, const GemmArgs& g, const cublasLtMatmulHeuristicResult_t* results, int count) {
+void CudaGemm::tune(Plan& plan, const GemmArgs& g, const std::vector<cublasLtMatmulAlgo_t>& candidates) {
   if (cold_ && !flush_ && flush_bytes_ == 0) {
     int device = 0, l2 = 0;
     LS_CUDA_CHECK(cudaGetDevice(&device));
@@ -134,14 +170,13 @@ void CudaGemm::tune(Plan& plan, const GemmArgs& g, const cublasLtMatmulHeuristic
   LS_CUDA_CHECK(cudaEventCreate(&start));
   LS_CUDA_CHECK(cudaEventCreate(&stop));
   float best = -1.0f;
-  for (int i = 0; i < count; ++i) {
-    if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
-    enqueue(plan, g, results[i].algo);  // warm-up
+  for (const cublasLtMatmulAlgo_t& algo : candidates) {
+    enqueue(plan, g, algo);  // warm-up
     std::vector<float> times;
     for (int rep = 0; rep < kTuneReps; ++rep) {
       if (flush_) LS_CUDA_CHECK(launch_read_sweep(flush_, static_cast<int64_t>(flush_bytes_), Stream{stream_, false}));
       LS_CUDA_CHECK(cudaEventRecord(start, stream_));
-      enqueue(plan, g, results[i].algo);
+      enqueue(plan, g, algo);
       LS_CUDA_CHECK(cudaEventRecord(stop, stream_));
       LS_CUDA_CHECK(cudaEventSynchronize(stop));
       float ms = 0;
@@ -151,12 +186,77 @@ void CudaGemm::tune(Plan& plan, const GemmArgs& g, const cublasLtMatmulHeuristic
     std::sort(times.begin(), times.end());
     if (best < 0 || times[kTuneReps / 2] < best) {
       best = times[kTuneReps / 2];
-      plan.algo = results[i].algo;
+      plan.algo = algo;
     }
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   plan.tuned = true;
+  plan.us = best * 1000.0f;
+  plan.candidates = static_cast<int>(candidates.size());
+}
+
+// Each seed as it is, and where its algorithm splits K, with every split count of kSearchSplits and every
+// reduction scheme the algorithm supports, that cublasLtMatmulAlgoCheck accepts within the workspace. The heuristic
+// returns each tile shape with one split count of its own choosing; the decode projections' narrow outputs (few
+// tiles for 132 SMs) are where other counts may stream the weights faster.
+std::vector<cublasLtMatmulAlgo_t> CudaGemm::variants(const Plan& plan,
+                                                     const std::vector<cublasLtMatmulAlgo_t>& seeds) const {
+  std::vector<cublasLtMatmulAlgo_t> out;
+  auto add = [&](const cublasLtMatmulAlgo_t& a) {
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const cublasLtMatmulAlgo_t& o) {
+      return std::memcmp(o.data, a.data, sizeof(a.data)) == 0;
+    });
+    if (!seen) out.push_back(a);
+  };
+  constexpr uint32_t kSchemes[] = {CUBLASLT_REDUCTION_SCHEME_NONE, CUBLASLT_REDUCTION_SCHEME_INPLACE,
+                                   CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE, CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE};
+  for (const cublasLtMatmulAlgo_t& seed : seeds) {
+    add(seed);
+    if (cap_of<int32_t>(seed, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT) == 0) continue;
+    const uint32_t mask = cap_of<uint32_t>(seed, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK);
+    for (uint32_t splits : kSearchSplits) {
+      for (uint32_t scheme : kSchemes) {
+        if ((splits == 1) != (scheme == CUBLASLT_REDUCTION_SCHEME_NONE)) continue;
+        if (scheme != CUBLASLT_REDUCTION_SCHEME_NONE && (mask & scheme) == 0) continue;
+        cublasLtMatmulAlgo_t a = seed;
+        if (cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits)) !=
+                CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme, sizeof(scheme)) !=
+                CUBLAS_STATUS_SUCCESS)
+          continue;
+        cublasLtMatmulHeuristicResult_t check{};
+        if (cublasLtMatmulAlgoCheck(handle_, plan.desc, plan.a, plan.b, plan.d, plan.d, &a, &check) !=
+                CUBLAS_STATUS_SUCCESS ||
+            check.workspaceSize > workspace_bytes_)
+          continue;
+        add(a);
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> CudaGemm::describe() const {
+  std::vector<std::string> lines;
+  for (const auto& [key, plan] : plans_) {
+    const cublasLtMatmulAlgo_t& a = plan->algo;
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "m %lld n %lld k %lld%s%s: algo %d tile %u stages %u splits %u reduction %u swizzle %u cluster %u, "
+                  "%.1f us, best of %d",
+                  static_cast<long long>(std::get<0>(key)), static_cast<long long>(std::get<1>(key)),
+                  static_cast<long long>(std::get<2>(key)), (std::get<6>(key) & 1) ? " f32" : "",
+                  std::get<10>(key) ? (" on " + std::to_string(std::get<10>(key)) + " SMs").c_str() : "",
+                  config_of<int32_t>(a, CUBLASLT_ALGO_CONFIG_ID), config_of<uint32_t>(a, CUBLASLT_ALGO_CONFIG_TILE_ID),
+                  config_of<uint32_t>(a, CUBLASLT_ALGO_CONFIG_STAGES_ID),
+                  config_of<uint32_t>(a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM),
+                  config_of<uint32_t>(a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME),
+                  config_of<uint32_t>(a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING),
+                  config_of<uint16_t>(a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID), plan->us, plan->candidates);
+    lines.push_back(line);
+  }
+  return lines;
 }
 
 void CudaGemm::enqueue(const Plan& plan, const GemmArgs& g, const cublasLtMatmulAlgo_t& algo) {

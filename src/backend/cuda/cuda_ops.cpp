@@ -147,7 +147,9 @@ bool CudaBackend::gemv_takes(Tensor x, Tensor weight) const {
   return x.rows <= options_.gemv_rows && cuda::gemv_supported(x.rows, x.cols, x.data, x.ld, weight.data, weight.ld);
 }
 
-void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
+void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) { project(x, weight, bias, out, num_sms_); }
+
+void CudaBackend::project(Tensor x, Tensor weight, Tensor bias, Tensor out, int sms) {
   check_linear(x, weight, out);
   if (x.rows == 0) return;
   const bool out_f32 = out.dtype == DType::kF32;
@@ -161,11 +163,11 @@ void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
                       (options_.skinny == Skinny::kAuto &&
                        cuda::skinny_gemm_preferred(x.rows, weight.rows, x.cols, num_sms_));
   if (skinny && cuda::skinny_gemm_supported(x.rows, weight.rows, x.cols, x.data, x.ld, weight.data, weight.ld)) {
-    const int64_t floats = cuda::skinny_gemm_accumulator_floats(x.rows, weight.rows, x.cols, num_sms_);
+    const int64_t floats = cuda::skinny_gemm_accumulator_floats(x.rows, weight.rows, x.cols, sms);
     float* acc = floats > 0 ? zeroed_scratch(skinny_accumulator_, static_cast<size_t>(floats)) : nullptr;
     LS_CUDA_CHECK(cuda::launch_skinny_gemm(x.data, x.ld, weight.data, weight.ld, bias.data, out.data, out.ld, out_f32,
                                            x.rows, weight.rows, x.cols, acc, static_cast<int32_t*>(arrivals_.data()),
-                                           num_sms_, launch_stream()));
+                                           sms, launch_stream()));
     return;
   }
   LS_CHECK(!(bias.data && out_f32)) << "cuda backend: linear with bias into float32 output is not supported";
@@ -181,6 +183,7 @@ void CudaBackend::linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
   g.m = x.rows;
   g.n = weight.rows;
   g.k = x.cols;
+  g.sm_target = sms < num_sms_ ? sms : 0;
   gemm_->run(g, capturing_);
 }
 
@@ -376,7 +379,7 @@ float* CudaBackend::linear_beside(const cuda::LoraArgs& a, Tensor x, Tensor weig
   LS_CUDA_CHECK(cuda::launch_lora_shrink(a, partial, num_sms_, side));
   if (expand) LS_CUDA_CHECK(cuda::launch_lora_expand(a, partial, num_sms_, side));
   LS_CUDA_CHECK(cudaEventRecord(join_event_, side_stream_));
-  linear(x, weight, bias, out);
+  project(x, weight, bias, out, std::max(num_sms_ - options_.lora_beside_sms, num_sms_ / 2));
   LS_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_event_, 0));
   return partial;
 }
@@ -451,10 +454,20 @@ void CudaBackend::linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor 
   }
   check_bf16(out, "linear_lora_silu_mul output");
   LS_CHECK(out.rows == x.rows && 2 * out.cols == weight.rows) << "linear_lora_silu_mul: output shape";
+  cuda::LoraDelta l;
+  // Rows sharing one adapter (BatchMeta::lora_shared): the shrink beside the plain gate/up product, then SiLU-mul
+  // adds the deltas from t, each block holding its columns' B once for all rows (no expand).
+  if (batch.lora_shared && options_.lora_shared && options_.lora_overlap &&
+      cuda::lora_delta(a, gate_up.data, gate_up.ld, gate_up.cols, lora_partials(a), num_sms_, l) &&
+      cuda::silu_mul_shared_supported(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, l)) {
+    l.t = linear_beside(a, x, weight, bias, gate_up, false);
+    LS_CUDA_CHECK(cuda::launch_silu_mul_shared(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, l,
+                                               launch_stream()));
+    return;
+  }
   // Decode steps (lora_sums_beside): the shrink and the expand into sums beside the plain gate/up product, then
   // SiLU-mul adds the deltas as it reads gate_up. H200 run 68: at 3-8 rows 1-2% faster than the skinny epilogue
   // below with one adapter, within 1% with one per sequence.
-  cuda::LoraDelta l;
   if (lora_deferral(a, x, weight, gate_up, false, l)) {
     l.t = linear_beside(a, x, weight, bias, gate_up, true);
     LS_CUDA_CHECK(
