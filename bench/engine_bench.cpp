@@ -521,7 +521,7 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
   cmd.add_option("--lora-overlap", o.lora_overlap, "cuda: LoRA shrink on a graph branch beside its projection (on, off)")
       ->transform(CLI::CheckedTransformer(on_off));
   cmd.add_option("--lora-shared", o.lora_shared,
-                 "cuda: decode steps sharing one adapter take kernels that read its B once for all rows (on, off)")
+                 "cuda: decode steps sharing one adapter take kernels that read its B once per 32 rows (on, off)")
       ->transform(CLI::CheckedTransformer(on_off));
   cmd.add_option("--lora-beside-sms", o.lora_beside_sms,
                  "cuda: SMs a projection leaves to the LoRA kernels beside it (default 0; at most half)")

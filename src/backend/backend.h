@@ -293,8 +293,9 @@ struct CudaBackendOptions {
   // where both apply.
   LoraInto lora_sums_beside = LoraInto::kAuto;
   // Decode steps whose rows share one adapter (BatchMeta::lora_shared; their own decode graphs) take kernels that
-  // read its B once for all rows: SiLU-mul adds the gate/up deltas from t (no expand kernel).
-  bool lora_shared = true;
+  // read its B once per 32 rows: RoPE and SiLU-mul add the q/k/v and gate/up deltas from t (no expand kernel).
+  // Off until they measure faster than the expands (bench/cuda_engine_notes.md, runs 93-95).
+  bool lora_shared = false;
 };
 
 // Every setting of a backend, in one place: the command line and the benchmarks fill it, nothing reads the

@@ -13,6 +13,7 @@
 
 #include <random>
 
+#include "backend/cuda/cuda_backend.h"
 #include "backend_pair.h"
 #include "lora/lora_slots.h"
 #include "model/decode_graphs.h"
@@ -106,6 +107,11 @@ TEST(CudaDecodeGraphs, AdapterMixChangesBetweenReplays) {
   auto backend = make_backend("cuda");
   if (!backend.is_ok()) GTEST_SKIP() << "no GPU: " << backend.status().to_string();
   Backend& b = **backend;
+  CudaBackend* cuda = as_cuda_backend(b);
+  ASSERT_NE(cuda, nullptr);
+  CudaBackendOptions shared_kernels = cuda->options();
+  shared_kernels.lora_shared = true;  // the graphs of steps sharing one adapter take their kernels
+  cuda->set_options(shared_kernels);
   LoadOptions load;
   load.dummy_weights = true;
   load.dummy_seed = 5;

@@ -472,8 +472,9 @@ TEST_F(CudaLora, LinearLoraAddRmsNormMatchesCpu) {
 }
 
 // linear_lora_rope_kv_write: the q/k/v projection with its LoRA, RoPE and the KV write, against the CPU's
-// linear_lora then rope_kv_write: the deltas added by RoPE from the sums an expand beside the projection wrote, and
-// the expand after the projection; decode steps and prefill chunks of 1-130 rows, head dims 64 and 128, q/k/v
+// linear_lora then rope_kv_write: the deltas added by RoPE from the sums an expand beside the projection wrote, or
+// from t with a head's B rows held once for 32 rows sharing one adapter (and a mix flagged as shared), and the
+// expand after the projection; decode steps and prefill chunks of 1-130 rows, head dims 64 and 128, q/k/v
 // adapted or q and v only. Compared: the deltas in the qkv rows (q and k rotated, v) and in the
 // cache's k and v rows; rows without an adapter keep the bits of the GPU's path without a LoRA.
 TEST_F(CudaLora, LinearLoraRopeKvWriteMatchesCpu) {
@@ -498,14 +499,18 @@ TEST_F(CudaLora, LinearLoraRopeKvWriteMatchesCpu) {
     p_.gpu->copy_to_device(inv_g.data(), inv.data(), inv.size() * 4);
     const auto* fc = static_cast<const float*>(inv_c.data());
     const auto* fg = static_cast<const float*>(inv_g.data());
-    for (const char* path : {"sums beside", "expand"}) {
+    for (const std::string path : {"sums beside", "expand", "shared uniform", "shared mixed"}) {
       set_cuda_options([&](CudaBackendOptions& o) {
-        o.lora_sums_beside = path[0] == 's' ? CudaBackendOptions::LoraInto::kAll : CudaBackendOptions::LoraInto::kOff;
+        o.lora_sums_beside = path == "sums beside" ? CudaBackendOptions::LoraInto::kAll : CudaBackendOptions::LoraInto::kOff;
+        o.lora_shared = path.rfind("shared", 0) == 0;
       });
       // (Not a graph's padded layout: the CPU twin refuses its padding rows' KV slot -1.)
       for (int total : {1, 3, 8, 33, 100, 130}) {
         for (const std::vector<int>& mods : {std::vector<int>{0, 1, 2}, std::vector<int>{0, 2}}) {
           ForwardBatch fb = random_batch(rng_, total, num_slots, /*decode=*/total % 2 == 0);
+          // Shared: every sequence on one slot (ranks 0-128 by turns), or the random mix flagged as shared.
+          if (path == "shared uniform")
+            for (SequenceStep& st : fb.seqs) st.lora_slot = (total + static_cast<int>(mods.size())) % num_slots;
           for (size_t i = 0; i < fb.seqs.size(); ++i) {  // distinct cache blocks per sequence, some cached context
             SequenceStep& st = fb.seqs[i];
             st.num_cached = static_cast<int32_t>(rng_() % 20);
@@ -513,7 +518,8 @@ TEST_F(CudaLora, LinearLoraRopeKvWriteMatchesCpu) {
             for (int32_t b = 0; b < kBlocksPerSeq; ++b) st.block_table.push_back(static_cast<int32_t>(i) * 4 + b);
           }
           const auto num_blocks = static_cast<int32_t>(fb.seqs.size()) * kBlocksPerSeq;
-          const Meta m = meta(fb, kBlock, num_blocks, 10, num_slots);
+          Meta m = meta(fb, kBlock, num_blocks, 10, num_slots);
+          if (path == "shared mixed") m.gpu.lora_shared = true;
           const int64_t rows = m.packed.meta.num_tokens;
           Twin x = make_twin(p_, rows, in, rng_);
           // With the LoRA and without (the CPU's deltas; the GPU's bits for rows without an adapter): the qkv rows

@@ -422,8 +422,21 @@ void CudaBackend::linear_lora_rope_kv_write(const BatchMeta& batch, Tensor x, Te
   r.k_col = column_in(k, qkv);
   r.v_col = column_in(v, qkv);
   cuda::LoraArgs a;
-  if (!lora_args(batch, x, w, ys, n, a) || !lora_deferral(a, x, weight, qkv, false, r.delta) || !r.delta.sums ||
-      !cuda::rope_delta_supported(r)) {
+  if (!lora_args(batch, x, w, ys, n, a)) {
+    Backend::linear_lora_rope_kv_write(batch, x, weight, bias, qkv, w, ys, n, q, k, v, inv_freq, head_dim, cache);
+    return;
+  }
+  // Rows sharing one adapter (BatchMeta::lora_shared): the shrink beside the projection, then RoPE adds the deltas
+  // from t, each block holding its head's B rows once for its rows (no expand).
+  if (batch.lora_shared && options_.lora_shared && options_.lora_overlap &&
+      cuda::lora_delta(a, qkv.data, qkv.ld, qkv.cols, lora_partials(a), num_sms_, r.delta) &&
+      cuda::rope_shared_supported(r)) {
+    r.delta.t = linear_beside(a, x, weight, bias, qkv, false);
+    LS_CUDA_CHECK(cuda::launch_rope_shared(r, launch_stream()));
+    return;
+  }
+  r.delta = cuda::LoraDelta{};
+  if (!lora_deferral(a, x, weight, qkv, false, r.delta) || !r.delta.sums || !cuda::rope_delta_supported(r)) {
     Backend::linear_lora_rope_kv_write(batch, x, weight, bias, qkv, w, ys, n, q, k, v, inv_freq, head_dim, cache);
     return;
   }
@@ -455,9 +468,10 @@ void CudaBackend::linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor 
   check_bf16(out, "linear_lora_silu_mul output");
   LS_CHECK(out.rows == x.rows && 2 * out.cols == weight.rows) << "linear_lora_silu_mul: output shape";
   cuda::LoraDelta l;
-  // Rows sharing one adapter (BatchMeta::lora_shared): the shrink beside the plain gate/up product, then SiLU-mul
-  // adds the deltas from t, each block holding its columns' B once for all rows (no expand).
-  if (batch.lora_shared && options_.lora_shared && options_.lora_overlap &&
+  // Rows sharing one adapter (BatchMeta::lora_shared), more than the skinny product's LoRA epilogue takes: the
+  // shrink beside the plain gate/up product, then SiLU-mul adds the deltas from t, each block holding its columns'
+  // B once for its rows (no expand).
+  if (batch.lora_shared && options_.lora_shared && options_.lora_overlap && x.rows > cuda::kSkinnyLoraMaxRows &&
       cuda::lora_delta(a, gate_up.data, gate_up.ld, gate_up.cols, lora_partials(a), num_sms_, l) &&
       cuda::silu_mul_shared_supported(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, l)) {
     l.t = linear_beside(a, x, weight, bias, gate_up, false);

@@ -138,4 +138,69 @@ __device__ __forceinline__ void delta_apply8(const LoraDelta& d, const DeltaRow&
   }
 }
 
+// The whole block: the slots of rows [first, first + count) into slot_of (-1: none), from the segments (not the
+// previous kernel's: may run before the programmatic wait). Ends with a barrier.
+__device__ __forceinline__ void delta_row_slots(const LoraDelta& d, int first, int count, int* slot_of) {
+  for (int i = threadIdx.x; i < count; i += blockDim.x) slot_of[i] = -1;
+  __syncthreads();
+  for (int g = threadIdx.x; g < d.num_segments; g += blockDim.x) {
+    const int slot = d.seg_slot[g];
+    if (slot < 0 || slot >= d.num_slots) continue;
+    for (int i = max(d.seg_start[g], first); i < min(d.seg_start[g + 1], first + count); ++i) slot_of[i - first] = slot;
+  }
+  __syncthreads();
+}
+
+// The whole block, after the programmatic wait, for kernels that hold one slot's B for many rows: the t of modules
+// mod[h] (h < 2; -1: none) at ranks k < rank[h] (at most kRank), for the rows [first, first + count) whose slot
+// (slot_of) is s0, summed over the shrink's splits and rounded to bf16, into t_s[row - first][h][k]; zeros
+// elsewhere. blockDim.x is a multiple of 2 kRank, so a thread keeps one (h, k) and takes rows tid / (2 kRank) +
+// p blockDim.x / (2 kRank), p < kPer (kPer blockDim.x / (2 kRank) >= kRows); its loads of one split are all in
+// flight together. Ends with a barrier.
+template <int kRows, int kRank, int kPer>
+__device__ __forceinline__ void delta_stage_rows_t(const LoraDelta& d, int first, int count, int s0,
+                                                   const int* slot_of, const int (&mod)[2], const int (&rank)[2],
+                                                   float (&t_s)[kRows][2][kRank]) {
+  const int h = threadIdx.x / kRank % 2, k = threadIdx.x % kRank, row0 = threadIdx.x / (2 * kRank);
+  const int step = blockDim.x / (2 * kRank);
+  const int m = h == 0 ? mod[0] : mod[1], r = h == 0 ? rank[0] : rank[1];
+  const bool module_live = s0 >= 0 && m >= 0 && k < r;
+  const float* t = d.t + (module_live ? m * d.module_stride + k : 0);
+  bool live[kPer];
+  float acc[kPer];
+#pragma unroll
+  for (int p = 0; p < kPer; ++p) {
+    const int i = row0 + p * step;
+    live[p] = module_live && i < count && slot_of[i] == s0;
+    acc[p] = 0.0f;
+  }
+  for (int z = 0; z < d.splits; ++z) {
+#pragma unroll
+    for (int p = 0; p < kPer; ++p)
+      if (live[p]) acc[p] += __ldcg(t + (first + row0 + p * step) * d.row_stride + z * d.split_stride);
+  }
+#pragma unroll
+  for (int p = 0; p < kPer; ++p) {
+    const int i = row0 + p * step;
+    if (i < count && i < kRows) t_s[i][h][k] = __bfloat162float(__float2bfloat16_rn(acc[p]));
+  }
+  __syncthreads();
+}
+
+// Column c's delta for row r of module j with slot `slot`: sum over k < rank of bf16(t summed over the splits)
+// B[c - col_begin][k], t and B read from memory (kernels that hold one slot's B for all rows, for rows of other
+// slots).
+__device__ __forceinline__ float delta_in_memory(const LoraDelta& d, int j, int slot, int64_t r, int64_t c) {
+  const int rank = min(max(d.m[j].ranks[slot], 0), static_cast<int>(d.module_stride));
+  const bf16* b = static_cast<const bf16*>(d.m[j].b[slot]) + (c - d.m[j].col_begin) * rank;
+  const float* t = d.t + r * d.row_stride + j * d.module_stride;
+  float acc = 0.0f;
+  for (int k = 0; k < rank; ++k) {
+    float v = 0.0f;
+    for (int z = 0; z < d.splits; ++z) v += __ldcg(t + z * d.split_stride + k);
+    acc += __bfloat162float(__float2bfloat16_rn(v)) * __bfloat162float(b[k]);
+  }
+  return acc;
+}
+
 }  // namespace ls::cuda

@@ -130,6 +130,126 @@ __global__ void __launch_bounds__(1024) rope_vec_kernel(const __grid_constant__ 
   }
 }
 
+constexpr int kSharedRows = 32;        // rows per block of the shared-adapter kernel
+constexpr int kSharedRank = 16;        // ranks held in shared memory
+constexpr int kSharedMaxHeadDim = 128;
+
+// The shared-adapter kernel (launch_rope_shared): block (head, 32 rows); a thread takes 8 rotated pairs of one
+// row. The block's slot (its first row's) has its B rows of the head's columns (k and v for a KV head) in shared memory,
+// read once for the block's rows, and each row's t beside them; rows of another slot, or ranks above kSharedRank,
+// take their deltas from memory.
+__global__ void __launch_bounds__(kSharedRows * kSharedMaxHeadDim / 16)
+    rope_shared_kernel(const __grid_constant__ RopeArgs a) {
+  __shared__ int slot_of[kSharedRows];
+  __shared__ float t_s[kSharedRows][2][kSharedRank];
+  __shared__ __align__(16) bf16 b_s[2][kSharedMaxHeadDim * kSharedRank];
+  const LoraDelta& d = a.delta;
+  const int h = blockIdx.x, q_heads = static_cast<int>(a.q_heads), hd = static_cast<int>(a.head_dim);
+  const int half = hd / 2, per_row = half / 8;
+  const int first = static_cast<int>(blockIdx.y) * kSharedRows;
+  const int count = min(kSharedRows, static_cast<int>(a.num_tokens) - first);
+  const bool is_q = h < q_heads;
+  const int kh = h - q_heads;
+  // The head's columns in the projection's output (q's, or k's and v's) and their modules (one each: module edges
+  // fall on head boundaries, launch_rope_shared checks).
+  const int64_t col[2] = {is_q ? a.q_col + static_cast<int64_t>(h) * hd : a.k_col + static_cast<int64_t>(kh) * hd,
+                          is_q ? -1 : a.v_col + static_cast<int64_t>(kh) * hd};
+  int mod[2];
+#pragma unroll
+  for (int e = 0; e < 2; ++e) mod[e] = col[e] >= 0 ? delta_module(d, col[e]) : -1;
+  // Before the wait: the rows' slots, and the block's slot's B rows (not the previous kernel's).
+  delta_row_slots(d, first, count, slot_of);
+  const int s0 = slot_of[0];  // the block's first row's: in a batch sharing one adapter, every row's but padding
+  int rank0[2];
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    rank0[e] = mod[e] >= 0 && s0 >= 0 ? min(max(d.m[mod[e]].ranks[s0], 0), static_cast<int>(d.module_stride)) : 0;
+    if (rank0[e] == 0 || rank0[e] > kSharedRank) continue;
+    const bf16* b = static_cast<const bf16*>(d.m[mod[e]].b[s0]) + (col[e] - d.m[mod[e]].col_begin) * rank0[e];
+    // Transposed, [rank][column]: a thread's 8 columns at rank k are one 16-byte word, and the words of a warp's
+    // threads (consecutive column groups) fall in different banks.
+    for (int i = threadIdx.x; i < hd * kSharedRank; i += blockDim.x) {
+      const int c = i / kSharedRank, k = i % kSharedRank;
+      b_s[e][k * hd + c] = k < rank0[e] ? b[c * rank0[e] + k] : __float2bfloat16_rn(0.0f);
+    }
+  }
+  pdl_wait();
+  pdl_launch_dependents();
+  {
+    int ranks[2];
+#pragma unroll
+    for (int e = 0; e < 2; ++e) ranks[e] = rank0[e] <= kSharedRank ? rank0[e] : 0;
+    // 128 threads at head_dim 64.
+    delta_stage_rows_t<kSharedRows, kSharedRank, kSharedRows * 2 * kSharedRank / 128>(d, first, count, s0, slot_of,
+                                                                                        mod, ranks, t_s);
+  }
+  const int row = threadIdx.x / per_row, i = (threadIdx.x % per_row) * 8;
+  if (row >= count) return;
+  const int64_t t = first + row;
+  const int slot = slot_of[row];
+  // Adds module e's deltas of columns [c, c + 8) of the head (c relative to its first column) to v.
+  auto add_delta = [&](int e, int c, float (&v)[8]) {
+    if (slot < 0 || mod[e] < 0) return;
+    float acc[8] = {};
+    if (slot == s0 && rank0[e] <= kSharedRank) {
+      if (rank0[e] == 0) return;
+      const float* tk = t_s[row][e];
+#pragma unroll
+      for (int k = 0; k < kSharedRank; ++k) {
+        float w[8];
+        unpack8(*reinterpret_cast<const uint4*>(&b_s[e][k * hd + c]), w);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[j] += tk[k] * w[j];
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[j] = delta_in_memory(d, mod[e], slot, t, col[e] + c + j);
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = __bfloat162float(__float2bfloat16_rn(v[j] + acc[j]));
+  };
+  const float pos = static_cast<float>(a.positions[t]);
+  float c8[8], s8[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) sincosf(pos * a.inv_freq[i + j], &s8[j], &c8[j]);
+  bf16* x = is_q ? static_cast<bf16*>(a.q) + t * a.q_ld + static_cast<int64_t>(h) * hd
+                 : static_cast<bf16*>(a.k) + t * a.k_ld + static_cast<int64_t>(kh) * hd;
+  float x1[8], x2[8], r1[8], r2[8];
+  load8(x + i, x1);
+  load8(x + i + half, x2);
+  add_delta(0, i, x1);
+  add_delta(0, i + half, x2);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    r1[j] = x1[j] * c8[j] - x2[j] * s8[j];
+    r2[j] = x2[j] * c8[j] + x1[j] * s8[j];
+  }
+  const uint4 p1 = pack8(r1), p2 = pack8(r2);
+  *reinterpret_cast<uint4*>(x + i) = p1;
+  *reinterpret_cast<uint4*>(x + i + half) = p2;
+  if (is_q) return;
+  const int64_t kv_slot = a.kv_slots[t];
+  const bool write = kv_slot >= 0 && kv_slot < a.cache_slots;
+  bf16* v = static_cast<bf16*>(a.v) + t * a.v_ld + static_cast<int64_t>(kh) * hd;
+  float v1[8], v2[8];
+  load8(v + i, v1);
+  load8(v + i + half, v2);
+  if (slot >= 0 && mod[1] >= 0) {  // the v row as an expand into it would leave it
+    add_delta(1, i, v1);
+    add_delta(1, i + half, v2);
+    store8(v + i, v1);
+    store8(v + i + half, v2);
+  }
+  if (!write) return;
+  const int64_t off = kv_slot * a.kv_heads * hd + static_cast<int64_t>(kh) * hd;
+  bf16* kc = static_cast<bf16*>(a.k_cache) + off;
+  bf16* vc = static_cast<bf16*>(a.v_cache) + off;
+  *reinterpret_cast<uint4*>(kc + i) = p1;
+  *reinterpret_cast<uint4*>(kc + i + half) = p2;
+  store8(vc + i, v1);
+  store8(vc + i + half, v2);
+}
+
 }  // namespace
 
 namespace {
@@ -165,6 +285,38 @@ cudaError_t launch_rope(const RopeArgs& a, Stream stream) {
   }
   const dim3 grid(static_cast<unsigned>(a.num_tokens), ceil_div(a.q_heads + a.kv_heads, kHeadsPerBlock));
   return launch(rope_kernel, grid, dim3(kThreads), 0, stream, a);
+}
+
+}  // namespace ls::cuda
+
+namespace ls::cuda {
+
+bool rope_shared_supported(const RopeArgs& a) {
+  const LoraDelta& d = a.delta;
+  if (!a.kv_slots || d.sums || !d.t || d.num_modules < 1 || d.splits < 1 || !rope_vec(a) || a.head_dim > kSharedMaxHeadDim ||
+      a.head_dim % 16 != 0 || a.head_dim < 64 || a.q_col < 0 || a.k_col < 0 || a.v_col < 0 ||
+      a.v_ld % 8 != 0)
+    return false;
+  // Every module's columns are whole heads of one of q, k and v (a head's B rows are one module's).
+  for (int j = 0; j < d.num_modules; ++j) {
+    if (!d.m[j].b || !d.m[j].ranks) return false;
+    const int64_t b = d.m[j].col_begin, e = d.m[j].col_end;
+    const bool in_q = b >= a.q_col && e <= a.q_col + a.q_heads * a.head_dim;
+    const bool in_k = b >= a.k_col && e <= a.k_col + a.kv_heads * a.head_dim;
+    const bool in_v = b >= a.v_col && e <= a.v_col + a.kv_heads * a.head_dim;
+    const int64_t base = in_q ? a.q_col : in_k ? a.k_col : a.v_col;
+    if (!(in_q || in_k || in_v) || (b - base) % a.head_dim != 0 || (e - base) % a.head_dim != 0) return false;
+  }
+  return true;
+}
+
+cudaError_t launch_rope_shared(const RopeArgs& a, Stream stream) {
+  if (a.num_tokens == 0) return cudaSuccess;
+  if (!a.positions || !a.q || !a.k || !a.inv_freq || !a.v || !a.k_cache || !a.v_cache ||
+      a.q_heads + a.kv_heads > 65535 || !rope_shared_supported(a))
+    return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>(a.q_heads + a.kv_heads), ceil_div(a.num_tokens, kSharedRows));
+  return launch(rope_shared_kernel, grid, dim3(static_cast<unsigned>(kSharedRows * a.head_dim / 16)), 0, stream, a);
 }
 
 }  // namespace ls::cuda

@@ -4,8 +4,8 @@
 // Optionally a LoRA's gate/up deltas are added to gate_up as it is read (from the sums an expand beside the
 // projection wrote; lora_delta.cuh), gate_up itself left as the projection wrote it.
 // For a batch sharing one adapter (launch_silu_mul_shared) the deltas come from t and B: a block takes 64 columns
-// of every row, holds the shared slot's B rows of its columns in registers (read once a step, not once a row) and
-// t of every row in shared memory; rows of another slot, or ranks above kSharedRank, take B and t from memory.
+// of 32 rows, holds the shared slot's B rows of its columns in registers (read once per 32 rows, not once a row)
+// and its rows' t in shared memory; rows of another slot, or ranks above kSharedRank, take B and t from memory.
 #include <type_traits>
 
 #include "backend/cuda/kernels/common.cuh"
@@ -49,41 +49,22 @@ __global__ void silu_mul_kernel(const bf16* __restrict__ gate_up, int64_t gu_ld,
 constexpr int kSharedThreads = 256;
 constexpr int kSharedWarps = kSharedThreads / 32;
 constexpr int kSharedCols = 64;  // output columns per block: 2 per lane
+constexpr int kSharedRows = 32;  // rows per block
 constexpr int kSharedRank = 16;  // ranks held in registers
 
-// Column c's delta from B rows in memory: sum over k < rank of bf16(t summed over the splits) B[c][k], for row r
-// and module j with slot `slot` (rows of another slot than the block's, or ranks above kSharedRank).
-__device__ __forceinline__ float delta_from_memory(const LoraDelta& d, int j, int slot, int64_t r, int64_t c) {
-  const int rank = min(max(d.m[j].ranks[slot], 0), static_cast<int>(d.module_stride));
-  const bf16* b = static_cast<const bf16*>(d.m[j].b[slot]) + (c - d.m[j].col_begin) * rank;
-  const float* t = d.t + r * d.row_stride + j * d.module_stride;
-  float acc = 0.0f;
-  for (int k = 0; k < rank; ++k) {
-    float v = 0.0f;
-    for (int z = 0; z < d.splits; ++z) v += __ldcg(t + z * d.split_stride + k);
-    acc += __bfloat162float(__float2bfloat16_rn(v)) * __bfloat162float(b[k]);
-  }
-  return acc;
-}
-
-// out = silu(gate + delta) * (up + delta) for kSharedCols columns of every row. Column pair (c, c + 1) of the
-// lane; gate column c is gate_up column c, up column c is inter + c.
+// out = silu(gate + delta) * (up + delta) for kSharedCols columns of kSharedRows rows. Column pair (c, c + 1) of
+// the lane; gate column c is gate_up column c, up column c is inter + c.
 __global__ void __launch_bounds__(kSharedThreads, 2)
     silu_mul_shared_kernel(const bf16* __restrict__ gate_up, int64_t gu_ld, bf16* __restrict__ out, int64_t out_ld,
                            int rows, int64_t inter, const __grid_constant__ LoraDelta d) {
-  __shared__ int slot_of[kSiluSharedMaxRows];
-  __shared__ float t_s[kSiluSharedMaxRows][2][kSharedRank];
+  __shared__ int slot_of[kSharedRows];
+  __shared__ float t_s[kSharedRows][2][kSharedRank];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kSharedCols + 2 * lane;
-  // Before the wait (nothing here is the previous kernel's): each row's slot, and the block's slot's B rows.
-  for (int i = threadIdx.x; i < rows; i += kSharedThreads) slot_of[i] = -1;
-  __syncthreads();
-  for (int g = threadIdx.x; g < d.num_segments; g += kSharedThreads) {
-    const int slot = d.seg_slot[g];
-    if (slot < 0 || slot >= d.num_slots) continue;
-    for (int i = max(d.seg_start[g], 0); i < min(d.seg_start[g + 1], rows); ++i) slot_of[i] = slot;
-  }
-  __syncthreads();
+  const int first = static_cast<int>(blockIdx.y) * kSharedRows, count = min(kSharedRows, rows - first);
+  // Before the wait (nothing here is the previous kernel's): the rows' slots, and the block's slot (its first
+  // row's: in a batch sharing one adapter, every row's but padding) B rows.
+  delta_row_slots(d, first, count, slot_of);
   const int s0 = slot_of[0];
   // Per half (gate, up): the module of the lane's columns (-1: none; the pair shares one, module edges being
   // multiples of 8), its rank at s0 and, where that is at most kSharedRank, its B rows.
@@ -120,25 +101,23 @@ __global__ void __launch_bounds__(kSharedThreads, 2)
   }
   pdl_wait();
   pdl_launch_dependents();
-  // t of the rows with slot s0, summed over the shrink's splits and rounded to bf16 (modules of the block's
-  // columns only need theirs, but every module's fits: at most 2 are read here).
-  for (int e = threadIdx.x; e < rows * 2 * kSharedRank; e += kSharedThreads) {
-    const int i = e / (2 * kSharedRank), h = e / kSharedRank % 2, k = e % kSharedRank;
-    if (slot_of[i] != s0 || s0 < 0) continue;
-    const int j = h < d.num_modules ? h : -1;
-    float v = 0.0f;
-    if (j >= 0 && k < min(max(d.m[j].ranks[s0], 0), static_cast<int>(d.module_stride))) {
-      const float* t = d.t + static_cast<int64_t>(i) * d.row_stride + j * d.module_stride + k;
-      for (int z = 0; z < d.splits; ++z) v += __ldcg(t + z * d.split_stride);
-    }
-    t_s[i][h][k] = __bfloat162float(__float2bfloat16_rn(v));
+  // t of the rows with slot s0 (modules 0 and 1: gate and up), at ranks up to kSharedRank.
+  int mods[2], ranks[2];
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    mods[j] = j < d.num_modules ? j : -1;
+    const int r = mods[j] >= 0 && s0 >= 0 ? min(max(d.m[j].ranks[s0], 0), static_cast<int>(d.module_stride)) : 0;
+    ranks[j] = r <= kSharedRank ? r : 0;
   }
-  __syncthreads();
+  delta_stage_rows_t<kSharedRows, kSharedRank, kSharedRows * 2 * kSharedRank / kSharedThreads>(
+      d, first, count, s0, slot_of, mods, ranks, t_s);
   if (!live) return;
-#pragma unroll 4
-  for (int i = warp; i < rows; i += kSharedWarps) {
-    const __nv_bfloat162 g2 = *reinterpret_cast<const __nv_bfloat162*>(gate_up + i * gu_ld + c);
-    const __nv_bfloat162 u2 = *reinterpret_cast<const __nv_bfloat162*>(gate_up + i * gu_ld + inter + c);
+#pragma unroll
+  for (int i = warp; i < kSharedRows; i += kSharedWarps) {
+    if (i >= count) break;
+    const int64_t r = first + i;
+    const __nv_bfloat162 g2 = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + c);
+    const __nv_bfloat162 u2 = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + inter + c);
     float v[2][2] = {{__low2float(g2), __high2float(g2)}, {__low2float(u2), __high2float(u2)}};
     const int slot = slot_of[i];
     if (slot >= 0) {
@@ -155,13 +134,13 @@ __global__ void __launch_bounds__(kSharedThreads, 2)
           }
         } else {
 #pragma unroll
-          for (int e = 0; e < 2; ++e) acc[e] = delta_from_memory(d, mod[h], slot, i, c + h * inter + e);
+          for (int e = 0; e < 2; ++e) acc[e] = delta_in_memory(d, mod[h], slot, r, c + h * inter + e);
         }
 #pragma unroll
         for (int e = 0; e < 2; ++e) v[h][e] = __bfloat162float(__float2bfloat16_rn(v[h][e] + acc[e]));
       }
     }
-    *reinterpret_cast<__nv_bfloat162*>(out + i * out_ld + c) =
+    *reinterpret_cast<__nv_bfloat162*>(out + r * out_ld + c) =
         __floats2bfloat162_rn(silu(v[0][0]) * v[1][0], silu(v[0][1]) * v[1][1]);
   }
 }
@@ -193,7 +172,7 @@ namespace ls::cuda {
 
 bool silu_mul_shared_supported(const void* gate_up, int64_t gate_up_ld, const void* out, int64_t out_ld, int64_t rows,
                                int64_t inter, const LoraDelta& d) {
-  if (rows <= 0 || rows > kSiluSharedMaxRows || inter <= 0 || inter % 2 != 0 || gate_up_ld % 2 != 0 ||
+  if (rows <= 0 || rows > 65535 * kSharedRows || inter <= 0 || inter % 2 != 0 || gate_up_ld % 2 != 0 ||
       out_ld % 2 != 0 || gate_up_ld < 2 * inter || out_ld < inter || !gate_up || !out || !d.t || d.sums ||
       reinterpret_cast<uintptr_t>(gate_up) % 4 != 0 || reinterpret_cast<uintptr_t>(out) % 4 != 0 ||
       d.num_modules < 1 || d.num_modules > 2 || d.splits < 1)
@@ -211,7 +190,8 @@ cudaError_t launch_silu_mul_shared(const void* gate_up, int64_t gate_up_ld, void
                                    int64_t inter, const LoraDelta& d, Stream stream) {
   if (rows == 0) return cudaSuccess;
   if (!silu_mul_shared_supported(gate_up, gate_up_ld, out, out_ld, rows, inter, d)) return cudaErrorInvalidValue;
-  return launch(silu_mul_shared_kernel, dim3(ceil_div(inter, kSharedCols)), dim3(kSharedThreads), 0, stream,
+  const dim3 grid(ceil_div(inter, kSharedCols), ceil_div(rows, kSharedRows));
+  return launch(silu_mul_shared_kernel, grid, dim3(kSharedThreads), 0, stream,
                 static_cast<const bf16*>(gate_up), gate_up_ld, static_cast<bf16*>(out), out_ld, static_cast<int>(rows),
                 inter, d);
 }
