@@ -248,6 +248,9 @@ class Backend {
   // Ops enqueued between begin_capture and end_capture are recorded instead of run (backends without graphs
   // return kUnsupported from begin_capture). Nothing may allocate backend memory while capturing.
   virtual bool supports_graphs() const { return false; }
+  // Whether steps flagged BatchMeta::lora_shared take other kernels than steps with a mix of adapters (so decode
+  // graphs record a graph of their own for them).
+  virtual bool lora_shared_kernels() const { return false; }
   virtual Status begin_capture() { return unsupported(name() + " backend has no graphs"); }
   virtual Result<std::unique_ptr<OpGraph>> end_capture() { return unsupported(name() + " backend has no graphs"); }
 };

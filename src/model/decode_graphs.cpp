@@ -133,7 +133,8 @@ Result<DecodeGraphs::GraphKey> DecodeGraphs::prepare(const PackedBatch& packed, 
   if (std::find(options_.buckets.begin(), options_.buckets.end(), bucket) == options_.buckets.end() ||
       packed.meta.num_tokens != bucket || packed.meta.max_blocks_per_seq != max_blocks_)
     return invalid_argument("batch is not packed with a decode graph layout");
-  const GraphKey key{bucket, packed.meta.has_lora, packed.meta.has_lora && packed.meta.lora_shared};
+  const GraphKey key{bucket, packed.meta.has_lora,
+                     packed.meta.has_lora && packed.meta.lora_shared && model_->backend().lora_shared_kernels()};
   if (key.with_lora && (!lora || (lora_ && lora != lora_)))
     return invalid_argument("a decode graph step with adapters needs the adapter table the graphs recorded");
   if (!graphs_.count(key)) LS_RETURN_IF_ERROR(capture({bucket}, key.with_lora ? lora : nullptr, key.shared));

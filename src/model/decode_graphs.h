@@ -6,8 +6,9 @@
 // second graph per bucket that holds the LoRA ops of all seven modules: which slot (so which adapter and rank)
 // each row uses is read on the device from the step's segment arrays, so loading, evicting or mixing adapters
 // never needs a new capture; base-only steps keep the graph without LoRA ops. Steps whose sequences all use one
-// adapter (BatchMeta::lora_shared) replay a third graph per bucket, recorded with kernels that read that adapter's
-// weights once for all rows; the adapter itself is still read on the device. The LoraTable of the first LoRA
+// adapter (BatchMeta::lora_shared) replay a third graph per bucket where the backend has kernels of its own for
+// them (Backend::lora_shared_kernels), which read that adapter's weights once for many rows; the adapter itself is
+// still read on the device. The LoraTable of the first LoRA
 // capture is the one the graphs recorded (its tables never move: lora/LoraSlots); steps with another table,
 // prefill chunks, slots without a ready adapter or more sequences than the largest bucket are not eligible and
 // run through Transformer::forward_device.

@@ -81,6 +81,7 @@ class CudaBackend final : public Backend {
   bool ops_done(uint64_t fence) override { return op_fences_.done(fence); }
 
   bool supports_graphs() const override { return true; }
+  bool lora_shared_kernels() const override { return options_.lora_shared; }
   Status begin_capture() override;
   Result<std::unique_ptr<OpGraph>> end_capture() override;
 

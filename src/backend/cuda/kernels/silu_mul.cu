@@ -58,7 +58,6 @@ __global__ void __launch_bounds__(kSharedThreads, 2)
     silu_mul_shared_kernel(const bf16* __restrict__ gate_up, int64_t gu_ld, bf16* __restrict__ out, int64_t out_ld,
                            int rows, int64_t inter, const __grid_constant__ LoraDelta d) {
   __shared__ int slot_of[kSharedRows];
-  __shared__ float t_s[kSharedRows][2][kSharedRank];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kSharedCols + 2 * lane;
   const int first = static_cast<int>(blockIdx.y) * kSharedRows, count = min(kSharedRows, rows - first);
@@ -101,47 +100,68 @@ __global__ void __launch_bounds__(kSharedThreads, 2)
   }
   pdl_wait();
   pdl_launch_dependents();
-  // t of the rows with slot s0 (modules 0 and 1: gate and up), at ranks up to kSharedRank.
-  int mods[2], ranks[2];
+  // A warp's rows (warp, warp + 8, ...): their gate/up pairs and, in lane (j, k) = (lane / 16, lane % 16), t of
+  // module j at rank k (summed over the shrink's splits, rounded to bf16), all loads issued before any is used;
+  // each lane then takes t of its columns' module from the lanes holding it.
+  constexpr int kRowsPerWarp = kSharedRows / kSharedWarps;
+  const int tj = lane / kSharedRank, tk = lane % kSharedRank;
+  const int t_rank = tj < d.num_modules && s0 >= 0
+                         ? min(max(d.m[tj].ranks[s0], 0), static_cast<int>(d.module_stride)) : 0;
+  const bool t_live = tk < t_rank && t_rank <= kSharedRank;
+  const float* tp = d.t + (t_live ? tj * d.module_stride + tk : 0);
+  __nv_bfloat162 g2[kRowsPerWarp], u2[kRowsPerWarp];
+  float tv[kRowsPerWarp];
 #pragma unroll
-  for (int j = 0; j < 2; ++j) {
-    mods[j] = j < d.num_modules ? j : -1;
-    const int r = mods[j] >= 0 && s0 >= 0 ? min(max(d.m[j].ranks[s0], 0), static_cast<int>(d.module_stride)) : 0;
-    ranks[j] = r <= kSharedRank ? r : 0;
-  }
-  delta_stage_rows_t<kSharedRows, kSharedRank, kSharedRows * 2 * kSharedRank / kSharedThreads>(
-      d, first, count, s0, slot_of, mods, ranks, t_s);
-  if (!live) return;
-#pragma unroll
-  for (int i = warp; i < kSharedRows; i += kSharedWarps) {
-    if (i >= count) break;
+  for (int q = 0; q < kRowsPerWarp; ++q) {
+    const int i = warp + q * kSharedWarps;
     const int64_t r = first + i;
-    const __nv_bfloat162 g2 = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + c);
-    const __nv_bfloat162 u2 = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + inter + c);
-    float v[2][2] = {{__low2float(g2), __high2float(g2)}, {__low2float(u2), __high2float(u2)}};
-    const int slot = slot_of[i];
-    if (slot >= 0) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        if (mod[h] < 0) continue;
-        float acc[2] = {0.0f, 0.0f};
-        if (slot == s0 && rank0[h] <= kSharedRank) {
-#pragma unroll
-          for (int k = 0; k < kSharedRank; ++k) {
-            const float tk = t_s[i][mod[h]][k];
-            acc[0] += tk * b[h][0][k];
-            acc[1] += tk * b[h][1][k];
-          }
-        } else {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) acc[e] = delta_in_memory(d, mod[h], slot, r, c + h * inter + e);
-        }
-#pragma unroll
-        for (int e = 0; e < 2; ++e) v[h][e] = __bfloat162float(__float2bfloat16_rn(v[h][e] + acc[e]));
-      }
+    const bool row = i < count;
+    g2[q] = u2[q] = __floats2bfloat162_rn(0.0f, 0.0f);
+    if (row && live) {
+      g2[q] = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + c);
+      u2[q] = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + inter + c);
     }
-    *reinterpret_cast<__nv_bfloat162*>(out + r * out_ld + c) =
-        __floats2bfloat162_rn(silu(v[0][0]) * v[1][0], silu(v[0][1]) * v[1][1]);
+    tv[q] = 0.0f;
+  }
+  for (int z = 0; z < d.splits; ++z) {
+#pragma unroll
+    for (int q = 0; q < kRowsPerWarp; ++q) {
+      const int i = warp + q * kSharedWarps;
+      if (t_live && i < count && slot_of[i] == s0)
+        tv[q] += __ldcg(tp + (first + i) * d.row_stride + z * d.split_stride);
+    }
+  }
+#pragma unroll
+  for (int q = 0; q < kRowsPerWarp; ++q) {
+    const int i = warp + q * kSharedWarps;
+    if (i >= count) break;  // warp-uniform
+    const int64_t r = first + i;
+    const float t_round = __bfloat162float(__float2bfloat16_rn(tv[q]));
+    float v[2][2] = {{__low2float(g2[q]), __high2float(g2[q])}, {__low2float(u2[q]), __high2float(u2[q])}};
+    const int slot = slot_of[i];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      // Every lane shuffles (the sources are the lanes of module mod[h]); lanes whose rows or columns have no
+      // delta from the held B drop the result.
+      const int src = (mod[h] >= 0 ? mod[h] : 0) * kSharedRank;
+      float acc[2] = {0.0f, 0.0f};
+#pragma unroll
+      for (int k = 0; k < kSharedRank; ++k) {
+        const float t = __shfl_sync(0xffffffffu, t_round, src + k);
+        acc[0] += t * b[h][0][k];
+        acc[1] += t * b[h][1][k];
+      }
+      if (!live || slot < 0 || mod[h] < 0) continue;
+      if (slot != s0 || rank0[h] > kSharedRank) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) acc[e] = delta_in_memory(d, mod[h], slot, r, c + h * inter + e);
+      }
+#pragma unroll
+      for (int e = 0; e < 2; ++e) v[h][e] = __bfloat162float(__float2bfloat16_rn(v[h][e] + acc[e]));
+    }
+    if (live)
+      *reinterpret_cast<__nv_bfloat162*>(out + r * out_ld + c) =
+          __floats2bfloat162_rn(silu(v[0][0]) * v[1][0], silu(v[0][1]) * v[1][1]);
   }
 }
 
