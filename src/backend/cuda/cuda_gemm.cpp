@@ -28,20 +28,22 @@ constexpr int kSearchCandidates = 64;  // GemmTune::kSearch: the heuristic's can
 constexpr int kTuneReps = 5;
 constexpr uint32_t kSearchSplits[] = {1, 2, 3, 4, 5, 6, 8, 10, 12, 16};
 
+// One attribute of an algorithm through cuBLASLt's getter for its configuration or its capabilities (zero where
+// the getter fails).
+template <typename T, typename Attr>
+T attribute_of(cublasStatus_t (*get)(const cublasLtMatmulAlgo_t*, Attr, void*, size_t, size_t*),
+               const cublasLtMatmulAlgo_t& algo, Attr attr) {
+  T v{};
+  size_t written = 0;
+  return get(&algo, attr, &v, sizeof(v), &written) == CUBLAS_STATUS_SUCCESS ? v : T{};
+}
 template <typename T>
 T config_of(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttributes_t attr) {
-  T v{};
-  size_t written = 0;
-  if (cublasLtMatmulAlgoConfigGetAttribute(&algo, attr, &v, sizeof(v), &written) != CUBLAS_STATUS_SUCCESS) return T{};
-  return v;
+  return attribute_of<T>(cublasLtMatmulAlgoConfigGetAttribute, algo, attr);
 }
-
 template <typename T>
 T cap_of(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoCapAttributes_t attr) {
-  T v{};
-  size_t written = 0;
-  if (cublasLtMatmulAlgoCapGetAttribute(&algo, attr, &v, sizeof(v), &written) != CUBLAS_STATUS_SUCCESS) return T{};
-  return v;
+  return attribute_of<T>(cublasLtMatmulAlgoCapGetAttribute, algo, attr);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // lora_delta.cuh: the device side of lora.h's LoraDelta, for kernels that add a LoRA's deltas to rows they read
-// (RMSNorm, SiLU-mul; the skinny GEMM's SiLU epilogue takes delta_module): a block's row slot, its t staged in
+// (RMSNorm, RoPE, SiLU-mul; the skinny GEMM's SiLU epilogue takes delta_module): a block's row slot, its t staged in
 // shared memory, the module of a column, and the deltas of 8 adjacent columns (from t and B, or from the sums the
-// expand wrote).
+// expand wrote); for kernels that hold one slot's B for many rows (launch_rope_shared, launch_silu_mul_shared),
+// their rows' slots and t, and one column's delta read from memory for rows of other slots.
 #pragma once
 
 #include "backend/cuda/kernels/common.cuh"
