@@ -3,9 +3,10 @@
 // IEEE expf and division made the 1024-token prefill's SiLU-mul issue-bound (~25 instructions per element).
 // Optionally a LoRA's gate/up deltas are added to gate_up as it is read (from the sums an expand beside the
 // projection wrote; lora_delta.cuh), gate_up itself left as the projection wrote it.
-// For a batch sharing one adapter (launch_silu_mul_shared) the deltas come from t and B: a block takes 64 columns
-// of 32 rows, holds the shared slot's B rows of its columns in registers (read once per 32 rows, not once a row)
-// and its rows' t in shared memory; rows of another slot, or ranks above kSharedRank, take B and t from memory.
+// For a batch sharing one adapter (launch_silu_mul_shared) the deltas come from t and B on the tensor cores: a
+// block takes 64 columns of 32 rows, holds the shared slot's B fragments of its columns in registers (read once per
+// 32 rows, not once a row) and computes t B^T by mma; rows of another slot, or ranks above 16, take B and t from
+// memory.
 #include <type_traits>
 
 #include "backend/cuda/kernels/common.cuh"
@@ -46,122 +47,129 @@ __global__ void silu_mul_kernel(const bf16* __restrict__ gate_up, int64_t gu_ld,
   }
 }
 
-constexpr int kSharedThreads = 256;
-constexpr int kSharedWarps = kSharedThreads / 32;
-constexpr int kSharedCols = 64;  // output columns per block: 2 per lane
-constexpr int kSharedRows = 32;  // rows per block
-constexpr int kSharedRank = 16;  // ranks held in registers
+constexpr int kSharedWarps = 2;                       // a warp takes 16 rows (one mma M) of the block's
+constexpr int kSharedThreads = 32 * kSharedWarps;     // columns
+constexpr int kSharedRows = 16 * kSharedWarps;
+constexpr int kSharedTiles = 8;                       // column tiles of 8 (one mma N) per block
+constexpr int kSharedCols = 8 * kSharedTiles;
+constexpr int kSharedRank = 16;                       // one mma K: ranks up to 16 on the tensor cores
 
-// out = silu(gate + delta) * (up + delta) for kSharedCols columns of kSharedRows rows. Column pair (c, c + 1) of
-// the lane; gate column c is gate_up column c, up column c is inter + c.
-__global__ void __launch_bounds__(kSharedThreads, 2)
+// Two bf16 of B row `row` (its ranks k and k + 1; zero past the rank) as one fragment register.
+__device__ __forceinline__ uint32_t b_pair(const bf16* b, int rank, int64_t row, int k) {
+  const bf16* p = b + row * rank + k;
+  if (rank % 2 == 0) return k < rank ? *reinterpret_cast<const uint32_t*>(p) : 0u;  // 4-byte aligned pairs
+  const float lo = k < rank ? __bfloat162float(p[0]) : 0.0f, hi = k + 1 < rank ? __bfloat162float(p[1]) : 0.0f;
+  return pack_bf16(lo, hi);
+}
+
+// out = silu(gate + delta) * (up + delta) for 64 columns of 32 rows. The deltas of rows with the block's slot s0
+// (its first row's) are mma products: t [16 rows x 16 ranks] of a module times B^T [16 ranks x 8 columns], lane
+// (g, t4) = (lane / 4, lane % 4) holding rows g and g + 8, columns 2 t4 and 2 t4 + 1 of each tile, where it reads
+// gate/up and writes out. Rows of another slot, or ranks above 16, take t and B from memory (delta_in_memory).
+__global__ void __launch_bounds__(kSharedThreads)
     silu_mul_shared_kernel(const bf16* __restrict__ gate_up, int64_t gu_ld, bf16* __restrict__ out, int64_t out_ld,
                            int rows, int64_t inter, const __grid_constant__ LoraDelta d) {
   __shared__ int slot_of[kSharedRows];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kSharedCols + 2 * lane;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
   const int first = static_cast<int>(blockIdx.y) * kSharedRows, count = min(kSharedRows, rows - first);
-  // Before the wait (nothing here is the previous kernel's): the rows' slots, and the block's slot (its first
-  // row's: in a batch sharing one adapter, every row's but padding) B rows.
+  const int64_t c0 = static_cast<int64_t>(blockIdx.x) * kSharedCols;
+  // Before the wait (nothing here is the previous kernel's): the rows' slots, and the block's slot's B fragments.
   delta_row_slots(d, first, count, slot_of);
   const int s0 = slot_of[0];
-  // Per half (gate, up): the module of the lane's columns (-1: none; the pair shares one, module edges being
-  // multiples of 8), its rank at s0 and, where that is at most kSharedRank, its B rows.
-  int mod[2], rank0[2];
-  float b[2][2][kSharedRank];
-  const bool live = c < inter;
+  int rank_of[2] = {0, 0};  // module j's rank at s0 (0: none, or above kSharedRank: from memory)
+#pragma unroll
+  for (int j = 0; j < 2; ++j)
+    if (j < d.num_modules && s0 >= 0) rank_of[j] = min(max(d.m[j].ranks[s0], 0), static_cast<int>(d.module_stride));
+  // Each tile's module in the gate and up halves (-1: none; module edges fall on tiles), and whether its rank at
+  // s0 is at most kSharedRank (the mma's; else t and B from memory).
+  auto module_of = [&](int h, int n) {
+    return c0 + 8 * n < inter ? delta_module(d, c0 + 8 * n + h * inter) : -1;
+  };
+  auto held = [&](int j) { return (j == 0 ? rank_of[0] : rank_of[1]) <= kSharedRank; };
+  uint32_t bf[2][kSharedTiles][2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const int64_t col = c + h * inter;
-    mod[h] = live ? delta_module(d, col) : -1;
-    rank0[h] = mod[h] >= 0 && s0 >= 0 ? min(max(d.m[mod[h]].ranks[s0], 0), static_cast<int>(d.module_stride)) : 0;
 #pragma unroll
-    for (int e = 0; e < 2; ++e)
-#pragma unroll
-      for (int k = 0; k < kSharedRank; ++k) b[h][e][k] = 0.0f;
-    if (rank0[h] > 0 && rank0[h] <= kSharedRank) {
-      const bf16* row = static_cast<const bf16*>(d.m[mod[h]].b[s0]) + (col - d.m[mod[h]].col_begin) * rank0[h];
-      if (rank0[h] == kSharedRank && (reinterpret_cast<uintptr_t>(row) & 15) == 0) {  // two rows: 64 bytes
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          float f[8];
-          unpack8(*reinterpret_cast<const uint4*>(row + q * 8), f);
-#pragma unroll
-          for (int i = 0; i < 8; ++i) b[h][q / 2][(q % 2) * 8 + i] = f[i];
-        }
-      } else {
-#pragma unroll
-        for (int e = 0; e < 2; ++e)
-#pragma unroll
-          for (int k = 0; k < kSharedRank; ++k)
-            if (k < rank0[h]) b[h][e][k] = __bfloat162float(row[e * rank0[h] + k]);
-      }
+    for (int n = 0; n < kSharedTiles; ++n) {
+      const int64_t col = c0 + 8 * n + h * inter;
+      const int j = module_of(h, n), rank = j == 0 ? rank_of[0] : rank_of[1];
+      bf[h][n][0] = bf[h][n][1] = 0u;
+      if (j < 0 || rank == 0 || rank > kSharedRank) continue;
+      const bf16* b = static_cast<const bf16*>(d.m[j].b[s0]);
+      const int64_t row = col - d.m[j].col_begin + g;  // the tile's column g: the B fragment's n
+      bf[h][n][0] = b_pair(b, rank, row, 2 * t4);
+      bf[h][n][1] = b_pair(b, rank, row, 2 * t4 + 8);
     }
   }
   pdl_wait();
   pdl_launch_dependents();
-  // A warp's rows (warp, warp + 8, ...): their gate/up pairs and, in lane (j, k) = (lane / 16, lane % 16), t of
-  // module j at rank k (summed over the shrink's splits, rounded to bf16), all loads issued before any is used;
-  // each lane then takes t of its columns' module from the lanes holding it.
-  constexpr int kRowsPerWarp = kSharedRows / kSharedWarps;
-  const int tj = lane / kSharedRank, tk = lane % kSharedRank;
-  const int t_rank = tj < d.num_modules && s0 >= 0
-                         ? min(max(d.m[tj].ranks[s0], 0), static_cast<int>(d.module_stride)) : 0;
-  const bool t_live = tk < t_rank && t_rank <= kSharedRank;
-  const float* tp = d.t + (t_live ? tj * d.module_stride + tk : 0);
-  __nv_bfloat162 g2[kRowsPerWarp], u2[kRowsPerWarp];
-  float tv[kRowsPerWarp];
+  // t of the warp's rows as mma A fragments, one per module: rows g and g + 8, ranks 2 t4 (+1) and 2 t4 + 8 (+1),
+  // summed over the shrink's splits and rounded to bf16; zero for rows of other slots and past the rank.
+  const int r0 = 16 * warp;  // the warp's first row in the block
+  uint32_t ta[2][4];
+  float v[2][8];
 #pragma unroll
-  for (int q = 0; q < kRowsPerWarp; ++q) {
-    const int i = warp + q * kSharedWarps;
-    const int64_t r = first + i;
-    const bool row = i < count;
-    g2[q] = u2[q] = __floats2bfloat162_rn(0.0f, 0.0f);
-    if (row && live) {
-      g2[q] = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + c);
-      u2[q] = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + inter + c);
-    }
-    tv[q] = 0.0f;
-  }
-  for (int z = 0; z < d.splits; ++z) {
+  for (int j = 0; j < 2; ++j)
 #pragma unroll
-    for (int q = 0; q < kRowsPerWarp; ++q) {
-      const int i = warp + q * kSharedWarps;
-      if (t_live && i < count && slot_of[i] == s0)
-        tv[q] += __ldcg(tp + (first + i) * d.row_stride + z * d.split_stride);
+    for (int e = 0; e < 8; ++e) v[j][e] = 0.0f;
+  for (int z = 0; z < d.splits; ++z) {  // both modules' loads of a split in flight together
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int rank = j == 0 ? rank_of[0] : rank_of[1];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        // e: (rank half, row half, pair element) in the A fragment's order a0 (g, k), a1 (g + 8, k), a2 (g, k + 8),
+        // a3 (g + 8, k + 8), k = 2 t4 + (e % 2).
+        const int i = r0 + g + 8 * ((e / 2) % 2), k = 2 * t4 + (e % 2) + 8 * (e / 4);
+        if (rank <= kSharedRank && k < rank && i < count && slot_of[i] == s0)
+          v[j][e] += __ldcg(d.t + static_cast<int64_t>(first + i) * d.row_stride + z * d.split_stride +
+                            j * d.module_stride + k);
+      }
     }
   }
 #pragma unroll
-  for (int q = 0; q < kRowsPerWarp; ++q) {
-    const int i = warp + q * kSharedWarps;
-    if (i >= count) break;  // warp-uniform
-    const int64_t r = first + i;
-    const float t_round = __bfloat162float(__float2bfloat16_rn(tv[q]));
-    float v[2][2] = {{__low2float(g2[q]), __high2float(g2[q])}, {__low2float(u2[q]), __high2float(u2[q])}};
-    const int slot = slot_of[i];
+  for (int j = 0; j < 2; ++j)
+#pragma unroll
+    for (int q = 0; q < 4; ++q) ta[j][q] = pack_bf16(v[j][2 * q], v[j][2 * q + 1]);
+  if (r0 >= count) return;
+#pragma unroll
+  for (int n = 0; n < kSharedTiles; ++n) {
+    const int64_t col = c0 + 8 * n + 2 * t4;  // the lane's gate column pair (col, col + 1)
+    if (c0 + 8 * n >= inter) break;
+    float acc[2][4];  // per half: rows g (0, 1) and g + 8 (2, 3), columns 2 t4 and 2 t4 + 1
+    int mod[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      // Every lane shuffles (the sources are the lanes of module mod[h]); lanes whose rows or columns have no
-      // delta from the held B drop the result.
-      const int src = (mod[h] >= 0 ? mod[h] : 0) * kSharedRank;
-      float acc[2] = {0.0f, 0.0f};
 #pragma unroll
-      for (int k = 0; k < kSharedRank; ++k) {
-        const float t = __shfl_sync(0xffffffffu, t_round, src + k);
-        acc[0] += t * b[h][0][k];
-        acc[1] += t * b[h][1][k];
-      }
-      if (!live || slot < 0 || mod[h] < 0) continue;
-      if (slot != s0 || rank0[h] > kSharedRank) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) acc[e] = delta_in_memory(d, mod[h], slot, r, c + h * inter + e);
-      }
-#pragma unroll
-      for (int e = 0; e < 2; ++e) v[h][e] = __bfloat162float(__float2bfloat16_rn(v[h][e] + acc[e]));
+      for (int q = 0; q < 4; ++q) acc[h][q] = 0.0f;
+      mod[h] = module_of(h, n);  // warp-uniform
+      if (mod[h] == 0) mma_bf16(acc[h], ta[0], bf[h][n][0], bf[h][n][1]);
+      if (mod[h] == 1) mma_bf16(acc[h], ta[1], bf[h][n][0], bf[h][n][1]);
     }
-    if (live)
-      *reinterpret_cast<__nv_bfloat162*>(out + r * out_ld + c) =
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      const int i = r0 + g + 8 * rr;
+      if (i >= count) continue;
+      const int64_t r = first + i;
+      const int slot = slot_of[i];
+      const __nv_bfloat162 g2 = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + col);
+      const __nv_bfloat162 u2 = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + inter + col);
+      float v[2][2] = {{__low2float(g2), __high2float(g2)}, {__low2float(u2), __high2float(u2)}};
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int j = mod[h];
+        if (j < 0 || slot < 0) continue;
+        float delta[2] = {acc[h][2 * rr], acc[h][2 * rr + 1]};
+        if (slot != s0 || !held(j)) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) delta[e] = delta_in_memory(d, j, slot, r, col + h * inter + e);
+        }
+#pragma unroll
+        for (int e = 0; e < 2; ++e) v[h][e] = __bfloat162float(__float2bfloat16_rn(v[h][e] + delta[e]));
+      }
+      *reinterpret_cast<__nv_bfloat162*>(out + r * out_ld + col) =
           __floats2bfloat162_rn(silu(v[0][0]) * v[1][0], silu(v[0][1]) * v[1][1]);
+    }
   }
 }
 
@@ -192,15 +200,15 @@ namespace ls::cuda {
 
 bool silu_mul_shared_supported(const void* gate_up, int64_t gate_up_ld, const void* out, int64_t out_ld, int64_t rows,
                                int64_t inter, const LoraDelta& d) {
-  if (rows <= 0 || rows > 65535 * kSharedRows || inter <= 0 || inter % 2 != 0 || gate_up_ld % 2 != 0 ||
+  if (rows <= 0 || rows > 65535 * kSharedRows || inter <= 0 || inter % 8 != 0 || gate_up_ld % 2 != 0 ||
       out_ld % 2 != 0 || gate_up_ld < 2 * inter || out_ld < inter || !gate_up || !out || !d.t || d.sums ||
       reinterpret_cast<uintptr_t>(gate_up) % 4 != 0 || reinterpret_cast<uintptr_t>(out) % 4 != 0 ||
       d.num_modules < 1 || d.num_modules > 2 || d.splits < 1)
     return false;
-  // The t staged per row holds modules 0 and 1; each module's columns begin and end on even columns (a lane's
-  // pair never straddles two), inside gate_up.
+  // Modules 0 and 1 (t's A fragments); each module's columns begin and end on multiples of 8 (an mma tile is one
+  // module's), inside gate_up.
   for (int j = 0; j < d.num_modules; ++j)
-    if (d.m[j].col_begin % 2 != 0 || d.m[j].col_end % 2 != 0 || d.m[j].col_end > 2 * inter || !d.m[j].b ||
+    if (d.m[j].col_begin % 8 != 0 || d.m[j].col_end % 8 != 0 || d.m[j].col_end > 2 * inter || !d.m[j].b ||
         !d.m[j].ranks)
       return false;
   return true;
