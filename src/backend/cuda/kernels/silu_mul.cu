@@ -107,11 +107,11 @@ __global__ void __launch_bounds__(kSharedThreads)
   // summed over the shrink's splits and rounded to bf16; zero for rows of other slots and past the rank.
   const int r0 = 16 * warp;  // the warp's first row in the block
   uint32_t ta[2][4];
-  float v[2][8];
+  float tsum[2][8];
 #pragma unroll
   for (int j = 0; j < 2; ++j)
 #pragma unroll
-    for (int e = 0; e < 8; ++e) v[j][e] = 0.0f;
+    for (int e = 0; e < 8; ++e) tsum[j][e] = 0.0f;
   for (int z = 0; z < d.splits; ++z) {  // both modules' loads of a split in flight together
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
@@ -122,7 +122,7 @@ __global__ void __launch_bounds__(kSharedThreads)
         // a3 (g + 8, k + 8), k = 2 t4 + (e % 2).
         const int i = r0 + g + 8 * ((e / 2) % 2), k = 2 * t4 + (e % 2) + 8 * (e / 4);
         if (rank <= kSharedRank && k < rank && i < count && slot_of[i] == s0)
-          v[j][e] += __ldcg(d.t + static_cast<int64_t>(first + i) * d.row_stride + z * d.split_stride +
+          tsum[j][e] += __ldcg(d.t + static_cast<int64_t>(first + i) * d.row_stride + z * d.split_stride +
                             j * d.module_stride + k);
       }
     }
@@ -130,7 +130,7 @@ __global__ void __launch_bounds__(kSharedThreads)
 #pragma unroll
   for (int j = 0; j < 2; ++j)
 #pragma unroll
-    for (int q = 0; q < 4; ++q) ta[j][q] = pack_bf16(v[j][2 * q], v[j][2 * q + 1]);
+    for (int q = 0; q < 4; ++q) ta[j][q] = pack_bf16(tsum[j][2 * q], tsum[j][2 * q + 1]);
   if (r0 >= count) return;
 #pragma unroll
   for (int n = 0; n < kSharedTiles; ++n) {
