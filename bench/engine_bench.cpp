@@ -516,7 +516,8 @@ void add_cuda_backend_options(CLI::App& cmd, CudaBackendOptions& o) {
                  "cuda: cuBLASLt plan choice (cold: timed on cold L2, warm: timed on warm L2, off: heuristic, search: "
                  "more candidates and their K-split variants timed cold)")
       ->transform(CLI::CheckedTransformer(
-          std::map<std::string, Tune>{{"cold", Tune::kCold}, {"warm", Tune::kWarm}, {"off", Tune::kOff}, {"search", Tune::kSearch}}));
+          std::map<std::string, Tune>{
+              {"cold", Tune::kCold}, {"warm", Tune::kWarm}, {"off", Tune::kOff}, {"search", Tune::kSearch}}));
   cmd.add_option("--lora-overlap", o.lora_overlap, "cuda: LoRA shrink on a graph branch beside its projection (on, off)")
       ->transform(CLI::CheckedTransformer(on_off));
   cmd.add_option("--lora-shared", o.lora_shared,
@@ -571,7 +572,8 @@ int main(int argc, char** argv) {
   app.add_flag("--profile-steps", args.profile_steps,
                "replay each decode step once more inside a profiler range, for `ncu --profile-from-start off "
                "--graph-profiling node` (each kernel of one step per batch size and adapter mix)");
-  app.add_flag("--gemm-plans", args.gemm_plans, "print the cuBLASLt plans (shape, configuration, tuning time) at the end");
+  app.add_flag("--gemm-plans", args.gemm_plans,
+               "print the cuBLASLt plans (shape, configuration, tuning time) at the end");
   app.add_option("--lora-rank", args.lora_rank, "rank of the dummy adapters (default 16; 0: no adapter runs)")
       ->check(CLI::Range(0, static_cast<int>(ls::kLoraMaxRank)));
   ls::add_cuda_backend_options(app, args.backend.cuda);

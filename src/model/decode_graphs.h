@@ -45,8 +45,8 @@ class DecodeGraphs {
   PackLayout layout_for(int64_t num_seqs) const;
 
   // Records the graphs of the given buckets (all when empty) that are not recorded yet: base-only, or with the
-  // LoRA ops of `lora`'s tables (with `shared`: the graphs for steps whose sequences share one adapter). Every bucket first runs once eagerly, so backend scratch and GEMM plans exist
-  // before anything is recorded.
+  // LoRA ops of `lora`'s tables (with `shared`: the graphs for steps whose sequences share one adapter). Every
+  // bucket first runs once eagerly, so backend scratch and GEMM plans exist before anything is recorded.
   Status capture(const std::vector<int32_t>& buckets = {}, const LoraTable* lora = nullptr, bool shared = false);
 
   // One decode step, packed with layout_for(), through its bucket's graph (recorded on first use): uploads

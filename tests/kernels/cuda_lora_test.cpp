@@ -501,7 +501,8 @@ TEST_F(CudaLora, LinearLoraRopeKvWriteMatchesCpu) {
     const auto* fg = static_cast<const float*>(inv_g.data());
     for (const std::string path : {"sums beside", "expand", "shared uniform", "shared mixed"}) {
       set_cuda_options([&](CudaBackendOptions& o) {
-        o.lora_sums_beside = path == "sums beside" ? CudaBackendOptions::LoraInto::kAll : CudaBackendOptions::LoraInto::kOff;
+        using Into = CudaBackendOptions::LoraInto;
+        o.lora_sums_beside = path == "sums beside" ? Into::kAll : Into::kOff;
         o.lora_shared = path.rfind("shared", 0) == 0;
       });
       // (Not a graph's padded layout: the CPU twin refuses its padding rows' KV slot -1.)

@@ -115,7 +115,8 @@ CudaGemm::Plan& CudaGemm::plan_for(const GemmArgs& g, bool capturing) {
   }
   if (g.sm_target > 0) {
     const int32_t sms = g.sm_target;
-    LS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET, &sms, sizeof(sms)));
+    LS_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET, &sms, sizeof(sms)));
   }
   const cudaDataType_t out_type = g.out_f32 ? CUDA_R_32F : CUDA_R_16BF;
   LS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->a, CUDA_R_16BF, g.k, g.n, g.ldw));

@@ -19,6 +19,11 @@ struct DeltaRow {
   float t[kLoraMaxModules][kLoraMaxRank];
 };
 
+// Module j's rank at a valid slot, as the kernels that add deltas use it: clamped to [0, module_stride] (t's room).
+__device__ __forceinline__ int delta_rank(const LoraDelta& d, int j, int slot) {
+  return min(max(d.m[j].ranks[slot], 0), static_cast<int>(d.module_stride));
+}
+
 // The whole block: row r's slot and its modules' ranks and B into s (the segments and slot tables do not depend
 // on the previous kernel, so this may run before the programmatic wait). Ends with a barrier.
 __device__ __forceinline__ void delta_row(const LoraDelta& d, int64_t r, DeltaRow& s) {
@@ -33,8 +38,7 @@ __device__ __forceinline__ void delta_row(const LoraDelta& d, int64_t r, DeltaRo
   __syncthreads();
   if (threadIdx.x < kLoraMaxModules) {
     const int j = threadIdx.x;
-    const int rank = s.slot >= 0 && j < d.num_modules
-                         ? min(max(d.m[j].ranks[s.slot], 0), static_cast<int>(d.module_stride)) : 0;
+    const int rank = s.slot >= 0 && j < d.num_modules ? delta_rank(d, j, s.slot) : 0;
     s.rank[j] = rank;
     s.b[j] = rank > 0 ? static_cast<const bf16*>(d.m[j].b[s.slot]) : nullptr;
   }
@@ -192,7 +196,7 @@ __device__ __forceinline__ void delta_stage_rows_t(const LoraDelta& d, int first
 // B[c - col_begin][k], t and B read from memory (kernels that hold one slot's B for all rows, for rows of other
 // slots).
 __device__ __forceinline__ float delta_in_memory(const LoraDelta& d, int j, int slot, int64_t r, int64_t c) {
-  const int rank = min(max(d.m[j].ranks[slot], 0), static_cast<int>(d.module_stride));
+  const int rank = delta_rank(d, j, slot);
   const bf16* b = static_cast<const bf16*>(d.m[j].b[slot]) + (c - d.m[j].col_begin) * rank;
   const float* t = d.t + r * d.row_stride + j * d.module_stride;
   float acc = 0.0f;

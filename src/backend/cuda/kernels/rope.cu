@@ -135,9 +135,9 @@ constexpr int kSharedRank = 16;        // ranks held in shared memory
 constexpr int kSharedMaxHeadDim = 128;
 
 // The shared-adapter kernel (launch_rope_shared): block (head, 32 rows); a thread takes 8 rotated pairs of one
-// row. The block's slot (its first row's) has its B rows of the head's columns (k and v for a KV head) in shared memory,
-// read once for the block's rows, and each row's t beside them; rows of another slot, or ranks above kSharedRank,
-// take their deltas from memory.
+// row. The block's slot (its first row's) has its B rows of the head's columns (k and v for a KV head) in shared
+// memory, read once for the block's rows, and each row's t beside them; rows of another slot, or ranks above
+// kSharedRank, take their deltas from memory.
 __global__ void __launch_bounds__(kSharedRows * kSharedMaxHeadDim / 16)
     rope_shared_kernel(const __grid_constant__ RopeArgs a) {
   __shared__ int slot_of[kSharedRows];
@@ -163,7 +163,7 @@ __global__ void __launch_bounds__(kSharedRows * kSharedMaxHeadDim / 16)
   int rank0[2];
 #pragma unroll
   for (int e = 0; e < 2; ++e) {
-    rank0[e] = mod[e] >= 0 && s0 >= 0 ? min(max(d.m[mod[e]].ranks[s0], 0), static_cast<int>(d.module_stride)) : 0;
+    rank0[e] = mod[e] >= 0 && s0 >= 0 ? delta_rank(d, mod[e], s0) : 0;
     if (rank0[e] == 0 || rank0[e] > kSharedRank) continue;
     const bf16* b = static_cast<const bf16*>(d.m[mod[e]].b[s0]) + (col[e] - d.m[mod[e]].col_begin) * rank0[e];
     // Transposed, [rank][column]: a thread's 8 columns at rank k are one 16-byte word, and the words of a warp's
@@ -287,15 +287,11 @@ cudaError_t launch_rope(const RopeArgs& a, Stream stream) {
   return launch(rope_kernel, grid, dim3(kThreads), 0, stream, a);
 }
 
-}  // namespace ls::cuda
-
-namespace ls::cuda {
-
 bool rope_shared_supported(const RopeArgs& a) {
   const LoraDelta& d = a.delta;
-  if (!a.kv_slots || d.sums || !d.t || d.num_modules < 1 || d.splits < 1 || !rope_vec(a) || a.head_dim > kSharedMaxHeadDim ||
-      a.head_dim % 16 != 0 || a.head_dim < 64 || a.q_col < 0 || a.k_col < 0 || a.v_col < 0 ||
-      a.v_ld % 8 != 0)
+  if (!a.kv_slots || d.sums || !d.t || d.num_modules < 1 || d.splits < 1 || !rope_vec(a) ||
+      a.head_dim > kSharedMaxHeadDim || a.head_dim % 16 != 0 || a.head_dim < 64 || a.q_col < 0 || a.k_col < 0 ||
+      a.v_col < 0 || a.v_ld % 8 != 0)
     return false;
   // Every module's columns are whole heads of one of q, k and v (a head's B rows are one module's).
   for (int j = 0; j < d.num_modules; ++j) {

@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(kSharedThreads)
   int rank_of[2] = {0, 0};  // module j's rank at s0 (0: none, or above kSharedRank: from memory)
 #pragma unroll
   for (int j = 0; j < 2; ++j)
-    if (j < d.num_modules && s0 >= 0) rank_of[j] = min(max(d.m[j].ranks[s0], 0), static_cast<int>(d.module_stride));
+    if (j < d.num_modules && s0 >= 0) rank_of[j] = delta_rank(d, j, s0);
   // Each tile's module in the gate and up halves (-1: none; module edges fall on tiles), and whether its rank at
   // s0 is at most kSharedRank (the mma's; else t and B from memory).
   auto module_of = [&](int h, int n) {

@@ -316,7 +316,7 @@ __device__ void lora_rows(const SkinnyArgs& p, LoraSmem<R>& s) {
     int most = 0;
 #pragma unroll
     for (int j = 0; j < kSkinnyLoraModules; ++j) {
-      rank[j] = j < l.num_modules ? min(max(l.m[j].ranks[slot], 0), static_cast<int>(l.module_stride)) : 0;
+      rank[j] = j < l.num_modules ? delta_rank(l, j, slot) : 0;
       b[j] = rank[j] > 0 ? static_cast<const bf16*>(l.m[j].b[slot]) : nullptr;
       most = max(most, rank[j]);
     }
