@@ -161,7 +161,7 @@ __device__ __forceinline__ void delta_row_slots(const LoraDelta& d, int first, i
 // (slot_of) is s0, summed over the shrink's splits and rounded to bf16, into t_s[row - first][h][k]; zeros
 // elsewhere. blockDim.x is a multiple of 2 kRank, so a thread keeps one (h, k) and takes rows tid / (2 kRank) +
 // p blockDim.x / (2 kRank), p < kPer (kPer blockDim.x / (2 kRank) >= kRows); its loads of one split are all in
-// flight together. Ends with a barrier.
+// flight together (a load under a branch waits for its value before the next is issued). Ends with a barrier.
 template <int kRows, int kRank, int kPer>
 __device__ __forceinline__ void delta_stage_rows_t(const LoraDelta& d, int first, int count, int s0,
                                                    const int* slot_of, const int (&mod)[2], const int (&rank)[2],
@@ -170,19 +170,28 @@ __device__ __forceinline__ void delta_stage_rows_t(const LoraDelta& d, int first
   const int step = blockDim.x / (2 * kRank);
   const int m = h == 0 ? mod[0] : mod[1], r = h == 0 ? rank[0] : rank[1];
   const bool module_live = s0 >= 0 && m >= 0 && k < r;
-  const float* t = d.t + (module_live ? m * d.module_stride + k : 0);
-  bool live[kPer];
+  int64_t at[kPer];  // each row's t offset; 0 (a valid address, summed as zero) where it takes none
   float acc[kPer];
 #pragma unroll
   for (int p = 0; p < kPer; ++p) {
     const int i = row0 + p * step;
-    live[p] = module_live && i < count && slot_of[i] == s0;
+    const bool live = module_live && i < count && slot_of[i] == s0;
+    at[p] = live ? (first + i) * d.row_stride + m * d.module_stride + k : -1;
     acc[p] = 0.0f;
   }
-  for (int z = 0; z < d.splits; ++z) {
+  // Two splits a pass (the second's loads repeat the first's past the last), all loads unconditional.
+  for (int z = 0; z < d.splits; z += 2) {
+    const bool two = z + 1 < d.splits;
+    float v[2][kPer];
 #pragma unroll
-    for (int p = 0; p < kPer; ++p)
-      if (live[p]) acc[p] += __ldcg(t + (first + row0 + p * step) * d.row_stride + z * d.split_stride);
+    for (int q = 0; q < 2; ++q)
+#pragma unroll
+      for (int p = 0; p < kPer; ++p)
+        v[q][p] = __ldcg(d.t + max(at[p], int64_t{0}) + (two ? z + q : z) * d.split_stride);
+#pragma unroll
+    for (int q = 0; q < 2; ++q)
+#pragma unroll
+      for (int p = 0; p < kPer; ++p) acc[p] += at[p] >= 0 && (q == 0 || two) ? v[q][p] : 0.0f;
   }
 #pragma unroll
   for (int p = 0; p < kPer; ++p) {
@@ -194,8 +203,9 @@ __device__ __forceinline__ void delta_stage_rows_t(const LoraDelta& d, int first
 
 // Column c's delta for row r of module j with slot `slot`: sum over k < rank of bf16(t summed over the splits)
 // B[c - col_begin][k], t and B read from memory (kernels that hold one slot's B for all rows, for rows of other
-// slots).
-__device__ __forceinline__ float delta_in_memory(const LoraDelta& d, int j, int slot, int64_t r, int64_t c) {
+// slots). Not inlined: it is the rare path, and inlined at each of its callers' unrolled sites it made those kernels'
+// code several times the instruction cache.
+__device__ __noinline__ inline float delta_in_memory(const LoraDelta& d, int j, int slot, int64_t r, int64_t c) {
   const int rank = delta_rank(d, j, slot);
   const bf16* b = static_cast<const bf16*>(d.m[j].b[slot]) + (c - d.m[j].col_begin) * rank;
   const float* t = d.t + r * d.row_stride + j * d.module_stride;

@@ -57,6 +57,35 @@ __global__ void __launch_bounds__(kThreads) rope_kernel(RopeArgs a) {
   }
 }
 
+// x's pairs (i + j, i + half + j), j < 8, rotated by (c, s) and stored back; the rotated words (p1, p2) are what
+// the key cache takes.
+__device__ __forceinline__ void rotate_store8(bf16* x, int i, int half, const float (&x1)[8], const float (&x2)[8],
+                                              const float (&c)[8], const float (&s)[8], uint4& p1, uint4& p2) {
+  float r1[8], r2[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    r1[j] = x1[j] * c[j] - x2[j] * s[j];
+    r2[j] = x2[j] * c[j] + x1[j] * s[j];
+  }
+  p1 = pack8(r1);
+  p2 = pack8(r2);
+  *reinterpret_cast<uint4*>(x + i) = p1;
+  *reinterpret_cast<uint4*>(x + i + half) = p2;
+}
+
+// KV head kh's columns [i, i + 8) and [i + half, i + half + 8) of the rotated key (k1, k2) and of the value (v1,
+// v2) into cache slot `slot`.
+__device__ __forceinline__ void cache_store8(const RopeArgs& a, int64_t slot, int kh, int i, int half, uint4 k1,
+                                             uint4 k2, uint4 v1, uint4 v2) {
+  const int64_t off = slot * a.kv_heads * a.head_dim + static_cast<int64_t>(kh) * a.head_dim;
+  bf16* kc = static_cast<bf16*>(a.k_cache) + off;
+  bf16* vc = static_cast<bf16*>(a.v_cache) + off;
+  *reinterpret_cast<uint4*>(kc + i) = k1;
+  *reinterpret_cast<uint4*>(kc + i + half) = k2;
+  *reinterpret_cast<uint4*>(vc + i) = v1;
+  *reinterpret_cast<uint4*>(vc + i + half) = v2;
+}
+
 template <bool kDelta>
 __global__ void __launch_bounds__(1024) rope_vec_kernel(const __grid_constant__ RopeArgs a) {
   __shared__ __align__(16) float cos_s[kMaxHalf], sin_s[kMaxHalf];
@@ -80,7 +109,7 @@ __global__ void __launch_bounds__(1024) rope_vec_kernel(const __grid_constant__ 
     const int kh = h - q_heads;
     bf16* x = is_q ? static_cast<bf16*>(a.q) + t * a.q_ld + static_cast<int64_t>(h) * a.head_dim
                    : static_cast<bf16*>(a.k) + t * a.k_ld + static_cast<int64_t>(kh) * a.head_dim;
-    float x1[8], x2[8], c[8], s[8], r1[8], r2[8];
+    float x1[8], x2[8], c[8], s[8];
     load8(x + i, x1);
     load8(x + i + half, x2);
     if constexpr (kDelta) {
@@ -93,14 +122,8 @@ __global__ void __launch_bounds__(1024) rope_vec_kernel(const __grid_constant__ 
     *reinterpret_cast<float4*>(c + 4) = *reinterpret_cast<const float4*>(&cos_s[i + 4]);
     *reinterpret_cast<float4*>(s) = *reinterpret_cast<const float4*>(&sin_s[i]);
     *reinterpret_cast<float4*>(s + 4) = *reinterpret_cast<const float4*>(&sin_s[i + 4]);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      r1[j] = x1[j] * c[j] - x2[j] * s[j];
-      r2[j] = x2[j] * c[j] + x1[j] * s[j];
-    }
-    const uint4 p1 = pack8(r1), p2 = pack8(r2);
-    *reinterpret_cast<uint4*>(x + i) = p1;
-    *reinterpret_cast<uint4*>(x + i + half) = p2;
+    uint4 p1, p2;
+    rotate_store8(x, i, half, x1, x2, c, s, p1, p2);
     if (!is_q && (write || adapted)) {
       bf16* v = static_cast<bf16*>(a.v) + t * a.v_ld + static_cast<int64_t>(kh) * a.head_dim;
       uint4 v1 = *reinterpret_cast<const uint4*>(v + i), v2 = *reinterpret_cast<const uint4*>(v + i + half);
@@ -118,23 +141,16 @@ __global__ void __launch_bounds__(1024) rope_vec_kernel(const __grid_constant__ 
           *reinterpret_cast<uint4*>(v + i + half) = v2;
         }
       }
-      if (!write) continue;
-      const int64_t off = slot * a.kv_heads * a.head_dim + static_cast<int64_t>(kh) * a.head_dim;
-      bf16* kc = static_cast<bf16*>(a.k_cache) + off;
-      bf16* vc = static_cast<bf16*>(a.v_cache) + off;
-      *reinterpret_cast<uint4*>(kc + i) = p1;
-      *reinterpret_cast<uint4*>(kc + i + half) = p2;
-      *reinterpret_cast<uint4*>(vc + i) = v1;
-      *reinterpret_cast<uint4*>(vc + i + half) = v2;
+      if (write) cache_store8(a, slot, kh, i, half, p1, p2, v1, v2);
     }
   }
 }
 
-constexpr int kSharedRows = 32;        // rows per block of the shared-adapter kernel
+constexpr int kSharedRows = 16;        // rows per block of the shared-adapter kernel
 constexpr int kSharedRank = 16;        // ranks held in shared memory
 constexpr int kSharedMaxHeadDim = 128;
 
-// The shared-adapter kernel (launch_rope_shared): block (head, 32 rows); a thread takes 8 rotated pairs of one
+// The shared-adapter kernel (launch_rope_shared): block (head, 16 rows); a thread takes 8 rotated pairs of one
 // row. The block's slot (its first row's) has its B rows of the head's columns (k and v for a KV head) in shared
 // memory, read once for the block's rows, and each row's t beside them; rows of another slot, or ranks above
 // kSharedRank, take their deltas from memory.
@@ -160,28 +176,41 @@ __global__ void __launch_bounds__(kSharedRows * kSharedMaxHeadDim / 16)
   // Before the wait: the rows' slots, and the block's slot's B rows (not the previous kernel's).
   delta_row_slots(d, first, count, slot_of);
   const int s0 = slot_of[0];  // the block's first row's: in a batch sharing one adapter, every row's but padding
-  int rank0[2];
+  int rank0[2], held[2];  // s0's ranks; those at most kSharedRank (0 otherwise)
+  const bf16* b[2];
 #pragma unroll
   for (int e = 0; e < 2; ++e) {
     rank0[e] = mod[e] >= 0 && s0 >= 0 ? delta_rank(d, mod[e], s0) : 0;
-    if (rank0[e] == 0 || rank0[e] > kSharedRank) continue;
-    const bf16* b = static_cast<const bf16*>(d.m[mod[e]].b[s0]) + (col[e] - d.m[mod[e]].col_begin) * rank0[e];
-    // Transposed, [rank][column]: a thread's 8 columns at rank k are one 16-byte word, and the words of a warp's
-    // threads (consecutive column groups) fall in different banks.
-    for (int i = threadIdx.x; i < hd * kSharedRank; i += blockDim.x) {
-      const int c = i / kSharedRank, k = i % kSharedRank;
-      b_s[e][k * hd + c] = k < rank0[e] ? b[c * rank0[e] + k] : __float2bfloat16_rn(0.0f);
-    }
+    held[e] = rank0[e] <= kSharedRank ? rank0[e] : 0;
+    b[e] = held[e] > 0 ? static_cast<const bf16*>(d.m[mod[e]].b[s0]) + (col[e] - d.m[mod[e]].col_begin) * held[e]
+                       : static_cast<const bf16*>(a.q);
   }
+  // Transposed, [rank][column]: a thread's 8 columns at rank k are one 16-byte word, and the words of a warp's
+  // threads (consecutive column groups) fall in different banks. Each element's load is unconditional (B's first,
+  // or q's, where its value is not taken), so that all are in flight together: a load under a branch waits for its
+  // value at the join. The block has kSharedRows head_dim / 16 threads, so each takes kPer elements of a module.
+  constexpr int kPer = kSharedRank * 16 / kSharedRows;
+  bf16 staged[2][kPer];
+#pragma unroll
+  for (int e = 0; e < 2; ++e)
+#pragma unroll
+    for (int p = 0; p < kPer; ++p) {
+      const int i = threadIdx.x + p * blockDim.x, c = i / kSharedRank, k = i % kSharedRank;
+      staged[e][p] = b[e][k < held[e] ? c * held[e] + k : 0];
+    }
+#pragma unroll
+  for (int e = 0; e < 2; ++e)
+#pragma unroll
+    for (int p = 0; p < kPer; ++p) {
+      const int i = threadIdx.x + p * blockDim.x, c = i / kSharedRank, k = i % kSharedRank;
+      b_s[e][k * hd + c] = k < held[e] ? staged[e][p] : __float2bfloat16_rn(0.0f);
+    }
   pdl_wait();
   pdl_launch_dependents();
   {
-    int ranks[2];
-#pragma unroll
-    for (int e = 0; e < 2; ++e) ranks[e] = rank0[e] <= kSharedRank ? rank0[e] : 0;
-    // 128 threads at head_dim 64.
-    delta_stage_rows_t<kSharedRows, kSharedRank, kSharedRows * 2 * kSharedRank / 128>(d, first, count, s0, slot_of,
-                                                                                        mod, ranks, t_s);
+    constexpr int kFewestThreads = kSharedRows * 64 / 16;  // at head_dim 64
+    delta_stage_rows_t<kSharedRows, kSharedRank, kSharedRows * 2 * kSharedRank / kFewestThreads>(
+        d, first, count, s0, slot_of, mod, held, t_s);
   }
   const int row = threadIdx.x / per_row, i = (threadIdx.x % per_row) * 8;
   if (row >= count) return;
@@ -214,40 +243,30 @@ __global__ void __launch_bounds__(kSharedRows * kSharedMaxHeadDim / 16)
   for (int j = 0; j < 8; ++j) sincosf(pos * a.inv_freq[i + j], &s8[j], &c8[j]);
   bf16* x = is_q ? static_cast<bf16*>(a.q) + t * a.q_ld + static_cast<int64_t>(h) * hd
                  : static_cast<bf16*>(a.k) + t * a.k_ld + static_cast<int64_t>(kh) * hd;
-  float x1[8], x2[8], r1[8], r2[8];
+  float x1[8], x2[8];
   load8(x + i, x1);
   load8(x + i + half, x2);
   add_delta(0, i, x1);
   add_delta(0, i + half, x2);
-#pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    r1[j] = x1[j] * c8[j] - x2[j] * s8[j];
-    r2[j] = x2[j] * c8[j] + x1[j] * s8[j];
-  }
-  const uint4 p1 = pack8(r1), p2 = pack8(r2);
-  *reinterpret_cast<uint4*>(x + i) = p1;
-  *reinterpret_cast<uint4*>(x + i + half) = p2;
+  uint4 p1, p2;
+  rotate_store8(x, i, half, x1, x2, c8, s8, p1, p2);
   if (is_q) return;
   const int64_t kv_slot = a.kv_slots[t];
   const bool write = kv_slot >= 0 && kv_slot < a.cache_slots;
   bf16* v = static_cast<bf16*>(a.v) + t * a.v_ld + static_cast<int64_t>(kh) * hd;
-  float v1[8], v2[8];
-  load8(v + i, v1);
-  load8(v + i + half, v2);
+  uint4 v1 = *reinterpret_cast<const uint4*>(v + i), v2 = *reinterpret_cast<const uint4*>(v + i + half);
   if (slot >= 0 && mod[1] >= 0) {  // the v row as an expand into it would leave it
-    add_delta(1, i, v1);
-    add_delta(1, i + half, v2);
-    store8(v + i, v1);
-    store8(v + i + half, v2);
+    float f1[8], f2[8];
+    unpack8(v1, f1);
+    unpack8(v2, f2);
+    add_delta(1, i, f1);
+    add_delta(1, i + half, f2);
+    v1 = pack8(f1);
+    v2 = pack8(f2);
+    *reinterpret_cast<uint4*>(v + i) = v1;
+    *reinterpret_cast<uint4*>(v + i + half) = v2;
   }
-  if (!write) return;
-  const int64_t off = kv_slot * a.kv_heads * hd + static_cast<int64_t>(kh) * hd;
-  bf16* kc = static_cast<bf16*>(a.k_cache) + off;
-  bf16* vc = static_cast<bf16*>(a.v_cache) + off;
-  *reinterpret_cast<uint4*>(kc + i) = p1;
-  *reinterpret_cast<uint4*>(kc + i + half) = p2;
-  store8(vc + i, v1);
-  store8(vc + i + half, v2);
+  if (write) cache_store8(a, kv_slot, kh, i, half, p1, p2, v1, v2);
 }
 
 }  // namespace
@@ -290,7 +309,7 @@ cudaError_t launch_rope(const RopeArgs& a, Stream stream) {
 bool rope_shared_supported(const RopeArgs& a) {
   const LoraDelta& d = a.delta;
   if (!a.kv_slots || d.sums || !d.t || d.num_modules < 1 || d.splits < 1 || !rope_vec(a) ||
-      a.head_dim > kSharedMaxHeadDim || a.head_dim % 16 != 0 || a.head_dim < 64 || a.q_col < 0 || a.k_col < 0 ||
+      a.head_dim > kSharedMaxHeadDim || a.head_dim % 32 != 0 || a.head_dim < 64 || a.q_col < 0 || a.k_col < 0 ||
       a.v_col < 0 || a.v_ld % 8 != 0)
     return false;
   // Every module's columns are whole heads of one of q, k and v (a head's B rows are one module's).

@@ -4,7 +4,7 @@
 // Optionally a LoRA's gate/up deltas are added to gate_up as it is read (from the sums an expand beside the
 // projection wrote; lora_delta.cuh), gate_up itself left as the projection wrote it.
 // For a batch sharing one adapter (launch_silu_mul_shared) the deltas come from t and B on the tensor cores: a
-// block takes 64 columns of 32 rows, holds the shared slot's B fragments of its columns in registers (read once per
+// block takes 32 columns of 32 rows, holds the shared slot's B fragments of its columns in registers (read once per
 // 32 rows, not once a row) and computes t B^T by mma; rows of another slot, or ranks above 16, take B and t from
 // memory.
 #include <type_traits>
@@ -50,19 +50,11 @@ __global__ void silu_mul_kernel(const bf16* __restrict__ gate_up, int64_t gu_ld,
 constexpr int kSharedWarps = 2;                       // a warp takes 16 rows (one mma M) of the block's
 constexpr int kSharedThreads = 32 * kSharedWarps;     // columns
 constexpr int kSharedRows = 16 * kSharedWarps;
-constexpr int kSharedTiles = 8;                       // column tiles of 8 (one mma N) per block
+constexpr int kSharedTiles = 4;                       // column tiles of 8 (one mma N) per block
 constexpr int kSharedCols = 8 * kSharedTiles;
 constexpr int kSharedRank = 16;                       // one mma K: ranks up to 16 on the tensor cores
 
-// Two bf16 of B row `row` (its ranks k and k + 1; zero past the rank) as one fragment register.
-__device__ __forceinline__ uint32_t b_pair(const bf16* b, int rank, int64_t row, int k) {
-  const bf16* p = b + row * rank + k;
-  if (rank % 2 == 0) return k < rank ? *reinterpret_cast<const uint32_t*>(p) : 0u;  // 4-byte aligned pairs
-  const float lo = k < rank ? __bfloat162float(p[0]) : 0.0f, hi = k + 1 < rank ? __bfloat162float(p[1]) : 0.0f;
-  return pack_bf16(lo, hi);
-}
-
-// out = silu(gate + delta) * (up + delta) for 64 columns of 32 rows. The deltas of rows with the block's slot s0
+// out = silu(gate + delta) * (up + delta) for 32 columns of 32 rows. The deltas of rows with the block's slot s0
 // (its first row's) are mma products: t [16 rows x 16 ranks] of a module times B^T [16 ranks x 8 columns], lane
 // (g, t4) = (lane / 4, lane % 4) holding rows g and g + 8, columns 2 t4 and 2 t4 + 1 of each tile, where it reads
 // gate/up and writes out. Rows of another slot, or ranks above 16, take t and B from memory (delta_in_memory).
@@ -86,58 +78,128 @@ __global__ void __launch_bounds__(kSharedThreads)
     return c0 + 8 * n < inter ? delta_module(d, c0 + 8 * n + h * inter) : -1;
   };
   auto held = [&](int j) { return (j == 0 ? rank_of[0] : rank_of[1]) <= kSharedRank; };
-  uint32_t bf[2][kSharedTiles][2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-#pragma unroll
-    for (int n = 0; n < kSharedTiles; ++n) {
-      const int64_t col = c0 + 8 * n + h * inter;
-      const int j = module_of(h, n), rank = j == 0 ? rank_of[0] : rank_of[1];
-      bf[h][n][0] = bf[h][n][1] = 0u;
-      if (j < 0 || rank == 0 || rank > kSharedRank) continue;
-      const bf16* b = static_cast<const bf16*>(d.m[j].b[s0]);
-      const int64_t row = col - d.m[j].col_begin + g;  // the tile's column g: the B fragment's n
-      bf[h][n][0] = b_pair(b, rank, row, 2 * t4);
-      bf[h][n][1] = b_pair(b, rank, row, 2 * t4 + 8);
-    }
-  }
-  pdl_wait();
-  pdl_launch_dependents();
-  // t of the warp's rows as mma A fragments, one per module: rows g and g + 8, ranks 2 t4 (+1) and 2 t4 + 8 (+1),
-  // summed over the shrink's splits and rounded to bf16; zero for rows of other slots and past the rank.
-  const int r0 = 16 * warp;  // the warp's first row in the block
-  uint32_t ta[2][4];
-  float tsum[2][8];
+  // The B fragments of each tile: B row (the tile's column g) at ranks 2 t4 (+1) and 2 t4 + 8 (+1), zero past the
+  // rank. Every load is unconditional (from the row's first element, or gate_up's first, where its value is not
+  // taken), so that all are in flight together: a load under a branch waits for its value at the branch's end.
+  const bf16* b_of[2] = {nullptr, nullptr};
 #pragma unroll
   for (int j = 0; j < 2; ++j)
+    if (rank_of[j] > 0 && rank_of[j] <= kSharedRank) b_of[j] = static_cast<const bf16*>(d.m[j].b[s0]);
+  uint32_t bf[2][kSharedTiles][2];
+  {
+    const bf16* row[2][kSharedTiles];
+    int rank_at[2][kSharedTiles];
 #pragma unroll
-    for (int e = 0; e < 8; ++e) tsum[j][e] = 0.0f;
-  for (int z = 0; z < d.splits; ++z) {  // both modules' loads of a split in flight together
+    for (int h = 0; h < 2; ++h) {
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      const int rank = j == 0 ? rank_of[0] : rank_of[1];
+      for (int n = 0; n < kSharedTiles; ++n) {
+        const int j = module_of(h, n);
+        const bf16* b = j == 0 ? b_of[0] : j == 1 ? b_of[1] : nullptr;
+        rank_at[h][n] = b ? (j == 0 ? rank_of[0] : rank_of[1]) : 0;
+        row[h][n] = b ? b + (c0 + 8 * n + h * inter - d.m[j].col_begin + g) * rank_at[h][n] : gate_up;
+      }
+    }
+    if (rank_of[0] % 2 == 0 && rank_of[1] % 2 == 0) {  // pairs of ranks are 4-byte words
 #pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        // e: (rank half, row half, pair element) in the A fragment's order a0 (g, k), a1 (g + 8, k), a2 (g, k + 8),
-        // a3 (g + 8, k + 8), k = 2 t4 + (e % 2).
-        const int i = r0 + g + 8 * ((e / 2) % 2), k = 2 * t4 + (e % 2) + 8 * (e / 4);
-        if (rank <= kSharedRank && k < rank && i < count && slot_of[i] == s0)
-          tsum[j][e] += __ldcg(d.t + static_cast<int64_t>(first + i) * d.row_stride + z * d.split_stride +
-                            j * d.module_stride + k);
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int n = 0; n < kSharedTiles; ++n)
+#pragma unroll
+          for (int q = 0; q < 2; ++q) {
+            const int k = 2 * t4 + 8 * q;
+            const uint32_t w = *reinterpret_cast<const uint32_t*>(row[h][n] + (k < rank_at[h][n] ? k : 0));
+            bf[h][n][q] = k < rank_at[h][n] ? w : 0u;
+          }
+    } else {
+      bf16 e[2][kSharedTiles][4];
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int n = 0; n < kSharedTiles; ++n)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) {
+            const int k = 2 * t4 + q % 2 + 8 * (q / 2);
+            e[h][n][q] = row[h][n][k < rank_at[h][n] ? k : 0];
+          }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+#pragma unroll
+        for (int n = 0; n < kSharedTiles; ++n) {
+          uint32_t bits[4];
+#pragma unroll
+          for (int q = 0; q < 4; ++q)
+            bits[q] = 2 * t4 + q % 2 + 8 * (q / 2) < rank_at[h][n] ? __bfloat16_as_ushort(e[h][n][q]) : 0u;
+          bf[h][n][0] = bits[0] | bits[1] << 16;
+          bf[h][n][1] = bits[2] | bits[3] << 16;
+        }
       }
     }
   }
+  // Whether every row of the block takes its deltas from the mma: its slot is s0 or none (a row without an adapter
+  // has t zero there, so its delta is zero), and s0's ranks are at most kSharedRank.
+  const bool row_ok = threadIdx.x >= count || slot_of[threadIdx.x] < 0 || slot_of[threadIdx.x] == s0;
+  const bool fast = __syncthreads_and(row_ok) && held(0) && held(1);
+  pdl_wait();
+  pdl_launch_dependents();
+  const int r0 = 16 * warp;  // the warp's first row in the block
+  if (r0 >= count) return;
+  // t of the warp's rows as mma A fragments, one per module: rows g and g + 8, ranks 2 t4 (+1) and 2 t4 + 8 (+1),
+  // in the fragment's order a0 (g, k), a1 (g + 8, k), a2 (g, k + 8), a3 (g + 8, k + 8), summed over the shrink's
+  // splits and rounded to bf16; zero for rows of other slots and past the rank. The loads are unconditional (offset
+  // 0 and summed as zero where a value is not taken), so that a split's are all in flight together.
+  int at[2][8];  // t offsets (silu_mul_shared_supported: t's scratch is under 2^31 floats)
+  float tsum[2][8];
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const int rank = j == 0 ? rank_of[0] : rank_of[1];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int i = r0 + g + 8 * ((e / 2) % 2), k = 2 * t4 + (e % 2) + 8 * (e / 4);
+      const bool live = rank <= kSharedRank && k < rank && i < count && slot_of[i] == s0;
+      at[j][e] = live ? static_cast<int>((first + i) * d.row_stride + j * d.module_stride + k) : -1;
+      tsum[j][e] = 0.0f;
+    }
+  }
+  // The lane's gate and up pairs of rows g and g + 8 (the last row where those are past the count), every tile's,
+  // loaded with t's before any is used.
+  __nv_bfloat162 gu[kSharedTiles][2][2];
+  if (fast) {
+#pragma unroll
+    for (int n = 0; n < kSharedTiles; ++n) {
+      const int64_t col = (c0 + 8 * n < inter ? c0 + 8 * n : c0) + 2 * t4;
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        const int64_t r = first + min(r0 + g + 8 * rr, count - 1);
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          gu[n][rr][h] = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + h * inter + col);
+      }
+    }
+  }
+  for (int z = 0; z < d.splits; z += 2) {  // two splits a pass (the second's loads repeat the first's past the end)
+    const bool two = z + 1 < d.splits;
+    float v[2][2][8];
+#pragma unroll
+    for (int p = 0; p < 2; ++p)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+          v[p][j][e] = __ldcg(d.t + max(at[j][e], 0) + (two ? z + p : z) * d.split_stride);
+#pragma unroll
+    for (int p = 0; p < 2; ++p)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) tsum[j][e] += at[j][e] >= 0 && (p == 0 || two) ? v[p][j][e] : 0.0f;
+  }
+  uint32_t ta[2][4];
 #pragma unroll
   for (int j = 0; j < 2; ++j)
 #pragma unroll
     for (int q = 0; q < 4; ++q) ta[j][q] = pack_bf16(tsum[j][2 * q], tsum[j][2 * q + 1]);
-  if (r0 >= count) return;
-#pragma unroll
-  for (int n = 0; n < kSharedTiles; ++n) {
-    const int64_t col = c0 + 8 * n + 2 * t4;  // the lane's gate column pair (col, col + 1)
-    if (c0 + 8 * n >= inter) break;
-    float acc[2][4];  // per half: rows g (0, 1) and g + 8 (2, 3), columns 2 t4 and 2 t4 + 1
-    int mod[2];
+  // Tile n's products: per half, rows g (0, 1) and g + 8 (2, 3), columns 2 t4 and 2 t4 + 1.
+  auto products = [&](int n, float (&acc)[2][4], int (&mod)[2]) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
 #pragma unroll
@@ -146,6 +208,44 @@ __global__ void __launch_bounds__(kSharedThreads)
       if (mod[h] == 0) mma_bf16(acc[h], ta[0], bf[h][n][0], bf[h][n][1]);
       if (mod[h] == 1) mma_bf16(acc[h], ta[1], bf[h][n][0], bf[h][n][1]);
     }
+  };
+  auto store = [&](int64_t r, int64_t col, const float (&v)[2][2]) {
+    *reinterpret_cast<__nv_bfloat162*>(out + r * out_ld + col) =
+        __floats2bfloat162_rn(silu(v[0][0]) * v[1][0], silu(v[0][1]) * v[1][1]);
+  };
+  if (fast) {
+#pragma unroll
+    for (int n = 0; n < kSharedTiles; ++n) {
+      if (c0 + 8 * n >= inter) break;
+      float acc[2][4];
+      int mod[2];
+      products(n, acc, mod);
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        const int i = r0 + g + 8 * rr;
+        if (i >= count) continue;
+        float v[2][2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          v[h][0] = __low2float(gu[n][rr][h]);
+          v[h][1] = __high2float(gu[n][rr][h]);
+          if (mod[h] < 0) continue;
+#pragma unroll
+          for (int e = 0; e < 2; ++e) v[h][e] = __bfloat162float(__float2bfloat16_rn(v[h][e] + acc[h][2 * rr + e]));
+        }
+        store(first + i, c0 + 8 * n + 2 * t4, v);
+      }
+    }
+    return;
+  }
+  // Rows of other slots, or ranks above kSharedRank: those deltas from memory.
+#pragma unroll
+  for (int n = 0; n < kSharedTiles; ++n) {
+    const int64_t col = c0 + 8 * n + 2 * t4;  // the lane's gate column pair (col, col + 1)
+    if (c0 + 8 * n >= inter) break;
+    float acc[2][4];
+    int mod[2];
+    products(n, acc, mod);
 #pragma unroll
     for (int rr = 0; rr < 2; ++rr) {
       const int i = r0 + g + 8 * rr;
@@ -167,8 +267,7 @@ __global__ void __launch_bounds__(kSharedThreads)
 #pragma unroll
         for (int e = 0; e < 2; ++e) v[h][e] = __bfloat162float(__float2bfloat16_rn(v[h][e] + delta[e]));
       }
-      *reinterpret_cast<__nv_bfloat162*>(out + r * out_ld + col) =
-          __floats2bfloat162_rn(silu(v[0][0]) * v[1][0], silu(v[0][1]) * v[1][1]);
+      store(r, col, v);
     }
   }
 }
@@ -203,7 +302,7 @@ bool silu_mul_shared_supported(const void* gate_up, int64_t gate_up_ld, const vo
   if (rows <= 0 || rows > 65535 * kSharedRows || inter <= 0 || inter % 8 != 0 || gate_up_ld % 2 != 0 ||
       out_ld % 2 != 0 || gate_up_ld < 2 * inter || out_ld < inter || !gate_up || !out || !d.t || d.sums ||
       reinterpret_cast<uintptr_t>(gate_up) % 4 != 0 || reinterpret_cast<uintptr_t>(out) % 4 != 0 ||
-      d.num_modules < 1 || d.num_modules > 2 || d.splits < 1)
+      d.num_modules < 1 || d.num_modules > 2 || d.splits < 1 || rows * d.row_stride > INT32_MAX)
     return false;
   // Modules 0 and 1 (t's A fragments); each module's columns begin and end on multiples of 8 (an mma tile is one
   // module's), inside gate_up.
