@@ -426,12 +426,14 @@ void CudaBackend::linear_lora_rope_kv_write(const BatchMeta& batch, Tensor x, Te
     Backend::linear_lora_rope_kv_write(batch, x, weight, bias, qkv, w, ys, n, q, k, v, inv_freq, head_dim, cache);
     return;
   }
-  // Rows sharing one adapter (BatchMeta::lora_shared): the shrink beside the projection, then RoPE adds the deltas
-  // from t, each block holding its head's B rows once for its rows (no expand).
+  // Rows sharing one adapter (BatchMeta::lora_shared): the shrink (K in one split) beside the projection, then RoPE
+  // adds the deltas from t, each block holding its head's B rows once for its rows (no expand).
+  cuda::LoraArgs one = a;
+  one.one_split = true;
   if (batch.lora_shared && options_.lora_shared && options_.lora_overlap &&
-      cuda::lora_delta(a, qkv.data, qkv.ld, qkv.cols, lora_partials(a), num_sms_, r.delta) &&
+      cuda::lora_delta(one, qkv.data, qkv.ld, qkv.cols, lora_partials(one), num_sms_, r.delta) &&
       cuda::rope_shared_supported(r)) {
-    r.delta.t = linear_beside(a, x, weight, bias, qkv, false);
+    r.delta.t = linear_beside(one, x, weight, bias, qkv, false);
     LS_CUDA_CHECK(cuda::launch_rope_shared(r, launch_stream()));
     return;
   }
@@ -469,12 +471,14 @@ void CudaBackend::linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor 
   LS_CHECK(out.rows == x.rows && 2 * out.cols == weight.rows) << "linear_lora_silu_mul: output shape";
   cuda::LoraDelta l;
   // Rows sharing one adapter (BatchMeta::lora_shared), more than the skinny product's LoRA epilogue takes: the
-  // shrink beside the plain gate/up product, then SiLU-mul adds the deltas from t, each block holding its columns'
-  // B once for its rows (no expand).
+  // shrink (K in one split) beside the plain gate/up product, then SiLU-mul adds the deltas from t, each block
+  // holding its columns' B once for its rows (no expand).
+  cuda::LoraArgs one = a;
+  one.one_split = true;
   if (batch.lora_shared && options_.lora_shared && options_.lora_overlap && x.rows > cuda::kSkinnyLoraMaxRows &&
-      cuda::lora_delta(a, gate_up.data, gate_up.ld, gate_up.cols, lora_partials(a), num_sms_, l) &&
+      cuda::lora_delta(one, gate_up.data, gate_up.ld, gate_up.cols, lora_partials(one), num_sms_, l) &&
       cuda::silu_mul_shared_supported(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, l)) {
-    l.t = linear_beside(a, x, weight, bias, gate_up, false);
+    l.t = linear_beside(one, x, weight, bias, gate_up, false);
     LS_CUDA_CHECK(cuda::launch_silu_mul_shared(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, l,
                                                launch_stream()));
     return;

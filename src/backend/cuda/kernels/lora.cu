@@ -55,8 +55,8 @@ namespace lora_detail {
 
 // The grid, from host scalars only: an upper bound on the tiles; K splits so that a batch whose tokens all share
 // one adapter (the fewest tiles) still fills half the SMs, each warp's slice at least two chunks, and fewer for thin
-// tiles (lora_shrink_kernel); and for the expand, runs of 512-column chunks per block so that the grid is about one
-// wave at the most tiles.
+// tiles (lora_shrink_kernel), or one split where the args ask (one_split); and for the expand, runs of 512-column
+// chunks per block so that the grid is about one wave at the most tiles.
 Plan plan_of(const LoraArgs& p, int num_sms) {
   Plan pl;
   pl.tiles = static_cast<int>(std::min<int64_t>(p.num_tokens, p.num_segments + p.num_tokens / kTile));
@@ -64,7 +64,7 @@ Plan plan_of(const LoraArgs& p, int num_sms) {
   const int64_t fewest = fewest_tiles * p.num_modules;
   const int64_t by_k = std::max<int64_t>(p.in_dim / (kWarps * 2 * kChunk), 1);
   int64_t s = (num_sms / 2 + fewest - 1) / fewest;
-  s = std::min<int64_t>({s, by_k, kMaxSplits});
+  s = p.one_split ? 1 : std::min<int64_t>({s, by_k, kMaxSplits});
   const KSplit k = split_k(p.in_dim, std::max<int64_t>(s, 1));
   pl.splits = k.splits;
   pl.slice = k.slice;

@@ -42,6 +42,9 @@ struct LoraArgs {
   int32_t num_modules = 0;
   LoraModuleArgs m[kLoraMaxModules];
   bool bulk_expand = true;             // thin tiles (decode) take the bulk-copy expand where it applies
+  // The shrink's K in one split: t needs no sum over splits, for consumers that read each row's t many times (the
+  // shared-adapter kernels read it once per block of columns).
+  bool one_split = false;
 };
 
 // Whether launch_lora takes these operands (in_dim and x_ld multiples of 8, x 16-byte aligned, 1-3 modules).
