@@ -158,10 +158,11 @@ __device__ __forceinline__ void delta_row_slots(const LoraDelta& d, int first, i
 
 // The whole block, after the programmatic wait, for kernels that hold one slot's B for many rows: the t of modules
 // mod[h] (h < 2; -1: none) at ranks k < rank[h] (at most kRank), for the rows [first, first + count) whose slot
-// (slot_of) is s0, summed over the shrink's splits and rounded to bf16, into t_s[row - first][h][k]; zeros
-// elsewhere. blockDim.x is a multiple of 2 kRank, so a thread keeps one (h, k) and takes rows tid / (2 kRank) +
-// p blockDim.x / (2 kRank), p < kPer (kPer blockDim.x / (2 kRank) >= kRows); its loads of one split are all in
-// flight together (a load under a branch waits for its value before the next is issued). Ends with a barrier.
+// (slot_of) is s0, from a shrink of one split (LoraArgs::one_split) rounded to bf16, into t_s[row - first][h][k];
+// zeros elsewhere. blockDim.x is a multiple of 2 kRank, so a thread keeps one (h, k) and takes rows tid / (2 kRank)
+// + p blockDim.x / (2 kRank), p < kPer (kPer blockDim.x / (2 kRank) >= kRows); its loads are unconditional (offset
+// 0 and the value dropped where it is not taken), so that they are all in flight together: a load under a branch
+// is waited for where the branch ends. Ends with a barrier.
 template <int kRows, int kRank, int kPer>
 __device__ __forceinline__ void delta_stage_rows_t(const LoraDelta& d, int first, int count, int s0,
                                                    const int* slot_of, const int (&mod)[2], const int (&rank)[2],
@@ -170,33 +171,20 @@ __device__ __forceinline__ void delta_stage_rows_t(const LoraDelta& d, int first
   const int step = blockDim.x / (2 * kRank);
   const int m = h == 0 ? mod[0] : mod[1], r = h == 0 ? rank[0] : rank[1];
   const bool module_live = s0 >= 0 && m >= 0 && k < r;
-  int64_t at[kPer];  // each row's t offset; 0 (a valid address, summed as zero) where it takes none
-  float acc[kPer];
+  int64_t at[kPer];  // each row's t offset (-1: none)
+  float v[kPer];
 #pragma unroll
   for (int p = 0; p < kPer; ++p) {
     const int i = row0 + p * step;
     const bool live = module_live && i < count && slot_of[i] == s0;
     at[p] = live ? (first + i) * d.row_stride + m * d.module_stride + k : -1;
-    acc[p] = 0.0f;
   }
-  // Two splits a pass (the second's loads repeat the first's past the last), all loads unconditional.
-  for (int z = 0; z < d.splits; z += 2) {
-    const bool two = z + 1 < d.splits;
-    float v[2][kPer];
 #pragma unroll
-    for (int q = 0; q < 2; ++q)
-#pragma unroll
-      for (int p = 0; p < kPer; ++p)
-        v[q][p] = __ldcg(d.t + max(at[p], int64_t{0}) + (two ? z + q : z) * d.split_stride);
-#pragma unroll
-    for (int q = 0; q < 2; ++q)
-#pragma unroll
-      for (int p = 0; p < kPer; ++p) acc[p] += at[p] >= 0 && (q == 0 || two) ? v[q][p] : 0.0f;
-  }
+  for (int p = 0; p < kPer; ++p) v[p] = __ldcg(d.t + max(at[p], int64_t{0}));
 #pragma unroll
   for (int p = 0; p < kPer; ++p) {
     const int i = row0 + p * step;
-    if (i < count && i < kRows) t_s[i][h][k] = __bfloat162float(__float2bfloat16_rn(acc[p]));
+    if (i < count && i < kRows) t_s[i][h][k] = at[p] >= 0 ? __bfloat162float(__float2bfloat16_rn(v[p])) : 0.0f;
   }
   __syncthreads();
 }

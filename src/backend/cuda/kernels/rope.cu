@@ -308,7 +308,7 @@ cudaError_t launch_rope(const RopeArgs& a, Stream stream) {
 
 bool rope_shared_supported(const RopeArgs& a) {
   const LoraDelta& d = a.delta;
-  if (!a.kv_slots || d.sums || !d.t || d.num_modules < 1 || d.splits < 1 || !rope_vec(a) ||
+  if (!a.kv_slots || d.sums || !d.t || d.num_modules < 1 || d.splits != 1 || !rope_vec(a) ||
       a.head_dim > kSharedMaxHeadDim || a.head_dim % 32 != 0 || a.head_dim < 64 || a.q_col < 0 || a.k_col < 0 ||
       a.v_col < 0 || a.v_ld % 8 != 0)
     return false;

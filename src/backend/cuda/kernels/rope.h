@@ -39,10 +39,10 @@ struct RopeArgs {
 bool rope_delta_supported(const RopeArgs& args);
 cudaError_t launch_rope(const RopeArgs& args, Stream stream);
 
-// launch_rope with the KV write and the deltas from t and B (delta.t: the shrink's partial sums; not sums) for a
-// batch whose rows share one adapter: a block of 16 rows reads its first row's slot's B rows of a head's columns
-// once (ranks up to 16). Rows of another slot are still right, only slower; rows without one get no delta.
-// head_dim a multiple of 32 from 64 to 128, modules that cover whole heads.
+// launch_rope with the KV write and the deltas from t and B (delta.t: the shrink's sums in one split,
+// LoraArgs::one_split; not sums) for a batch whose rows share one adapter: a block of 16 rows reads its first row's
+// slot's B rows of a head's columns once (ranks up to 16). Rows of another slot are still right, only slower; rows
+// without one get no delta. head_dim a multiple of 32 from 64 to 128, modules that cover whole heads.
 bool rope_shared_supported(const RopeArgs& args);
 cudaError_t launch_rope_shared(const RopeArgs& args, Stream stream);
 

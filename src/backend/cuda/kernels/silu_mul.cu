@@ -144,11 +144,10 @@ __global__ void __launch_bounds__(kSharedThreads)
   const int r0 = 16 * warp;  // the warp's first row in the block
   if (r0 >= count) return;
   // t of the warp's rows as mma A fragments, one per module: rows g and g + 8, ranks 2 t4 (+1) and 2 t4 + 8 (+1),
-  // in the fragment's order a0 (g, k), a1 (g + 8, k), a2 (g, k + 8), a3 (g + 8, k + 8), summed over the shrink's
-  // splits and rounded to bf16; zero for rows of other slots and past the rank. The loads are unconditional (offset
-  // 0 and summed as zero where a value is not taken), so that a split's are all in flight together.
+  // in the fragment's order a0 (g, k), a1 (g + 8, k), a2 (g, k + 8), a3 (g + 8, k + 8), the shrink's one split
+  // rounded to bf16; zero for rows of other slots and past the rank. The loads are unconditional (offset 0 and the
+  // value dropped where it is not taken), so that they are all in flight together.
   int at[2][8];  // t offsets (silu_mul_shared_supported: t's scratch is under 2^31 floats)
-  float tsum[2][8];
 #pragma unroll
   for (int j = 0; j < 2; ++j) {
     const int rank = j == 0 ? rank_of[0] : rank_of[1];
@@ -157,11 +156,10 @@ __global__ void __launch_bounds__(kSharedThreads)
       const int i = r0 + g + 8 * ((e / 2) % 2), k = 2 * t4 + (e % 2) + 8 * (e / 4);
       const bool live = rank <= kSharedRank && k < rank && i < count && slot_of[i] == s0;
       at[j][e] = live ? static_cast<int>((first + i) * d.row_stride + j * d.module_stride + k) : -1;
-      tsum[j][e] = 0.0f;
     }
   }
   // The lane's gate and up pairs of rows g and g + 8 (the last row where those are past the count), every tile's,
-  // loaded with t's before any is used.
+  // and its t, all loaded before any is used.
   __nv_bfloat162 gu[kSharedTiles][2][2];
   if (fast) {
 #pragma unroll
@@ -176,30 +174,25 @@ __global__ void __launch_bounds__(kSharedThreads)
       }
     }
   }
-  for (int z = 0; z < d.splits; z += 2) {  // two splits a pass (the second's loads repeat the first's past the end)
-    const bool two = z + 1 < d.splits;
-    float v[2][2][8];
+  float tv[2][8];
 #pragma unroll
-    for (int p = 0; p < 2; ++p)
+  for (int j = 0; j < 2; ++j)
 #pragma unroll
-      for (int j = 0; j < 2; ++j)
-#pragma unroll
-        for (int e = 0; e < 8; ++e)
-          v[p][j][e] = __ldcg(d.t + max(at[j][e], 0) + (two ? z + p : z) * d.split_stride);
-#pragma unroll
-    for (int p = 0; p < 2; ++p)
-#pragma unroll
-      for (int j = 0; j < 2; ++j)
-#pragma unroll
-        for (int e = 0; e < 8; ++e) tsum[j][e] += at[j][e] >= 0 && (p == 0 || two) ? v[p][j][e] : 0.0f;
-  }
+    for (int e = 0; e < 8; ++e) tv[j][e] = __ldcg(d.t + max(at[j][e], 0));
   uint32_t ta[2][4];
 #pragma unroll
   for (int j = 0; j < 2; ++j)
 #pragma unroll
-    for (int q = 0; q < 4; ++q) ta[j][q] = pack_bf16(tsum[j][2 * q], tsum[j][2 * q + 1]);
-  // Tile n's products: per half, rows g (0, 1) and g + 8 (2, 3), columns 2 t4 and 2 t4 + 1.
-  auto products = [&](int n, float (&acc)[2][4], int (&mod)[2]) {
+    for (int q = 0; q < 4; ++q)
+      ta[j][q] = pack_bf16(at[j][2 * q] >= 0 ? tv[j][2 * q] : 0.0f, at[j][2 * q + 1] >= 0 ? tv[j][2 * q + 1] : 0.0f);
+  // Each tile: gate/up from the registers (fast) or memory, plus the products; in a block that is not fast, the
+  // deltas of rows of other slots, or of ranks above kSharedRank, from memory.
+#pragma unroll
+  for (int n = 0; n < kSharedTiles; ++n) {
+    const int64_t col = c0 + 8 * n + 2 * t4;  // the lane's gate column pair (col, col + 1)
+    if (c0 + 8 * n >= inter) break;
+    float acc[2][4];  // the products, per half: rows g (0, 1) and g + 8 (2, 3), columns 2 t4 and 2 t4 + 1
+    int mod[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
 #pragma unroll
@@ -208,66 +201,34 @@ __global__ void __launch_bounds__(kSharedThreads)
       if (mod[h] == 0) mma_bf16(acc[h], ta[0], bf[h][n][0], bf[h][n][1]);
       if (mod[h] == 1) mma_bf16(acc[h], ta[1], bf[h][n][0], bf[h][n][1]);
     }
-  };
-  auto store = [&](int64_t r, int64_t col, const float (&v)[2][2]) {
-    *reinterpret_cast<__nv_bfloat162*>(out + r * out_ld + col) =
-        __floats2bfloat162_rn(silu(v[0][0]) * v[1][0], silu(v[0][1]) * v[1][1]);
-  };
-  if (fast) {
-#pragma unroll
-    for (int n = 0; n < kSharedTiles; ++n) {
-      if (c0 + 8 * n >= inter) break;
-      float acc[2][4];
-      int mod[2];
-      products(n, acc, mod);
-#pragma unroll
-      for (int rr = 0; rr < 2; ++rr) {
-        const int i = r0 + g + 8 * rr;
-        if (i >= count) continue;
-        float v[2][2];
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          v[h][0] = __low2float(gu[n][rr][h]);
-          v[h][1] = __high2float(gu[n][rr][h]);
-          if (mod[h] < 0) continue;
-#pragma unroll
-          for (int e = 0; e < 2; ++e) v[h][e] = __bfloat162float(__float2bfloat16_rn(v[h][e] + acc[h][2 * rr + e]));
-        }
-        store(first + i, c0 + 8 * n + 2 * t4, v);
-      }
-    }
-    return;
-  }
-  // Rows of other slots, or ranks above kSharedRank: those deltas from memory.
-#pragma unroll
-  for (int n = 0; n < kSharedTiles; ++n) {
-    const int64_t col = c0 + 8 * n + 2 * t4;  // the lane's gate column pair (col, col + 1)
-    if (c0 + 8 * n >= inter) break;
-    float acc[2][4];
-    int mod[2];
-    products(n, acc, mod);
 #pragma unroll
     for (int rr = 0; rr < 2; ++rr) {
       const int i = r0 + g + 8 * rr;
       if (i >= count) continue;
       const int64_t r = first + i;
       const int slot = slot_of[i];
-      const __nv_bfloat162 g2 = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + col);
-      const __nv_bfloat162 u2 = *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + inter + col);
-      float v[2][2] = {{__low2float(g2), __high2float(g2)}, {__low2float(u2), __high2float(u2)}};
+      __nv_bfloat162 gate_up2[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        gate_up2[h] =
+            fast ? gu[n][rr][h] : *reinterpret_cast<const __nv_bfloat162*>(gate_up + r * gu_ld + h * inter + col);
+      float v[2][2];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
+        v[h][0] = __low2float(gate_up2[h]);
+        v[h][1] = __high2float(gate_up2[h]);
         const int j = mod[h];
         if (j < 0 || slot < 0) continue;
         float delta[2] = {acc[h][2 * rr], acc[h][2 * rr + 1]};
-        if (slot != s0 || !held(j)) {
+        if (!fast && (slot != s0 || !held(j))) {
 #pragma unroll
           for (int e = 0; e < 2; ++e) delta[e] = delta_in_memory(d, j, slot, r, col + h * inter + e);
         }
 #pragma unroll
         for (int e = 0; e < 2; ++e) v[h][e] = __bfloat162float(__float2bfloat16_rn(v[h][e] + delta[e]));
       }
-      store(r, col, v);
+      *reinterpret_cast<__nv_bfloat162*>(out + r * out_ld + col) =
+          __floats2bfloat162_rn(silu(v[0][0]) * v[1][0], silu(v[0][1]) * v[1][1]);
     }
   }
 }
@@ -302,7 +263,7 @@ bool silu_mul_shared_supported(const void* gate_up, int64_t gate_up_ld, const vo
   if (rows <= 0 || rows > 65535 * kSharedRows || inter <= 0 || inter % 8 != 0 || gate_up_ld % 2 != 0 ||
       out_ld % 2 != 0 || gate_up_ld < 2 * inter || out_ld < inter || !gate_up || !out || !d.t || d.sums ||
       reinterpret_cast<uintptr_t>(gate_up) % 4 != 0 || reinterpret_cast<uintptr_t>(out) % 4 != 0 ||
-      d.num_modules < 1 || d.num_modules > 2 || d.splits < 1 || rows * d.row_stride > INT32_MAX)
+      d.num_modules < 1 || d.num_modules > 2 || d.splits != 1 || rows * d.row_stride > INT32_MAX)
     return false;
   // Modules 0 and 1 (t's A fragments); each module's columns begin and end on multiples of 8 (an mma tile is one
   // module's), inside gate_up.

@@ -16,11 +16,11 @@ namespace ls::cuda {
 cudaError_t launch_silu_mul(const void* gate_up, int64_t gate_up_ld, void* out, int64_t out_ld, int64_t rows,
                             int64_t inter, const LoraDelta* delta, Stream stream);
 
-// launch_silu_mul with d's deltas from t and B (d.t: the shrink's partial sums; not sums), for a batch whose rows
-// share one adapter: a block of 32 rows reads its first row's slot's B rows of its columns once and multiplies on
-// the tensor cores (ranks up to 16). Rows of another slot are still right, only slower; rows without one get no
-// delta. inter a multiple of 8, 1-2 modules (gate, up) whose columns begin and end on multiples of 8, even strides,
-// 4-byte aligned rows.
+// launch_silu_mul with d's deltas from t and B (d.t: the shrink's sums in one split, LoraArgs::one_split; not
+// sums), for a batch whose rows share one adapter: a block of 32 rows reads its first row's slot's B rows of its
+// columns once and multiplies on the tensor cores (ranks up to 16). Rows of another slot are still right, only
+// slower; rows without one get no delta. inter a multiple of 8, 1-2 modules (gate, up) whose columns begin and end
+// on multiples of 8, even strides, 4-byte aligned rows.
 bool silu_mul_shared_supported(const void* gate_up, int64_t gate_up_ld, const void* out, int64_t out_ld, int64_t rows,
                                int64_t inter, const LoraDelta& d);
 cudaError_t launch_silu_mul_shared(const void* gate_up, int64_t gate_up_ld, void* out, int64_t out_ld, int64_t rows,
