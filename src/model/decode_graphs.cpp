@@ -83,12 +83,12 @@ PackLayout DecodeGraphs::layout_for(int64_t num_seqs) const {
   return layout;
 }
 
-Result<BatchMeta> DecodeGraphs::upload_empty(int32_t bucket, bool with_lora, bool shared) {
+Result<BatchMeta> DecodeGraphs::upload_empty(GraphKey key) {
   const ModelConfig& c = model_->config();
-  PackLayout layout = layout_for(bucket);
+  PackLayout layout = layout_for(key.bucket);
   LS_ASSIGN_OR_RETURN(empty_, pack_batch(ForwardBatch{}, kv_->block_size(), kv_->num_blocks(), c.vocab_size, 0, layout));
-  empty_.meta.has_lora = with_lora;
-  empty_.meta.lora_shared = with_lora && shared;
+  empty_.meta.has_lora = key.with_lora;
+  empty_.meta.lora_shared = key.shared;
   return model_->backend().upload_batch(empty_.meta);
 }
 
@@ -96,28 +96,29 @@ Status DecodeGraphs::capture(const std::vector<int32_t>& wanted, const LoraTable
   if (lora && lora_ && lora != lora_) return invalid_argument("decode graphs already hold another adapter table");
   const bool with_lora = lora != nullptr;
   shared = shared && with_lora;
-  std::vector<int32_t> todo;
+  std::vector<GraphKey> todo;
   for (int32_t b : wanted.empty() ? options_.buckets : wanted) {
     if (std::find(options_.buckets.begin(), options_.buckets.end(), b) == options_.buckets.end())
       return invalid_argument("no decode graph bucket of size " + std::to_string(b));
-    if (!graphs_.count({b, with_lora, shared})) todo.push_back(b);
+    const GraphKey key{b, with_lora, shared};
+    if (!graphs_.count(key)) todo.push_back(key);
   }
   Backend& backend = model_->backend();
   const AnyAdapterTable any(lora);
   const LoraTable* recorded = with_lora ? &any : nullptr;
   // Warm-up first, all of them: scratch buffers grow and GEMM plans are made before any address is recorded.
-  for (int32_t b : todo) {
-    LS_ASSIGN_OR_RETURN(const BatchMeta meta, upload_empty(b, with_lora, shared));
+  for (const GraphKey& key : todo) {
+    LS_ASSIGN_OR_RETURN(const BatchMeta meta, upload_empty(key));
     model_->run_uploaded(meta, *kv_, recorded, ws_);
   }
   backend.synchronize();
-  for (int32_t b : todo) {
+  for (const GraphKey& key : todo) {
     Entry e;
-    LS_ASSIGN_OR_RETURN(e.device_meta, upload_empty(b, with_lora, shared));
+    LS_ASSIGN_OR_RETURN(e.device_meta, upload_empty(key));
     LS_RETURN_IF_ERROR(backend.begin_capture());
     e.logits = model_->run_uploaded(e.device_meta, *kv_, recorded, ws_);
     LS_ASSIGN_OR_RETURN(e.graph, backend.end_capture());
-    graphs_.emplace(GraphKey{b, with_lora, shared}, std::move(e));
+    graphs_.emplace(key, std::move(e));
   }
   if (with_lora) lora_ = lora;
   return Status::ok();

@@ -73,9 +73,9 @@ class DecodeGraphs {
     Tensor logits;
   };
   DecodeGraphs(Transformer& model, const KvCache& kv, DecodeGraphOptions options);
-  // The all-padding step of a bucket, uploaded (capture and warm-up run it; with_lora: flagged as a step with
-  // adapters, so the forward pass enqueues the LoRA ops; shared: as one whose sequences share an adapter).
-  Result<BatchMeta> upload_empty(int32_t bucket, bool with_lora, bool shared);
+  // The all-padding step of a graph's bucket, uploaded (capture and warm-up run it), flagged as the key says: with
+  // adapters (so the forward pass enqueues the LoRA ops), and as one whose sequences share an adapter.
+  Result<BatchMeta> upload_empty(GraphKey key);
 
   Transformer* model_;
   const KvCache* kv_;

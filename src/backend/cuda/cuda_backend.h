@@ -117,6 +117,11 @@ class CudaBackend final : public Backend {
   // lora_into_norm where `into`); fills d for that kernel, and with sums points a's expand at them. Then
   // linear_beside(a, ..., d.sums != nullptr) queues the projection and sets d.t.
   bool lora_deferral(cuda::LoraArgs& a, Tensor x, Tensor weight, Tensor out, bool into, cuda::LoraDelta& d);
+  // Whether a step takes the shared-adapter kernels (BatchMeta::lora_shared, with lora_shared and lora_overlap):
+  // then `one` is a with the shrink in one K split (LoraArgs::one_split) and d the deltas from its t for the kernel
+  // reading out; the caller checks that kernel's support, then linear_beside(one, ..., false) sets d.t.
+  bool lora_shared_deferral(const BatchMeta& batch, const cuda::LoraArgs& a, Tensor out, cuda::LoraArgs& one,
+                            cuda::LoraDelta& d);
   // Scratch for the LoRA kernels' shrink partial sums over `a` (launch_lora and its two halves).
   float* lora_partials(const cuda::LoraArgs& a);
   // Float32 scratch of at least n values that stays put while a graph is being captured.

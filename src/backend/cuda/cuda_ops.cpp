@@ -394,6 +394,14 @@ bool CudaBackend::lora_deferral(cuda::LoraArgs& a, Tensor x, Tensor weight, Tens
   return sums || into;
 }
 
+bool CudaBackend::lora_shared_deferral(const BatchMeta& batch, const cuda::LoraArgs& a, Tensor out,
+                                       cuda::LoraArgs& one, cuda::LoraDelta& d) {
+  if (!batch.lora_shared || !options_.lora_shared || !options_.lora_overlap) return false;
+  one = a;
+  one.one_split = true;
+  return cuda::lora_delta(one, out.data, out.ld, out.cols, lora_partials(one), num_sms_, d);
+}
+
 void CudaBackend::linear_lora_add_rms_norm(const BatchMeta& batch, Tensor x, Tensor weight, Tensor bias, Tensor y,
                                            const LoraModuleWeights* w, const Tensor* ys, int n, Tensor residual,
                                            Tensor norm_weight, float eps, Tensor out) {
@@ -428,11 +436,8 @@ void CudaBackend::linear_lora_rope_kv_write(const BatchMeta& batch, Tensor x, Te
   }
   // Rows sharing one adapter (BatchMeta::lora_shared): the shrink (K in one split) beside the projection, then RoPE
   // adds the deltas from t, each block holding its head's B rows once for its rows (no expand).
-  cuda::LoraArgs one = a;
-  one.one_split = true;
-  if (batch.lora_shared && options_.lora_shared && options_.lora_overlap &&
-      cuda::lora_delta(one, qkv.data, qkv.ld, qkv.cols, lora_partials(one), num_sms_, r.delta) &&
-      cuda::rope_shared_supported(r)) {
+  cuda::LoraArgs one;
+  if (lora_shared_deferral(batch, a, qkv, one, r.delta) && cuda::rope_shared_supported(r)) {
     r.delta.t = linear_beside(one, x, weight, bias, qkv, false);
     LS_CUDA_CHECK(cuda::launch_rope_shared(r, launch_stream()));
     return;
@@ -473,10 +478,8 @@ void CudaBackend::linear_lora_silu_mul(const BatchMeta& batch, Tensor x, Tensor 
   // Rows sharing one adapter (BatchMeta::lora_shared), more than the skinny product's LoRA epilogue takes: the
   // shrink (K in one split) beside the plain gate/up product, then SiLU-mul adds the deltas from t, each block
   // holding its columns' B once for its rows (no expand).
-  cuda::LoraArgs one = a;
-  one.one_split = true;
-  if (batch.lora_shared && options_.lora_shared && options_.lora_overlap && x.rows > cuda::kSkinnyLoraMaxRows &&
-      cuda::lora_delta(one, gate_up.data, gate_up.ld, gate_up.cols, lora_partials(one), num_sms_, l) &&
+  cuda::LoraArgs one;
+  if (x.rows > cuda::kSkinnyLoraMaxRows && lora_shared_deferral(batch, a, gate_up, one, l) &&
       cuda::silu_mul_shared_supported(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, l)) {
     l.t = linear_beside(one, x, weight, bias, gate_up, false);
     LS_CUDA_CHECK(cuda::launch_silu_mul_shared(gate_up.data, gate_up.ld, out.data, out.ld, out.rows, out.cols, l,
