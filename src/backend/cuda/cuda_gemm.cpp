@@ -11,6 +11,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels/fill.h"
+#include "core/timing.h"
 
 namespace ls::cuda {
 namespace {
@@ -172,10 +173,10 @@ void CudaGemm::tune(Plan& plan, const GemmArgs& g, const std::vector<cublasLtMat
   cudaEvent_t start, stop;
   LS_CUDA_CHECK(cudaEventCreate(&start));
   LS_CUDA_CHECK(cudaEventCreate(&stop));
-  float best = -1.0f;
+  double best = -1.0;
   for (const cublasLtMatmulAlgo_t& algo : candidates) {
     enqueue(plan, g, algo);  // warm-up
-    std::vector<float> times;
+    std::vector<double> times;
     for (int rep = 0; rep < kTuneReps; ++rep) {
       if (flush_) LS_CUDA_CHECK(launch_read_sweep(flush_, static_cast<int64_t>(flush_bytes_), Stream{stream_, false}));
       LS_CUDA_CHECK(cudaEventRecord(start, stream_));
@@ -186,16 +187,16 @@ void CudaGemm::tune(Plan& plan, const GemmArgs& g, const std::vector<cublasLtMat
       LS_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
       times.push_back(ms);
     }
-    std::sort(times.begin(), times.end());
-    if (best < 0 || times[kTuneReps / 2] < best) {
-      best = times[kTuneReps / 2];
+    const double t = median(times);
+    if (best < 0 || t < best) {
+      best = t;
       plan.algo = algo;
     }
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   plan.tuned = true;
-  plan.us = best * 1000.0f;
+  plan.us = static_cast<float>(best * 1000.0);
   plan.candidates = static_cast<int>(candidates.size());
 }
 
